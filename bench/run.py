@@ -1,0 +1,240 @@
+"""`make bench`: CPU per call, broadcast fan-out, serial baseline, gateway relay, SQL per event.
+
+Three processes, as in production: this one sends (the Django side), `runwsgateway` plays API
+Gateway (with --management-latency-ms), `bench/clients.py` holds the browsers' sockets.
+Prints a table and writes bench/results/latest.json. Figures are from this one run.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB = Path(tempfile.mkdtemp(prefix="ws-bench-")) / "bench.sqlite3"
+os.environ["BENCH_DB"] = str(DB)
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession  # noqa: E402
+from django_aws_api_gateway_websockets.sending import management_client, send_to_sessions  # noqa: E402
+
+from bench import percall  # noqa: E402
+
+N_BROADCAST = int(os.environ.get("BENCH_N", 10_000))
+N_SERIAL = int(os.environ.get("BENCH_SERIAL_N", 1_000))
+N_RELAY_SOCKETS = 1_000
+RELAY_MESSAGES_EACH = 5
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+GATEWAY_PORT = _free_port()
+
+
+class Process:
+    def __init__(self, *args, env=None):
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().split()
+
+    def read_until(self, marker):
+        for line in self.proc.stdout:
+            if marker in line:
+                return line
+        raise RuntimeError(f"process ended before printing {marker!r}")
+
+    def stop(self, interrupt=True):
+        if interrupt and self.proc.poll() is None:
+            self.proc.send_signal(2)
+        self.proc.wait(timeout=60)
+
+
+def start_gateway(record, backend, *flags):
+    gateway = Process(
+        "-m", "django", "runwsgateway", f"127.0.0.1:{GATEWAY_PORT}", "--api", record.api_name,
+        "--target", backend, "-v0", *flags, env={"PYTHONPATH": str(ROOT)},
+    )
+    gateway.read_until("Quit with CONTROL-C")
+    time.sleep(0.3)
+    return gateway
+
+
+def open_sockets(clients, record, n):
+    ids_path = clients.ask(f"connect ws://127.0.0.1:{GATEWAY_PORT}/{record.stage_name} {n}")[1]
+    ids = Path(ids_path).read_text().split()
+    WebSocketSession.objects.all().delete()
+    WebSocketSession.objects.bulk_create(
+        [WebSocketSession(connection_id=cid, channel_name="all", api_gateway=record) for cid in ids], batch_size=1000
+    )
+    record.refresh_from_db()
+    return ids
+
+
+def timed_broadcast(clients, n, profile_to=None):
+    profiler = None
+    if profile_to:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = send_to_sessions(WebSocketSession.objects.filter(channel_name="all"), {"type": "bench", "text": "x" * 64})
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if profiler:
+        profiler.stop()
+        Path(profile_to).write_text(profiler.output_text(unicode=False, show_all=False))
+    received = int(clients.ask(f"expect {n} 30")[1])
+    assert len(result.delivered) == n and received == n, (len(result.delivered), received, result.failed)
+    return elapsed, cpu
+
+
+def profile_gateway(gateway, name):
+    """py-spy on the gateway process for the next few seconds (BENCH_PROFILE=1): where its CPU goes."""
+    out = ROOT / "bench" / "results" / name
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(gateway.proc.pid), "--duration", "3", "--format", "raw",
+         "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return spy, out
+
+
+def cpu_seconds(process):
+    """User + system CPU seconds a child process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def top_self_time(path, n=12):
+    """The functions a py-spy raw profile spent most samples in (leaf frames), as text lines."""
+    samples, total = {}, 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        samples[leaf] = samples.get(leaf, 0) + int(count)
+        total += int(count)
+    ranked = sorted(samples.items(), key=lambda item: -item[1])[:n]
+    return [f"{count / total:6.1%}  {leaf}" for leaf, count in ranked]
+
+
+def serial_loop(clients, record, ids):
+    client = management_client(record)
+    payload = json.dumps({"type": "bench", "text": "x" * 64}).encode()
+    start = time.perf_counter()
+    for cid in ids:
+        client.post_to_connection(ConnectionId=cid, Data=payload)
+    elapsed = time.perf_counter() - start
+    assert int(clients.ask(f"expect {len(ids)} 30")[1]) == len(ids)
+    return elapsed
+
+
+def query_counts():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
+
+    from django_aws_api_gateway_websockets.gateways import get_gateway
+    from django_aws_api_gateway_websockets.testing import WebSocketTestClient
+
+    setup_test_environment()
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("bench")
+    record = ApiGateway.objects.create(api_name="queries", api_id="queries01", region="us-east-1")
+    get_gateway(record.api_id)  # a warm process
+    counts = {}
+    with WebSocketTestClient("/ws/", user=user, gateway=record) as ws:
+        ws.client.get("/")  # session cookie in place, as for a browser
+        steps = {"connect": lambda: ws.connect(channel="c"), "message": lambda: ws.send({"x": 1}), "disconnect": ws.disconnect}
+        for name, step in steps.items():
+            with CaptureQueriesContext(connection) as context:
+                response = step()
+            assert response.status_code == 200, response.content
+            own = [q for q in context.captured_queries if "django_session" not in q["sql"] and "auth_user" not in q["sql"]]
+            counts[f"queries_{name}"] = len(own)
+    return counts
+
+
+def main():
+    call_command("migrate", verbosity=0)
+    record = ApiGateway.objects.create(api_name="bench", api_id="bench00001", stage_name="bench", region="us-east-1")
+    clients = Process(str(ROOT / "bench" / "clients.py"))
+    backend = clients.proc.stdout.readline().split()[1]
+    results = percall.measure()  # first, while the other processes are idle
+    gateway, gateway_profile = None, []
+    try:
+        gateway = start_gateway(record, backend, "--management-latency-ms", "10")
+        ids = open_sockets(clients, record, N_BROADCAST)
+        results["serial_1000_latency10ms_seconds"] = serial_loop(clients, record, ids[:N_SERIAL])
+        profiling = bool(os.environ.get("BENCH_PROFILE"))
+        profile = ROOT / "bench" / "results" / "profile-broadcast.txt" if profiling else None
+        results["broadcast_10000_latency10ms_seconds"], results["broadcast_10000_latency10ms_sender_cpu_seconds"] = (
+            timed_broadcast(clients, N_BROADCAST, profile)
+        )
+        gateway.stop()
+
+        gateway = start_gateway(record, backend)
+        open_sockets(clients, record, N_BROADCAST)
+        results["broadcast_10000_latency0ms_seconds"] = timed_broadcast(clients, N_BROADCAST)[0]
+        gateway.stop()
+
+        gateway = start_gateway(record, backend, "--two-way")
+        open_sockets(clients, record, N_RELAY_SOCKETS)
+        spy = profile_gateway(gateway, "profile-gateway-relay.txt") if profiling else None
+        cpu_before = cpu_seconds(gateway), cpu_seconds(clients)
+        relay_start = time.perf_counter()
+        _, rate, p99 = clients.ask(f"relay {RELAY_MESSAGES_EACH}")
+        relay_wall = time.perf_counter() - relay_start
+        # Busy share of one core per process: which side of the relay is the limit.
+        results["gateway_relay_gateway_core_share"] = (cpu_seconds(gateway) - cpu_before[0]) / relay_wall
+        results["gateway_relay_clients_core_share"] = (cpu_seconds(clients) - cpu_before[1]) / relay_wall
+        if spy:
+            spy[0].wait(timeout=60)
+            gateway_profile = top_self_time(spy[1])
+        results["gateway_relay_msgs_per_s"], results["gateway_relay_p99_ms"] = float(rate), float(p99)
+        gateway.stop()
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        clients.ask("close")
+        clients.stop(interrupt=False)
+    per_message_serial = results["serial_1000_latency10ms_seconds"] / N_SERIAL
+    per_message_broadcast = results["broadcast_10000_latency10ms_seconds"] / N_BROADCAST
+    results["broadcast_ratio_vs_serial"] = per_message_serial / per_message_broadcast
+    results["broadcast_10000_latency10ms_msgs_per_s"] = N_BROADCAST / results["broadcast_10000_latency10ms_seconds"]
+    results.update(query_counts())
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    out = ROOT / "bench" / "results" / "latest.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    width = max(map(len, results))
+    for key, value in results.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+    if gateway_profile:
+        print("\ngateway during the relay, share of samples by function (py-spy):", *gateway_profile, sep="\n")
+
+
+if __name__ == "__main__":
+    main()

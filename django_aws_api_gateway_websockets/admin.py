@@ -1,0 +1,143 @@
+from django.contrib import admin, messages
+from django.db import models
+from django.utils.translation import gettext_lazy as _, ngettext
+
+from .admin_actions import create_custom_domain, delete_api_gateway, sync_api_gateway
+from .models import (
+    ApiGateway,
+    ApiGatewayAdditionalRoute,
+    ConnectionRateLimit,
+    WebSocketSession,
+    WebSocketToken,
+)
+
+
+# Typed URLs without a scheme are https (Django 6's default; no warning on 5.2).
+URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit tables: rows are written by the package, never by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ApiGatewayAdditionalRouteInline(admin.TabularInline):
+    model = ApiGatewayAdditionalRoute
+    extra = 0
+    fields = ("name", "route_key", "integration_url", "two_way", "deployed")
+    readonly_fields = ("deployed",)
+    formfield_overrides = URL_FIELDS_HTTPS
+
+
+@admin.register(ApiGateway)
+class ApiGatewayAdmin(admin.ModelAdmin):
+    list_display = (
+        "api_name",
+        "api_id",
+        "stage_name",
+        "region",
+        "domain_name",
+        "api_created",
+        "custom_domain_created",
+        "updated_on",
+    )
+    list_filter = ("api_created", "custom_domain_created")
+    search_fields = ("api_name", "api_id", "domain_name")
+    readonly_fields = (
+        "secret_preview",
+        "api_id",
+        "api_endpoint",
+        "deployment_id",
+        "api_gateway_domain_name",
+        "api_mapping_id",
+        "api_created",
+        "custom_domain_created",
+        "created_on",
+        "updated_on",
+    )
+    exclude = ("integration_secret",)
+    formfield_overrides = URL_FIELDS_HTTPS
+    actions = [sync_api_gateway, create_custom_domain, delete_api_gateway]
+    inlines = [ApiGatewayAdditionalRouteInline]
+
+    @admin.display(description=_("integration secret"))
+    def secret_preview(self, obj):
+        secret = obj.integration_secret
+        return f"…{secret[-4:]} ({len(secret)} characters)" if secret else _("none (unprotected)")
+
+
+@admin.register(ApiGatewayAdditionalRoute)
+class ApiGatewayAdditionalRouteAdmin(admin.ModelAdmin):
+    list_display = ("name", "api_gateway", "route_key", "integration_url", "two_way", "deployed")
+    list_filter = ("api_gateway", "deployed")
+    search_fields = ("name", "route_key", "integration_url")
+    readonly_fields = ("deployed", "created_on", "updated_on")
+    formfield_overrides = URL_FIELDS_HTTPS
+
+
+@admin.register(WebSocketSession)
+class WebSocketSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "connection_id",
+        "channel_name",
+        "user",
+        "api_gateway",
+        "connected",
+        "request_count",
+        "created_on",
+        "updated_on",
+    )
+    list_filter = ("connected", "api_gateway")
+    search_fields = ("connection_id", "channel_name", "user__username")
+    list_select_related = ("user", "api_gateway")
+    raw_id_fields = ("user",)
+    date_hierarchy = "created_on"
+    readonly_fields = ("request_count", "created_on", "updated_on")
+    actions = ["close_connections"]
+
+    @admin.action(description=_("Close selected connections"))
+    def close_connections(self, request, queryset):
+        closed = gone = 0
+        for session in queryset.connected().select_related("api_gateway"):
+            try:
+                if session.close():
+                    closed += 1
+                else:
+                    gone += 1
+            except Exception as exc:
+                self.message_user(
+                    request, f"{session.connection_id}: {type(exc).__name__}: {exc}", messages.ERROR
+                )
+        if closed:
+            self.message_user(
+                request,
+                ngettext("Closed %d connection.", "Closed %d connections.", closed) % closed,
+                messages.SUCCESS,
+            )
+        if gone:
+            self.message_user(
+                request, _("%d connection(s) were already gone; marked disconnected.") % gone
+            )
+
+
+@admin.register(WebSocketToken)
+class WebSocketTokenAdmin(ReadOnlyAdmin):
+    # ``token`` is a SHA-256 of the raw value: not shown at all, it is useless to a reader.
+    list_display = ("user", "created_at", "used")
+    list_filter = ("used", "created_at")
+    search_fields = ("user__username", "user__email")
+    fields = ("user", "created_at", "used")
+    date_hierarchy = "created_at"
+
+
+@admin.register(ConnectionRateLimit)
+class ConnectionRateLimitAdmin(ReadOnlyAdmin):
+    list_display = ("ip_address", "user", "attempt_time", "successful", "reason")
+    list_filter = ("successful", "reason", "attempt_time")
+    search_fields = ("ip_address", "user__username", "user__email")
+    date_hierarchy = "attempt_time"

@@ -1,0 +1,121 @@
+"""AWS credentials, regions and boto3 clients: the one place that builds them.
+
+Credential priority (the names users already set, SPEC §2):
+``AWS_IAM_PROFILE`` > ``AWS_ACCESS_KEY_ID`` + ``AWS_SECRET_ACCESS_KEY`` > boto3's default chain
+(environment, container or instance role). Region: the record's own region, else
+``AWS_GATEWAY_REGION_NAME``, else ``AWS_REGION_NAME``, else the profile's or environment's region.
+
+Clients are cached per (service, region, endpoint) and shared across threads: boto3 clients
+are thread-safe, and building one costs milliseconds (the old package built one per message).
+"""
+
+import threading
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import ProfileNotFound
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+_lock = threading.Lock()
+_clients = {}
+_session = None
+
+CREDENTIAL_SETTINGS = ("AWS_IAM_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+REGION_SETTINGS = ("AWS_GATEWAY_REGION_NAME", "AWS_REGION_NAME")
+
+
+def configured_region():
+    """The region from settings, or ``None`` when neither setting is set."""
+    for name in REGION_SETTINGS:
+        value = getattr(settings, name, None)
+        if value:
+            return value
+    return None
+
+
+def get_region_name(region=None):
+    """Resolve the region for a call: explicit, settings, then the boto3 session's own."""
+    region = region or configured_region() or _get_session().region_name
+    if not region:
+        raise ImproperlyConfigured(
+            "No AWS region: set AWS_GATEWAY_REGION_NAME (or AWS_REGION_NAME) in settings, "
+            "or the region field of the ApiGateway record."
+        )
+    return region
+
+
+def _get_session():
+    global _session
+    with _lock:
+        if _session is None:
+            profile = getattr(settings, "AWS_IAM_PROFILE", None)
+            key_id = getattr(settings, "AWS_ACCESS_KEY_ID", None)
+            secret = getattr(settings, "AWS_SECRET_ACCESS_KEY", None)
+            if profile:
+                try:
+                    _session = boto3.session.Session(profile_name=profile)
+                except ProfileNotFound as exc:
+                    raise ImproperlyConfigured(f"AWS_IAM_PROFILE: {exc}") from exc
+            elif key_id or secret:
+                if not (key_id and secret):
+                    raise ImproperlyConfigured(
+                        "Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither."
+                    )
+                _session = boto3.session.Session(
+                    aws_access_key_id=key_id, aws_secret_access_key=secret
+                )
+            else:
+                _session = boto3.session.Session()
+        return _session
+
+
+def is_local_endpoint(endpoint_url):
+    return bool(endpoint_url) and endpoint_url.startswith("http://")
+
+
+def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=None):
+    """A cached, thread-safe boto3 client for ``service``."""
+    region = get_region_name(region)
+    key = (service, region, endpoint_url, max_pool_connections)
+    client = _clients.get(key)
+    if client is None:
+        config = Config(
+            # Management API calls are retried by the sender (it knows 410 from 429).
+            retries={"mode": "standard", "total_max_attempts": 1 if endpoint_url else 4},
+            max_pool_connections=max_pool_connections or 10,
+            tcp_keepalive=True,
+            # A plain-http endpoint is the local gateway: it needs no AWS credentials.
+            signature_version=UNSIGNED if is_local_endpoint(endpoint_url) else None,
+        )
+        session = _get_session()
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = session.client(
+                    service, region_name=region, endpoint_url=endpoint_url, config=config
+                )
+                _clients[key] = client
+    return client
+
+
+def get_boto3_client(service="apigatewayv2", **kwargs):
+    """Compatibility with the old package's helper of this name."""
+    return get_client(service, **kwargs)
+
+
+def clear_clients():
+    """Forget cached clients and the session (credentials or settings changed)."""
+    global _session
+    with _lock:
+        _clients.clear()
+        _session = None
+
+
+@receiver(setting_changed)
+def _reset_on_setting_change(setting, **kwargs):
+    if setting in CREDENTIAL_SETTINGS + REGION_SETTINGS:
+        clear_clients()

@@ -1,0 +1,354 @@
+"""System checks: the deployment guide's production checklist, run by ``manage.py check``.
+
+Ids are ``aws_websockets.<E|W|I>NNN``; every one is listed with its fix in docs/checks.md.
+``check`` runs the configuration checks (settings, URLconf, views: no database access);
+``check --deploy`` adds the production ones, including those that read the database
+(records, secrets, cleanup, stale sessions) on the ``--database`` aliases given, else on the
+database the ``ApiGateway`` model is read from.
+"""
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Info, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, router, transaction
+from django.http.request import validate_host
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.urls.converters import SlugConverter
+from django.utils import timezone
+
+from . import aws, protocol, security
+from .conf import get_setting
+
+NAMESPACE = "aws_websockets"
+CLEANUP_COMMANDS = ("clearWebSocketSessions", "cleanupWebSocketTokens")
+CLEANUP_MAX_AGE = timedelta(days=1)
+
+
+def _served_views(base_class, resolver=None, prefix=""):
+    """``(route string, pattern, view class)`` of every URL pattern serving a ``base_class``."""
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from _served_views(base_class, entry, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            view_class = getattr(entry.callback, "view_class", None)
+            if isinstance(view_class, type) and issubclass(view_class, base_class):
+                yield prefix + str(entry.pattern), entry.pattern, view_class
+
+
+def _websocket_views():
+    from .views import WebSocketView
+
+    return list(dict.fromkeys(view for _route, _pattern, view in _served_views(WebSocketView)))
+
+
+# --- check: URLconf and views ---------------------------------------------------------
+
+
+@register(NAMESPACE, Tags.urls)
+def check_url_patterns(app_configs, **kwargs):
+    from .views import WebSocketView
+
+    messages = []
+    for route, pattern, view_class in _served_views(WebSocketView):
+        converter = getattr(pattern, "converters", {}).get("route")
+        if not isinstance(converter, SlugConverter):
+            messages.append(
+                Error(
+                    f"The URL pattern '{route}' of {view_class.__name__} does not capture <slug:route>.",
+                    hint='Use path("ws/<slug:route>", View.as_view()): API Gateway calls .../connect, '
+                    ".../disconnect and .../default.",
+                    id=f"{NAMESPACE}.E001",
+                )
+            )
+    return messages
+
+
+@register(NAMESPACE, Tags.urls)
+def check_token_view(app_configs, **kwargs):
+    from .views import WebSocketTokenView
+
+    token_views = [view.__name__ for view in _websocket_views() if view.USE_WS_TOKEN]
+    if not token_views:
+        return []
+    if not any(_served_views(WebSocketTokenView)):
+        return [
+            Error(
+                f"{', '.join(token_views)} require a token (USE_WS_TOKEN) but no URL pattern serves "
+                "WebSocketTokenView: no browser could ever connect.",
+                hint='Add path("api/ws-token/", WebSocketTokenView.as_view(), name="websocket_token").',
+                id=f"{NAMESPACE}.E002",
+            )
+        ]
+    name = get_setting("token_url_name")
+    try:
+        reverse(name)
+    except NoReverseMatch:
+        return [
+            Warning(
+                f"No URL is named '{name}': the websocket_config tag and AppChannelWebSocketMixin "
+                "cannot find the token view.",
+                hint='Name the WebSocketTokenView pattern "websocket_token", or set WEBSOCKETS["token_url_name"].',
+                id=f"{NAMESPACE}.W004",
+            )
+        ]
+    return []
+
+
+@register(NAMESPACE)
+def check_views(app_configs, **kwargs):
+    return [
+        Warning(
+            f"{view.__name__} requires permissions but USE_WS_TOKEN is False.",
+            hint="Without a token only a session cookie shared with the WebSocket domain identifies the "
+            "user; set USE_WS_TOKEN = True.",
+            id=f"{NAMESPACE}.W002",
+        )
+        for view in _websocket_views()
+        if not view.USE_WS_TOKEN and (view.permissions_required or view.all_permissions_required)
+    ]
+
+
+@register(NAMESPACE)
+def check_region(app_configs, **kwargs):
+    try:
+        session = aws._get_session()
+    except ImproperlyConfigured as exc:
+        return [Error(f"The AWS settings are invalid: {exc}", id=f"{NAMESPACE}.E003")]
+    if aws.configured_region() or session.region_name:
+        return []
+    return [
+        Warning(
+            "No AWS region is configured.",
+            hint="Set AWS_GATEWAY_REGION_NAME (or AWS_REGION_NAME), or a region on every ApiGateway record.",
+            id=f"{NAMESPACE}.W001",
+        )
+    ]
+
+
+# --- check --deploy: settings ---------------------------------------------------------
+
+
+@register(NAMESPACE, deploy=True)
+def check_deploy_views(app_configs, **kwargs):
+    return [
+        Warning(
+            f"Connect rate limiting is disabled on {view.__name__}.",
+            hint="Keep RATE_LIMIT_ENABLED = True in production; tune RATE_LIMIT_MAX_ATTEMPTS instead.",
+            id=f"{NAMESPACE}.W003",
+        )
+        for view in _websocket_views()
+        if not view.RATE_LIMIT_ENABLED
+    ]
+
+
+@register(NAMESPACE, deploy=True)
+def check_credentials(app_configs, **kwargs):
+    try:
+        if aws._get_session().get_credentials() is not None:
+            return []
+    except ImproperlyConfigured:
+        return []  # E003 already says why
+    return [
+        Warning(
+            "No AWS credentials can be resolved: sending and provisioning will fail.",
+            hint="Attach an IAM role (recommended), or set AWS_IAM_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.",
+            id=f"{NAMESPACE}.W010",
+        )
+    ]
+
+
+@register(NAMESPACE, deploy=True)
+def check_django_settings(app_configs, **kwargs):
+    messages = []
+    if settings.DEBUG:
+        messages.append(Warning("DEBUG is on.", hint="Set DEBUG = False in production.", id=f"{NAMESPACE}.W020"))
+    for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        if not getattr(settings, name, False):
+            messages.append(
+                Warning(
+                    f"{name} is False.",
+                    hint=f"Set {name} = True: tokens are fetched with these cookies.",
+                    id=f"{NAMESPACE}.W021",
+                )
+            )
+    insecure = [o for o in getattr(settings, "CSRF_TRUSTED_ORIGINS", []) if not o.startswith("https://")]
+    if insecure:
+        messages.append(
+            Warning(
+                f"CSRF_TRUSTED_ORIGINS lists non-https origins: {', '.join(insecure)}.",
+                hint="Pages on these origins may fetch tokens and open sockets ($connect checks Origin "
+                "against this list); list https origins only.",
+                id=f"{NAMESPACE}.W022",
+            )
+        )
+    return messages
+
+
+# --- check --deploy: database -----------------------------------------------------------
+
+
+@register(NAMESPACE, Tags.database, deploy=True)
+def check_database(app_configs, databases=None, **kwargs):
+    """Records, secrets, endpoints, cleanup and stale sessions, per database alias.
+
+    Never fails the command: before ``migrate`` (or without a database) it says it skipped.
+    """
+    from .models import ApiGateway
+
+    aliases = databases or [router.db_for_read(ApiGateway)]
+    messages = []
+    for alias in aliases:
+        if not router.allow_migrate_model(alias, ApiGateway):
+            continue
+        try:
+            # A savepoint: a missing table must not break an enclosing transaction (PostgreSQL).
+            with transaction.atomic(using=alias):
+                messages += _record_messages(alias)
+                messages += _cleanup_messages(alias)
+                messages += _stale_messages(alias)
+        except DatabaseError as exc:
+            messages.append(
+                Info(
+                    f"Database checks skipped on '{alias}': {exc}",
+                    hint="Run migrate, then check --deploy again.",
+                    id=f"{NAMESPACE}.I039",
+                )
+            )
+    return messages
+
+
+def _record_messages(alias):
+    from .models import ApiGateway
+
+    records = list(ApiGateway.objects.using(alias).prefetch_related("additional_routes"))
+    if not records:
+        return [
+            Warning(
+                "No ApiGateway record exists.",
+                hint="Create one in the admin (target_base_endpoint = https://<your site>/ws/), "
+                "then run createApiGateway --pk N.",
+                id=f"{NAMESPACE}.W030",
+            )
+        ]
+    messages = []
+    for record in records:
+        name = f"ApiGateway '{record.api_name}' (pk {record.pk})"
+        if aws.is_local_endpoint(record.management_endpoint_url):
+            messages.append(
+                Warning(
+                    f"{name} sends through a local gateway ({record.management_endpoint_url}).",
+                    hint="runwsgateway is serving it, or exited without restoring it: clear management_endpoint_url.",
+                    id=f"{NAMESPACE}.W037",
+                )
+            )
+        elif not (record.api_created and record.deployment_id):
+            messages.append(
+                Warning(
+                    f"{name} is not created and deployed in AWS.",
+                    hint=f"Run createApiGateway --pk {record.pk}.",
+                    id=f"{NAMESPACE}.W031",
+                )
+            )
+        if not record.integration_secret:
+            messages.append(
+                Warning(
+                    f"{name} has no integration secret: anyone who knows its api id can call your view.",
+                    hint=f"Run syncApiGateway --pk {record.pk} --rotate-secret.",
+                    id=f"{NAMESPACE}.W032",
+                )
+            )
+        targets = [("target_base_endpoint", record.target_base_endpoint)]
+        targets += [(f"route '{route.route_key}'", route.integration_url) for route in record.additional_routes.all()]
+        for label, url in targets:
+            messages += _target_messages(f"{name} {label}", url)
+        messages += _token_origin_messages(name, record.target_base_endpoint)
+        undeployed = [route.route_key for route in record.additional_routes.all() if not route.deployed]
+        if record.api_created and undeployed:
+            messages.append(
+                Warning(
+                    f"{name} has routes not deployed in AWS: {', '.join(undeployed)}.",
+                    hint=f"Run syncApiGateway --pk {record.pk}.",
+                    id=f"{NAMESPACE}.W036",
+                )
+            )
+    return messages
+
+
+def _target_messages(name, url):
+    """API Gateway must reach Django over https, on a host Django accepts."""
+    if not url:
+        return []
+    target = urlsplit(url)
+    messages = []
+    if target.scheme != "https":
+        messages.append(
+            Warning(f"{name} ({url}) is not https.", hint="API Gateway must call Django over HTTPS.", id=f"{NAMESPACE}.W033")
+        )
+    if target.hostname and not validate_host(target.hostname, settings.ALLOWED_HOSTS):
+        messages.append(
+            Error(
+                f"{name}: host '{target.hostname}' is not in ALLOWED_HOSTS.",
+                hint="Add it: Django would answer every API Gateway call with 400.",
+                id=f"{NAMESPACE}.E034",
+            )
+        )
+    return messages
+
+
+def _token_origin_messages(name, url):
+    """The site serving the views also serves the token view, which is CSRF-protected."""
+    host = urlsplit(url or "").hostname
+    if not host:
+        return []
+    origin = f"https://{host}"
+    trusted = getattr(settings, "CSRF_TRUSTED_ORIGINS", [])
+    if any(security._trusted_origin_matches(origin, entry.lower()) for entry in trusted):
+        return []
+    return [
+        Warning(
+            f"CSRF_TRUSTED_ORIGINS does not cover {origin}, the site of {name}'s views and token view.",
+            hint=f'Add "{origin}" (and the origin of any other page that fetches tokens) to CSRF_TRUSTED_ORIGINS: '
+            "behind a TLS-terminating proxy Django's CSRF check needs it for the token POST.",
+            id=f"{NAMESPACE}.W035",
+        )
+    ]
+
+
+def _cleanup_messages(alias):
+    from .models import CleanupRun
+
+    since = timezone.now() - CLEANUP_MAX_AGE
+    recent = set(
+        CleanupRun.objects.using(alias).filter(ran_at__gte=since, command__in=CLEANUP_COMMANDS).values_list("command", flat=True)
+    )
+    missing = [command for command in CLEANUP_COMMANDS if command not in recent]
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"{' and '.join(missing)} did not run in the last 24 hours.",
+            hint="Schedule clearWebSocketSessions --stale --older-than 1 and cleanupWebSocketTokens "
+            "(docs/production.md, Scheduled cleanup).",
+            id=f"{NAMESPACE}.W040",
+        )
+    ]
+
+
+def _stale_messages(alias):
+    from .models import WebSocketSession
+
+    cutoff = timezone.now() - timedelta(seconds=protocol.MAX_CONNECTION_SECONDS)
+    stale = WebSocketSession.objects.using(alias).connected().filter(created_on__lt=cutoff).count()
+    if not stale:
+        return []
+    return [
+        Warning(
+            f"{stale} session(s) are still marked connected after API Gateway's 2-hour cap (missed $disconnect).",
+            hint="Broadcasts try them in vain: run clearWebSocketSessions --stale, and schedule it.",
+            id=f"{NAMESPACE}.W041",
+        )
+    ]

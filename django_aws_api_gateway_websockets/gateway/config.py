@@ -1,0 +1,72 @@
+from dataclasses import dataclass, field
+
+from .. import protocol
+
+
+@dataclass(frozen=True)
+class Route:
+    """An additional route: its integration URL and whether responses go back to the sender."""
+
+    integration_url: str
+    two_way: bool = False
+
+
+@dataclass
+class GatewayConfig:
+    """What the local gateway needs to know about the API it plays."""
+
+    api_id: str
+    target_base_endpoint: str  # e.g. http://127.0.0.1:8000/ws/ (ends with "/")
+    stage: str = "local"
+    secret: str = ""
+    route_selection_expression: str = "$request.body.action"
+    routes: dict = field(default_factory=dict)  # route key -> Route
+    default_route_two_way: bool = False
+    two_way: bool = False  # --two-way: every route relays Django's response
+    idle_timeout: float = protocol.IDLE_TIMEOUT_SECONDS
+    max_lifetime: float = protocol.MAX_CONNECTION_SECONDS
+    integration_timeout: float = protocol.INTEGRATION_TIMEOUT_SECONDS
+    max_payload: int = protocol.MAX_PAYLOAD_BYTES
+    management_latency_ms: float = 0
+    # The account-level throttle @connections calls share on AWS (429 LimitExceededException).
+    # 0 turns it off.
+    management_rate_limit: float = 10_000
+    management_burst_limit: int = 5_000
+
+    def __post_init__(self):
+        if not self.target_base_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"target_base_endpoint must be an http(s) URL, not {self.target_base_endpoint!r}")
+        if not self.stage or "/" in self.stage:
+            raise ValueError(f"stage must be a non-empty name without '/', not {self.stage!r}")
+        if not self.target_base_endpoint.endswith("/"):
+            self.target_base_endpoint += "/"
+
+    @property
+    def selection_key(self):
+        return protocol.selection_key_from_expression(self.route_selection_expression)
+
+    def integration_for(self, route_key):
+        """``(url, two_way)`` of the integration behind a route key."""
+        if route_key in self.routes:
+            route = self.routes[route_key]
+            return route.integration_url, self.two_way or route.two_way
+        path = protocol.ROUTE_KEYS[route_key]
+        two_way = self.two_way or (route_key == "$default" and self.default_route_two_way)
+        return self.target_base_endpoint + path, two_way
+
+    @classmethod
+    def from_record(cls, record, **overrides):
+        """Build from an ``ApiGateway`` row and its additional routes."""
+        values = dict(
+            api_id=record.api_id,
+            stage=record.stage_name,
+            secret=record.integration_secret,
+            target_base_endpoint=record.target_base_endpoint or "http://127.0.0.1:8000/ws/",
+            route_selection_expression=record.route_selection_expression,
+            routes={
+                r.route_key: Route(r.integration_url, r.two_way) for r in record.additional_routes.all()
+            },
+            default_route_two_way=record.default_route_two_way,
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,37 @@
+"""One client socket as the local gateway tracks it."""
+
+import base64
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+
+def new_connection_id():
+    """An id shaped like API Gateway's (16 characters, ``L0SM9cOFvHcCIhw=``), safe in URL paths."""
+    return base64.urlsafe_b64encode(os.urandom(11)).decode()
+
+
+def iso_timestamp(timestamp):
+    """``2026-11-24T17:00:00.123000Z``: the form botocore parses into a datetime."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Connection:
+    connection_id: str
+    source_ip: str
+    user_agent: str
+    ws: web.WebSocketResponse = None
+    connected_at: float = field(default_factory=time.time)
+    last_active_at: float = field(default_factory=time.time)
+    close_reason: str = ""
+
+    @property
+    def is_open(self):
+        return self.ws is not None and not self.ws.closed
+
+    def touch(self):
+        self.last_active_at = time.time()

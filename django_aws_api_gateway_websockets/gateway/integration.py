@@ -1,0 +1,148 @@
+"""Integration requests: what the local gateway POSTs to Django (SPEC §3)."""
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+from multidict import CIMultiDict
+
+from .. import protocol
+
+logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
+
+# Handshake headers that are not passed through: hop-by-hop, or set by the gateway itself.
+# (Mapped headers such as X-Gateway-Secret are dropped separately: a client must not forge them.)
+NOT_FORWARDED = {
+    "host",
+    "connection",
+    "upgrade",
+    "content-length",
+    "transfer-encoding",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-amzn-trace-id",
+    "x-amzn-apigateway-api-id",
+}
+
+EVENT_TYPES = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}
+
+# Statuses the gateway reports when Django gives no answer.
+TIMED_OUT = 504
+UNREACHABLE = 502
+
+
+@dataclass
+class IntegrationResult:
+    status: int
+    body: bytes = b""
+    headers: CIMultiDict = field(default_factory=CIMultiDict)
+    timed_out: bool = False
+    request_id: str = ""
+
+    @property
+    def ok(self):
+        return 200 <= self.status < 300
+
+    @property
+    def failed(self):
+        """No usable answer: Django down, timed out, or a server error."""
+        return self.status >= 500
+
+
+def trace_id():
+    return f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
+
+
+def new_request_id():
+    return str(uuid.uuid4())
+
+
+def evaluate_mapping(mapping, context):
+    """Apply ``RequestParameters``: ``integration.request.header.X`` <- context variable or 'static'.
+
+    Only header targets are evaluated (the package maps nothing else); a context variable the
+    gateway does not know leaves its header out, as API Gateway does for an empty value.
+
+    >>> evaluate_mapping({"integration.request.header.a": "'s'", "integration.request.header.b": "context.connectionId"}, {"connectionId": "c1"})
+    {'a': 's', 'b': 'c1'}
+    """
+    headers = {}
+    prefix = "integration.request.header."
+    for target, source in mapping.items():
+        if not target.startswith(prefix):
+            continue
+        name = target[len(prefix):]
+        if len(source) >= 2 and source[0] == source[-1] == "'":
+            headers[name] = source[1:-1]
+        elif source.startswith("context."):
+            value = context.get(source[len("context."):])
+            if value is not None:
+                headers[name] = str(value)
+    return headers
+
+
+def request_context(config, connection, route_key, request_id):
+    """The ``context.*`` variables of one request, as API Gateway names them."""
+    return {
+        "connectionId": connection.connection_id,
+        "identity.sourceIp": connection.source_ip,
+        "identity.userAgent": connection.user_agent,
+        "requestId": request_id,
+        "extendedRequestId": request_id,
+        "apiId": config.api_id,
+        "stage": config.stage,
+        "routeKey": route_key,
+        "eventType": EVENT_TYPES.get(route_key, "MESSAGE"),
+        "connectedAt": int(connection.connected_at * 1000),
+        "requestTimeEpoch": int(connection.last_active_at * 1000),
+    }
+
+
+def build_headers(config, connection, route_key, request_id, browser_headers=None):
+    """The headers of one integration request for ``connection`` on ``route_key``.
+
+    ``browser_headers`` (``$connect`` only) are the handshake's; other events carry API
+    Gateway's own User-Agent and nothing from the browser.
+    """
+    headers = {}
+    forwarded_for = connection.source_ip
+    if browser_headers is not None:
+        mapped = {target.rsplit(".", 1)[1].lower() for target in protocol.request_parameters("x")}
+        for name, value in browser_headers.items():
+            lowered = name.lower()
+            if lowered == "x-forwarded-for":
+                # API Gateway keeps what the client sent and appends the address it saw.
+                forwarded_for = f"{value}, {connection.source_ip}"
+            elif lowered not in NOT_FORWARDED and lowered not in mapped:
+                headers[name] = value
+    else:
+        headers["User-Agent"] = f"{protocol.USER_AGENT_PREFIX}{config.api_id}"
+    headers.update(
+        {
+            "X-Forwarded-For": forwarded_for,
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Port": "443",
+            protocol.HEADER_TRACE_ID: trace_id(),
+            protocol.HEADER_API_ID: config.api_id,
+        }
+    )
+    context = request_context(config, connection, route_key, request_id)
+    headers.update(evaluate_mapping(protocol.request_parameters(config.secret), context))
+    return headers
+
+
+async def post(http, url, headers, body, timeout):
+    """POST one integration request. Django down gives 502, no answer in ``timeout`` 504."""
+    # Connect and read timeouts, not a total: time queued for a pooled connection is ours, not Django's.
+    limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+    try:
+        async with http.post(url, data=body, headers=headers, timeout=limits) as response:
+            return IntegrationResult(response.status, await response.read(), CIMultiDict(response.headers))
+    except asyncio.TimeoutError:
+        logger.warning("integration timed out after %ss: %s", timeout, url)
+        return IntegrationResult(TIMED_OUT, timed_out=True)
+    except aiohttp.ClientError as exc:
+        logger.warning("integration failed: %s: %s", url, exc)
+        return IntegrationResult(UNREACHABLE)

@@ -1,0 +1,241 @@
+"""The aiohttp server: WebSocket side (SPEC §3) and Management API (SPEC §4) on one port."""
+
+import asyncio
+import json
+import logging
+import threading
+import time
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from .. import protocol
+from ..eventloop import new_event_loop
+from . import integration
+from .connections import Connection, new_connection_id
+from .management_api import ManagementApi, forbidden
+
+logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
+
+GOING_AWAY = 1001  # what API Gateway closes with on idle timeout, max lifetime and DELETE
+# On stop, the last $disconnect calls get one integration timeout plus this.
+STOP_GRACE_SECONDS = 5
+
+
+class LocalGateway:
+    """Plays API Gateway for one API: ``ws://host:port/<stage>`` and ``/<stage>/@connections/{id}``."""
+
+    def __init__(self, config):
+        self.config = config
+        self.connections = {}  # connection id -> Connection, open sockets only
+        self.http = None
+        self.runner = None
+        self.port = None
+        self._finishing = set()  # futures, done once a socket's $disconnect has been sent
+        self._messages = set()  # in-flight message integrations (kept: the loop holds weak refs)
+        self._stopping = False
+        # One byte over the payload limit: a bigger @connections body is a 413 of ours, not aiohttp's.
+        self.app = web.Application(client_max_size=config.max_payload + 1)
+        stage = f"/{config.stage}"
+        self.app.router.add_get(stage, self.handle_websocket)
+        self.app.router.add_get(stage + "/", self.handle_websocket)
+        ManagementApi(self).add_routes(self.app.router, stage)
+        self.app.router.add_route("*", "/{path:.*}", self.not_served)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self, host="127.0.0.1", port=8001):
+        """Listen; returns the bound port (``port=0`` picks a free one)."""
+        # Keep-alive connections to Django, like API Gateway's integration pool.
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, backlog=2048)
+        try:
+            await site.start()
+        except OSError:
+            await self.runner.cleanup()
+            await self.http.close()
+            raise
+        self.port = site._server.sockets[0].getsockname()[1]
+        logger.info("Local gateway for API %s on ws://%s:%s/%s", self.config.api_id, host, self.port, self.config.stage)
+        return self.port
+
+    async def stop(self):
+        """Close every socket (1001), send their $disconnect events, then stop listening."""
+        self._stopping = True
+        finishing = list(self._finishing)
+        await asyncio.gather(
+            *(self.close(conn, reason="gateway shutting down") for conn in list(self.connections.values())),
+            return_exceptions=True,
+        )
+        if finishing:
+            await asyncio.wait(finishing, timeout=self.config.integration_timeout + STOP_GRACE_SECONDS)
+        for task in list(self._messages):
+            task.cancel()
+        await asyncio.gather(*self._messages, return_exceptions=True)
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+    # --- the WebSocket side ---------------------------------------------------------
+
+    async def handle_websocket(self, request):
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            return web.Response(status=426, text="Upgrade Required: this URL takes WebSocket connections.")
+        if self._stopping:
+            return web.Response(status=503, text="The local gateway is shutting down.")
+        conn = Connection(new_connection_id(), request.remote or "127.0.0.1", request.headers.get("User-Agent", ""))
+        url = self.config.integration_for("$connect")[0]
+        if request.query_string:
+            url += "?" + request.query_string
+        result = await self._integrate(conn, "$connect", url, b"", browser_headers=request.headers)
+        if not result.ok:
+            status = result.status if result.status >= 400 else 500
+            logger.info("connect rejected %s from %s: Django answered %s", conn.connection_id, conn.source_ip, result.status)
+            return web.Response(status=status, text=f"WebSocket connection rejected ({status})")
+        # Django picks a subprotocol the way API Gateway expects: the header on its $connect answer.
+        subprotocol = result.headers.get("Sec-WebSocket-Protocol")
+        conn.ws = web.WebSocketResponse(max_msg_size=self.config.max_payload, protocols=(subprotocol,) if subprotocol else ())
+        await conn.ws.prepare(request)
+        self.connections[conn.connection_id] = conn
+        finished = asyncio.get_running_loop().create_future()
+        self._finishing.add(finished)
+        logger.info("connect accepted %s from %s", conn.connection_id, conn.source_ip)
+        try:
+            await self._receive_loop(conn)
+        finally:
+            try:
+                await self._finish(conn)
+            finally:
+                finished.set_result(None)
+                self._finishing.discard(finished)
+        return conn.ws
+
+    async def _receive_loop(self, conn):
+        ws = conn.ws
+        deadline = conn.connected_at + self.config.max_lifetime
+        while True:
+            now = time.time()
+            idle_left = conn.last_active_at + self.config.idle_timeout - now
+            life_left = deadline - now
+            try:
+                # (aiohttp reads a timeout of 0 as "none": keep it positive.)
+                msg = await ws.receive(timeout=max(0.001, min(idle_left, life_left)))
+            except asyncio.TimeoutError:
+                reason = "max lifetime" if life_left <= idle_left else "idle timeout"
+                await self.close(conn, reason=reason)
+                return
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                conn.touch()
+                data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
+                # One task per frame: a slow handler must not hold up the sender's next frame.
+                task = asyncio.ensure_future(self._route_message(conn, data))
+                self._messages.add(task)
+                task.add_done_callback(self._messages.discard)
+            elif msg.type == WSMsgType.ERROR:
+                # aiohttp reports an oversized frame as ERROR after closing with 1009.
+                conn.close_reason = conn.close_reason or f"error: {ws.exception()}"
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                conn.close_reason = conn.close_reason or f"client closed ({ws.close_code})"
+                return
+
+    async def _route_message(self, conn, data):
+        text = data.decode("utf-8", errors="replace")
+        route_key = protocol.select_route(text, self.config.selection_key, self.config.routes)
+        url, two_way = self.config.integration_for(route_key)
+        result = await self._integrate(conn, route_key, url, data)
+        logger.info("message %s -> route %s: Django answered %s", conn.connection_id, route_key, result.status)
+        if not conn.is_open:
+            return
+        if result.failed:
+            # The frame API Gateway sends the client when the integration fails or times out.
+            message = "Endpoint request timed out" if result.timed_out else "Internal server error"
+            frame = {"message": message, "connectionId": conn.connection_id, "requestId": result.request_id}
+            await self.send(conn, json.dumps(frame))
+        elif two_way and result.body:
+            await self.send(conn, result.body)
+
+    async def _integrate(self, conn, route_key, url, body, browser_headers=None):
+        request_id = integration.new_request_id()
+        headers = integration.build_headers(self.config, conn, route_key, request_id, browser_headers)
+        result = await integration.post(self.http, url, headers, body, self.config.integration_timeout)
+        result.request_id = request_id
+        return result
+
+    async def send(self, conn, data):
+        """One frame to the client: text when it is UTF-8 (as API Gateway relays JSON), else binary."""
+        if isinstance(data, (bytes, bytearray)):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:
+                await conn.ws.send_bytes(bytes(data))
+                return
+        await conn.ws.send_str(data)
+
+    async def close(self, conn, code=GOING_AWAY, reason="closed"):
+        conn.close_reason = conn.close_reason or reason
+        if conn.is_open:
+            await conn.ws.close(code=code, message=reason.encode()[:120])
+
+    async def _finish(self, conn):
+        """The socket is gone: forget it and tell Django ($disconnect)."""
+        self.connections.pop(conn.connection_id, None)
+        if conn.ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+            conn.close_reason = "frame over the payload limit (1009)"
+        url = self.config.integration_for("$disconnect")[0]
+        result = await self._integrate(conn, "$disconnect", url, b"")
+        logger.info("disconnect %s: %s; Django answered %s", conn.connection_id, conn.close_reason or "closed", result.status)
+
+    async def not_served(self, request):
+        return forbidden()
+
+
+class GatewayThread:
+    """Runs a ``LocalGateway`` on its own event loop in a daemon thread (sync tests, demo, bench)."""
+
+    def __init__(self, config, host="127.0.0.1", port=0):
+        self.gateway = LocalGateway(config)
+        self.host = host
+        self.requested_port = port
+        self.loop = new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="local-gateway", daemon=True)
+
+    def start(self):
+        """Start listening; returns the bound port."""
+        self.thread.start()
+        future = asyncio.run_coroutine_threadsafe(self.gateway.start(self.host, self.requested_port), self.loop)
+        try:
+            return future.result(timeout=10)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @property
+    def port(self):
+        return self.gateway.port
+
+    @property
+    def ws_url(self):
+        return f"ws://{self.host}:{self.port}/{self.gateway.config.stage}"
+
+    @property
+    def management_url(self):
+        return f"http://{self.host}:{self.port}/{self.gateway.config.stage}"
+
+    def stop(self):
+        """Close the sockets, send their $disconnect events, stop the thread."""
+        try:
+            asyncio.run_coroutine_threadsafe(self.gateway.stop(), self.loop).result(
+                timeout=self.gateway.config.integration_timeout + 2 * STOP_GRACE_SECONDS
+            )
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)

@@ -1,0 +1,56 @@
+"""Template-context mixins for pages that open a WebSocket."""
+
+import re
+import sys
+
+from django.urls import resolve
+
+from . import protocol
+from .models import ApiGatewayAdditionalRoute
+
+
+class AddWebSocketRouteToContextMixin:
+    """Adds ``api_gateway_route`` (the additional route for ``websocket_route_key``, with its
+    gateway) and ``channel_name`` to the template context."""
+
+    websocket_route_key = "default"
+    channel_name = ""
+
+    def get_websocket_route_key(self):
+        return self.websocket_route_key
+
+    def get_channel_name(self):
+        return self.channel_name
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["api_gateway_route"] = (
+            ApiGatewayAdditionalRoute.objects.filter(route_key=self.get_websocket_route_key())
+            .select_related("api_gateway")
+            .order_by("pk")
+            .first()
+        )
+        context["channel_name"] = self.get_channel_name()
+        return context
+
+
+class AppChannelWebSocketMixin(AddWebSocketRouteToContextMixin):
+    """Uses the Django app of the resolved view as route key and channel name.
+
+    Dotted package names (``proj.blog``) become valid channel names (``proj.blog`` passes;
+    anything else is replaced by ``-``), cut to the channel length limit.
+    """
+
+    app_channel_override = None
+
+    def _app_name(self):
+        module = resolve(self.request.path_info).func.__module__
+        package = sys.modules[module].__package__ or module.rpartition(".")[0] or module
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", package)[: protocol.CHANNEL_NAME_MAX_LENGTH]
+        return name
+
+    def get_websocket_route_key(self):
+        return self._app_name()
+
+    def get_channel_name(self):
+        return self.app_channel_override or self._app_name()

@@ -1,0 +1,365 @@
+"""Database models. Thin on purpose: AWS calls live in ``provisioning`` and ``sending``,
+token and rate-limit rules in ``tokens`` and ``ratelimit``; the methods here delegate.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from . import protocol
+
+MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES
+
+api_name_validator = RegexValidator(
+    r"^[ a-zA-Z0-9_-]+\Z", _("Use letters, digits, spaces, '_' and '-' only.")
+)
+hostname_validator = RegexValidator(
+    r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z",
+    _("Enter a valid host name such as ws.example.com."),
+)
+channel_name_validator = RegexValidator(
+    rf"^{protocol.CHANNEL_NAME_RE.pattern}\Z",
+    _("Use letters, digits, '_', '-' and '.' only."),
+)
+stage_name_validator = RegexValidator(
+    r"^[A-Za-z0-9_-]+\Z", _("Use letters, digits, '_' and '-' only.")
+)
+route_key_validator = RegexValidator(
+    r"^[A-Za-z0-9_.:-]+\Z", _("Use letters, digits, '_', '-', '.' and ':' only.")
+)
+
+
+def generate_integration_secret():
+    return secrets.token_urlsafe(32)
+
+
+class ApiGateway(models.Model):
+    """One AWS API Gateway WebSocket API (or a local gateway standing in for one)."""
+
+    api_name = models.CharField(max_length=255, unique=True, validators=[api_name_validator])
+    api_description = models.CharField(max_length=255, blank=True, default="")
+    default_channel_name = models.CharField(
+        max_length=protocol.CHANNEL_NAME_MAX_LENGTH,
+        blank=True,
+        default="",
+        validators=[channel_name_validator],
+    )
+    domain_name = models.CharField(
+        max_length=255, blank=True, default="", validators=[hostname_validator]
+    )
+    target_base_endpoint = models.URLField(
+        null=True,
+        blank=True,
+        help_text=_("Base URL of the Django WebSocket view, e.g. https://www.example.com/ws/"),
+    )
+    certificate_arn = models.CharField(max_length=255, blank=True, default="")
+    hosted_zone_id = models.CharField(max_length=32, blank=True, default="")
+    api_key_selection_expression = models.CharField(
+        max_length=255, default="$request.header.x-api-key"
+    )
+    route_selection_expression = models.CharField(max_length=255, default="$request.body.action")
+    route_key = models.CharField(max_length=255, default="$default")
+    stage_name = models.CharField(
+        max_length=63, default="production", validators=[stage_name_validator]
+    )
+    stage_description = models.CharField(max_length=63, blank=True, default="")
+    deployment_id = models.CharField(max_length=32, blank=True, default="", editable=False)
+    tags = models.JSONField(blank=True, default=dict)
+    api_id = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    api_endpoint = models.CharField(max_length=255, blank=True, default="")
+    api_gateway_domain_name = models.CharField(max_length=255, blank=True, default="")
+    api_mapping_id = models.CharField(max_length=128, blank=True, default="")
+    api_created = models.BooleanField(default=False, editable=False)
+    custom_domain_created = models.BooleanField(default=False, editable=False)
+    created_on = models.DateTimeField(auto_now_add=True)
+    updated_on = models.DateTimeField(auto_now=True)
+
+    # New in this package.
+    region = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text=_("AWS region of this API; blank uses AWS_GATEWAY_REGION_NAME."),
+    )
+    integration_secret = models.CharField(
+        max_length=128,
+        blank=True,
+        default=generate_integration_secret,
+        help_text=_(
+            "Sent by API Gateway as the X-Gateway-Secret header on every integration "
+            "request; requests without it are rejected. Rotate with syncApiGateway."
+        ),
+    )
+    management_endpoint_url = models.URLField(
+        blank=True,
+        default="",
+        help_text=_(
+            "Management API (@connections) endpoint. Blank derives "
+            "https://{api_id}.execute-api.{region}.amazonaws.com/{stage}."
+        ),
+    )
+    throttling_burst_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Stage default route burst limit; blank keeps AWS's default.")
+    )
+    throttling_rate_limit = models.FloatField(
+        null=True, blank=True, help_text=_("Stage default route requests per second; blank keeps AWS's default.")
+    )
+    access_log_destination_arn = models.CharField(
+        max_length=255, blank=True, default="", help_text=_("CloudWatch Logs group ARN for the stage's access logs.")
+    )
+    access_log_format = models.TextField(
+        blank=True, default="", help_text=_("Access log format; blank uses a JSON format with connection id and status.")
+    )
+    default_route_two_way = models.BooleanField(
+        default=False,
+        help_text=_("Send the $default handler's HTTP response back to the sender."),
+    )
+
+    class Meta:
+        verbose_name = _("API Gateway")
+        verbose_name_plural = _("API Gateways")
+
+    def __str__(self):
+        return self.api_name
+
+    def clean(self):
+        super().clean()
+        if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
+            self.target_base_endpoint += "/"
+
+    def save(self, *args, **kwargs):
+        if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
+            self.target_base_endpoint += "/"
+        super().save(*args, **kwargs)
+
+    @property
+    def region_name(self):
+        from .aws import get_region_name
+
+        return get_region_name(self.region or None)
+
+    @property
+    def management_endpoint(self):
+        """Where ``@connections`` calls go: the override, else the AWS-derived URL."""
+        if self.management_endpoint_url:
+            return self.management_endpoint_url.rstrip("/")
+        if not self.api_id:
+            raise ValidationError(
+                _("ApiGateway %(name)s has no api_id yet: create it in AWS first."),
+                params={"name": self.api_name},
+            )
+        return protocol.management_endpoint(self.api_id, self.region_name, self.stage_name)
+
+    @property
+    def websocket_url(self):
+        """The URL browsers connect to: the custom domain, else the API's endpoint and stage,
+        else (a record served by ``runwsgateway``) the local gateway's."""
+        if self.domain_name and self.custom_domain_created:
+            return f"wss://{self.domain_name}"
+        if self.api_endpoint:
+            return f"{self.api_endpoint.rstrip('/')}/{self.stage_name}"
+        if self.management_endpoint_url.startswith(("http://", "https://")):
+            return "ws" + self.management_endpoint_url.removeprefix("http").rstrip("/")
+        return ""
+
+
+class ApiGatewayAdditionalRoute(models.Model):
+    """A custom route key with its own integration URL."""
+
+    api_gateway = models.ForeignKey(
+        ApiGateway, on_delete=models.CASCADE, related_name="additional_routes"
+    )
+    name = models.CharField(max_length=63)
+    route_key = models.CharField(max_length=64, db_index=True, validators=[route_key_validator])
+    integration_url = models.URLField()
+    two_way = models.BooleanField(
+        default=False, help_text=_("Send the handler's HTTP response back to the sender.")
+    )
+    deployed = models.BooleanField(default=False, editable=False)
+    created_on = models.DateTimeField(auto_now_add=True)
+    updated_on = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        unique_together = [("api_gateway", "route_key")]
+        verbose_name = _("API Gateway additional route")
+
+    def __str__(self):
+        return self.name
+
+
+class WebSocketSessionQuerySet(models.QuerySet):
+    def connected(self):
+        return self.filter(connected=True)
+
+    def for_user(self, user):
+        return self.filter(user=user)
+
+    def in_channel(self, name):
+        return self.filter(channel_name=name)
+
+    def send_message(self, data):
+        """Send ``data`` (JSON-encoded) to every connected row; returns a ``SendResult``."""
+        from .sending import send_to_sessions
+
+        return send_to_sessions(self.connected(), data)
+
+
+class WebSocketSession(models.Model):
+    """One WebSocket connection held by API Gateway."""
+
+    connection_id = models.CharField(max_length=255, unique=True)
+    channel_name = models.CharField(
+        max_length=protocol.CHANNEL_NAME_MAX_LENGTH, blank=True, default=""
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="websocket_sessions",
+    )
+    connected = models.BooleanField(default=True)
+    api_gateway = models.ForeignKey(
+        ApiGateway, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
+    request_count = models.PositiveBigIntegerField(default=1)
+    created_on = models.DateTimeField(auto_now_add=True)
+    updated_on = models.DateTimeField(auto_now=True)
+
+    objects = WebSocketSessionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("WebSocket session")
+        indexes = [
+            models.Index(fields=["channel_name", "connected"], name="wss_channel_connected"),
+            models.Index(fields=["user", "connected"], name="wss_user_connected"),
+            models.Index(fields=["connected", "updated_on"], name="wss_connected_updated"),
+        ]
+
+    def __str__(self):
+        return self.connection_id
+
+    def send_message(self, data):
+        """Send ``data`` to this connection; returns a ``SendResult``."""
+        from .sending import send_to_sessions
+
+        return send_to_sessions([self], data)
+
+    def close(self):
+        """Ask API Gateway to close this connection (DELETE @connections)."""
+        from .sending import close_connection
+
+        return close_connection(self)
+
+
+class WebSocketToken(models.Model):
+    """A single-use connect token. ``token`` holds the SHA-256 of the raw value, never the raw value."""
+
+    token = models.CharField(
+        max_length=64, unique=True, validators=[RegexValidator(r"^[a-f0-9]{64}\Z")]
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="websocket_tokens"
+    )
+    session_key = models.CharField(max_length=40, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    used = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("WebSocket token")
+        indexes = [models.Index(fields=["user", "created_at"], name="wst_user_created")]
+
+    def __str__(self):
+        return f"token for {self.user} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+    @classmethod
+    def generate_token(cls, user, session_key):
+        """Create a token; returns the raw value (shown once, to the browser)."""
+        from .tokens import issue_token
+
+        return issue_token(user, session_key)
+
+    @classmethod
+    def validate_and_consume(cls, token_value, session_key=None, max_age_seconds=None):
+        """Consume a raw token; returns its user, or ``None``."""
+        from .tokens import consume_token
+
+        token = consume_token(token_value, session_key, max_age_seconds)
+        return token.user if token else None
+
+    @classmethod
+    def cleanup_expired(cls, max_age_seconds=300):
+        from .tokens import cleanup_tokens
+
+        return cleanup_tokens(max_age_seconds)
+
+    @classmethod
+    def check_rate_limit(cls, user, max_tokens_per_minute=None):
+        from .tokens import may_issue_token
+
+        return may_issue_token(user, max_tokens_per_minute)
+
+
+class ConnectionRateLimit(models.Model):
+    """One connect attempt: the rate limiter's counter and the admin's audit trail."""
+
+    ip_address = models.GenericIPAddressField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="connection_attempts",
+    )
+    attempt_time = models.DateTimeField(auto_now_add=True, db_index=True)
+    successful = models.BooleanField(default=False)
+    reason = models.CharField(
+        max_length=32, blank=True, default="", help_text=_("Why a rejected attempt failed.")
+    )
+
+    class Meta:
+        verbose_name = _("connection attempt")
+        indexes = [
+            models.Index(fields=["ip_address", "attempt_time"], name="idx_ip_attempt_time"),
+            models.Index(fields=["user", "attempt_time"], name="idx_user_attempt_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.ip_address} at {self.attempt_time:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def check_rate_limit(cls, ip_address, user=None, max_attempts=None, window_minutes=None):
+        from .ratelimit import check_connect_rate
+
+        return check_connect_rate(ip_address, user, max_attempts, window_minutes)
+
+    @classmethod
+    def record_attempt(cls, ip_address, user=None, successful=False, reason=""):
+        from .ratelimit import record_connect_attempt
+
+        return record_connect_attempt(ip_address, user, successful, reason)
+
+    @classmethod
+    def cleanup_old_records(cls, days=7):
+        from .ratelimit import cleanup_attempts
+
+        return cleanup_attempts(days)
+
+
+class CleanupRun(models.Model):
+    """When a cleanup command last ran, and what it removed (for checks and websocketStats)."""
+
+    command = models.CharField(max_length=64)
+    ran_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    removed = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("cleanup run")
+        get_latest_by = "ran_at"
+
+    def __str__(self):
+        return f"{self.command} at {self.ran_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,106 @@
+"""The wire contract between API Gateway and Django (SPEC §3, §4).
+
+One place for header names, route keys, limits and the integration's request-parameter
+mapping, shared by the view, the provisioning code, the local gateway and the test helpers.
+"""
+
+import json
+import re
+
+# Integration routes: the last path segment of the Django URL ``ws/<slug:route>``.
+CONNECT = "connect"
+DISCONNECT = "disconnect"
+DEFAULT = "default"
+
+# API Gateway route keys of the three built-in routes, and their integration path.
+ROUTE_KEYS = {"$connect": CONNECT, "$disconnect": DISCONNECT, "$default": DEFAULT}
+
+# Headers API Gateway sets on every integration request.
+HEADER_API_ID = "X-Amzn-Apigateway-Api-Id"
+HEADER_TRACE_ID = "X-Amzn-Trace-Id"
+# Headers our integrations map from the request context (provisioning sets these up).
+HEADER_CONNECTION_ID = "connectionId"
+HEADER_SECRET = "X-Gateway-Secret"
+HEADER_SOURCE_IP = "X-Source-Ip"
+
+USER_AGENT_PREFIX = "AmazonAPIGateway_"
+
+
+def request_parameters(secret):
+    """The integration ``RequestParameters``: header <- context variable or 'static' value."""
+    params = {
+        f"integration.request.header.{HEADER_CONNECTION_ID}": "context.connectionId",
+        f"integration.request.header.{HEADER_SOURCE_IP}": "context.identity.sourceIp",
+    }
+    if secret:
+        params[f"integration.request.header.{HEADER_SECRET}"] = f"'{secret}'"
+    return params
+
+
+# AWS limits (SPEC §3).
+MAX_PAYLOAD_BYTES = 128 * 1024
+MAX_CONNECTION_SECONDS = 2 * 60 * 60
+IDLE_TIMEOUT_SECONDS = 10 * 60
+INTEGRATION_TIMEOUT_SECONDS = 29
+
+# Client query parameters on the wss URL.
+QUERY_TOKEN = "ws_token"
+QUERY_CHANNEL = "channel"
+
+# Channel names: letters, digits, "_", "-", "."; at most the DB column's length.
+CHANNEL_NAME_MAX_LENGTH = 128
+CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+# API Gateway connection ids are short base64-ish strings ("L0SM9cOFvHcCIhw=").
+CONNECTION_ID_MAX_LENGTH = 128
+CONNECTION_ID_RE = re.compile(r"[A-Za-z0-9_=+/-]+")
+
+
+def is_valid_channel_name(name):
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= CHANNEL_NAME_MAX_LENGTH
+        and CHANNEL_NAME_RE.fullmatch(name) is not None
+    )
+
+
+def is_valid_connection_id(value):
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= CONNECTION_ID_MAX_LENGTH
+        and CONNECTION_ID_RE.fullmatch(value) is not None
+    )
+
+
+def management_endpoint(api_id, region, stage):
+    """The Management API endpoint AWS serves for a deployed stage (SPEC §4)."""
+    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+
+
+def select_route(body_text, selection_key, route_keys):
+    """The route key API Gateway picks for a message frame (SPEC §3).
+
+    ``selection_key`` is the body key named by ``$request.body.<key>``; a matching custom
+    route key wins, anything else (no match, non-JSON, non-object) goes to ``$default``.
+    """
+    if not selection_key:
+        return "$default"
+    try:
+        data = json.loads(body_text)
+    except (TypeError, ValueError):
+        return "$default"
+    value = data
+    for part in selection_key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return "$default"
+        value = value[part]
+    if isinstance(value, str) and value in route_keys:
+        return value
+    return "$default"
+
+
+def selection_key_from_expression(expression):
+    """``$request.body.action`` -> ``action``; ``None`` for expressions we cannot evaluate."""
+    prefix = "$request.body."
+    if expression and expression.startswith(prefix):
+        return expression[len(prefix):]
+    return None

@@ -1,0 +1,27 @@
+"""The AWS control plane: create, reconcile, deploy and delete an API Gateway WebSocket API.
+
+Every operation reads AWS's current state first and changes only what differs, so a run
+that failed half-way is simply run again. Ids are saved as soon as AWS returns them; a state
+flag (``api_created``, ``custom_domain_created``, a route's ``deployed``) is set only after
+its step succeeded. ``dry_run=True`` reads but never writes: the returned ``Plan`` lists
+what a real run would do. Nothing here runs from ``Model.save()``.
+"""
+
+from .api import DEFAULT_ACCESS_LOG_FORMAT, desired_routes, integration_params, rotate_secret, sync_api
+from .base import Plan, ProvisioningError
+from .domain import create_custom_domain
+from .iam import iam_policy
+from .teardown import delete_api
+
+__all__ = [
+    "DEFAULT_ACCESS_LOG_FORMAT",
+    "Plan",
+    "ProvisioningError",
+    "create_custom_domain",
+    "delete_api",
+    "desired_routes",
+    "iam_policy",
+    "integration_params",
+    "rotate_secret",
+    "sync_api",
+]

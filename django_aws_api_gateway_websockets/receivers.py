@@ -1,0 +1,27 @@
+"""The package's own signal receivers (connected in ``AppConfig.ready``)."""
+
+import logging
+from datetime import timedelta
+
+from django.dispatch import receiver
+
+from .models import CleanupRun
+from .signals import cleanup_run
+
+logger = logging.getLogger("django_aws_api_gateway_websockets.cleanup")
+
+# Enough history for websocketStats and the W040 check; a 5-minute schedule adds ~9,000 rows a month.
+CLEANUP_HISTORY = timedelta(days=30)
+
+
+@receiver(cleanup_run)
+def record_cleanup(sender, command, removed, **kwargs):
+    """Persist the run (``check --deploy`` and ``websocketStats`` read it), log it, prune old runs."""
+    run = CleanupRun.objects.create(command=command, removed=removed)
+    CleanupRun.objects.filter(ran_at__lt=run.ran_at - CLEANUP_HISTORY).delete()
+    logger.info(
+        "Cleanup %s removed %s",
+        command,
+        removed,
+        extra={"connection_id": "", "route": "", "reason": "", "user_id": None, "command": command, "removed": removed},
+    )

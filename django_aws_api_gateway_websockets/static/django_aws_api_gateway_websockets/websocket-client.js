@@ -1,0 +1,212 @@
+// Browser client for django-aws-api-gateway-websockets. A plain ES module: no build step, no CDN.
+//
+//   import { WebSocketClient } from "/static/django_aws_api_gateway_websockets/websocket-client.js";
+//   const ws = WebSocketClient.fromElement("ws-config");     // {% websocket_config %} output
+//   ws.addEventListener("chat", (e) => show(e.detail));      // typed events: the message's "type"
+//   ws.connect();
+//   ws.send({ handler: "send_chat", text: "hi" });           // queued while (re)connecting
+//
+// Every (re)connect fetches a fresh single-use token; reconnects back off exponentially with
+// jitter; a 401/403 from the token endpoint stops the client ("unauthorized"); a heartbeat keeps
+// API Gateway's 10-minute idle timer from closing the socket, and the client reconnects on its own
+// before API Gateway's 2-hour connection cap.
+
+const MINUTE = 60 * 1000;
+
+export const DEFAULTS = {
+  channel: "",
+  backoffBaseMs: 500,
+  backoffCapMs: 30 * 1000,
+  queueLimit: 100,
+  heartbeatMs: 5 * MINUTE, // API Gateway closes idle sockets after 10 minutes
+  maxLifetimeMs: 115 * MINUTE, // API Gateway closes every socket after 2 hours
+  heartbeat: { handler: "ping" }, // the view's built-in ping handler
+};
+
+// Events the client itself emits; a message whose "type" is one of these is only a "message" event.
+const LIFECYCLE = new Set(["open", "close", "message", "error", "unauthorized", "reconnecting", "dropped"]);
+
+export function csrfTokenFromCookie(name = "csrftoken") {
+  const match = document.cookie.split("; ").find((part) => part.startsWith(name + "="));
+  return match ? decodeURIComponent(match.slice(name.length + 1)) : "";
+}
+
+export class WebSocketClient extends EventTarget {
+  constructor(options) {
+    super();
+    if (!options || !options.url) throw new Error("WebSocketClient needs a url");
+    this.options = { ...DEFAULTS, ...options };
+    this.channel = this.options.channel;
+    this.queue = [];
+    this.socket = null;
+    this.attempt = 0;
+    this.stopped = true;
+    this.generation = 0; // bumped by close(): a token fetch still in flight must not open a socket
+    this.timers = {};
+  }
+
+  // Build a client from the JSON that the {% websocket_config %} template tag renders.
+  static fromElement(id, overrides = {}) {
+    const element = document.getElementById(id);
+    if (!element) throw new Error(`No element #${id} with the WebSocket configuration`);
+    return new WebSocketClient({ ...JSON.parse(element.textContent), ...overrides });
+  }
+
+  get isOpen() {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  // Start connecting; a no-op while the client is already running.
+  connect() {
+    if (!this.stopped) return this;
+    this.stopped = false;
+    this._open();
+    return this;
+  }
+
+  // Send an object (JSON) or a string; queued (bounded) while not connected. Returns false when
+  // the queue is full and the oldest queued message had to be dropped.
+  send(message) {
+    const frame = typeof message === "string" ? message : JSON.stringify(message);
+    if (this.isOpen) {
+      this.socket.send(frame);
+      return true;
+    }
+    this.queue.push(frame);
+    if (this.queue.length > this.options.queueLimit) {
+      const dropped = this.queue.shift();
+      this._emit("dropped", { frame: dropped });
+      return false;
+    }
+    return true;
+  }
+
+  // Move this connection to another channel now, and use it for every later reconnect.
+  switchChannel(name) {
+    this.channel = name;
+    this.send({ handler: "change_channel", channel: name });
+  }
+
+  // Stop for good: no reconnect, no heartbeat, queue discarded.
+  close() {
+    this.stopped = true;
+    this.generation += 1;
+    this._clearTimers();
+    this.queue = [];
+    this._detach("client closed");
+  }
+
+  // --- internals ------------------------------------------------------------------
+
+  async _open() {
+    this._clearTimers();
+    const generation = this.generation;
+    let token = "";
+    if (this.options.tokenUrl) {
+      try {
+        token = await this._fetchToken();
+      } catch (error) {
+        if (generation !== this.generation) return;
+        if (error.status === 401 || error.status === 403) {
+          this.stopped = true;
+          this._emit("unauthorized", { status: error.status });
+          return;
+        }
+        this._emit("error", { error });
+        this._scheduleReconnect();
+        return;
+      }
+    }
+    if (this.stopped || generation !== this.generation) return;
+    const url = new URL(this.options.url);
+    if (token) url.searchParams.set("ws_token", token);
+    if (this.channel) url.searchParams.set("channel", this.channel);
+    const socket = new WebSocket(url.toString());
+    this.socket = socket;
+    socket.addEventListener("open", () => this._onOpen(socket));
+    socket.addEventListener("message", (event) => this._onMessage(event));
+    socket.addEventListener("close", (event) => this._onClose(socket, event));
+    socket.addEventListener("error", () => this._emit("error", { error: new Error("WebSocket error") }));
+  }
+
+  async _fetchToken() {
+    const response = await fetch(this.options.tokenUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": this.options.csrfToken || csrfTokenFromCookie(), Accept: "application/json" },
+    });
+    if (!response.ok) {
+      const error = new Error(`Token endpoint answered ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return (await response.json()).token;
+  }
+
+  _onOpen(socket) {
+    if (socket !== this.socket) return;
+    this.attempt = 0;
+    while (this.queue.length && this.isOpen) socket.send(this.queue.shift());
+    this.timers.heartbeat = setInterval(() => {
+      if (this.isOpen) socket.send(JSON.stringify(this.options.heartbeat));
+    }, this.options.heartbeatMs);
+    // Reconnect on our own terms before API Gateway's cap cuts the socket.
+    this.timers.lifetime = setTimeout(() => {
+      this._detach("lifetime");
+      this._scheduleReconnect(0);
+    }, this.options.maxLifetimeMs);
+    this._emit("open", { channel: this.channel });
+  }
+
+  _onMessage(event) {
+    let data = event.data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (error) {
+      // Not JSON: delivered as the raw string.
+    }
+    this._emit("message", data);
+    if (data && typeof data.type === "string" && !LIFECYCLE.has(data.type)) this._emit(data.type, data);
+  }
+
+  _onClose(socket, event) {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    this._clearTimers();
+    this._emit("close", { code: event.code, reason: event.reason });
+    if (!this.stopped) this._scheduleReconnect();
+  }
+
+  // Close the current socket ourselves; its late close event must not trigger a reconnect.
+  _detach(reason) {
+    const socket = this.socket;
+    this.socket = null;
+    this._clearTimers();
+    if (socket) {
+      socket.close(1000, reason);
+      this._emit("close", { code: 1000, reason });
+    }
+  }
+
+  _scheduleReconnect(delay) {
+    if (this.stopped) return;
+    if (delay === undefined) {
+      const ceiling = Math.min(this.options.backoffCapMs, this.options.backoffBaseMs * 2 ** this.attempt);
+      delay = ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
+      this.attempt += 1;
+    }
+    this._emit("reconnecting", { delay, attempt: this.attempt });
+    this.timers.reconnect = setTimeout(() => this._open(), delay);
+  }
+
+  _clearTimers() {
+    clearInterval(this.timers.heartbeat);
+    clearTimeout(this.timers.lifetime);
+    clearTimeout(this.timers.reconnect);
+    this.timers = {};
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

@@ -1,0 +1,156 @@
+"""``WebSocketTestClient``: API Gateway's side of the conversation, inside a Django test."""
+
+import base64
+import json
+import os
+import uuid
+from urllib.parse import urlencode, urlsplit
+
+from django.test import Client
+
+from .. import protocol, tokens
+from ..models import ApiGateway
+from .capture import ManagementAPICapture
+
+
+def new_connection_id():
+    """An id shaped like AWS's (``L0SM9cOFvHcCIhw=``)."""
+    return base64.b64encode(os.urandom(10)).decode().replace("/", "_").replace("+", "-")
+
+
+def integration_headers(gateway, connection_id, *, route=protocol.DEFAULT, source_ip="127.0.0.1"):
+    """The headers API Gateway sends on an integration request (SPEC §3)."""
+    headers = {
+        "X-Forwarded-For": source_ip,
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Port": "443",
+        "X-Amzn-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+        protocol.HEADER_API_ID: gateway.api_id,
+        protocol.HEADER_CONNECTION_ID: connection_id,
+        protocol.HEADER_SOURCE_IP: source_ip,
+    }
+    if gateway.integration_secret:
+        headers[protocol.HEADER_SECRET] = gateway.integration_secret
+    if route != protocol.CONNECT:
+        headers["User-Agent"] = f"{protocol.USER_AGENT_PREFIX}{gateway.api_id}"
+    return headers
+
+
+def find_or_create_gateway():
+    """The only ``ApiGateway`` record, or a new one for tests."""
+    gateways = list(ApiGateway.objects.all()[:2])
+    if len(gateways) == 1:
+        return gateways[0]
+    suffix = uuid.uuid4().hex[:8]
+    return ApiGateway.objects.create(
+        api_name=f"test-{suffix}",
+        api_id=f"test{suffix}",
+        region="us-east-1",
+        management_endpoint_url=f"http://test{suffix}.execute-api.localhost/test",
+    )
+
+
+class WebSocketTestClient:
+    """One WebSocket connection to a ``WebSocketView`` mounted at ``path`` (``"/ws/"``).
+
+    ::
+
+        with WebSocketTestClient("/ws/", user=alice) as ws:
+            ws.connect(channel="room-1")
+            ws.send({"handler": "send_chat", "text": "hi"})
+            assert ws.messages[-1]["text"] == "hi"
+
+    ``user`` is logged in and, when the view uses tokens, a fresh token is put on the
+    connect URL. ``messages`` lists what the code under test posted to this connection.
+    """
+
+    def __init__(self, path="/ws/", *, user=None, gateway=None, client=None, source_ip="127.0.0.1", origin=None):
+        self.path = path if path.endswith("/") else path + "/"
+        self.user = user
+        self.gateway = gateway
+        self.client = client or Client()
+        self.source_ip = source_ip
+        self.origin = origin
+        self.connection_id = None
+        self.connected = False
+        self.capture = None
+        self._own_capture = None
+        if user is not None:
+            self.client.force_login(user)
+
+    # Context manager: installs a ManagementAPICapture unless one is active already.
+    def __enter__(self):
+        self.capture = ManagementAPICapture.active
+        if self.capture is None:
+            self._own_capture = self.capture = ManagementAPICapture().__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.connected:
+            self.disconnect()
+        if self._own_capture is not None:
+            self._own_capture.__exit__(*exc_info)
+            self._own_capture = None
+
+    def _gateway(self):
+        if self.gateway is None:
+            self.gateway = find_or_create_gateway()
+        return self.gateway
+
+    def connect(self, *, channel=None, query=None, token=True, connection_id=None):
+        """POST ``connect`` as API Gateway does on a handshake; returns the response."""
+        gateway = self._gateway()
+        params = dict(query or {})
+        if channel is not None:
+            params[protocol.QUERY_CHANNEL] = channel
+        if token and self.user is not None and protocol.QUERY_TOKEN not in params:
+            params[protocol.QUERY_TOKEN] = tokens.issue_token(self.user, self.client.session.session_key)
+        self.connection_id = connection_id or new_connection_id()
+        headers = integration_headers(gateway, self.connection_id, route=protocol.CONNECT, source_ip=self.source_ip)
+        if self.origin:
+            headers["Origin"] = self.origin
+        url = f"{self.path}{protocol.CONNECT}"
+        if params:
+            url += "?" + urlencode(params)
+        response = self.client.post(url, headers=headers)
+        self.connected = 200 <= response.status_code < 300
+        return response
+
+    def send(self, data):
+        """Send a frame: routed like API Gateway (custom route key, else ``$default``)."""
+        self._require_connection()
+        text = data if isinstance(data, str) else json.dumps(data)
+        return self.client.post(self._message_url(text), text, content_type="application/json", headers=self._headers())
+
+    def disconnect(self):
+        """The client went away: POST ``disconnect``, and later sends to it are gone (410)."""
+        self._require_connection()
+        response = self.client.post(f"{self.path}{protocol.DISCONNECT}", headers=self._headers(protocol.DISCONNECT))
+        self.connected = False
+        if self.capture is not None:
+            self.capture.mark_gone(self.connection_id)
+        return response
+
+    @property
+    def messages(self):
+        """What the code under test posted to this connection, JSON-decoded."""
+        if self.capture is None:
+            raise RuntimeError("Use WebSocketTestClient as a context manager (or the ws_client fixture).")
+        return self.capture.sent_to(self.connection_id)
+
+    def _headers(self, route=protocol.DEFAULT):
+        return integration_headers(self._gateway(), self.connection_id, route=route, source_ip=self.source_ip)
+
+    def _message_url(self, text):
+        gateway = self._gateway()
+        routes = {r.route_key: r.integration_url for r in gateway.additional_routes.all()}
+        key = protocol.select_route(
+            text, protocol.selection_key_from_expression(gateway.route_selection_expression), routes
+        )
+        if key in routes:
+            return urlsplit(routes[key]).path
+        return f"{self.path}{protocol.DEFAULT}"
+
+    def _require_connection(self):
+        if self.connection_id is None:
+            raise RuntimeError("Call connect() first.")

@@ -1,0 +1,34 @@
+"""pytest fixtures (registered through the ``pytest11`` entry point).
+
+* ``ws_capture``: an installed ``ManagementAPICapture``.
+* ``ws_client``: a factory ``ws_client(path="/ws/", user=None, **kwargs)`` returning
+  ``WebSocketTestClient`` objects that share ``ws_capture``; needs the ``db`` fixture.
+"""
+
+import pytest
+
+
+@pytest.fixture
+def ws_capture():
+    from .capture import ManagementAPICapture
+
+    with ManagementAPICapture() as capture:
+        yield capture
+
+
+@pytest.fixture
+def ws_client(ws_capture, db):
+    from ..gateways import clear_gateway_cache
+    from .client import WebSocketTestClient
+
+    clear_gateway_cache()
+    clients = []
+
+    def make(path="/ws/", **kwargs):
+        client = WebSocketTestClient(path, **kwargs).__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

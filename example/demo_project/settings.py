@@ -1,0 +1,67 @@
+"""Demo settings: SQLite, the local gateway on 127.0.0.1:8001, Django on 127.0.0.1:8000."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "demo-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+DJANGO_PORT = os.environ.get("DEMO_DJANGO_PORT", "8000")
+CSRF_TRUSTED_ORIGINS = [f"http://127.0.0.1:{DJANGO_PORT}", f"http://localhost:{DJANGO_PORT}"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_aws_api_gateway_websockets",
+    "chat",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "demo_project.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
+        "OPTIONS": {"timeout": 20},
+    }
+}
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "/static/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "room"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# No AWS account: the local gateway's Management API needs no credentials.
+AWS_GATEWAY_REGION_NAME = "us-east-1"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_aws_api_gateway_websockets": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,64 @@
+"""Django on a live server + the local gateway in-process + real WebSocket clients."""
+
+import pytest
+import requests
+
+from django_aws_api_gateway_websockets.gateway import GatewayConfig, GatewayThread
+from django_aws_api_gateway_websockets.models import ApiGateway
+
+ORIGIN = "https://www.example.com"
+
+
+@pytest.fixture
+def e2e_gateway(transactional_db, live_server):
+    return ApiGateway.objects.create(
+        api_name="e2e", api_id="e2eapi0001", stage_name="local", region="us-east-1",
+        target_base_endpoint=f"{live_server.url}/ws/",
+    )
+
+
+@pytest.fixture
+def start_gateway(e2e_gateway):
+    """Start a local gateway for the e2e record (options as GatewayConfig fields)."""
+    running = []
+
+    def start(**overrides):
+        thread = GatewayThread(GatewayConfig.from_record(e2e_gateway, **overrides))
+        thread.start()
+        running.append(thread)
+        ApiGateway.objects.filter(pk=e2e_gateway.pk).update(management_endpoint_url=thread.management_url)
+        e2e_gateway.refresh_from_db()
+        return thread
+
+    yield start
+    for thread in running:
+        thread.stop()
+
+
+@pytest.fixture
+def gateway_thread(start_gateway):
+    return start_gateway()
+
+
+@pytest.fixture
+def browser_login(live_server, client):
+    """A logged-in browser: its cookies, and a function fetching a token like the JS client."""
+
+    def login(user):
+        client.force_login(user)
+        http = requests.Session()
+        http.cookies.set("sessionid", client.cookies["sessionid"].value)
+        http.get(f"{live_server.url}/admin/login/")  # the csrftoken cookie
+
+        def fetch_token():
+            response = http.post(
+                f"{live_server.url}/api/ws-token/",
+                headers={"X-CSRFToken": http.cookies["csrftoken"], "Referer": live_server.url + "/"},
+            )
+            response.raise_for_status()
+            return response.json()["token"]
+
+        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        return cookie, fetch_token
+
+    return login

@@ -1,0 +1,227 @@
+"""System checks: ``manage.py check`` and ``check --deploy`` (docs/checks.md)."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+from django.urls import path
+from django.utils import timezone
+
+from django_aws_api_gateway_websockets.models import (
+    ApiGatewayAdditionalRoute,
+    CleanupRun,
+    WebSocketSession,
+)
+from django_aws_api_gateway_websockets.views import WebSocketTokenView
+from tests.views import ChatView
+
+SECURE = dict(
+    DEBUG=False,
+    SESSION_COOKIE_SECURE=True,
+    CSRF_COOKIE_SECURE=True,
+    CSRF_TRUSTED_ORIGINS=["https://www.example.com"],
+)
+
+
+def ids(deploy=False, **kwargs):
+    found = checks.run_checks(include_deployment_checks=deploy, **kwargs)
+    return sorted({m.id for m in found if m.id.startswith("aws_websockets")})
+
+
+def messages(check_id, deploy=True):
+    return [m for m in checks.run_checks(include_deployment_checks=deploy) if m.id == check_id]
+
+
+@pytest.fixture
+def secure(settings):
+    for name, value in SECURE.items():
+        setattr(settings, name, value)
+    return settings
+
+
+@pytest.fixture
+def deployed(gateway):
+    gateway.api_created, gateway.deployment_id = True, "dep1"
+    gateway.save()
+    return gateway
+
+
+@pytest.fixture
+def cleaned_up(db):
+    for command in ("clearWebSocketSessions", "cleanupWebSocketTokens"):
+        CleanupRun.objects.create(command=command)
+
+
+@pytest.fixture
+def no_aws_environment(monkeypatch, tmp_path):
+    """No region or credentials from the environment, config files or an instance role."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+class WithoutTokenView:
+    urlpatterns = [path("ws/<slug:route>", ChatView.as_view())]
+
+
+class WithUnnamedTokenView:
+    urlpatterns = [path("ws/<slug:route>", ChatView.as_view()), path("token/", WebSocketTokenView.as_view())]
+
+
+# --- check -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_test_project_passes_the_configuration_checks(django_assert_num_queries):
+    assert ids() == []
+    with django_assert_num_queries(0):  # the package's checks never read the database outside --deploy
+        assert ids(databases=["default"], tags=["aws_websockets"]) == []
+
+
+@override_settings(ROOT_URLCONF="tests.urls_misconfigured")
+def test_url_patterns_must_capture_slug_route():
+    errors = messages("aws_websockets.E001", deploy=False)
+    assert len(errors) == 2
+    assert "ws/<str:route>" in errors[0].msg and "<slug:route>" in errors[0].hint
+
+
+@override_settings(ROOT_URLCONF=WithoutTokenView)
+def test_token_protected_views_need_the_token_view_routed():
+    [error] = messages("aws_websockets.E002", deploy=False)
+    assert "ChatView" in error.msg and "WebSocketTokenView.as_view()" in error.hint
+
+
+@override_settings(ROOT_URLCONF=WithUnnamedTokenView)
+def test_token_view_must_be_reachable_by_its_configured_name():
+    assert ids() == ["aws_websockets.W004"]
+    with override_settings(WEBSOCKETS={"token_url_name": "elsewhere"}):
+        assert "'elsewhere'" in messages("aws_websockets.W004", deploy=False)[0].msg
+
+
+def test_region_from_settings_or_the_aws_environment(settings, no_aws_environment, monkeypatch):
+    settings.AWS_GATEWAY_REGION_NAME = ""
+    assert "aws_websockets.W001" in ids()
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")  # boto3's own region is used at runtime too
+    settings.AWS_REGION_NAME = ""  # clears the cached session
+    assert "aws_websockets.W001" not in ids()
+
+
+def test_half_configured_credentials_are_an_error(settings):
+    settings.AWS_SECRET_ACCESS_KEY = ""
+    [error] = messages("aws_websockets.E003", deploy=False)
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in error.msg
+
+
+def test_permissions_without_token(monkeypatch):
+    from tests.views import StaffView
+
+    monkeypatch.setattr(StaffView, "USE_WS_TOKEN", False)
+    assert "aws_websockets.W002" in ids()
+
+
+# --- check --deploy --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_deploy_checks_on_a_fresh_project(secure):
+    assert ids(deploy=True) == ["aws_websockets.W030", "aws_websockets.W040"]
+
+
+@pytest.mark.django_db
+def test_unresolvable_credentials(secure, deployed, cleaned_up, no_aws_environment):
+    secure.AWS_ACCESS_KEY_ID = secure.AWS_SECRET_ACCESS_KEY = None  # (assignment clears the cached session)
+    assert ids(deploy=True) == ["aws_websockets.W010"]
+
+
+@pytest.mark.django_db
+def test_deploy_checks_on_insecure_settings_and_records(secure, gateway, monkeypatch):
+    secure.DEBUG = True
+    secure.SESSION_COOKIE_SECURE = False
+    secure.CSRF_TRUSTED_ORIGINS = ["http://www.example.com"]
+    gateway.integration_secret = ""
+    gateway.target_base_endpoint = "http://internal.example.net/ws/"
+    gateway.save()
+    from tests.views import OpenView
+
+    monkeypatch.setattr(OpenView, "RATE_LIMIT_ENABLED", False)
+    assert ids(deploy=True) == [
+        "aws_websockets.E034",  # host not in ALLOWED_HOSTS
+        "aws_websockets.W003",  # rate limiting off
+        "aws_websockets.W020",  # DEBUG
+        "aws_websockets.W021",  # insecure cookie
+        "aws_websockets.W022",  # an http trusted origin
+        "aws_websockets.W031",  # not created in AWS
+        "aws_websockets.W032",  # no secret
+        "aws_websockets.W033",  # target not https
+        "aws_websockets.W035",  # CSRF_TRUSTED_ORIGINS does not cover the target's site
+        "aws_websockets.W040",  # never cleaned up
+    ]
+    [origin] = messages("aws_websockets.W035")
+    assert "https://internal.example.net" in origin.msg and '"https://internal.example.net"' in origin.hint
+
+
+@pytest.mark.django_db
+def test_healthy_deployment_has_no_warnings(secure, deployed, cleaned_up):
+    assert ids(deploy=True) == []
+
+
+@pytest.mark.django_db
+def test_wildcard_trusted_origins_cover_the_site(secure, deployed, cleaned_up):
+    secure.CSRF_TRUSTED_ORIGINS = ["https://*.example.com"]
+    assert ids(deploy=True) == []
+
+
+@pytest.mark.django_db
+def test_additional_routes_are_checked_like_the_target(secure, deployed, cleaned_up):
+    ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=deployed, name="Hooks", route_key="hooks", integration_url="http://hooks.internal/ws/hooks"
+    )
+    assert ids(deploy=True) == ["aws_websockets.E034", "aws_websockets.W033", "aws_websockets.W036"]
+    assert "route 'hooks'" in messages("aws_websockets.E034")[0].msg
+    assert messages("aws_websockets.W036")[0].hint == f"Run syncApiGateway --pk {deployed.pk}."
+
+
+@pytest.mark.django_db
+def test_a_record_left_on_a_local_gateway(secure, deployed, cleaned_up):
+    deployed.management_endpoint_url = "http://127.0.0.1:8001/production"
+    deployed.save()
+    assert ids(deploy=True) == ["aws_websockets.W037"]
+
+
+@pytest.mark.django_db
+def test_each_cleanup_command_must_have_run_within_a_day(secure, deployed, cleaned_up):
+    CleanupRun.objects.filter(command="clearWebSocketSessions").update(ran_at=timezone.now() - timedelta(days=2))
+    [warning] = messages("aws_websockets.W040")
+    assert warning.msg.startswith("clearWebSocketSessions did not run") and "cleanupWebSocketTokens" not in warning.msg
+
+
+@pytest.mark.django_db
+def test_stale_sessions(secure, deployed, cleaned_up):
+    WebSocketSession.objects.create(connection_id="fresh", api_gateway=deployed)
+    WebSocketSession.objects.create(connection_id="old", api_gateway=deployed)
+    WebSocketSession.objects.filter(connection_id="old").update(created_on=timezone.now() - timedelta(hours=3))
+    [warning] = messages("aws_websockets.W041")
+    assert warning.msg.startswith("1 session(s)") and "clearWebSocketSessions --stale" in warning.hint
+
+
+@pytest.mark.django_db
+def test_missing_tables_skip_the_database_checks(secure, deployed, monkeypatch):
+    monkeypatch.setattr(CleanupRun._meta, "db_table", "not_migrated_yet")
+    [info] = messages("aws_websockets.I039")
+    assert "'default'" in info.msg and "migrate" in info.hint
+    assert WebSocketSession.objects.count() == 0  # the connection is still usable (PostgreSQL)
+
+
+@pytest.mark.django_db
+def test_manage_py_check_deploy_fails_on_errors_and_names_the_database(secure, deployed, cleaned_up):
+    secure.ALLOWED_HOSTS = ["other.example.com"]
+    with pytest.raises(SystemCheckError) as failure:
+        call_command("check", "--deploy", "--database", "default", "--tag", "aws_websockets", stdout=StringIO())
+    assert "aws_websockets.E034" in str(failure.value) and "www.example.com" in str(failure.value)

@@ -1,0 +1,75 @@
+"""The helpers users write their own handler tests with (django_aws_api_gateway_websockets.testing)."""
+
+import pytest
+from botocore.exceptions import ClientError
+from django.test import TestCase
+
+from django_aws_api_gateway_websockets.models import ApiGateway, ApiGatewayAdditionalRoute, WebSocketSession
+from django_aws_api_gateway_websockets.sending import management_client
+from django_aws_api_gateway_websockets.testing import ManagementAPICapture, WebSocketTestClient
+
+
+def test_fixture_client_connects_sends_and_captures(ws_client, user):
+    ws = ws_client("/ws/", user=user)
+    assert ws.connect(channel="room-1").status_code == 200
+    assert ws.send({"handler": "send_chat", "text": "hi"}).json() == {"type": "sent"}
+    assert ws.messages == [{"type": "chat", "text": "hi", "user": "alice"}]
+
+
+def test_two_clients_share_a_channel(ws_client, user, other_user):
+    alice, bob = ws_client("/ws/", user=user), ws_client("/ws/", user=other_user)
+    alice.connect(channel="room")
+    bob.connect(channel="room")
+    bob.send({"handler": "send_chat", "text": "yo"})
+    assert alice.messages == bob.messages == [{"type": "chat", "text": "yo", "user": "bob"}]
+
+
+def test_disconnected_client_is_gone_for_senders(ws_client, user, other_user):
+    alice, bob = ws_client("/ws/", user=user), ws_client("/ws/", user=other_user)
+    alice.connect(channel="room")
+    bob.connect(channel="room")
+    alice.disconnect()
+    assert WebSocketSession.objects.get(connection_id=alice.connection_id).connected is False
+    # Even if the row were still marked connected, the capture answers 410 like AWS.
+    WebSocketSession.objects.filter(connection_id=alice.connection_id).update(connected=True)
+    result = WebSocketSession.objects.in_channel("room").send_message({"x": 1})
+    assert result.gone == [alice.connection_id]
+    assert result.delivered == [bob.connection_id]
+
+
+def test_rejected_connect_is_reported(ws_client):
+    ws = ws_client("/ws/")  # no user: the token view refuses
+    assert ws.connect().status_code == 401
+    assert ws.connected is False
+
+
+def test_custom_route_goes_to_its_integration_url(ws_client, user):
+    ws = ws_client("/ws/", user=user)
+    ws.connect()
+    ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=ws.gateway, name="staff", route_key="staffroute", integration_url="https://www.example.com/staff/x"
+    )
+    # /staff/ requires permissions alice does not have: 403 proves the frame went there.
+    assert ws.send({"action": "staffroute"}).status_code == 403
+    assert ws.send({"action": "other", "handler": "whoami"}).json()["type"] == "whoami"
+
+
+def test_capture_raises_gone_through_boto3(ws_capture, db):
+    gateway = ApiGateway.objects.create(api_name="g", api_id="g1", region="us-east-1")
+    ws_capture.mark_gone("dead")
+    with pytest.raises(ClientError) as info:
+        management_client(gateway).post_to_connection(ConnectionId="dead", Data=b"x")
+    assert info.value.response["Error"]["Code"] == "GoneException"
+
+
+class DjangoTestCaseUsage(TestCase):
+    def test_context_manager_in_testcase(self):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.create_user("carol")
+        with WebSocketTestClient("/ws/", user=user) as ws:
+            self.assertEqual(ws.connect(channel="c").status_code, 200)
+            ws.send({"handler": "send_chat", "text": "hello"})
+            self.assertEqual(ws.messages[0]["text"], "hello")
+        self.assertIsNone(ManagementAPICapture.active)
+        self.assertFalse(WebSocketSession.objects.get().connected)

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import path
+
+from django_aws_api_gateway_websockets.views import WebSocketTokenView
+
+from . import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/ws-token/", WebSocketTokenView.as_view(), name="websocket_token"),
+    path("ws/<slug:route>", views.ChatView.as_view(), name="ws_chat"),
+    path("open/<slug:route>", views.OpenView.as_view(), name="ws_open"),
+    path("staff/<slug:route>", views.StaffView.as_view(), name="ws_staff"),
+]
