@@ -191,7 +191,9 @@ def check_django_settings(app_configs, **kwargs):
 # --- check --deploy: database -----------------------------------------------------------
 
 
-@register(NAMESPACE, Tags.database, deploy=True)
+# Not tagged Tags.database: Django 6 skips such checks unless --database is given, and these
+# are what `check --deploy` is for. Deploy checks never run at runserver/migrate/test start.
+@register(NAMESPACE, deploy=True)
 def check_database(app_configs, databases=None, **kwargs):
     """Records, secrets, endpoints, cleanup and stale sessions, per database alias.
 
