@@ -117,18 +117,24 @@ def browser():
 @pytest.fixture
 def pages(browser, request):
     """Open logged-in pages: pages("demo") -> a Page in its own browser context."""
-    opened = []
+    opened, consoles = [], {}
+    request.node.browser_consoles = consoles
 
     def open_page(username, demo, path="/"):
         context = browser.new_context()
         page = context.new_page()
         page.set_default_timeout(15000)
+        opened.append((username, page))  # before any wait: a page that never opens is shown too
+        console = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+        consoles[username] = console
         page.goto(f"{demo.url}/login/?next={path}")
         page.fill("#id_username", username)
         page.fill("#id_password", username)
         page.click("#login")
-        page.wait_for_selector("#status[data-state=open]")
-        opened.append((username, page))
+        # Longer than other waits: a first attempt that fails (a busy CI machine) is retried after backoff.
+        page.wait_for_selector("#status[data-state=open]", timeout=30000)
         return page
 
     yield open_page
@@ -146,3 +152,10 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         item.failed = True
+        # What the servers and the pages said, in the failure report itself (CI keeps no files).
+        demo = item.funcargs.get("demo")
+        if demo is not None:
+            for log in sorted(demo.logs.glob("*.log")):
+                report.sections.append((f"demo {log.name} (last 6,000 characters)", log.read_text()[-6000:]))
+        for username, lines in getattr(item, "browser_consoles", {}).items():
+            report.sections.append((f"browser console of {username}", "\n".join(lines[-100:])))
