@@ -7,6 +7,7 @@ Ids are ``aws_websockets.<E|W|I>NNN``; every one is listed with its fix in docs/
 database the ``ApiGateway`` model is read from.
 """
 
+import pkgutil
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from . import aws, protocol, security
 from .conf import get_setting
 
 NAMESPACE = "aws_websockets"
+APP_LABEL = "django_aws_api_gateway_websockets"
 CLEANUP_COMMANDS = ("clearWebSocketSessions", "cleanupWebSocketTokens")
 CLEANUP_MAX_AGE = timedelta(days=1)
 
@@ -127,6 +129,51 @@ def check_region(app_configs, **kwargs):
             id=f"{NAMESPACE}.W001",
         )
     ]
+
+
+# --- migrate (and the test runner): the database's migration history ---------------------
+
+
+@register(NAMESPACE, Tags.database)
+def check_migration_history(app_configs, databases=None, **kwargs):
+    """The old package's migration rows (0001-0009) make Django skip this package's schema.
+
+    Its ``0001_initial`` shares our name, so ``migrate`` would treat our tables as created and
+    every query would fail on missing columns. Tagged ``database``: ``migrate`` runs it on the
+    alias it migrates, before touching anything.
+    """
+    if not databases:  # Django passes the aliases only where it may query them
+        return []
+    from django.db import connections
+    from django.db.migrations.recorder import MigrationRecorder
+
+    ours = _migration_names()
+    messages = []
+    for alias in databases:
+        if not router.allow_migrate(alias, APP_LABEL):
+            continue
+        recorder = MigrationRecorder(connections[alias])
+        if not recorder.has_table():
+            continue
+        applied = recorder.migration_qs.filter(app=APP_LABEL).values_list("name", flat=True)
+        foreign = sorted(set(applied) - ours)
+        if foreign:
+            messages.append(
+                Error(
+                    f"Database '{alias}' holds the old django-aws-api-gateway-websockets schema "
+                    f"(migrations {', '.join(foreign)} applied), not this package's.",
+                    hint="Move the data across a fresh schema as docs/upgrading.md shows: dumpdata, "
+                    "drop the old tables and their django_migrations rows, migrate, loaddata.",
+                    id=f"{NAMESPACE}.E038",
+                )
+            )
+    return messages
+
+
+def _migration_names():
+    from . import migrations
+
+    return {module.name for module in pkgutil.iter_modules(migrations.__path__)}
 
 
 # --- check --deploy: settings ---------------------------------------------------------

@@ -79,9 +79,10 @@ class WithUnnamedTokenView:
 
 
 @pytest.mark.django_db
-def test_test_project_passes_the_configuration_checks(django_assert_num_queries):
-    assert ids() == []
-    with django_assert_num_queries(0):  # the package's checks never read the database outside --deploy
+def test_test_project_passes_the_configuration_checks(django_assert_num_queries, django_assert_max_num_queries):
+    with django_assert_num_queries(0):  # plain `check` (runserver) never reads the database
+        assert ids() == []
+    with django_assert_max_num_queries(2):  # given a database (migrate, the test runner): its migration history only
         assert ids(databases=["default"], tags=["aws_websockets"]) == []
 
 
@@ -225,3 +226,36 @@ def test_manage_py_check_deploy_fails_on_errors_and_names_the_database(secure, d
     with pytest.raises(SystemCheckError) as failure:
         call_command("check", "--deploy", "--database", "default", "--tag", "aws_websockets", stdout=StringIO())
     assert "aws_websockets.E034" in str(failure.value) and "www.example.com" in str(failure.value)
+
+
+# --- migrate: the old package's migration history ---------------------------------------
+
+
+@pytest.fixture
+def old_package_history(db):
+    """The rows the old package's migrations leave (its 0001_initial shares our name)."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    recorder = MigrationRecorder.Migration.objects
+    recorder.create(app="django_aws_api_gateway_websockets", name="0002_rename_author")
+    recorder.create(app="django_aws_api_gateway_websockets", name="0009_default_table_names")
+
+
+def test_old_migration_history_stops_migrate(old_package_history):
+    errors = [m for m in checks.run_checks(databases=["default"]) if m.id == "aws_websockets.E038"]
+    assert len(errors) == 1
+    assert "0002_rename_author, 0009_default_table_names" in errors[0].msg
+    assert "docs/upgrading.md" in errors[0].hint
+    with pytest.raises(SystemCheckError, match="E038"):
+        call_command("migrate", "django_aws_api_gateway_websockets", verbosity=0, skip_checks=False)
+
+
+@pytest.mark.django_db
+def test_own_migration_history_passes():
+    # The test database was migrated with this package's migrations only.
+    assert "aws_websockets.E038" not in ids(databases=["default"])
+
+
+def test_migration_history_is_not_read_without_a_database(old_package_history):
+    # runserver and plain `check` give no database: nothing is queried, nothing reported.
+    assert "aws_websockets.E038" not in ids(tags=["database"])
