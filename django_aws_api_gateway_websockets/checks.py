@@ -1,7 +1,8 @@
 """System checks: the deployment guide's production checklist, run by ``manage.py check``.
 
 Ids are ``aws_websockets.<E|W|I>NNN``; every one is listed with its fix in docs/checks.md.
-``check`` runs the configuration checks (settings, URLconf, views: no database access);
+``check`` runs the configuration checks (settings, URLconf, views: no database access, except
+the migration history where Django names a database: ``migrate``, the test runner);
 ``check --deploy`` adds the production ones, including those that read the database
 (records, secrets, cleanup, stale sessions) on the ``--database`` aliases given, else on the
 database the ``ApiGateway`` model is read from.
@@ -136,7 +137,7 @@ def check_region(app_configs, **kwargs):
 
 @register(NAMESPACE, Tags.database)
 def check_migration_history(app_configs, databases=None, **kwargs):
-    """The old package's migration rows (0001-0009) make Django skip this package's schema.
+    """The old package's migration rows (0002-0009 beside a shared 0001) mean its schema, not ours.
 
     Its ``0001_initial`` shares our name, so ``migrate`` would treat our tables as created and
     every query would fail on missing columns. Tagged ``database``: ``migrate`` runs it on the
