@@ -8,7 +8,6 @@ the migration history where Django names a database: ``migrate``, the test runne
 database the ``ApiGateway`` model is read from.
 """
 
-import pkgutil
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -149,6 +148,8 @@ def check_migration_history(app_configs, databases=None, **kwargs):
     from django.db.migrations.recorder import MigrationRecorder
 
     ours = _migration_names()
+    if not ours:  # migrations disabled for this app (MIGRATION_MODULES = None)
+        return []
     messages = []
     for alias in databases:
         if not router.allow_migrate(alias, APP_LABEL):
@@ -172,9 +173,14 @@ def check_migration_history(app_configs, databases=None, **kwargs):
 
 
 def _migration_names():
-    from . import migrations
+    """This app's migrations on disk (``MIGRATION_MODULES`` respected) and those they replace."""
+    from django.db.migrations.loader import MigrationLoader
 
-    return {module.name for module in pkgutil.iter_modules(migrations.__path__)}
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    ours = {migration for (app, name), migration in loader.disk_migrations.items() if app == APP_LABEL}
+    return {migration.name for migration in ours} | {
+        name for migration in ours for app, name in migration.replaces if app == APP_LABEL
+    }
 
 
 # --- check --deploy: settings ---------------------------------------------------------

@@ -259,3 +259,10 @@ def test_own_migration_history_passes():
 def test_migration_history_is_not_read_without_a_database(old_package_history):
     # runserver and plain `check` give no database: nothing is queried, nothing reported.
     assert "aws_websockets.E038" not in ids(tags=["database"])
+
+
+def test_migration_history_follows_migration_modules(old_package_history, settings):
+    # A project that keeps this app's migrations elsewhere (or disables them) is not flagged
+    # for names our own package does not ship.
+    settings.MIGRATION_MODULES = {"django_aws_api_gateway_websockets": None}
+    assert "aws_websockets.E038" not in ids(databases=["default"])
