@@ -5,12 +5,14 @@ from io import StringIO
 
 import pytest
 from django.core import checks
+from django.core.checks.registry import registry
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 from django.urls import path
 from django.utils import timezone
 
+from django_aws_api_gateway_websockets import checks as package_checks
 from django_aws_api_gateway_websockets.models import (
     ApiGatewayAdditionalRoute,
     CleanupRun,
@@ -80,10 +82,18 @@ class WithUnnamedTokenView:
 
 @pytest.mark.django_db
 def test_test_project_passes_the_configuration_checks(django_assert_num_queries, django_assert_max_num_queries):
-    with django_assert_num_queries(0):  # plain `check` (runserver) never reads the database
-        assert ids() == []
-    with django_assert_max_num_queries(2):  # given a database (migrate, the test runner): its migration history only
-        assert ids(databases=["default"], tags=["aws_websockets"]) == []
+    assert ids() == []
+    configuration = [
+        check
+        for check in registry.get_checks(include_deployment_checks=False)
+        if "aws_websockets" in check.tags and checks.Tags.database not in check.tags
+    ]
+    assert len(configuration) >= 4
+    # Even given a database (Django 6 always gives one), these never read it.
+    with django_assert_num_queries(0):
+        assert [m for check in configuration for m in check(app_configs=None, databases=["default"])] == []
+    with django_assert_max_num_queries(2):  # what migrate runs on its database: the migration history
+        assert package_checks.check_migration_history(None, databases=["default"]) == []
 
 
 @override_settings(ROOT_URLCONF="tests.urls_misconfigured")
@@ -256,9 +266,11 @@ def test_own_migration_history_passes():
     assert "aws_websockets.E038" not in ids(databases=["default"])
 
 
-def test_migration_history_is_not_read_without_a_database(old_package_history):
-    # runserver and plain `check` give no database: nothing is queried, nothing reported.
-    assert "aws_websockets.E038" not in ids(tags=["database"])
+def test_migration_history_is_not_read_without_a_database(old_package_history, django_assert_num_queries):
+    # runserver and plain `check` name no database: nothing is queried, nothing reported.
+    with django_assert_num_queries(0):
+        assert package_checks.check_migration_history(None, databases=None) == []
+    assert "aws_websockets.E038" not in ids()
 
 
 def test_migration_history_follows_migration_modules(old_package_history, settings):
