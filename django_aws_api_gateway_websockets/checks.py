@@ -24,7 +24,6 @@ from . import aws, protocol, security
 from .conf import get_setting
 
 NAMESPACE = "aws_websockets"
-APP_LABEL = "django_aws_api_gateway_websockets"
 CLEANUP_COMMANDS = ("clearWebSocketSessions", "cleanupWebSocketTokens")
 CLEANUP_MAX_AGE = timedelta(days=1)
 
@@ -144,43 +143,27 @@ def check_migration_history(app_configs, databases=None, **kwargs):
     """
     if not databases:  # Django passes the aliases only where it may query them
         return []
-    from django.db import connections
-    from django.db.migrations.recorder import MigrationRecorder
+    from . import legacy
 
-    ours = _migration_names()
+    ours = legacy.own_migration_names()
     if not ours:  # migrations disabled for this app (MIGRATION_MODULES = None)
         return []
     messages = []
     for alias in databases:
-        if not router.allow_migrate(alias, APP_LABEL):
+        if not router.allow_migrate(alias, legacy.APP_LABEL):
             continue
-        recorder = MigrationRecorder(connections[alias])
-        if not recorder.has_table():
-            continue
-        applied = recorder.migration_qs.filter(app=APP_LABEL).values_list("name", flat=True)
-        foreign = sorted(set(applied) - ours)
-        if foreign:
+        old = legacy.old_migrations(alias, ours)
+        if old:
             messages.append(
                 Error(
                     f"Database '{alias}' holds the old django-aws-api-gateway-websockets schema "
-                    f"(migrations {', '.join(foreign)} applied), not this package's.",
-                    hint="Move the data across a fresh schema as docs/upgrading.md shows: dumpdata, "
-                    "drop the old tables and their django_migrations rows, migrate, loaddata.",
+                    f"(migrations {', '.join(old)} applied), not this package's.",
+                    hint=f"Run `manage.py upgradeFromOldPackage --database {alias}`: it saves the rows to a "
+                    "fixture, recreates the tables and loads them back (docs/upgrading.md).",
                     id=f"{NAMESPACE}.E038",
                 )
             )
     return messages
-
-
-def _migration_names():
-    """This app's migrations on disk (``MIGRATION_MODULES`` respected) and those they replace."""
-    from django.db.migrations.loader import MigrationLoader
-
-    loader = MigrationLoader(None, ignore_no_migrations=True)
-    ours = {migration for (app, name), migration in loader.disk_migrations.items() if app == APP_LABEL}
-    return {migration.name for migration in ours} | {
-        name for migration in ours for app, name in migration.replaces if app == APP_LABEL
-    }
 
 
 # --- check --deploy: settings ---------------------------------------------------------

@@ -1,0 +1,54 @@
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.utils import timezone
+
+from ... import legacy
+
+
+class Command(BaseCommand):
+    help = (
+        "Move a database migrated by the old django-aws-api-gateway-websockets (4.x) to this package's "
+        "schema: rows saved to a fixture file, tables recreated, rows loaded back."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The database to upgrade (default: default).")
+        parser.add_argument(
+            "--fixture",
+            metavar="PATH",
+            help="Where to save the rows first (default: websockets-upgrade-<date-time>.json here).",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Only print what would be moved.")
+
+    def handle(self, *args, database, fixture, dry_run, **options):
+        path = None
+        try:
+            old = legacy.check_upgradable(database)
+            if dry_run:
+                copied, dropped = legacy.count_old_rows(database)
+                self.stdout.write(f"Old migrations applied on '{database}': {', '.join(old)}")
+                for verb, counts in (("copy", copied), ("drop", dropped)):
+                    for label, rows in counts.items():
+                        self.stdout.write(f"  would {verb} {rows} {label} row(s)")
+                self.stdout.write("Dry run: nothing was changed.")
+                return
+            path = fixture or f"websockets-upgrade-{timezone.now():%Y%m%d-%H%M%S}.json"
+            if os.path.exists(path):
+                raise CommandError(f"{path} exists: choose another --fixture (it may hold an earlier save).")
+            legacy.upgrade(database, path, log=self.stdout.write)
+        except legacy.UpgradeError as exc:
+            raise CommandError(str(exc)) from exc
+        except (DatabaseError, OSError) as exc:
+            if path and os.path.exists(path):
+                raise CommandError(
+                    f"Upgrade stopped: {exc}. The rows are saved in {path}: once the cause is fixed, "
+                    f"run `migrate` and `loaddata {path}` (docs/upgrading.md)."
+                ) from exc
+            raise CommandError(f"Upgrade stopped before anything was changed: {exc}") from exc
+        self.stdout.write(
+            self.style.SUCCESS("Upgraded. Keep the fixture until you have checked the data.")
+            + "\nNext: `syncApiGateway --pk N --rotate-secret` for each record (records have no integration "
+            "secret yet; `check --deploy` lists them as aws_websockets.W032)."
+        )
