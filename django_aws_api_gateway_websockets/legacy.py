@@ -122,7 +122,7 @@ def upgrade(alias, fixture_path, log=print):
     old = check_upgradable(alias)
     connection = connections[alias]
     rows = read_old_rows(alias)
-    tokens = sum(model.objects.using(alias).count() for model in DROPPED)
+    tokens = sum(count_old_rows(alias)[1].values())
     instances = [instance for model_rows in rows.values() for instance in model_rows]
     with open(fixture_path, "x", encoding="utf-8") as fixture:  # never over an earlier save
         serializers.serialize("json", instances, stream=fixture, indent=1)
