@@ -110,6 +110,16 @@ def read_old_rows(alias):
     return rows
 
 
+def drop_tables(alias):
+    """Drop whichever of this app's tables exist on ``alias`` (old or new schema)."""
+    connection = connections[alias]
+    existing = set(connection.introspection.table_names())
+    with connection.schema_editor() as editor:
+        for model in DROP_ORDER:
+            if model._meta.db_table in existing:
+                editor.delete_model(model)
+
+
 def upgrade(alias, fixture_path, log=print):
     """Move the old schema's data to this package's schema on database ``alias``.
 
@@ -129,11 +139,7 @@ def upgrade(alias, fixture_path, log=print):
     counts = {model._meta.label: len(model_rows) for model, model_rows in rows.items()}
     log(f"1/4 wrote {len(instances)} row(s) to {fixture_path}: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
 
-    existing = set(connection.introspection.table_names())
-    with connection.schema_editor() as editor:
-        for model in DROP_ORDER:
-            if model._meta.db_table in existing:
-                editor.delete_model(model)
+    drop_tables(alias)
     MigrationRecorder(connection).migration_qs.filter(app=APP_LABEL).delete()
     log(f"2/4 dropped the old tables and the history of migrations {', '.join(old)}")
 

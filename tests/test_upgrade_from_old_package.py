@@ -41,19 +41,11 @@ def history():
     return sorted(MigrationRecorder.Migration.objects.filter(app=APP).values_list("name", flat=True))
 
 
-def drop_tables():
-    existing = set(connection.introspection.table_names())
-    with connection.schema_editor() as editor:
-        for model in legacy.DROP_ORDER:
-            if model._meta.db_table in existing:
-                editor.delete_model(model)
-
-
 @pytest.fixture
 def old_database(django_user_model):
     """This package's tables swapped for the old package's, with rows and migration history."""
     alice = django_user_model.objects.create_user("alice", password="pw")
-    drop_tables()
+    legacy.drop_tables("default")
     with connection.schema_editor() as editor:
         for model in OLD_MODELS:
             editor.create_model(model)
@@ -77,7 +69,7 @@ def old_database(django_user_model):
     OldConnectionRateLimit.objects.create(ip_address="2001:db8::1", attempt_time=UPDATED)
     yield alice
     # Whatever the test did, the next one gets this package's schema back.
-    drop_tables()
+    legacy.drop_tables("default")
     MigrationRecorder.Migration.objects.filter(app=APP).delete()
     call_command("migrate", APP, verbosity=0)
 
