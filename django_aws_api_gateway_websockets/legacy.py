@@ -10,9 +10,11 @@ The old tables' columns are a subset of this package's (same names, same types),
 current models read them by naming only those columns.
 """
 
+import os
+
 from django.core import serializers
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
@@ -52,7 +54,18 @@ DROP_ORDER = (WebSocketSession, ApiGatewayAdditionalRoute, WebSocketToken, Conne
 
 
 class UpgradeError(Exception):
-    """The database is not in a state ``upgrade`` can start from."""
+    """The database is not in a state ``upgrade`` can start from; nothing was changed."""
+
+
+class UpgradeStopped(Exception):
+    """A step after the old tables were dropped failed; the rows are in ``fixture_path``."""
+
+    def __init__(self, fixture_path, cause):
+        super().__init__(
+            f"Upgrade stopped: {cause}. The rows are saved in {fixture_path}: once the cause is fixed, "
+            f"run `migrate` and `loaddata {fixture_path}` (docs/upgrading.md)."
+        )
+        self.fixture_path = fixture_path
 
 
 def own_migration_names():
@@ -74,12 +87,9 @@ def old_migrations(alias, ours=None):
     return sorted(set(applied) - ours)
 
 
-def count_old_rows(alias):
-    """``({label: rows} to copy, {label: rows} to drop)`` in the old tables."""
-    def count(models):
-        return {model._meta.label: model.objects.using(alias).count() for model in models}
-
-    return count(OLD_COLUMNS), count(DROPPED)
+def count_rows(alias, models):
+    """``{model label: rows}`` in these models' tables on ``alias``."""
+    return {model._meta.label: model.objects.using(alias).count() for model in models}
 
 
 def check_upgradable(alias):
@@ -120,32 +130,42 @@ def drop_tables(alias):
                 editor.delete_model(model)
 
 
+def write_fixture(instances, fixture_path):
+    """Serialize ``instances`` to a new file; a half-written file is removed, an existing one kept."""
+    with open(fixture_path, "x", encoding="utf-8") as fixture:  # never over an earlier save
+        try:
+            serializers.serialize("json", instances, stream=fixture, indent=1)
+        except BaseException:
+            fixture.close()
+            os.remove(fixture_path)
+            raise
+
+
 def upgrade(alias, fixture_path, log=print):
     """Move the old schema's data to this package's schema on database ``alias``.
 
-    1. read every old row and write them to ``fixture_path`` (a ``loaddata`` fixture);
+    1. read every old row and write them to ``fixture_path`` (a new ``loaddata`` fixture);
     2. drop the old tables and the app's ``django_migrations`` rows;
     3. ``migrate`` this app; 4. ``loaddata`` the fixture.
-    If step 3 or 4 fails, nothing is lost: fix the cause, then ``migrate`` and ``loaddata`` the file.
-    Returns ``{model label: rows copied}`` plus ``"tokens dropped"``.
+    Raises ``UpgradeError`` (or the database's or file system's error) when nothing was changed,
+    ``UpgradeStopped`` when step 2, 3 or 4 failed: nothing is lost, the fixture holds the rows.
     """
     old = check_upgradable(alias)
-    connection = connections[alias]
     rows = read_old_rows(alias)
-    tokens = sum(count_old_rows(alias)[1].values())
+    tokens = sum(count_rows(alias, DROPPED).values())
     instances = [instance for model_rows in rows.values() for instance in model_rows]
-    with open(fixture_path, "x", encoding="utf-8") as fixture:  # never over an earlier save
-        serializers.serialize("json", instances, stream=fixture, indent=1)
-    counts = {model._meta.label: len(model_rows) for model, model_rows in rows.items()}
-    log(f"1/4 wrote {len(instances)} row(s) to {fixture_path}: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+    write_fixture(instances, fixture_path)
+    counts = ", ".join(f"{len(model_rows)} {model._meta.label}" for model, model_rows in rows.items())
+    log(f"1/4 wrote {len(instances)} row(s) to {fixture_path}: {counts}")
 
-    drop_tables(alias)
-    MigrationRecorder(connection).migration_qs.filter(app=APP_LABEL).delete()
-    log(f"2/4 dropped the old tables and the history of migrations {', '.join(old)}")
-
-    call_command("migrate", APP_LABEL, database=alias, verbosity=0, interactive=False)
-    log("3/4 migrated to this package's schema")
-    if instances:
-        call_command("loaddata", str(fixture_path), database=alias, verbosity=0)
+    try:
+        drop_tables(alias)
+        MigrationRecorder(connections[alias]).migration_qs.filter(app=APP_LABEL).delete()
+        log(f"2/4 dropped the old tables and the history of migrations {', '.join(old)}")
+        call_command("migrate", APP_LABEL, database=alias, verbosity=0, interactive=False)
+        log("3/4 migrated to this package's schema")
+        if instances:
+            call_command("loaddata", str(fixture_path), database=alias, verbosity=0)
+    except (DatabaseError, OSError) as exc:
+        raise UpgradeStopped(fixture_path, exc) from exc
     log(f"4/4 loaded the rows back; {tokens} old token(s) not carried (they expire within a minute anyway)")
-    return {**counts, "tokens dropped": tokens}

@@ -167,3 +167,17 @@ def test_never_overwrites_an_earlier_fixture(old_database, tmp_path):
     with pytest.raises(CommandError, match="exists"):
         call_command("upgradeFromOldPackage", fixture=str(fixture))
     assert fixture.read_text() == "[]" and history() == OLD_MIGRATIONS
+
+
+def test_a_failure_while_saving_changes_nothing_and_leaves_no_half_file(old_database, tmp_path, monkeypatch):
+    fixture = tmp_path / "upgrade.json"
+
+    def disk_full(*args, stream, **kwargs):
+        stream.write("[{")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(legacy.serializers, "serialize", disk_full)
+    with pytest.raises(CommandError, match="before anything was changed"):
+        call_command("upgradeFromOldPackage", fixture=str(fixture))
+    assert not fixture.exists()
+    assert history() == OLD_MIGRATIONS and OldWebSocketSession.objects.count() == 2

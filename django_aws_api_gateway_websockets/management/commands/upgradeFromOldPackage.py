@@ -1,5 +1,3 @@
-import os
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
@@ -23,32 +21,28 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Only print what would be moved.")
 
     def handle(self, *args, database, fixture, dry_run, **options):
-        path = None
         try:
-            old = legacy.check_upgradable(database)
             if dry_run:
-                copied, dropped = legacy.count_old_rows(database)
-                self.stdout.write(f"Old migrations applied on '{database}': {', '.join(old)}")
-                for verb, counts in (("copy", copied), ("drop", dropped)):
-                    for label, rows in counts.items():
-                        self.stdout.write(f"  would {verb} {rows} {label} row(s)")
-                self.stdout.write("Dry run: nothing was changed.")
+                self.dry_run(database)
                 return
             path = fixture or f"websockets-upgrade-{timezone.now():%Y%m%d-%H%M%S}.json"
-            if os.path.exists(path):
-                raise CommandError(f"{path} exists: choose another --fixture (it may hold an earlier save).")
             legacy.upgrade(database, path, log=self.stdout.write)
-        except legacy.UpgradeError as exc:
+        except (legacy.UpgradeError, legacy.UpgradeStopped) as exc:
             raise CommandError(str(exc)) from exc
+        except FileExistsError as exc:
+            raise CommandError(f"{path} exists: choose another --fixture (it may hold an earlier save).") from exc
         except (DatabaseError, OSError) as exc:
-            if path and os.path.exists(path):
-                raise CommandError(
-                    f"Upgrade stopped: {exc}. The rows are saved in {path}: once the cause is fixed, "
-                    f"run `migrate` and `loaddata {path}` (docs/upgrading.md)."
-                ) from exc
             raise CommandError(f"Upgrade stopped before anything was changed: {exc}") from exc
         self.stdout.write(
             self.style.SUCCESS("Upgraded. Keep the fixture until you have checked the data.")
             + "\nNext: `syncApiGateway --pk N --rotate-secret` for each record (records have no integration "
             "secret yet; `check --deploy` lists them as aws_websockets.W032)."
         )
+
+    def dry_run(self, database):
+        old = legacy.check_upgradable(database)
+        self.stdout.write(f"Old migrations applied on '{database}': {', '.join(old)}")
+        for verb, models in (("copy", legacy.OLD_COLUMNS), ("drop", legacy.DROPPED)):
+            for label, rows in legacy.count_rows(database, models).items():
+                self.stdout.write(f"  would {verb} {rows} {label} row(s)")
+        self.stdout.write("Dry run: nothing was changed.")
