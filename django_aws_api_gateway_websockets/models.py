@@ -94,6 +94,17 @@ class ApiGateway(models.Model):
             "request; requests without it are rejected. Rotate with syncApiGateway."
         ),
     )
+    previous_integration_secret = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_(
+            "The secret before the last rotation: still accepted for "
+            'WEBSOCKETS["secret_grace_seconds"] after secret_rotated_at.'
+        ),
+    )
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     management_endpoint_url = models.URLField(
         blank=True,
         default="",
