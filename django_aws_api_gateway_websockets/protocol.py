@@ -80,13 +80,14 @@ def select_route(body_text, selection_key, route_keys):
     """The route key API Gateway picks for a message frame (SPEC §3).
 
     ``selection_key`` is the body key named by ``$request.body.<key>``; a matching custom
-    route key wins, anything else (no match, non-JSON, non-object) goes to ``$default``.
+    route key wins, anything else (no match, non-JSON, non-object, JSON nested too deeply for
+    the parser) goes to ``$default``.
     """
     if not selection_key:
         return "$default"
     try:
         data = json.loads(body_text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return "$default"
     value = data
     for part in selection_key.split("."):

@@ -144,9 +144,24 @@ class LocalGateway:
                 conn.close_reason = conn.close_reason or f"client closed ({ws.close_code})"
                 return
 
+    def _select_route(self, data):
+        """The frame's route key; a frame that cannot be evaluated goes to ``$default`` (as on AWS)."""
+        try:
+            text = data.decode("utf-8", errors="replace")
+            return protocol.select_route(text, self.config.selection_key, self.config.routes)
+        except Exception:  # never lose a frame to a parser bug: API Gateway would forward it
+            logger.warning("route selection failed for a %s-byte frame: sent to $default", len(data), exc_info=True)
+            return "$default"
+
     async def _route_message(self, conn, data):
-        text = data.decode("utf-8", errors="replace")
-        route_key = protocol.select_route(text, self.config.selection_key, self.config.routes)
+        try:
+            await self._forward_message(conn, data)
+        except Exception:
+            # A task's exception would only surface as "Task exception was never retrieved".
+            logger.exception("message from %s could not be forwarded", conn.connection_id)
+
+    async def _forward_message(self, conn, data):
+        route_key = self._select_route(data)
         url, two_way = self.config.integration_for(route_key)
         result = await self._integrate(conn, route_key, url, data)
         logger.info("message %s -> route %s: Django answered %s", conn.connection_id, route_key, result.status)
