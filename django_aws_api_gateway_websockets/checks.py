@@ -20,12 +20,23 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from django.urls.converters import SlugConverter
 from django.utils import timezone
 
-from . import aws, protocol, security
-from .conf import get_setting
+from . import aws, conf, protocol, security
 
 NAMESPACE = "aws_websockets"
 CLEANUP_COMMANDS = ("clearWebSocketSessions", "cleanupWebSocketTokens")
 CLEANUP_MAX_AGE = timedelta(days=1)
+MIN_SECRET_LENGTH = 32  # generate_integration_secret gives 43 characters
+MAX_TOKEN_EXPIRY_SECONDS = 3600
+MAX_CONNECTS_PER_MINUTE = 1000  # per source IP (and per user): more cannot stop a flood
+
+
+def _setting(name):
+    """``WEBSOCKETS[name]``, or its default when the value is invalid (E042/E044 report it)."""
+    user = getattr(settings, "WEBSOCKETS", None)
+    value = user.get(name) if isinstance(user, dict) else None
+    if value is None or conf.value_problem(name, value):
+        return conf.DEFAULTS[name]
+    return value
 
 
 def _served_views(base_class, resolver=None, prefix=""):
@@ -84,7 +95,7 @@ def check_token_view(app_configs, **kwargs):
                 id=f"{NAMESPACE}.E002",
             )
         ]
-    name = get_setting("token_url_name")
+    name = _setting("token_url_name")
     try:
         reverse(name)
     except NoReverseMatch:
@@ -110,6 +121,28 @@ def check_views(app_configs, **kwargs):
         )
         for view in _websocket_views()
         if not view.USE_WS_TOKEN and (view.permissions_required or view.all_permissions_required)
+    ]
+
+
+@register(NAMESPACE)
+def check_settings(app_configs, **kwargs):
+    """The ``WEBSOCKETS`` dict itself: a dict, known keys, values of the right type and range."""
+    user = getattr(settings, "WEBSOCKETS", None)
+    if user is not None and not isinstance(user, dict):
+        return [
+            Error(
+                f"{conf.NOT_A_DICT} It is {type(user).__name__}.",
+                hint='WEBSOCKETS = {"token_expiry_seconds": 60, ...}: every key is optional (README, Settings).',
+                id=f"{NAMESPACE}.E042",
+            )
+        ]
+    errors, unknown = conf.validate_settings(user)
+    return [
+        Warning(message, hint="Remove it, or correct its name (README, Settings).", id=f"{NAMESPACE}.W043")
+        for message in unknown
+    ] + [
+        Error(message, hint="Correct the value, or remove the key to use the default.", id=f"{NAMESPACE}.E044")
+        for message in errors
     ]
 
 
@@ -180,6 +213,96 @@ def check_deploy_views(app_configs, **kwargs):
         for view in _websocket_views()
         if not view.RATE_LIMIT_ENABLED
     ]
+
+
+@register(NAMESPACE, deploy=True)
+def check_deploy_origin(app_configs, **kwargs):
+    return [
+        Warning(
+            f"{view.__name__} does not check the Origin header (CHECK_ORIGIN = False).",
+            hint="Any web page a logged-in user visits could open a socket as that user: keep CHECK_ORIGIN = True "
+            "and list the pages' origins in CSRF_TRUSTED_ORIGINS.",
+            id=f"{NAMESPACE}.W047",
+        )
+        for view in _websocket_views()
+        if not view.CHECK_ORIGIN
+    ]
+
+
+@register(NAMESPACE, deploy=True)
+def check_deploy_lifetimes(app_configs, **kwargs):
+    messages = []
+    expiry = _setting("token_expiry_seconds")
+    if expiry > MAX_TOKEN_EXPIRY_SECONDS:
+        messages.append(
+            Warning(
+                f'WEBSOCKETS["token_expiry_seconds"] is {expiry}: a token stays usable for over an hour.',
+                hint="A token is fetched just before the connect: keep it short-lived (the default is 60).",
+                id=f"{NAMESPACE}.W048",
+            )
+        )
+    cache, grace = _setting("gateway_cache_seconds"), _setting("secret_grace_seconds")
+    if cache > grace:
+        messages.append(
+            Warning(
+                f'WEBSOCKETS["gateway_cache_seconds"] ({cache}) is longer than WEBSOCKETS["secret_grace_seconds"] '
+                f"({grace}): after a secret rotation a process may keep a stale record past the grace period "
+                "and reject every connect.",
+                hint="Keep gateway_cache_seconds at most secret_grace_seconds (defaults: 30 and 3600).",
+                id=f"{NAMESPACE}.W050",
+            )
+        )
+    return messages
+
+
+def _rate_limit_problem(max_attempts, window_minutes):
+    """Why ``max_attempts`` per ``window_minutes`` cannot limit connects (``None``: it can)."""
+    if not all(type(n) in (int, float) for n in (max_attempts, window_minutes)):
+        return None  # not numbers: nothing this check can judge
+    if window_minutes <= 0:
+        return f"a window of {window_minutes} minutes counts no attempts"
+    if max_attempts / window_minutes > MAX_CONNECTS_PER_MINUTE:
+        return (
+            f"{max_attempts} attempts per {window_minutes} minute(s) is over {MAX_CONNECTS_PER_MINUTE} a minute "
+            "per source IP"
+        )
+    return None
+
+
+@register(NAMESPACE, deploy=True)
+def check_deploy_rate_limits(app_configs, **kwargs):
+    """A connect rate limit (settings, or a served view's own) that cannot stop a flood."""
+    hint = (
+        f"Allow at most {MAX_CONNECTS_PER_MINUTE} connects a minute per source IP in a window of at least one "
+        "minute (defaults: 20 per 1 minute)."
+    )
+    setting_max, setting_window = _setting("rate_limit_max_attempts"), _setting("rate_limit_window_minutes")
+    messages = []
+    problem = _rate_limit_problem(setting_max, setting_window)
+    if problem:
+        messages.append(
+            Warning(
+                f'WEBSOCKETS["rate_limit_max_attempts"] and ["rate_limit_window_minutes"] cannot limit connects: {problem}.',
+                hint=hint,
+                id=f"{NAMESPACE}.W049",
+            )
+        )
+    for view in _websocket_views():
+        own_max, own_window = view.RATE_LIMIT_MAX_ATTEMPTS, view.RATE_LIMIT_WINDOW_MINUTES
+        if not view.RATE_LIMIT_ENABLED or not (own_max or own_window):
+            continue  # W003, or the settings above
+        # As ratelimit.check_connect_rate: a view's falsy value means the setting.
+        problem = _rate_limit_problem(own_max or setting_max, own_window or setting_window)
+        if problem:
+            messages.append(
+                Warning(
+                    f"The connect rate limit of {view.__name__} (RATE_LIMIT_MAX_ATTEMPTS = {own_max}, "
+                    f"RATE_LIMIT_WINDOW_MINUTES = {own_window}) cannot limit connects: {problem}.",
+                    hint=hint,
+                    id=f"{NAMESPACE}.W049",
+                )
+            )
+    return messages
 
 
 @register(NAMESPACE, deploy=True)
@@ -273,7 +396,7 @@ def _record_messages(alias):
                 id=f"{NAMESPACE}.W030",
             )
         ]
-    messages = []
+    messages = _shared_secret_messages(records)
     for record in records:
         name = f"ApiGateway '{record.api_name}' (pk {record.pk})"
         if aws.is_local_endpoint(record.management_endpoint_url):
@@ -300,6 +423,15 @@ def _record_messages(alias):
                     id=f"{NAMESPACE}.W032",
                 )
             )
+        elif len(record.integration_secret) < MIN_SECRET_LENGTH:
+            messages.append(
+                Warning(
+                    f"{name} has an integration secret of {len(record.integration_secret)} characters, "
+                    f"shorter than {MIN_SECRET_LENGTH}: it can be guessed.",
+                    hint=f"Run syncApiGateway --pk {record.pk} --rotate-secret (a new secret has 43 characters).",
+                    id=f"{NAMESPACE}.W045",
+                )
+            )
         targets = [("target_base_endpoint", record.target_base_endpoint)]
         targets += [(f"route '{route.route_key}'", route.integration_url) for route in record.additional_routes.all()]
         for label, url in targets:
@@ -312,6 +444,28 @@ def _record_messages(alias):
                     f"{name} has routes not deployed in AWS: {', '.join(undeployed)}.",
                     hint=f"Run syncApiGateway --pk {record.pk}.",
                     id=f"{NAMESPACE}.W036",
+                )
+            )
+    return messages
+
+
+def _shared_secret_messages(records):
+    """Records sharing one integration secret: each API could pass for the others. Never prints it."""
+    by_secret = {}
+    for record in records:
+        if record.integration_secret:
+            by_secret.setdefault(record.integration_secret, []).append(record.pk)
+    messages = []
+    for pks in by_secret.values():
+        if len(pks) > 1:
+            pks = sorted(pks)
+            messages.append(
+                Warning(
+                    f"ApiGateway records {', '.join(map(str, pks))} share one integration secret: a request "
+                    "from any of these APIs passes for the others.",
+                    hint="Give each its own: run syncApiGateway --pk N --rotate-secret for N in "
+                    f"{', '.join(map(str, pks[1:]))}.",
+                    id=f"{NAMESPACE}.W046",
                 )
             )
     return messages

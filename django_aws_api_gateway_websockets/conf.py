@@ -1,7 +1,16 @@
 """The package's settings: the ``WEBSOCKETS`` dict, read with defaults.
 
 Read at call time (never cached at import) so ``override_settings`` works in tests.
+
+Each setting's type is its default's type (an int setting takes an int, not a bool; a float
+setting also takes an int; a str setting takes a non-empty str); ``MINIMUMS`` bounds numbers
+and ``choices`` names the allowed values of the few settings that have a fixed set.
+``validate_settings`` says everything wrong with a ``WEBSOCKETS`` value (``manage.py check``
+reports it as aws_websockets.E042/W043/E044); ``get_setting`` refuses a wrong-typed value
+with the same message.
 """
+
+import difflib
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -16,22 +25,139 @@ DEFAULTS = {
     # Sending (Management API fan-out).
     "send_transport": "native",  # "native" (http11.py), "aiohttp" or "threads" (boto3)
     "send_max_workers": 128,
-    "send_max_calls_per_second": 10_000,
+    "send_max_calls_per_second": 10_000,  # 0: no ceiling
     "send_max_retries": 5,
     "send_retry_base_delay": 0.05,
     # How long a process trusts its cached ApiGateway record (secret, api id) on $connect.
     "gateway_cache_seconds": 30,
+    # How long the previous integration secret stays valid after a rotation.
+    "secret_grace_seconds": 3600,
+    # At most one admin e-mail per view and exception type in this many seconds.
+    "exception_mail_interval_seconds": 300,
     # The browser client and AppChannelWebSocketMixin.
     "token_url_name": "websocket_token",
 }
 
+# The smallest value a number setting accepts (numbers not listed: any).
+MINIMUMS = {
+    "token_rate_limit_per_minute": 1,
+    "token_expiry_seconds": 1,
+    "rate_limit_max_attempts": 1,
+    "rate_limit_window_minutes": 0,  # 0 counts no attempts: check --deploy warns (W049)
+    "send_max_workers": 1,
+    "send_max_calls_per_second": 0,
+    "send_max_retries": 0,
+    "send_retry_base_delay": 0,
+    "gateway_cache_seconds": 0,
+    "secret_grace_seconds": 0,
+    "exception_mail_interval_seconds": 0,
+}
+
+
+def choices(name):
+    """The values ``name`` accepts, or ``None`` when it is not limited to a set."""
+    if name == "send_transport":
+        from .transport import TRANSPORTS  # the one list; imported only when needed
+
+        return TRANSPORTS
+    return None
+
+
+def _type_problem(name, value):
+    """What is wrong with the type of ``value`` for setting ``name`` (``None``: nothing)."""
+    kind = type(DEFAULTS[name])
+    if kind is int:
+        ok, expected = type(value) is int, "an integer"
+    elif kind is float:
+        ok, expected = type(value) in (int, float), "a number"
+    elif kind is str:
+        ok, expected = type(value) is str and value != "", "a non-empty string"
+    else:  # pragma: no cover - every default is one of the above
+        ok, expected = isinstance(value, kind), f"a {kind.__name__}"
+    if ok:
+        return None
+    return f'WEBSOCKETS["{name}"] must be {expected}, not {value!r} ({type(value).__name__}).'
+
+
+def value_problem(name, value):
+    """What is wrong with ``value`` for the known setting ``name`` (``None``: nothing; ``None`` values mean the default)."""
+    if value is None or value == DEFAULTS[name] and type(value) is type(DEFAULTS[name]):
+        return None
+    problem = _type_problem(name, value)
+    if problem:
+        return problem
+    minimum = MINIMUMS.get(name)
+    if minimum is not None and value < minimum:
+        least = "a positive number" if minimum == 1 else f"at least {minimum}"
+        return f'WEBSOCKETS["{name}"] must be {least}, not {value!r}.'
+    allowed = choices(name)
+    if allowed is not None and value not in allowed:
+        return f'WEBSOCKETS["{name}"] must be one of {", ".join(map(repr, allowed))}, not {value!r}.'
+    return None
+
+
+def unknown_key_problem(key):
+    """The message for a key ``DEFAULTS`` does not know, with the closest known name."""
+    message = f"WEBSOCKETS has an unknown key {key!r}: it is ignored."
+    close = difflib.get_close_matches(str(key), DEFAULTS, n=1) if isinstance(key, str) else []
+    if close:
+        message += f' Did you mean "{close[0]}"?'
+    return message
+
+
+NOT_A_DICT = "settings.WEBSOCKETS must be a dict."
+
+
+def validate_settings(user):
+    """``(errors, unknown)``: messages for bad values and for unknown keys of ``WEBSOCKETS``.
+
+    ``user`` is the ``WEBSOCKETS`` value (``None`` or empty: all defaults).
+    """
+    if user is None:
+        return [], []
+    if not isinstance(user, dict):
+        return [f"{NOT_A_DICT} It is {type(user).__name__}."], []
+    errors, unknown = [], []
+    for key, value in user.items():
+        if key in DEFAULTS:
+            problem = value_problem(key, value)
+            if problem:
+                errors.append(problem)
+        else:
+            unknown.append(unknown_key_problem(key))
+    return errors, unknown
+
+
+# (name, type, value) of values whose type was found right: get_setting checks each once.
+_checked = set()
+_CHECKED_MAX = 1024
+
 
 def get_setting(name):
-    """Return ``settings.WEBSOCKETS[name]``, falling back to the package default."""
+    """Return ``settings.WEBSOCKETS[name]``, falling back to the package default.
+
+    Raises ``ImproperlyConfigured`` when the value has the wrong type (the message
+    ``manage.py check`` gives); ranges and choices are left to the check and to the caller.
+    """
     if name not in DEFAULTS:
         raise KeyError(f"Unknown WEBSOCKETS setting {name!r}")
     user = getattr(settings, "WEBSOCKETS", None) or {}
     if not isinstance(user, dict):
-        raise ImproperlyConfigured("settings.WEBSOCKETS must be a dict.")
+        raise ImproperlyConfigured(NOT_A_DICT)
     value = user.get(name)
-    return DEFAULTS[name] if value is None else value
+    if value is None:
+        return DEFAULTS[name]
+    try:
+        key = (name, type(value), value)
+        if key in _checked:
+            return value
+    except TypeError:  # unhashable: a list, a dict... never the right type
+        key = None
+    problem = _type_problem(name, value)
+    if problem:
+        raise ImproperlyConfigured(problem)
+    if key is not None:
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked.add(key)
+    return value
