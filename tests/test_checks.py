@@ -278,3 +278,151 @@ def test_migration_history_follows_migration_modules(old_package_history, settin
     # for names our own package does not ship.
     settings.MIGRATION_MODULES = {"django_aws_api_gateway_websockets": None}
     assert "aws_websockets.E038" not in ids(databases=["default"])
+
+
+# --- check --deploy: weak configurations ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_short_integration_secret(secure, deployed, cleaned_up):
+    deployed.integration_secret = "s3cr3t-" + "x" * 24  # 31 characters
+    deployed.save()
+    [warning] = messages("aws_websockets.W045")
+    assert f"(pk {deployed.pk})" in warning.msg and "31 characters" in warning.msg
+    assert deployed.integration_secret not in warning.msg + warning.hint
+    assert f"--pk {deployed.pk} --rotate-secret" in warning.hint
+    deployed.integration_secret = "x" * 32
+    deployed.save()
+    assert ids(deploy=True) == []
+
+
+@pytest.mark.django_db
+def test_empty_secret_is_only_w032(secure, deployed, cleaned_up):
+    deployed.integration_secret = ""
+    deployed.save()
+    assert ids(deploy=True) == ["aws_websockets.W032"]
+
+
+@pytest.mark.django_db
+def test_records_sharing_a_secret(secure, deployed, cleaned_up):
+    from django_aws_api_gateway_websockets.models import ApiGateway
+
+    secret = deployed.integration_secret
+    copies = [
+        ApiGateway.objects.create(
+            api_name=f"copy{n}", api_id=f"copy{n}id", region="eu-west-1", api_created=True, deployment_id="d",
+            target_base_endpoint="https://www.example.com/ws/", integration_secret=secret,
+        )
+        for n in (1, 2)
+    ]
+    ApiGateway.objects.create(  # its own secret: not named
+        api_name="other", api_id="otherid", region="eu-west-1", api_created=True, deployment_id="d",
+        target_base_endpoint="https://www.example.com/ws/",
+    )
+    assert ids(deploy=True) == ["aws_websockets.W046"]
+    [warning] = messages("aws_websockets.W046")
+    pks = sorted([deployed.pk] + [c.pk for c in copies])
+    assert f"records {pks[0]}, {pks[1]}, {pks[2]} share" in warning.msg
+    assert f"for N in {pks[1]}, {pks[2]}." in warning.hint
+    assert secret not in warning.msg + warning.hint
+
+
+@pytest.mark.django_db
+def test_a_served_view_without_origin_check(secure, deployed, cleaned_up, monkeypatch):
+    monkeypatch.setattr(ChatView, "CHECK_ORIGIN", False)
+    [warning] = messages("aws_websockets.W047")
+    assert "ChatView" in warning.msg and "CHECK_ORIGIN = True" in warning.hint
+    assert "aws_websockets.W047" not in ids()  # a deployment concern only
+
+
+@pytest.mark.django_db
+def test_permissions_without_token_are_reported_once_by_the_deploy_run(secure, deployed, cleaned_up, monkeypatch):
+    from tests.views import StaffView
+
+    monkeypatch.setattr(StaffView, "USE_WS_TOKEN", False)
+    [warning] = messages("aws_websockets.W002")  # once: check --deploy runs the plain checks too
+    assert "StaffView" in warning.msg
+    assert ids(deploy=True) == ["aws_websockets.W002"]
+
+
+@pytest.mark.django_db
+def test_long_token_lifetime(secure, deployed, cleaned_up):
+    secure.WEBSOCKETS = {"token_expiry_seconds": 3600}
+    assert ids(deploy=True) == []
+    secure.WEBSOCKETS = {"token_expiry_seconds": 3601}
+    assert ids(deploy=True) == ["aws_websockets.W048"]
+    assert "3601" in messages("aws_websockets.W048")[0].msg
+    assert "aws_websockets.W048" not in ids()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "max_attempts, window, weak",
+    [(1000, 1, False), (1001, 1, True), (2000, 2, False), (2001, 2, True), (20, 0, True), (10**9, 60, True)],
+)
+def test_rate_limit_settings_that_cannot_limit(secure, deployed, cleaned_up, max_attempts, window, weak):
+    secure.WEBSOCKETS = {"rate_limit_max_attempts": max_attempts, "rate_limit_window_minutes": window}
+    assert ids(deploy=True) == (["aws_websockets.W049"] if weak else [])
+    if weak:
+        [warning] = messages("aws_websockets.W049")
+        assert "WEBSOCKETS" in warning.msg and "cannot limit" in warning.msg
+
+
+@pytest.mark.django_db
+def test_a_served_view_rate_limit_that_cannot_limit(secure, deployed, cleaned_up, monkeypatch):
+    from tests.views import OpenView
+
+    monkeypatch.setattr(ChatView, "RATE_LIMIT_MAX_ATTEMPTS", 5000)
+    monkeypatch.setattr(OpenView, "RATE_LIMIT_WINDOW_MINUTES", -1)
+    found = messages("aws_websockets.W049")
+    assert sorted(m.msg.split(" (")[0] for m in found) == [
+        "The connect rate limit of ChatView",
+        "The connect rate limit of OpenView",
+    ]
+    assert any("5000 attempts per 1 minute(s)" in m.msg for m in found)
+    # The view's own window makes it fine; disabled limiting is W003's business.
+    monkeypatch.setattr(ChatView, "RATE_LIMIT_WINDOW_MINUTES", 10)
+    monkeypatch.setattr(OpenView, "RATE_LIMIT_ENABLED", False)
+    assert ids(deploy=True) == ["aws_websockets.W003"]
+
+
+@pytest.mark.django_db
+def test_gateway_cache_longer_than_the_secret_grace_period(secure, deployed, cleaned_up):
+    secure.WEBSOCKETS = {"gateway_cache_seconds": 600, "secret_grace_seconds": 600}
+    assert ids(deploy=True) == []
+    secure.WEBSOCKETS = {"gateway_cache_seconds": 30, "secret_grace_seconds": 10}
+    assert ids(deploy=True) == ["aws_websockets.W050"]
+    [warning] = messages("aws_websockets.W050")
+    assert "(30)" in warning.msg and "(10)" in warning.msg
+
+
+@pytest.mark.django_db
+def test_invalid_settings_do_not_break_the_deploy_checks(secure, deployed, cleaned_up):
+    # E044 reports the values; the deploy checks judge the defaults instead of failing.
+    secure.WEBSOCKETS = {"token_expiry_seconds": "forever", "rate_limit_window_minutes": -1}
+    assert ids(deploy=True) == ["aws_websockets.E044"]
+    secure.WEBSOCKETS = "not a dict"
+    assert ids(deploy=True) == ["aws_websockets.E042"]
+
+
+# --- docs/checks.md lists every id, each number once -------------------------------------
+
+
+def test_every_check_id_is_documented_and_numbers_are_not_reused():
+    import inspect
+    import re
+    from pathlib import Path
+
+    source = inspect.getsource(package_checks)
+    found = set(re.findall(r'id=f"\{NAMESPACE\}\.([EWI]\d{3})"', source))
+    new = {"E042", "W043", "E044", "W045", "W046", "W047", "W048", "W049", "W050"}
+    assert new <= found
+    numbers = [check_id[1:] for check_id in found]
+    assert [n for n in numbers if numbers.count(n) > 1 and int(n) >= 38] == []  # E038, I039...: one id each
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "checks.md").read_text()
+    documented = set(re.findall(r"^\| `aws_websockets\.([EWI]\d{3})`", docs, re.MULTILINE))
+    assert documented == found
+    from django_aws_api_gateway_websockets.conf import DEFAULTS
+
+    values = docs.split("### WEBSOCKETS values", 1)[1]
+    assert [key for key in DEFAULTS if f"`{key}`" not in values] == []
