@@ -1,7 +1,7 @@
 """System checks: the deployment guide's production checklist, run by ``manage.py check``.
 
 Ids are ``aws_websockets.<E|W|I>NNN``; every one is listed with its fix in docs/checks.md.
-``check`` runs the configuration checks (settings, URLconf, views: no database access, except
+``check`` runs the configuration checks (the WEBSOCKETS dict, settings, URLconf, views: no database access, except
 the migration history where Django names a database: ``migrate``, the test runner);
 ``check --deploy`` adds the production ones, including those that read the database
 (records, secrets, cleanup, stale sessions) on the ``--database`` aliases given, else on the
