@@ -3,7 +3,9 @@
 ``$connect`` has no session row to join, so the record is read by api id; a short
 per-process cache keeps that off the database on the hot path (SPEC §7 budgets).
 Saving or deleting a record clears this process's cache at once; other processes see
-the change within ``WEBSOCKETS["gateway_cache_seconds"]``.
+the change within ``WEBSOCKETS["gateway_cache_seconds"]``, except a secret rotation, which
+they see at the first request carrying the new secret: the view re-reads the record
+(``fresh=True``) when the presented secret does not match the cached one.
 """
 
 import threading
@@ -19,13 +21,13 @@ _cache = {}
 _lock = threading.Lock()
 
 
-def get_gateway(api_id):
-    """The record with this api id, or ``None``."""
+def get_gateway(api_id, *, fresh=False):
+    """The record with this api id, or ``None``; ``fresh`` skips (and refreshes) the cache."""
     if not api_id:
         return None
     ttl = get_setting("gateway_cache_seconds")
     now = time.monotonic()
-    hit = _cache.get(api_id)
+    hit = None if fresh else _cache.get(api_id)
     if hit and hit[0] > now:
         return hit[1]
     gateway = ApiGateway.objects.filter(api_id=api_id).first()

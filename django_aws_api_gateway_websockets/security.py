@@ -7,12 +7,27 @@ Nothing here trusts a header a client can forge: the proof of origin is the reco
 
 import hmac
 import ipaddress
+from datetime import timedelta
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
 
 from . import protocol
+from .conf import get_setting
+
+
+def accepted_secrets(gateway, now=None):
+    """The secrets a request may carry: the record's current one, and the one it replaced
+    while ``WEBSOCKETS["secret_grace_seconds"]`` after the rotation last."""
+    secrets = [gateway.integration_secret] if gateway.integration_secret else []
+    previous, rotated_at = gateway.previous_integration_secret, gateway.secret_rotated_at
+    if previous and rotated_at:
+        grace = timedelta(seconds=get_setting("secret_grace_seconds"))
+        if (now or timezone.now()) < rotated_at + grace:
+            secrets.append(previous)
+    return secrets
 
 
 def secret_matches(gateway, presented):
@@ -21,10 +36,12 @@ def secret_matches(gateway, presented):
     Records without a secret (data moved from the old package) are accepted;
     ``manage.py check --deploy`` warns about them.
     """
-    expected = gateway.integration_secret
-    if not expected:
+    if not gateway.integration_secret:
         return True
-    return hmac.compare_digest(expected.encode(), (presented or "").encode())
+    presented = (presented or "").encode()
+    # Every candidate is compared (no early exit): the time taken says nothing about which matched.
+    matches = [hmac.compare_digest(secret.encode(), presented) for secret in accepted_secrets(gateway)]
+    return any(matches)
 
 
 def source_ip(request):
@@ -38,32 +55,78 @@ def source_ip(request):
     return "0.0.0.0"
 
 
-def _trusted_origin_matches(origin, trusted):
-    """Exact origin, or Django's ``https://*.example.com`` subdomain wildcard."""
-    if origin == trusted.rstrip("/"):
+class Origin(NamedTuple):
+    """A web origin as browsers compare them: scheme, host and port (the default one filled in)."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origin(value, *, wildcard=False):
+    """``Origin`` of ``scheme://host[:port]``, or ``None`` for anything else (a path, user info,
+    a bad port, an empty host). With ``wildcard``, the host may start with ``*.``."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or parts.path or parts.query or parts.fragment:
+        return None
+    if "@" in parts.netloc or not parts.hostname:
+        return None
+    host = parts.hostname
+    if host.startswith("*."):
+        if not wildcard or not _is_host(host[2:]):
+            return None
+    elif not _is_host(host):
+        return None
+    return Origin(parts.scheme, host, port or DEFAULT_PORTS[parts.scheme])
+
+
+def _is_host(host):
+    """A DNS name (letters, digits, '-' and dots) or an IP address; nothing else."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
         return True
-    parts, want = urlsplit(origin), urlsplit(trusted)
-    if parts.scheme != want.scheme or not want.netloc.startswith("*."):
+    except ValueError:
+        pass
+    labels = host.split(".")
+    return all(label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels)
+
+
+def _trusted_origin_matches(origin, trusted):
+    """Exact origin, or Django's ``https://*.example.com`` wildcard: any sub-domain of
+    example.com (not example.com itself), same scheme and port. Both are parsed first."""
+    origin = origin if isinstance(origin, Origin) else parse_origin(origin)
+    trusted = parse_origin(trusted, wildcard=True)
+    if origin is None or trusted is None or (origin.scheme, origin.port) != (trusted.scheme, trusted.port):
         return False
-    suffix = want.netloc[1:]  # ".example.com"
-    return parts.netloc.endswith(suffix) and len(parts.netloc) > len(suffix)
+    if trusted.host.startswith("*."):
+        return origin.host.endswith(trusted.host[1:])
+    return origin.host == trusted.host
 
 
 def origin_allowed(origin):
-    """A browser's ``Origin`` is allowed when it is (exactly) in ``CSRF_TRUSTED_ORIGINS``,
-    or is an https origin whose host is in ``ALLOWED_HOSTS``. Compared as whole origins,
-    never as substrings (``https://evil-example.com`` does not pass for ``example.com``).
+    """A browser's ``Origin`` is allowed when ``CSRF_TRUSTED_ORIGINS`` lists it (exactly, or
+    through a sub-domain wildcard), or when it is ``https://<host>`` on the default port for
+    an exact (non-wildcard) host in ``ALLOWED_HOSTS``. ``ALLOWED_HOSTS`` wildcards (``*``,
+    ``.example.com``) never make an origin trusted: they say which Host headers Django
+    answers, not which sites may open sockets.
     """
-    if not origin or origin == "null":
-        return False
-    origin = origin.strip().lower()
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+    parsed = parse_origin(origin)
+    if parsed is None:
         return False
     for trusted in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
-        if _trusted_origin_matches(origin, trusted.lower()):
+        if _trusted_origin_matches(parsed, trusted):
             return True
-    if parts.scheme == "https":
-        host, _port = split_domain_port(parts.netloc)
-        return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
-    return False
+    if (parsed.scheme, parsed.port) != ("https", 443):
+        return False
+    exact_hosts = {host.lower() for host in settings.ALLOWED_HOSTS if host and host[0] not in ".*"}
+    return parsed.host in exact_hosts

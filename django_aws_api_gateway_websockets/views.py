@@ -2,18 +2,26 @@
 
 ``WebSocketView`` answers the integration requests of one WebSocket API: route ``connect``,
 ``disconnect``, and every message route (``default`` and custom route keys). Subclass it and
-add handler methods ``def name(self, request, *args, **kwargs)``; the JSON body's ``handler``
-key (then ``action``) picks the method.
+add handler methods ``def name(self, request, *args, **kwargs)`` marked with ``@handler``;
+the JSON body's ``handler`` key (then ``action``) picks the method (``handlers.py`` says
+which methods a message can reach).
+
+Every request either succeeds or changes no row: the connect (token spent, row created,
+``connected`` receivers, the ``connect`` hook) and each message (receivers, the handler, the
+request counter) run in one transaction that a rejection, an error or a 4xx/5xx answer
+rolls back.
 
 ``WebSocketTokenView`` gives a logged-in browser a single-use token for its next connect.
 """
 
+import hashlib
 import json
 import logging
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from django.core.mail import mail_admins
-from django.db import IntegrityError
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -24,7 +32,10 @@ from django.views.decorators.csrf import csrf_exempt
 from . import protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
 from .gateways import get_gateway
+from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
 from .models import WebSocketSession
+
+__all__ = ["Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +65,9 @@ class WebSocketView(View):
     # Permissions, checked on connect and on every message.
     permissions_required = ()  # the user needs at least one
     all_permissions_required = ()  # the user needs every one
-    # Handlers: None means the public methods defined on your subclasses (and mixins),
-    # plus the built-ins change_channel and ping, plus ADDITIONAL_ALLOWED_HANDLERS.
+    # Handlers a message may call (see handlers.py): ALLOWED_HANDLERS if set, else the
+    # methods marked @handler plus the built-ins, else (4.x style, check W005 warns) the public
+    # methods of your subclasses that take ``request``; plus ADDITIONAL_ALLOWED_HANDLERS.
     ALLOWED_HANDLERS = None
     ADDITIONAL_ALLOWED_HANDLERS = ()
     handler_selection_key = "handler"
@@ -65,7 +77,7 @@ class WebSocketView(View):
     SEND_EXCEPTION_MAIL = True
     MAX_BODY_SIZE = protocol.MAX_PAYLOAD_BYTES
 
-    BUILTIN_HANDLERS = frozenset({"change_channel", "ping"})
+    BUILTIN_HANDLERS = BUILTIN_HANDLERS
 
     # Set per request.
     api_gateway = None
@@ -129,6 +141,16 @@ class WebSocketView(View):
             raise Rejection(403, "Invalid gateway secret.", signals.REASON_SECRET)
         self.api_gateway = gateway
 
+    def _connect_gateway(self, request):
+        """The record a $connect claims, from the process cache; re-read once when the
+        secret does not match, so a rotation made by another process is seen at once (a
+        query only on that rare path, never on the hot one)."""
+        api_id = request.headers.get(protocol.HEADER_API_ID)
+        gateway = get_gateway(api_id)
+        if gateway is not None and not security.secret_matches(gateway, request.headers.get(protocol.HEADER_SECRET)):
+            gateway = get_gateway(api_id, fresh=True)
+        return gateway
+
     def _load_session(self, request):
         """The connection's row with its gateway and user: one query for the whole request."""
         session = (
@@ -148,7 +170,7 @@ class WebSocketView(View):
     # --- $connect -------------------------------------------------------------------
 
     def _connect(self, request, *args, **kwargs):
-        self._authenticate_gateway(request, get_gateway(request.headers.get(protocol.HEADER_API_ID)))
+        self._authenticate_gateway(request, self._connect_gateway(request))
         ip = security.source_ip(request)
         cookie_user = getattr(request, "user", None) or AnonymousUser()
         if self.RATE_LIMIT_ENABLED:
@@ -159,12 +181,16 @@ class WebSocketView(View):
                 self._record_attempt(ip, cookie_user, signals.REASON_RATE_LIMIT)
                 raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
         try:
-            session = self._accept_connection(request, ip, cookie_user)
+            token, channel = self._check_connection(request, cookie_user)
+            response = self._open_connection(request, token, channel, *args, **kwargs)
         except Rejection as rejection:
             self._record_attempt(ip, request.user, rejection.reason)
             raise
+        if response.status_code >= 300:  # the connect hook refused: nothing was kept
+            self._record_attempt(ip, request.user, signals.REASON_CHECK)
+            return response
         self._record_attempt(ip, request.user, "", successful=True)
-        signals.connected.send(sender=type(self), request=request, session=session)
+        session = self.websocket_session
         logger.info(
             "WebSocket connected",
             extra={
@@ -175,10 +201,11 @@ class WebSocketView(View):
                 "channel": session.channel_name,
             },
         )
-        return self.connect(request, *args, **kwargs) or JsonResponse({})
+        return response
 
-    def _accept_connection(self, request, ip, cookie_user):
-        """The connect checks after the rate limit, in their documented order."""
+    def _check_connection(self, request, cookie_user):
+        """The read-only connect checks after the rate limit, in their documented order.
+        Returns ``(token or None, channel)``; sets ``request.user``."""
         origin = request.headers.get("Origin")
         if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
             raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN)
@@ -197,23 +224,45 @@ class WebSocketView(View):
         allowed, message = self._normalise_check(self._additional_connection_checks(request))
         if not allowed:
             raise Rejection(403, message or "Connection refused.", signals.REASON_CHECK)
-        user = request.user if request.user.is_authenticated else None
+        return token, channel
+
+    def _open_connection(self, request, token, channel, *args, **kwargs):
+        """Spend the token, store the row, tell the receivers, call the ``connect`` hook: all
+        in one transaction, so a refusal or failure at any step keeps nothing (SPEC §6)."""
+
+        def open_connection():
+            # Of two concurrent uses of one token only one UPDATE matches (the other waits
+            # for the first transaction on PostgreSQL, then finds the token used).
+            if token is not None and not tokens.mark_used(token):
+                raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
+            try:
+                self.websocket_session = WebSocketSession.objects.create(
+                    connection_id=self.connection_id,
+                    channel_name=channel,
+                    user=request.user if request.user.is_authenticated else None,
+                    api_gateway=self.api_gateway,
+                )
+            except IntegrityError:
+                raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE)
+            signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
+            return self.connect(request, *args, **kwargs)
+
+        return self._in_transaction(open_connection, request)
+
+    def _in_transaction(self, step, request):
+        """Run ``step`` (returning a handler result) in a transaction (a savepoint under
+        ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or
+        a 4xx/5xx answer rolls everything back; a ``Rejection`` is re-raised for dispatch."""
         try:
-            session = WebSocketSession.objects.create(
-                connection_id=self.connection_id,
-                channel_name=channel,
-                user=user,
-                api_gateway=self.api_gateway,
-            )
-        except IntegrityError:
-            raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE)
-        # Consumed last, so a refused connect never burns the token; of two concurrent
-        # uses of one token only one UPDATE matches.
-        if token is not None and not tokens.mark_used(token):
-            session.delete()
-            raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
-        self.websocket_session = session
-        return session
+            with transaction.atomic(using=router.db_for_write(WebSocketSession)):
+                response = self._as_response(step())
+                if response.status_code >= 400:
+                    transaction.set_rollback(True)
+        except Rejection:
+            raise
+        except Exception as exc:
+            return self.handle_exception(request, exc)
+        return response
 
     def _connect_channel(self, request):
         channel = request.GET.get(protocol.QUERY_CHANNEL, "")
@@ -238,10 +287,11 @@ class WebSocketView(View):
         return True, ""
 
     def connect(self, request, *args, **kwargs):
-        """Hook called after a connection was accepted and stored (``self.websocket_session``).
+        """Hook called after a connection was stored (``self.websocket_session``), in the
+        connect's transaction.
 
-        Return ``None`` (200 ``{}``) or a response; a non-2xx response does not undo the
-        connection, so reject in ``_additional_connection_checks`` instead.
+        Return ``None`` (200 ``{}``), a dict or a response. A 3xx/4xx/5xx response refuses
+        the connection and rolls back everything the connect did (the token stays unspent).
         """
         return None
 
@@ -253,12 +303,18 @@ class WebSocketView(View):
             connected=False, updated_on=timezone.now()
         )
         session.connected = False
-        signals.disconnected.send(sender=type(self), request=request, session=session)
         logger.info(
             "WebSocket disconnected",
             extra={"connection_id": session.connection_id, "route": self.route, "reason": "", "user_id": session.user_id},
         )
-        return self._run_handler(self.disconnect, request, *args, **kwargs)
+
+        # The socket is gone whatever the receivers and the hook do: the row above stays
+        # marked; only their own writes roll back when they fail.
+        def after_disconnect():
+            signals.disconnected.send(sender=type(self), request=request, session=session)
+            return self.disconnect(request, *args, **kwargs)
+
+        return self._in_transaction(after_disconnect, request)
 
     def disconnect(self, request, *args, **kwargs):
         """Hook called after the session was marked disconnected."""
@@ -267,25 +323,41 @@ class WebSocketView(View):
     # --- messages -------------------------------------------------------------------
 
     def _message(self, request, *args, **kwargs):
-        if int(request.META.get("CONTENT_LENGTH") or 0) > self.MAX_BODY_SIZE:
+        if self._content_length(request) > self.MAX_BODY_SIZE:
             raise Rejection(413, "Message too large.")
         session = self._load_session(request)
+        if not session.connected:
+            raise Rejection(410, "Connection is closed.")
         self.body = self._parse_body(request)
         handler_name = self.get_handler_name()
         if not self.has_required_permissions(request):
             raise Rejection(403, "Permission denied.", signals.REASON_PERMISSION)
-        WebSocketSession.objects.filter(pk=session.pk).update(
-            request_count=F("request_count") + 1, updated_on=timezone.now()
-        )
-        signals.message_received.send(
-            sender=type(self), request=request, session=session, route=self.route, handler=handler_name
-        )
         logger.debug(
             "WebSocket message for %s",
             handler_name,
             extra={"connection_id": session.connection_id, "route": self.route, "reason": "", "user_id": session.user_id},
         )
-        return self._run_handler(getattr(self, handler_name), request, *args, **kwargs)
+
+        def handle_message():
+            signals.message_received.send(
+                sender=type(self), request=request, session=session, route=self.route, handler=handler_name
+            )
+            result = getattr(self, handler_name)(request, *args, **kwargs)
+            # Counted only for a message that was handled: the transaction rolls it back otherwise.
+            WebSocketSession.objects.filter(pk=session.pk).update(
+                request_count=F("request_count") + 1, updated_on=timezone.now()
+            )
+            return result
+
+        return self._in_transaction(handle_message, request)
+
+    @staticmethod
+    def _content_length(request):
+        """The declared body length; a value that is not a non-negative integer is a 400."""
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if not (isinstance(declared, str) and declared.strip().isdigit()):
+            raise Rejection(400, "Invalid Content-Length header.")
+        return int(declared)
 
     def _parse_body(self, request):
         if len(request.body) > self.MAX_BODY_SIZE:
@@ -296,6 +368,8 @@ class WebSocketView(View):
             body = json.loads(request.body)
         except (UnicodeDecodeError, ValueError):
             raise Rejection(400, "Message body is not valid JSON.")
+        except RecursionError:  # thousands of nested brackets: hostile, not a bug of ours
+            raise Rejection(400, "Message body is nested too deeply.")
         if not isinstance(body, dict):
             raise Rejection(400, "Message body must be a JSON object.")
         return body
@@ -303,27 +377,21 @@ class WebSocketView(View):
     @classmethod
     def get_allowed_handlers(cls):
         """The handler names a message may select (computed once per class)."""
-        cached = cls.__dict__.get("_allowed_handlers_cache")
-        if cached is not None:
-            return cached
-        plumbing = set(dir(WebSocketView)) - cls.BUILTIN_HANDLERS - {"default"}
-        plumbing.update(View.http_method_names)
-        if cls.ALLOWED_HANDLERS:
-            names = set(cls.ALLOWED_HANDLERS)
-        else:
-            names = {"default"} | cls.BUILTIN_HANDLERS
-            for klass in cls.__mro__:
-                if klass in WebSocketView.__mro__:
-                    continue
-                names.update(
-                    name for name, value in vars(klass).items() if callable(value) and not isinstance(value, type)
-                )
-        names.update(cls.ADDITIONAL_ALLOWED_HANDLERS)
-        allowed = frozenset(
-            name for name in names if not name.startswith("_") and name not in plumbing and callable(getattr(cls, name, None))
-        )
-        cls._allowed_handlers_cache = allowed
-        return allowed
+        return cls._handler_names()[0]
+
+    @classmethod
+    def implicit_handlers(cls):
+        """The handlers this view exposes only because they are public methods taking
+        ``request`` (no ``@handler``, no ``ALLOWED_HANDLERS``): what check W005 reports."""
+        return cls._handler_names()[1]
+
+    @classmethod
+    def _handler_names(cls):
+        cached = cls.__dict__.get("_handler_names_cache")
+        if cached is None:
+            cached = allowed_handlers(cls, WebSocketView)
+            cls._handler_names_cache = cached
+        return cached
 
     def get_handler_name(self):
         """``body[handler_selection_key]``, then ``body[route_selection_key]``, else ``default``."""
@@ -334,21 +402,19 @@ class WebSocketView(View):
                 return name
         return "default"
 
-    def _run_handler(self, handler, request, *args, **kwargs):
-        try:
-            response = handler(request, *args, **kwargs)
-        except Rejection:
-            raise
-        except Exception as exc:
-            return self.handle_exception(request, exc)
-        if response is None:
+    @staticmethod
+    def _as_response(result):
+        """A handler's return value as a response: ``None`` is 200 ``{}``, data is JSON."""
+        if result is None:
             return JsonResponse({})
-        if isinstance(response, HttpResponse):
-            return response
-        return JsonResponse(response, safe=False)
+        if isinstance(result, HttpResponse):
+            return result
+        return JsonResponse(result, safe=False)
 
     def handle_exception(self, request, exc):
-        """A bug in a handler: log it, mail the admins if asked, answer 500. Rows stay as they were."""
+        """A bug in a handler: log it every time, mail the admins at most once per view and
+        exception type per ``WEBSOCKETS["exception_mail_interval_seconds"]``, answer 500.
+        The request's transaction was rolled back: rows stay as they were."""
         log_extra = {
             "connection_id": self.connection_id,
             "route": self.route,
@@ -356,7 +422,7 @@ class WebSocketView(View):
             "user_id": getattr(getattr(request, "user", None), "pk", None),
         }
         logger.exception("Exception in WebSocket handler", extra=log_extra)
-        if self.SEND_EXCEPTION_MAIL:
+        if self.SEND_EXCEPTION_MAIL and self._first_mail_in_interval(exc):
             try:
                 mail_admins(
                     "Unexpected WebSocket exception",
@@ -368,6 +434,21 @@ class WebSocketView(View):
         # Already logged (and mailed) above: keep django.request from mailing it again.
         response._has_been_logged = True
         return response
+
+    def _first_mail_in_interval(self, exc):
+        """True for the first exception of its type on this view in the interval. A cache
+        shared by the processes (Redis, Memcached, database) makes it per site; the default
+        local-memory cache, per process."""
+        interval = get_setting("exception_mail_interval_seconds")
+        if not interval:
+            return True
+        what = f"{type(self).__module__}.{type(self).__qualname__}:{type(exc).__module__}.{type(exc).__qualname__}"
+        key = "aws_websockets:mail:" + hashlib.sha256(what.encode()).hexdigest()[:32]
+        try:
+            return cache.add(key, True, timeout=interval)
+        except Exception:  # a cache outage must not silence the admins
+            logger.warning("Exception mail throttle unavailable", exc_info=True)
+            return True
 
     # --- permissions ----------------------------------------------------------------
 
@@ -387,10 +468,12 @@ class WebSocketView(View):
 
     # --- handlers -------------------------------------------------------------------
 
+    @handler
     def default(self, request, *args, **kwargs):
         """Fallback for messages naming no allowed handler. Override it."""
         raise Rejection(400, "Unknown handler.")
 
+    @handler
     def change_channel(self, request, *args, **kwargs):
         """Built-in: ``{"handler": "change_channel", "channel": "<name>"}``."""
         channel = self.body.get("channel")
@@ -400,6 +483,7 @@ class WebSocketView(View):
         self.websocket_session.channel_name = channel
         return {"type": "channel_changed", "channel": channel}
 
+    @handler
     def ping(self, request, *args, **kwargs):
         """Built-in heartbeat (keeps API Gateway's 10-minute idle timer from firing)."""
         return {"type": "pong"}

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 
 from django_aws_api_gateway_websockets.gateways import clear_gateway_cache
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession
@@ -9,8 +10,10 @@ from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
 @pytest.fixture(autouse=True)
 def _fresh_gateway_cache():
-    # Records are rolled back between tests; a cached one must not outlive its test.
+    # Records are rolled back between tests; a cached one must not outlive its test. Nor
+    # must the exception mail throttle's keys (Django's cache).
     clear_gateway_cache()
+    cache.clear()
     yield
     clear_gateway_cache()
 

@@ -120,7 +120,7 @@ def test_handler_exception_is_logged_mailed_and_500(post_as_gateway, session_row
     assert "handler bug" in mail.outbox[0].body
     assert "Exception in WebSocket handler" in caplog.text
     session_row.refresh_from_db()
-    assert session_row.request_count == 2  # the row is kept and counted
+    assert session_row.request_count == 1  # the failed message was rolled back, counter included
 
 
 def test_handler_exception_without_mail(post_as_gateway, session_row, settings, monkeypatch):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from botocore.stub import Stubber
 
-from django_aws_api_gateway_websockets import aws, provisioning
+from django_aws_api_gateway_websockets import aws, provisioning, security
 from django_aws_api_gateway_websockets.models import ApiGateway, ApiGatewayAdditionalRoute
 
 pytestmark = pytest.mark.django_db
@@ -420,7 +420,7 @@ def test_new_tags_are_added_to_the_existing_api(record, client):
     assert provisioning.sync_api(record, client=client).steps == ["tag API: env", "deploy stage 'production'"]
 
 
-def test_rotate_secret_puts_the_new_secret_on_every_integration_then_saves_it(record, client, monkeypatch):
+def test_rotate_secret_saves_both_secrets_then_puts_the_new_one_on_every_integration(record, client, monkeypatch):
     state = deployed(record, client)
     old = record.integration_secret
     monkeypatch.setattr("django_aws_api_gateway_websockets.models.generate_integration_secret", lambda: "N" * 43)
@@ -429,10 +429,22 @@ def test_rotate_secret_puts_the_new_secret_on_every_integration_then_saves_it(re
     calls = expected_sync(rotated, state)
     assert [c.operation for c in calls].count("update_integration") == 4
     queue(client.stubber, calls)
+    seen_by_other_processes = []
+    real_sync = provisioning.api.sync_api
+
+    def sync_api(record, **kwargs):
+        # While AWS is updated, the row already accepts both secrets (no refused request).
+        row = ApiGateway.objects.get(pk=record.pk)
+        seen_by_other_processes.append(security.secret_matches(row, old) and security.secret_matches(row, "N" * 43))
+        return real_sync(record, **kwargs)
+
+    monkeypatch.setattr(provisioning.api, "sync_api", sync_api)
     plan = provisioning.rotate_secret(record, client=client)
-    assert plan.steps[-1] == "save the new integration secret"
+    assert seen_by_other_processes == [True]
+    assert plan.steps[-1] == "keep the previous secret valid for the grace period"
     record.refresh_from_db()
     assert record.integration_secret == "N" * 43 != old and record.deployment_id == "dep2"
+    assert record.previous_integration_secret == old and record.secret_rotated_at is not None
 
 
 def test_failed_rotation_keeps_the_old_secret_and_a_plain_sync_restores_it(record, client, monkeypatch):
@@ -446,7 +458,8 @@ def test_failed_rotation_keeps_the_old_secret_and_a_plain_sync_restores_it(recor
     queue(client.stubber, calls, fail_at=fail_at)
     with pytest.raises(provisioning.ProvisioningError):
         provisioning.rotate_secret(record, client=client)
-    assert ApiGateway.objects.get(pk=record.pk).integration_secret == old
+    restored = ApiGateway.objects.get(pk=record.pk)
+    assert (restored.integration_secret, restored.previous_integration_secret, restored.secret_rotated_at) == (old, "", None)
     _, state = run(record, client, calls[fail_at - 1].after)
     assert_converged(record, state)
 

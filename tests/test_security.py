@@ -14,7 +14,17 @@ from django_aws_api_gateway_websockets import protocol, security
         ("http://app.example.org", False),
         ("https://app.example.org.evil.com", False),
         ("https://localhost", True),  # ALLOWED_HOSTS over https
-        ("https://localhost:8443", True),
+        ("https://localhost:8443", False),  # another port is another origin
+        ("https://localhost:443", True),  # the default port, spelled out
+        ("https://www.example.com:8443", False),
+        ("https://www.example.com:443", True),
+        ("https://evil.com:.example.org", False),  # a string-suffix match would take it
+        ("https://evil.com#.example.org", False),
+        ("https://user@app.example.org", False),
+        ("https://app.example.org:99999", False),
+        ("https://a.b.example.org", True),
+        ("https://app.example.org:8443", False),
+        ("null", False),
         ("http://localhost", False),
         ("https://evil.com", False),
         ("https://www.example.com/path", False),
@@ -25,6 +35,34 @@ from django_aws_api_gateway_websockets import protocol, security
 def test_origin_allowed(settings, origin, allowed):
     settings.CSRF_TRUSTED_ORIGINS = ["https://www.example.com", "https://*.example.org"]
     settings.ALLOWED_HOSTS = ["localhost"]
+    assert security.origin_allowed(origin) is allowed
+
+
+@pytest.mark.parametrize("allowed_hosts", [["*"], [".example.com"], ["*", "localhost"]])
+@pytest.mark.parametrize("origin", ["https://evil.com", "https://www.example.com", "https://example.com"])
+def test_allowed_hosts_wildcards_never_trust_an_origin(settings, allowed_hosts, origin):
+    settings.CSRF_TRUSTED_ORIGINS = []
+    settings.ALLOWED_HOSTS = allowed_hosts
+    assert security.origin_allowed(origin) is False
+
+
+@pytest.mark.parametrize(
+    "trusted,origin,allowed",
+    [
+        ("https://*.example.com:8443", "https://a.example.com:8443", True),
+        ("https://*.example.com:8443", "https://a.example.com", False),
+        ("https://*.example.com", "https://a.example.com:8443", False),
+        ("http://localhost:8000", "http://localhost:8000", True),
+        ("http://localhost:8000", "http://localhost:8001", False),
+        ("http://localhost:8000", "https://localhost:8000", False),
+        ("https://*.example.com/", "https://a.example.com", True),
+        ("https://*", "https://a.example.com", False),  # not a wildcard Django knows
+        ("not a url", "https://a.example.com", False),
+    ],
+)
+def test_trusted_origins_are_parsed_not_matched_as_strings(settings, trusted, origin, allowed):
+    settings.CSRF_TRUSTED_ORIGINS = [trusted]
+    settings.ALLOWED_HOSTS = []
     assert security.origin_allowed(origin) is allowed
 
 

@@ -349,16 +349,30 @@ def sync_api(record, *, dry_run=False, client=None):
 
 
 def rotate_secret(record, *, client=None):
-    """Give the record a new integration secret, put it on every integration, deploy, save.
+    """Give the record a new integration secret, put it on every integration, deploy.
 
-    AWS is updated first and the record saved last: requests that arrive in between carry a
-    secret Django does not know yet and are refused (403), never a forged one accepted. A
-    rotation that fails half-way leaves the record's old secret in force; run it again.
+    No request is refused at any moment (SPEC §6): the record is saved first, keeping the
+    old secret as ``previous_integration_secret``, valid for ``WEBSOCKETS["secret_grace_seconds"]``
+    from ``secret_rotated_at``; then AWS is updated. Requests in between carry the old secret
+    and are accepted; processes with a cached record re-read it at the first request carrying
+    the new one. A rotation whose AWS update fails restores the record as it was.
     """
+    from django.utils import timezone
+
     from ..models import generate_integration_secret
 
-    record.integration_secret = generate_integration_secret()
-    plan = sync_api(record, client=client)
-    save(record, integration_secret=record.integration_secret)
-    plan.add("save the new integration secret")
+    before = (record.integration_secret, record.previous_integration_secret, record.secret_rotated_at)
+    save(
+        record,
+        integration_secret=generate_integration_secret(),
+        previous_integration_secret=record.integration_secret,
+        secret_rotated_at=timezone.now(),
+    )
+    try:
+        plan = sync_api(record, client=client)
+    except BaseException:
+        current, previous, rotated_at = before
+        save(record, integration_secret=current, previous_integration_secret=previous, secret_rotated_at=rotated_at)
+        raise
+    plan.add("keep the previous secret valid for the grace period")
     return plan
