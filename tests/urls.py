@@ -11,4 +11,5 @@ urlpatterns = [
     path("ws/<slug:route>", views.ChatView.as_view(), name="ws_chat"),
     path("open/<slug:route>", views.OpenView.as_view(), name="ws_open"),
     path("staff/<slug:route>", views.StaffView.as_view(), name="ws_staff"),
+    path("explicit/<slug:route>", views.ExplicitView.as_view(), name="ws_explicit"),
 ]

@@ -1,7 +1,9 @@
 """Views of the test project: what a user of the package writes."""
 
+from django.http import JsonResponse
+
 from django_aws_api_gateway_websockets.models import WebSocketSession
-from django_aws_api_gateway_websockets.views import WebSocketView
+from django_aws_api_gateway_websockets.views import WebSocketView, handler
 
 
 class ChatView(WebSocketView):
@@ -25,6 +27,9 @@ class ChatView(WebSocketView):
     def _private(self, request, *args, **kwargs):  # never callable from a message
         return {"type": "private"}
 
+    def format_text(self, text):  # a helper, not a handler: its first parameter is not request
+        return text.upper()
+
 
 class OpenView(WebSocketView):
     """No token: anonymous connections allowed (a public ticker, say)."""
@@ -45,3 +50,25 @@ class StaffView(WebSocketView):
 
     def default(self, request, *args, **kwargs):
         return {"type": "staff"}
+
+
+class ExplicitView(WebSocketView):
+    """Handlers marked with @handler: nothing else is reachable from a message."""
+
+    USE_WS_TOKEN = False
+
+    @handler
+    def shout(self, request, *args, **kwargs):
+        return {"type": "shout", "text": self.format_text(str(self.body.get("text", "")))}
+
+    def format_text(self, text):
+        return text.upper()
+
+    def helper(self, request, *args, **kwargs):  # public and request-shaped, but not marked
+        return {"type": "helper"}
+
+    def connect(self, request, *args, **kwargs):
+        # A connect hook may refuse: {"refuse": ...} is not how clients talk, so use the channel.
+        if self.websocket_session.channel_name == "refused":
+            return JsonResponse({"error": "Refused by the connect hook."}, status=403)
+        return None
