@@ -18,7 +18,7 @@ class GatewayConfig:
     api_id: str
     target_base_endpoint: str  # e.g. http://127.0.0.1:8000/ws/ (ends with "/")
     stage: str = "local"
-    secret: str = ""
+    secret: str = field(default="", repr=False)  # never in a repr, a log line or a traceback
     route_selection_expression: str = "$request.body.action"
     routes: dict = field(default_factory=dict)  # route key -> Route
     default_route_two_way: bool = False

@@ -3,10 +3,13 @@
 ``{% websocket_config api_gateway channel="room-1" %}`` renders
 ``<script type="application/json" id="ws-config">{"url": ..., "tokenUrl": ..., "channel": ...}</script>``
 for ``WebSocketClient.fromElement("ws-config")``. ``api_gateway`` may be an ``ApiGateway``, an
-``ApiGatewayAdditionalRoute`` (as the context mixins provide) or omitted (the only record).
+``ApiGatewayAdditionalRoute`` (as the context mixins provide) or omitted (the first record).
+With ``DEBUG = True``, a record that exists in AWS gives way to its local companion while
+``runwsgateway`` serves it, so the browser connects to the local gateway that plays it.
 """
 
 from django import template
+from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import json_script
 
@@ -22,6 +25,10 @@ def websocket_config(api_gateway=None, channel="", element_id="ws-config", **opt
         api_gateway = api_gateway.api_gateway
     if api_gateway is None:
         api_gateway = ApiGateway.objects.order_by("pk").first()
+    if settings.DEBUG and api_gateway is not None:
+        from ..gateway.records import served_locally
+
+        api_gateway = served_locally(api_gateway)
     if api_gateway is None or not api_gateway.websocket_url:
         raise template.TemplateSyntaxError(
             "websocket_config: no ApiGateway record with a WebSocket URL (create the API, or run runwsgateway)."

@@ -148,14 +148,19 @@ def test_config_from_record():
 
 @pytest.mark.django_db
 def test_command_resolves_records():
-    created = Command._resolve_record(None)
+    def resolve(api):
+        served, chosen = Command._resolve_record(api)
+        assert served == chosen  # local records: played directly
+        return served
+
+    created = resolve(None)
     assert created.api_id.startswith("local") and created.stage_name == "local"
-    assert Command._resolve_record(None) == created  # the only record
+    assert resolve(None) == created  # the only record
     other = ApiGateway.objects.create(api_name="prod", api_id="p123")
     with pytest.raises(CommandError, match="--api"):
-        Command._resolve_record(None)
-    assert Command._resolve_record("p123") == other
-    assert Command._resolve_record("prod") == other
-    assert Command._resolve_record(str(other.pk)) == other
+        resolve(None)
+    assert resolve("p123") == other
+    assert resolve("prod") == other
+    assert resolve(str(other.pk)) == other
     with pytest.raises(CommandError, match="No ApiGateway"):
-        Command._resolve_record("nope")
+        resolve("nope")

@@ -3,8 +3,8 @@ import asyncio
 import logging
 import signal
 import sys
-import uuid
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import protocol
@@ -50,19 +50,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            from ...gateway import GatewayConfig, LocalGateway
+            from ...gateway import GatewayConfig, LocalGateway, records
         except ImportError as exc:
             raise CommandError(
                 f"The local gateway needs aiohttp: pip install \"django-aws-api-gateway-websockets[local]\" ({exc})"
             )
         host, port = self._parse_addrport(options["addrport"])
-        record = self._resolve_record(options["api"])
+        record, chosen = self._resolve_record(options["api"])
         try:
             config = GatewayConfig.from_record(
                 record,
                 # --target is for this run only: the record keeps the URL AWS integrations use.
                 target_base_endpoint=options["target"] or record.target_base_endpoint or DEFAULT_TARGET,
                 stage=options["stage"],
+                # A companion plays its AWS record's routes (read, never written).
+                routes=self._routes(chosen) if chosen is not record else None,
                 management_latency_ms=options["management_latency_ms"],
                 idle_timeout=options["idle_timeout"],
                 max_lifetime=options["max_lifetime"],
@@ -71,34 +73,75 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc))
         self._configure_logging(options["verbosity"])
-        previous_endpoint = record.management_endpoint_url
-        endpoint = f"http://{self._reachable(host)}:{port}/{config.stage}"
-        # Project code sends through the record's endpoint: point it here while we run.
-        ApiGateway.objects.filter(pk=record.pk).update(management_endpoint_url=endpoint)
-        self.stdout.write(self._banner(record, config, host, port, endpoint))
-        try:
-            with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                runner.run(self._serve(LocalGateway(config), host, port))
-        finally:
-            ApiGateway.objects.filter(pk=record.pk).update(management_endpoint_url=previous_endpoint)
-            self.stdout.write("Local gateway stopped; disconnect events sent.")
-
-    async def _serve(self, gateway, host, port):
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await gateway.start(host, port)
-        except OSError as exc:
-            raise CommandError(f"Cannot listen on {host}:{port}: {exc}")
-        await stop.wait()
-        await gateway.stop()
+        for warning in self._warnings(host):
+            self.stderr.write(warning)
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            stop = self._stop_on_signals(runner.get_loop())
+            gateway = LocalGateway(config)
+            try:
+                # Listen first: a busy port is an error before anything is written or announced.
+                port = runner.run(gateway.start(host, port))
+            except OSError as exc:
+                raise CommandError(f"Cannot listen on {host}:{port}: {exc}")
+            previous_endpoint = record.management_endpoint_url
+            endpoint = f"http://{self._reachable(host)}:{port}/{config.stage}"
+            if not records.is_local_record(record):  # _resolve_record never returns one; never write it
+                raise CommandError(f"ApiGateway '{record.api_name}' exists in AWS: runwsgateway does not write to it.")
+            try:
+                # Project code sends through the record's endpoint: point it here while we run.
+                # (Always a local record: an AWS record is played by its companion, never written.)
+                ApiGateway.objects.filter(pk=record.pk).update(management_endpoint_url=endpoint)
+                self.stdout.write(self._banner(record, chosen, config, host, port, endpoint))
+                runner.run(self._serve(gateway, stop))
+            finally:
+                try:
+                    runner.run(gateway.stop())  # closes the sockets and sends their $disconnect
+                finally:
+                    ApiGateway.objects.filter(pk=record.pk).update(management_endpoint_url=previous_endpoint)
+                    self.stdout.write("Local gateway stopped; disconnect events sent.")
 
     @staticmethod
-    def _banner(record, config, host, port, endpoint):
-        lines = [
-            f"Local API Gateway for record {record.pk} ({record.api_name}, api id {record.api_id})",
+    def _stop_on_signals(loop):
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return stop
+
+    @staticmethod
+    async def _serve(gateway, stop):
+        """Until SIGINT or SIGTERM."""
+        await stop.wait()
+
+    @staticmethod
+    def _warnings(host):
+        """Loud lines for stderr: the Management API has no authentication."""
+        from ...gateway.records import is_loopback_host
+
+        risks = []
+        if not is_loopback_host(host):
+            risks.append(f"it listens on {host}, which other machines can reach")
+        if not settings.DEBUG:
+            risks.append("settings.DEBUG is False (is this a deployed site?)")
+        if not risks:
+            return []
+        bar = "!" * 78
+        return [
+            bar,
+            f"WARNING: the local gateway is a development tool, and {' and '.join(risks)}.",
+            "Its Management API (@connections) has NO authentication: anyone who can reach this port",
+            "can send to, inspect or close any connection. Listen on 127.0.0.1 unless you must.",
+            bar,
+        ]
+
+    @staticmethod
+    def _banner(record, chosen, config, host, port, endpoint):
+        lines = [f"Local API Gateway for record {record.pk} ({record.api_name}, api id {record.api_id})"]
+        if chosen is not record:
+            lines.append(
+                f"  Record {chosen.pk} ({chosen.api_name}) exists in AWS and is left untouched: its local "
+                f"companion {record.api_name} plays it (sessions opened here belong to the companion)."
+            )
+        lines += [
             f"  WebSocket:      ws://{Command._reachable(host)}:{port}/{config.stage}",
             f"  Management API: {endpoint}/@connections/{{id}}",
             f"  Integrations:   {config.target_base_endpoint}{{connect,disconnect,default}}",
@@ -120,23 +163,45 @@ class Command(BaseCommand):
         return {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
 
     @staticmethod
+    def _routes(record):
+        from ...gateway import Route
+
+        return {r.route_key: Route(r.integration_url, r.two_way) for r in record.additional_routes.all()}
+
+    @staticmethod
     def _resolve_record(api):
+        """``(served, chosen)``: the record to play, and the local record that plays it (the same
+        record when it is local; its companion when it exists in AWS)."""
+        from ...gateway import records
+
         if api:
             lookup = ApiGateway.objects.filter(api_id=api) | ApiGateway.objects.filter(api_name=api)
             if api.isdigit():
                 lookup = lookup | ApiGateway.objects.filter(pk=int(api))
-            record = lookup.first()
-            if record is None:
+            chosen = lookup.order_by("pk").first()
+            if chosen is None:
                 raise CommandError(f"No ApiGateway record with pk, api_id or api_name '{api}'.")
-            return record
-        records = list(ApiGateway.objects.all()[:2])
-        if len(records) == 1:
-            return records[0]
-        if len(records) > 1:
-            raise CommandError("Several ApiGateway records exist: choose one with --api.")
-        return ApiGateway.objects.create(
-            api_name="local", api_id=f"local{uuid.uuid4().hex[:6]}", stage_name="local", region="us-east-1"
-        )
+        else:
+            existing = list(ApiGateway.objects.order_by("pk"))
+            # A companion made by an earlier run is not a choice of its own.
+            companions = {records.companion_name(r) for r in existing if not records.is_local_record(r)}
+            existing = [r for r in existing if not (r.api_name in companions and records.is_local_record(r))]
+            if len(existing) > 1:
+                raise CommandError("Several ApiGateway records exist: choose one with --api.")
+            if not existing:
+                record = ApiGateway.objects.create(
+                    api_name="local", api_id=records.new_local_api_id(), stage_name="local",
+                    region=records.local_region(),
+                )
+                return record, record
+            chosen = existing[0]
+        if records.is_local_record(chosen):
+            return chosen, chosen
+        try:
+            companion, _ = records.get_or_create_companion(chosen)
+        except ValueError as exc:
+            raise CommandError(str(exc))
+        return companion, chosen
 
     def _configure_logging(self, verbosity):
         log = logging.getLogger("django_aws_api_gateway_websockets.gateway")
