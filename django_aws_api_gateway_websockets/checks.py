@@ -125,6 +125,24 @@ def check_views(app_configs, **kwargs):
 
 
 @register(NAMESPACE)
+def check_handler_exposure(app_configs, **kwargs):
+    """Views whose handlers are every public method taking ``request`` (the 4.x rule)."""
+    messages = []
+    for view in _websocket_views():
+        implicit = sorted(view.implicit_handlers())
+        if implicit:
+            messages.append(
+                Warning(
+                    f"{view.__name__} exposes its public methods to messages implicitly: {', '.join(implicit)}.",
+                    hint="Mark the methods clients may call with @handler (from django_aws_api_gateway_websockets.views), "
+                    "or list them in ALLOWED_HANDLERS; every other method then stays out of reach.",
+                    id=f"{NAMESPACE}.W005",
+                )
+            )
+    return messages
+
+
+@register(NAMESPACE)
 def check_settings(app_configs, **kwargs):
     """The ``WEBSOCKETS`` dict itself: a dict, known keys, values of the right type and range."""
     user = getattr(settings, "WEBSOCKETS", None)

@@ -50,6 +50,11 @@ class Rejection(Exception):
         self.reason = reason
 
 
+def _reject_non_json_constant(name):
+    """``NaN``, ``Infinity`` and ``-Infinity``: Python's json takes them, JSON does not."""
+    raise ValueError(f"{name} is not JSON")
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class WebSocketView(View):
     """Base view for the routes of an API Gateway WebSocket API."""
@@ -365,7 +370,7 @@ class WebSocketView(View):
         if not request.body:
             return {}
         try:
-            body = json.loads(request.body)
+            body = json.loads(request.body, parse_constant=_reject_non_json_constant)
         except (UnicodeDecodeError, ValueError):
             raise Rejection(400, "Message body is not valid JSON.")
         except RecursionError:  # thousands of nested brackets: hostile, not a bug of ours

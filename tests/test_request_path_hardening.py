@@ -14,7 +14,7 @@ from django_aws_api_gateway_websockets import signals, tokens
 from django_aws_api_gateway_websockets.gateways import get_gateway
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession, WebSocketToken
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
-from tests.views import ChatView, ExplicitView
+from tests.views import ChatView, ExplicitView, LegacyChatView
 
 pytestmark = pytest.mark.django_db
 
@@ -133,12 +133,28 @@ def test_disconnect_of_a_disconnected_connection_stays_200(post_as_gateway, sess
 # --- 4. what a message can reach ------------------------------------------------------------
 
 
-def test_helper_methods_are_not_handlers(post_as_gateway, session_row):
-    # ChatView (no @handler, 4.x style): format_text(self, text) does not take a request.
-    assert "format_text" not in ChatView.get_allowed_handlers()
+@pytest.mark.urls("tests.urls_legacy")
+def test_helper_methods_are_not_handlers_of_a_4x_style_view(post_as_gateway, session_row):
+    # No @handler, no ALLOWED_HANDLERS: format_text(self, text) does not take a request.
+    assert "format_text" not in LegacyChatView.get_allowed_handlers()
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).json() == {"type": "whoami", "user": "alice"}
     response = send(post_as_gateway, session_row, {"handler": "format_text"})
-    assert response.json() == {"type": "default", "user": "alice"}  # ChatView.default answered
+    assert response.json() == {"type": "default"}  # the view's default answered
     assert mail.outbox == []
+
+
+@pytest.mark.urls("tests.urls_legacy")
+def test_check_warns_about_implicit_exposure():
+    from django.core.checks import run_checks
+
+    warnings = [m for m in run_checks() if m.id == "aws_websockets.W005"]
+    assert [m.msg for m in warnings] == ["LegacyChatView exposes its public methods to messages implicitly: whoami."]
+
+
+def test_no_warning_for_views_with_marked_handlers():
+    from django.core.checks import run_checks
+
+    assert [m for m in run_checks() if m.id == "aws_websockets.W005"] == []
 
 
 def test_marked_handlers_are_the_only_ones(post_as_gateway, session_row):
@@ -153,7 +169,8 @@ def test_marked_handlers_are_the_only_ones(post_as_gateway, session_row):
 
 
 def test_implicit_handlers_are_listed_for_the_check():
-    assert ChatView.implicit_handlers() == {"send_chat", "whoami", "explode"}
+    assert LegacyChatView.implicit_handlers() == {"whoami"}
+    assert ChatView.implicit_handlers() == frozenset()
 
 
 # --- 5. $connect is one transaction -----------------------------------------------------------

@@ -12,20 +12,33 @@ class ChatView(WebSocketView):
     def default(self, request, *args, **kwargs):
         return {"type": "default", "user": request.user.get_username()}
 
+    @handler
     def send_chat(self, request, *args, **kwargs):
         WebSocketSession.objects.in_channel(self.websocket_session.channel_name).send_message(
             {"type": "chat", "text": self.body.get("text", ""), "user": request.user.get_username()}
         )
         return {"type": "sent"}
 
+    @handler
     def whoami(self, request, *args, **kwargs):
         return {"type": "whoami", "user": request.user.get_username()}
 
+    @handler
     def explode(self, request, *args, **kwargs):
         raise RuntimeError("handler bug")
 
     def _private(self, request, *args, **kwargs):  # never callable from a message
         return {"type": "private"}
+
+
+class LegacyChatView(WebSocketView):
+    """Written for 4.x: no @handler, no ALLOWED_HANDLERS (routed by tests/urls_legacy.py)."""
+
+    def default(self, request, *args, **kwargs):
+        return {"type": "default"}
+
+    def whoami(self, request, *args, **kwargs):
+        return {"type": "whoami", "user": request.user.get_username()}
 
     def format_text(self, text):  # a helper, not a handler: its first parameter is not request
         return text.upper()

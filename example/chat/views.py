@@ -2,7 +2,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMix
 from django.views.generic import TemplateView
 
 from django_aws_api_gateway_websockets.models import WebSocketSession
-from django_aws_api_gateway_websockets.views import WebSocketView
+from django_aws_api_gateway_websockets.views import WebSocketView, handler
 
 ROOMS = ["lobby", "python", "django"]
 
@@ -24,6 +24,7 @@ class ChatWebSocketView(WebSocketView):
             return {"type": "error", "message": "The staff channel is for staff."}
         return super().change_channel(request, *args, **kwargs)
 
+    @handler
     def send_chat(self, request, *args, **kwargs):
         text = str(self.body.get("text", ""))[:500]
         if not text:
@@ -42,6 +43,7 @@ class StaffWebSocketView(ChatWebSocketView):
 
     permissions_required = ["chat.use_staff_channel"]
 
+    @handler
     def send_chat(self, request, *args, **kwargs):
         self.websocket_session.channel_name = "staff"
         return super().send_chat(request, *args, **kwargs)
