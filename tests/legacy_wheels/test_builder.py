@@ -129,7 +129,7 @@ def test_old_40_database_is_the_real_4_0_schema_with_every_table_seeded(old_data
     json.dumps(manifest)  # a plain JSON document
 
 
-def test_fixtures_leave_no_alias_behind(old_database_41):
+def test_old_database_is_a_whole_old_project_under_its_own_alias(old_database_41):
     assert old_database_41.alias in connections.settings
     assert fetch(old_database_41.alias, "SELECT COUNT(*) AS n FROM django_session")[0]["n"] == 3
 
