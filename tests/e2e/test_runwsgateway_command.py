@@ -64,10 +64,10 @@ def run_gateway(tmp_path):
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
     processes = []
 
-    def run(target):
+    def run(target, *options):
         port = free_port()
         process = subprocess.Popen(
-            [*manage, "runwsgateway", f"127.0.0.1:{port}", "--target", target],
+            [*manage, "runwsgateway", f"127.0.0.1:{port}", "--target", target, *options],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         processes.append(process)
@@ -76,10 +76,12 @@ def run_gateway(tmp_path):
             banner.append(line)
             if "Quit with CONTROL-C" in line:
                 break
-        assert f"ws://127.0.0.1:{port}/local" in "".join(banner)
+        process.banner = "".join(banner)
+        assert f"ws://127.0.0.1:{port}/local" in process.banner
         wait_listening(port)
         return port, db_path, process
 
+    run.env, run.db_path, run.manage = env, db_path, manage
     yield run
     for process in processes:
         if process.poll() is None:

@@ -1,5 +1,6 @@
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -75,8 +76,7 @@ class Command(BaseCommand):
         self._configure_logging(options["verbosity"])
         for warning in self._warnings(host):
             self.stderr.write(warning)
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            stop = self._stop_on_signals(runner.get_loop())
+        with asyncio.Runner(loop_factory=new_event_loop) as runner, self._stop_on_signals(runner.get_loop()) as stop:
             gateway = LocalGateway(config)
             try:
                 # Listen first: a busy port is an error before anything is written or announced.
@@ -101,11 +101,21 @@ class Command(BaseCommand):
                     self.stdout.write("Local gateway stopped; disconnect events sent.")
 
     @staticmethod
+    @contextlib.contextmanager
     def _stop_on_signals(loop):
+        """An event set by SIGINT or SIGTERM, whenever they come: also between two ``runner.run``
+        calls, when the loop is not running (its own signal handlers would miss them)."""
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return stop
+
+        def handler(signum, frame):
+            loop.call_soon_threadsafe(stop.set)
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield stop
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     @staticmethod
     async def _serve(gateway, stop):
