@@ -1,3 +1,4 @@
+import ipaddress
 from dataclasses import dataclass, field
 
 from .. import protocol
@@ -70,3 +71,16 @@ class GatewayConfig:
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def is_loopback_host(host):
+    """``127.0.0.1``, ``::1``, ``localhost``: only this machine can reach it."""
+    host = (host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback

@@ -6,27 +6,15 @@ a companion local record instead: ``<name>-local``, created once (copying what t
 needs) and reused; the AWS record is only read.
 """
 
-import ipaddress
 import uuid
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
+from .config import is_loopback_host
+
 COMPANION_SUFFIX = "-local"
-
-
-def is_loopback_host(host):
-    """``127.0.0.1``, ``::1``, ``localhost``: only this machine can reach it."""
-    host = (host or "").strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a host name: it may resolve to any interface
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
 
 
 def is_loopback_url(url):

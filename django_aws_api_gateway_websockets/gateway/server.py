@@ -12,6 +12,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .. import protocol
 from ..eventloop import new_event_loop
 from . import integration
+from .config import is_loopback_host
 from .connections import Connection, new_connection_id
 from .management_api import ManagementApi, forbidden
 
@@ -58,6 +59,11 @@ class LocalGateway:
             await self.http.close()
             raise
         self.port = site._server.sockets[0].getsockname()[1]
+        if not is_loopback_host(host):
+            logger.warning(
+                "The local gateway listens on %s: its Management API has no authentication, anyone who can "
+                "reach port %s can send to or close any connection.", host, self.port,
+            )
         logger.info("Local gateway for API %s on ws://%s:%s/%s", self.config.api_id, host, self.port, self.config.stage)
         return self.port
 

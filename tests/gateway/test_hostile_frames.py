@@ -8,6 +8,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from django_aws_api_gateway_websockets import protocol
+from django_aws_api_gateway_websockets.gateway import LocalGateway
 
 # A few KB each, nested deeper than the json module's recursion limit.
 DEEP_ARRAY = "[" * 5000
@@ -55,3 +56,13 @@ async def test_a_failing_route_selection_still_forwards_the_frame(backend, make_
         (request,) = await backend.wait_for("/ws/default")
         assert request.body == b'{"action": "chat"}'
         assert len(gateway.connections) == 1
+
+
+async def test_listening_beyond_loopback_logs_a_warning(make_gateway, caplog):
+    with caplog.at_level(logging.WARNING, logger="django_aws_api_gateway_websockets.gateway"):
+        gateway = await make_gateway()
+        assert "no authentication" not in caplog.text
+        exposed = LocalGateway(gateway.config)
+        await exposed.start("0.0.0.0", 0)
+        await exposed.stop()
+    assert "listens on 0.0.0.0" in caplog.text and "no authentication" in caplog.text

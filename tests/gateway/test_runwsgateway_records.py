@@ -1,5 +1,6 @@
 """Which record `runwsgateway` writes to, its warnings, and a busy port (in-process runs)."""
 
+import logging
 import socket
 from io import StringIO
 
@@ -62,7 +63,11 @@ class Run:
 
 @pytest.fixture
 def run(monkeypatch):
-    return Run(monkeypatch)
+    # The command sets up the gateway's logger for a terminal: undo it for the next tests.
+    log = logging.getLogger("django_aws_api_gateway_websockets.gateway")
+    saved = log.handlers[:], log.propagate, log.level
+    yield Run(monkeypatch)
+    log.handlers[:], log.propagate, log.level = saved
 
 
 def deployed(**fields):
