@@ -37,6 +37,18 @@ def generate_integration_secret():
     return secrets.token_urlsafe(32)
 
 
+class ProvisioningStatus(models.TextChoices):
+    """How far provisioning got (the 4.1.0 release's values, kept for the upgrade)."""
+
+    PENDING = "pending", _("pending")
+    CREATING = "creating", _("creating (a run holds the record)")
+    API_CREATED = "api_created", _("API created")
+    ROUTES_CREATED = "routes_created", _("routes created")
+    DEPLOYED = "deployed", _("deployed")
+    DOMAIN_CREATED = "domain_created", _("custom domain created")
+    MAPPED = "mapped", _("custom domain mapped")
+
+
 class ApiGateway(models.Model):
     """One AWS API Gateway WebSocket API (or a local gateway standing in for one)."""
 
@@ -129,6 +141,24 @@ class ApiGateway(models.Model):
         default=False,
         help_text=_("Send the $default handler's HTTP response back to the sender."),
     )
+    accepts_legacy_secret_header = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text=_(
+            "Set by upgradeFromOldPackage: the integrations still send the 4.1.0 header "
+            "X-Ws-Gateway-Secret. Cleared when syncApiGateway puts X-Gateway-Secret on them."
+        ),
+    )
+    provisioning_status = models.CharField(
+        max_length=16,
+        choices=ProvisioningStatus.choices,
+        default=ProvisioningStatus.PENDING,
+        editable=False,
+        help_text=_("The last provisioning step that succeeded; 'creating' while a run holds the record."),
+    )
+    last_error = models.TextField(
+        blank=True, default="", editable=False, help_text=_("Why the last provisioning run stopped; blank after a success.")
+    )
 
     class Meta:
         verbose_name = _("API Gateway")
@@ -191,6 +221,10 @@ class ApiGatewayAdditionalRoute(models.Model):
         default=False, help_text=_("Send the handler's HTTP response back to the sender.")
     )
     deployed = models.BooleanField(default=False, editable=False)
+    route_id = models.CharField(max_length=32, blank=True, default="", editable=False, help_text=_("AWS RouteId."))
+    integration_id = models.CharField(
+        max_length=32, blank=True, default="", editable=False, help_text=_("AWS IntegrationId.")
+    )
     created_on = models.DateTimeField(auto_now_add=True)
     updated_on = models.DateTimeField(auto_now=True)
 
@@ -238,6 +272,10 @@ class WebSocketSession(models.Model):
         ApiGateway, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
     )
     request_count = models.PositiveBigIntegerField(default=1)
+    # The login that opened the connection (keyed hashes, see login.py): logging out of that
+    # Django session, or changing the password, closes it.
+    session_key_hash = models.CharField(max_length=64, blank=True, default="", db_index=True, editable=False)
+    auth_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_on = models.DateTimeField(auto_now_add=True)
     updated_on = models.DateTimeField(auto_now=True)
 
@@ -276,7 +314,8 @@ class WebSocketToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="websocket_tokens"
     )
-    session_key = models.CharField(max_length=40, db_index=True)
+    # A keyed hash of the Django session key the token was issued to (login.hash_session_key).
+    session_key = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     used = models.BooleanField(default=False)
 
@@ -374,3 +413,42 @@ class CleanupRun(models.Model):
 
     def __str__(self):
         return f"{self.command} at {self.ran_at:%Y-%m-%d %H:%M}"
+
+
+class ChannelPermission(models.Model):
+    """Who may join one channel, on $connect and on change_channel (see channel_access.py)."""
+
+    class Access(models.TextChoices):
+        ALLOW_ALL = "allow_all", _("everyone, anonymous included")
+        STAFF_ONLY = "staff_only", _("staff (and superusers)")
+        SUPERUSER_ONLY = "superuser_only", _("superusers")
+        PERMISSIONS = "permissions", _("users passing one of the rules (and superusers)")
+
+    channel_name = models.CharField(
+        max_length=protocol.CHANNEL_NAME_MAX_LENGTH, unique=True, validators=[channel_name_validator]
+    )
+    access = models.CharField(max_length=16, choices=Access.choices, default=Access.ALLOW_ALL)
+    description = models.CharField(max_length=255, blank=True, default="")
+    created_on = models.DateTimeField(auto_now_add=True)
+    updated_on = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("channel permission")
+        ordering = ["channel_name"]
+
+    def __str__(self):
+        return f"{self.channel_name}: {self.get_access_display()}"
+
+
+class ChannelPermissionRule(models.Model):
+    """A set of permissions; a user holding all of them passes (a channel needs any one rule)."""
+
+    channel_permission = models.ForeignKey(ChannelPermission, on_delete=models.CASCADE, related_name="rules")
+    permissions = models.ManyToManyField("auth.Permission", blank=True, related_name="channel_permission_rules")
+
+    class Meta:
+        verbose_name = _("channel permission rule")
+        ordering = ["pk"]
+
+    def __str__(self):
+        return f"rule {self.pk} of {self.channel_permission.channel_name}"

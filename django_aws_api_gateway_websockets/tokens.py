@@ -2,7 +2,7 @@
 
 The browser gets a raw token from ``WebSocketTokenView`` and puts it on the wss URL as
 ``ws_token``; only its SHA-256 is stored. A token is bound to the user and the Django
-session that asked for it, expires after ``WEBSOCKETS["token_expiry_seconds"]`` and is
+session that asked for it (stored as a keyed hash, ``login.hash_session_key``), expires after ``WEBSOCKETS["token_expiry_seconds"]`` and is
 consumed by a conditional UPDATE, so of two concurrent uses exactly one wins on any database.
 """
 
@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .conf import get_setting
+from .login import hash_session_key
 from .models import WebSocketToken
 
 RAW_TOKEN_BYTES = 32
@@ -26,7 +27,7 @@ def hash_token(raw):
 def issue_token(user, session_key):
     """Store a new token for ``user``/``session_key``; return the raw value."""
     raw = secrets.token_urlsafe(RAW_TOKEN_BYTES)
-    WebSocketToken.objects.create(token=hash_token(raw), user=user, session_key=session_key or "")
+    WebSocketToken.objects.create(token=hash_token(raw), user=user, session_key=hash_session_key(session_key))
     return raw
 
 
@@ -53,7 +54,7 @@ def find_valid_token(raw, session_key=None, max_age_seconds=None):
         created_at__gte=timezone.now() - timedelta(seconds=max_age),
     )
     if session_key:
-        tokens = tokens.filter(session_key=session_key)
+        tokens = tokens.filter(session_key=hash_session_key(session_key))
     token = tokens.first()
     if token is None or not token.user.is_active:
         return None

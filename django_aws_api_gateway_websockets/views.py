@@ -29,7 +29,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import protocol, ratelimit, security, signals, tokens
+from . import login, protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
 from .gateways import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
@@ -240,12 +240,19 @@ class WebSocketView(View):
             # for the first transaction on PostgreSQL, then finds the token used).
             if token is not None and not tokens.mark_used(token):
                 raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
+            # The login behind the connection: the Django session the token was issued to
+            # (else the one whose cookie came along), and the user's auth hash.
+            session_key_hash = token.session_key if token is not None else login.hash_session_key(
+                getattr(getattr(request, "session", None), "session_key", None)
+            )
             try:
                 self.websocket_session = WebSocketSession.objects.create(
                     connection_id=self.connection_id,
                     channel_name=channel,
                     user=request.user if request.user.is_authenticated else None,
                     api_gateway=self.api_gateway,
+                    session_key_hash=session_key_hash,
+                    auth_hash=login.auth_hash(request.user),
                 )
             except IntegrityError:
                 raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE)
@@ -333,6 +340,10 @@ class WebSocketView(View):
         session = self._load_session(request)
         if not session.connected:
             raise Rejection(410, "Connection is closed.")
+        if login.connection_outlived_login(session):
+            # The login ended without a signal (a queryset update): end the connection now.
+            login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
+            raise Rejection(410, "Connection is closed: the login that opened it has ended.")
         self.body = self._parse_body(request)
         handler_name = self.get_handler_name()
         if not self.has_required_permissions(request):

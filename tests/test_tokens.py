@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from django_aws_api_gateway_websockets import tokens
+from django_aws_api_gateway_websockets import login, tokens
 from django_aws_api_gateway_websockets.models import WebSocketToken
 
 
@@ -33,7 +33,9 @@ def test_token_view_returns_raw_token_and_stores_only_its_hash(csrf_client, user
     assert row.user == user
     assert row.token == tokens.hash_token(data["token"])
     assert data["token"] not in row.token
-    assert row.session_key == csrf_client.session.session_key
+    # The Django session key is kept as a keyed hash only (the 4.1.0 release's, so upgrades verify).
+    assert row.session_key == login.hash_session_key(csrf_client.session.session_key)
+    assert csrf_client.session.session_key not in row.session_key and len(row.session_key) == 64
 
 
 @pytest.mark.django_db
