@@ -58,6 +58,8 @@ class Command(BaseCommand):
             )
         host, port = self._parse_addrport(options["addrport"])
         record, chosen = self._resolve_record(options["api"])
+        if not records.is_local_record(record):  # _resolve_record never returns one: never write it
+            raise CommandError(f"ApiGateway '{record.api_name}' exists in AWS: runwsgateway does not write to it.")
         try:
             config = GatewayConfig.from_record(
                 record,
@@ -85,8 +87,6 @@ class Command(BaseCommand):
                 raise CommandError(f"Cannot listen on {host}:{port}: {exc}")
             previous_endpoint = record.management_endpoint_url
             endpoint = f"http://{self._reachable(host)}:{port}/{config.stage}"
-            if not records.is_local_record(record):  # _resolve_record never returns one; never write it
-                raise CommandError(f"ApiGateway '{record.api_name}' exists in AWS: runwsgateway does not write to it.")
             try:
                 # Project code sends through the record's endpoint: point it here while we run.
                 # (Always a local record: an AWS record is played by its companion, never written.)
