@@ -14,6 +14,7 @@ import time
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from . import protocol
 from .conf import get_setting
 from .models import ApiGateway
 
@@ -23,7 +24,7 @@ _lock = threading.Lock()
 
 def get_gateway(api_id, *, fresh=False):
     """The record with this api id, or ``None``; ``fresh`` skips (and refreshes) the cache."""
-    if not api_id:
+    if not protocol.is_valid_api_id(api_id):  # e.g. a NUL byte, which PostgreSQL refuses
         return None
     ttl = get_setting("gateway_cache_seconds")
     now = time.monotonic()

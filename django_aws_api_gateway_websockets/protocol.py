@@ -55,6 +55,17 @@ CONNECTION_ID_MAX_LENGTH = 128
 CONNECTION_ID_RE = re.compile(r"[A-Za-z0-9_=+/-]+")
 
 
+# API ids: AWS's are 10 lowercase letters and digits; local ones are longer. Never a NUL byte.
+API_ID_MAX_LENGTH = 32
+API_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_valid_api_id(value):
+    return (
+        isinstance(value, str) and 0 < len(value) <= API_ID_MAX_LENGTH and API_ID_RE.fullmatch(value) is not None
+    )
+
+
 def is_valid_channel_name(name):
     return (
         isinstance(name, str)

@@ -20,10 +20,11 @@ import logging
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
+from django.core.exceptions import SuspiciousOperation
 from django.core.mail import mail_admins
 from django.db import IntegrityError, router, transaction
 from django.db.models import F
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -102,6 +103,7 @@ class WebSocketView(View):
         try:
             if not protocol.is_valid_connection_id(self.connection_id):
                 raise Rejection(400, "Missing or invalid connectionId header.")
+            self._read_body(request)
             if route == protocol.CONNECT:
                 return self._connect(request, *args, **kwargs)
             if route == protocol.DISCONNECT:
@@ -109,6 +111,8 @@ class WebSocketView(View):
             return self._message(request, *args, **kwargs)
         except Rejection as rejection:
             return self._reject(request, rejection)
+        except SuspiciousOperation as exc:  # e.g. TooManyFieldsSent from a 2,000-parameter query
+            return self._reject(request, Rejection(400, f"Bad request: {type(exc).__name__}."))
 
     def _reject(self, request, rejection):
         user = getattr(request, "user", None)
@@ -217,7 +221,7 @@ class WebSocketView(View):
         token = None
         if self.USE_WS_TOKEN:
             session_key = getattr(getattr(request, "session", None), "session_key", None)
-            token = tokens.find_valid_token(request.GET.get(protocol.QUERY_TOKEN), session_key)
+            token = tokens.find_valid_token(self._single_query_value(request, protocol.QUERY_TOKEN), session_key)
             if token is None or (cookie_user.is_authenticated and token.user_id != cookie_user.pk):
                 raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
             request.user = token.user
@@ -277,12 +281,20 @@ class WebSocketView(View):
         return response
 
     def _connect_channel(self, request):
-        channel = request.GET.get(protocol.QUERY_CHANNEL, "")
+        channel = self._single_query_value(request, protocol.QUERY_CHANNEL)
         if not channel:
             return self.api_gateway.default_channel_name
         if not protocol.is_valid_channel_name(channel):
             raise Rejection(400, "Invalid channel name.", signals.REASON_CHANNEL)
         return channel
+
+    @staticmethod
+    def _single_query_value(request, name):
+        """The query parameter's value ("" when absent); given twice, it is ambiguous: 400."""
+        values = request.GET.getlist(name)
+        if len(values) > 1:
+            raise Rejection(400, f"The {name} parameter is given more than once.", signals.REASON_CHANNEL if name == protocol.QUERY_CHANNEL else signals.REASON_TOKEN)
+        return values[0] if values else ""
 
     @staticmethod
     def _normalise_check(result):
@@ -335,8 +347,6 @@ class WebSocketView(View):
     # --- messages -------------------------------------------------------------------
 
     def _message(self, request, *args, **kwargs):
-        if self._content_length(request) > self.MAX_BODY_SIZE:
-            raise Rejection(413, "Message too large.")
         session = self._load_session(request)
         if not session.connected:
             raise Rejection(410, "Connection is closed.")
@@ -367,21 +377,29 @@ class WebSocketView(View):
 
         return self._in_transaction(handle_message, request)
 
-    @staticmethod
-    def _content_length(request):
-        """The declared body length; a value that is not a non-negative integer is a 400."""
+    def _read_body(self, request):
+        """Every route: a ``Content-Length`` that is a non-negative integer within the payload
+        limit, and a body of exactly that length (read once, here)."""
         declared = request.META.get("CONTENT_LENGTH") or "0"
-        if not (isinstance(declared, str) and declared.strip().isdigit()):
+        if not (isinstance(declared, str) and declared.isdigit()):
             raise Rejection(400, "Invalid Content-Length header.")
-        return int(declared)
+        if int(declared) > self.MAX_BODY_SIZE:
+            raise Rejection(413, "Message too large.")
+        try:
+            body = request.body
+        except (UnreadablePostError, OSError):
+            raise Rejection(400, "The request body could not be read.")
+        if len(body) != int(declared):
+            raise Rejection(400, "The body does not match its Content-Length.")
 
     def _parse_body(self, request):
-        if len(request.body) > self.MAX_BODY_SIZE:
-            raise Rejection(413, "Message too large.")
         if not request.body:
             return {}
+        if request.body.startswith(b"\xef\xbb\xbf"):
+            raise Rejection(400, "Message body is not valid JSON.")
         try:
-            body = json.loads(request.body, parse_constant=_reject_non_json_constant)
+            # Strict UTF-8 first: json.loads(bytes) would also take UTF-16/32 and skip a BOM.
+            body = json.loads(request.body.decode("utf-8"), parse_constant=_reject_non_json_constant)
         except (UnicodeDecodeError, ValueError):
             raise Rejection(400, "Message body is not valid JSON.")
         except RecursionError:  # thousands of nested brackets: hostile, not a bug of ours
