@@ -226,6 +226,23 @@ def make_channel_permissions(perms):
     return channels
 
 
+def channel_decisions(users):
+    """The old package's own answer, per user (and anonymous) and channel, to "may they join?":
+    ``ChannelPermission.allows`` as its view's ``can_join_channel`` asks it; ``None`` for a
+    channel without a row (the view's ``ALLOW_UNLISTED_CHANNELS`` decides)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    names = list(old.ChannelPermission.objects.values_list("channel_name", flat=True)) + ["unlisted-channel"]
+    people = {name: get_user_model().objects.get(pk=user.pk) for name, user in users.items()}  # no stale caches
+    people["anonymous"] = AnonymousUser()
+    decisions = {}
+    for who, user in people.items():
+        for name in names:
+            row = old.ChannelPermission.for_channel(name)
+            decisions.setdefault(who, {})[name] = None if row is None else row.allows(user)
+    return decisions
+
+
 def jsonable(value):
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
@@ -342,6 +359,7 @@ def main(manifest_path):
             for a in attempts
         ],
         "channel_permissions": channels,
+        "channel_decisions": channel_decisions(users) if HAS_41 else {},
         "tables": tables,
         "schema": read_schema(),
     }

@@ -7,8 +7,8 @@ from ... import legacy
 
 class Command(BaseCommand):
     help = (
-        "Move a database migrated by the old django-aws-api-gateway-websockets (4.x) to this package's "
-        "schema: rows saved to a fixture file, tables recreated, rows loaded back."
+        "Move a database migrated by the old django-aws-api-gateway-websockets (4.0.x or 4.1.0) to this "
+        "package's schema: rows saved to a fixture file, tables recreated, rows loaded back."
     )
 
     def add_arguments(self, parser):
@@ -19,30 +19,66 @@ class Command(BaseCommand):
             help="Where to save the rows first (default: websockets-upgrade-<date-time>.json here).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Only print what would be moved.")
+        parser.add_argument(
+            "--discard-uncarried",
+            action="store_true",
+            help="Upgrade even though what --dry-run lists under 'cannot be carried' will be lost.",
+        )
 
-    def handle(self, *args, database, fixture, dry_run, **options):
+    def handle(self, *args, database, fixture, dry_run, discard_uncarried, **options):
+        path = fixture or f"websockets-upgrade-{timezone.now():%Y%m%d-%H%M%S}.json"
         try:
+            plan = legacy.plan_upgrade(database)
             if dry_run:
-                self.dry_run(database)
+                self.dry_run(plan)
                 return
-            path = fixture or f"websockets-upgrade-{timezone.now():%Y%m%d-%H%M%S}.json"
-            legacy.upgrade(database, path, log=self.stdout.write)
+            legacy.upgrade(database, path, log=self.stdout.write, discard_uncarried=discard_uncarried, plan=plan)
         except (legacy.UpgradeError, legacy.UpgradeStopped) as exc:
             raise CommandError(str(exc)) from exc
         except FileExistsError as exc:
             raise CommandError(f"{path} exists: choose another --fixture (it may hold an earlier save).") from exc
         except (DatabaseError, OSError) as exc:
             raise CommandError(f"Upgrade stopped before anything was changed: {exc}") from exc
-        self.stdout.write(
-            self.style.SUCCESS("Upgraded. Keep the fixture until you have checked the data.")
-            + "\nNext: `syncApiGateway --pk N --rotate-secret` for each record (records have no integration "
-            "secret yet; `check --deploy` lists them as aws_websockets.W032)."
-        )
+        self.report_creating(plan)
+        self.stdout.write(self.style.SUCCESS("Upgraded. Keep the fixture (it holds secrets: keep it private) "
+                                             "until you have checked the data, then delete it."))
+        if plan.version == legacy.V41 and plan.secrets:
+            self.stdout.write(
+                "Next: `syncApiGateway --pk N` for each record: it maps X-Gateway-Secret on the integrations and "
+                "redeploys. Until then requests carrying the 4.1.0 header X-Ws-Gateway-Secret are accepted "
+                "(`check --deploy` lists those records as aws_websockets.W051)."
+            )
+        else:
+            self.stdout.write(
+                "Next: `syncApiGateway --pk N --rotate-secret` for each record (records have no integration "
+                "secret yet; `check --deploy` lists them as aws_websockets.W032)."
+            )
 
-    def dry_run(self, database):
-        old = legacy.check_upgradable(database)
-        self.stdout.write(f"Old migrations applied on '{database}': {', '.join(old)}")
-        for verb, models in (("copy", legacy.OLD_COLUMNS), ("drop", legacy.DROPPED)):
-            for label, rows in legacy.count_rows(database, models).items():
-                self.stdout.write(f"  would {verb} {rows} {label} row(s)")
+    def report_creating(self, plan):
+        for record in plan.creating:
+            self.stdout.write(self.style.WARNING(
+                f"Record {record.pk} ({record.api_name!r}) was left 'creating' by the old package: a run may have "
+                "created its API in AWS without recording the id. It keeps that status, so provisioning will not "
+                "create a second API; check AWS for an API of that name before resuming it."
+            ))
+
+    def dry_run(self, plan):
+        self.stdout.write(f"Found the old package {plan.version} on '{plan.alias}' (migrations "
+                          f"{', '.join(plan.migrations)}).")
+        for label, rows in plan.counts().items():
+            self.stdout.write(f"  would copy {rows} {label} row(s)")
+        if plan.version == legacy.V41:
+            self.stdout.write(f"  would copy {plan.pair_count} channel rule <-> permission pair(s)")
+        self.stdout.write("  tokens keep working: stored as SHA-256"
+                          + (", session keys hashed" if plan.version == legacy.V40 else ""))
+        self.stdout.write(f"  {legacy.describe_secrets(plan)}")
+        self.stdout.write(f"  would drop the tables {', '.join(plan.drop_tables)}")
+        self.report_creating(plan)
+        if plan.uncarried:
+            self.stdout.write(self.style.WARNING("Cannot be carried over (the upgrade refuses to run without "
+                                                 "--discard-uncarried):"))
+            for item in plan.uncarried:
+                self.stdout.write(f"  {item}")
+        else:
+            self.stdout.write("Everything is carried over.")
         self.stdout.write("Dry run: nothing was changed.")
