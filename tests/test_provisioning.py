@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 
 from django_aws_api_gateway_websockets import aws, provisioning, security
 from django_aws_api_gateway_websockets.models import ApiGateway, ApiGatewayAdditionalRoute
+from django_aws_api_gateway_websockets.provisioning.claim import record_tag_value
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +73,11 @@ def integration_fields(uri, secret):
     }
 
 
+def api_tags(record):
+    """The record's tags and the tag naming the record, which every API gets."""
+    return {**record.tags, provisioning.RECORD_TAG: record_tag_value(record)}
+
+
 def desired(record):
     base = record.target_base_endpoint
     return [
@@ -119,13 +125,15 @@ def expected_sync(record, state):
         expect("get_api", {
             "ApiId": API, "ApiEndpoint": ENDPOINT, "Name": "chat", "ProtocolType": "WEBSOCKET",
             "RouteSelectionExpression": "$request.body.action", "ApiKeySelectionExpression": "$request.header.x-api-key",
-            "Description": "Chat", "Tags": {"team": "web"},
+            "Description": "Chat", "Tags": api_tags(record),
         }, {"ApiId": API})
     else:
+        # Before creating, the run looks for an API a stopped run made for this record.
+        expect("get_apis", {"Items": []}, {})
         s.api, changed = True, True
         expect("create_api", {"ApiId": API, "ApiEndpoint": ENDPOINT, "Name": "chat", "ProtocolType": "WEBSOCKET"}, {
             "Name": "chat", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action",
-            "ApiKeySelectionExpression": "$request.header.x-api-key", "Description": "Chat", "Tags": {"team": "web"},
+            "ApiKeySelectionExpression": "$request.header.x-api-key", "Description": "Chat", "Tags": api_tags(record),
         })
     expect("get_routes", {"Items": [
         {"RouteKey": key, "RouteId": rid, "Target": f"integrations/{iid}",
@@ -251,7 +259,7 @@ def test_creates_api_integrations_routes_stage_and_deployment(record, client):
     ]
 
 
-CREATION_CALLS = 15  # create_api, 2 reads, 4 x (integration, route), 1 route response, get/create stage, deploy
+CREATION_CALLS = 16  # get_apis, create_api, 2 reads, 4 x (integration, route), 1 route response, get/create stage, deploy
 
 
 def test_creation_makes_the_expected_number_of_calls(record):
@@ -260,14 +268,20 @@ def test_creation_makes_the_expected_number_of_calls(record):
 
 @pytest.mark.parametrize("fail_at", range(CREATION_CALLS))
 def test_creation_failing_at_any_call_converges_when_run_again(record, client, fail_at):
+    operations = [c.operation for c in expected_sync(record, AwsState())]
     _, state = run(record, client, AwsState(), fail_at=fail_at)
     record.refresh_from_db()
     # Flags stay down after a failure; the api id is kept as soon as AWS returned it.
     assert record.api_created is False and record.additional_routes.get().deployed is False
-    assert record.api_id == (API if fail_at > 0 else "")
+    assert record.api_id == (API if fail_at > 1 else "")
+    # The claim is given back when no API was recorded; otherwise each step is recorded.
+    expected = "pending" if fail_at <= 1 else "routes_created" if fail_at >= operations.index("get_stage") else "api_created"
+    assert record.provisioning_status == expected
+    assert "TooManyRequestsException: Too Many Requests" in record.last_error
     plan, state = run(record, client, state)
     assert plan.changed
     assert_converged(record, state)
+    assert (record.provisioning_status, record.last_error) == ("deployed", "")
     plan, state = run(record, client, state)
     assert not plan.changed and str(plan) == "Nothing to change."
 
@@ -357,7 +371,19 @@ def test_dry_run_of_a_new_api_calls_aws_not_at_all(record, client):
     assert record.api_id == ""
 
 
-def test_removed_route_is_deleted_with_its_integration(record, client):
+def test_route_only_in_aws_is_kept_and_reported(record, client):
+    """A route the record does not have (removed from it, or made outside Django) stays."""
+    state = deployed(record, client)
+    record.additional_routes.all().delete()
+    rid, iid, _ = state.routes["chat"]
+    queue(client.stubber, expected_sync(record, state))  # reads only: nothing to change
+    plan = provisioning.sync_api(record, client=client)
+    assert plan.steps == [] and "route chat (only in AWS)" in plan.unchanged
+    assert plan.drift == [("only in AWS", f"route chat -> HTTP_PROXY {CHAT_URL} (two-way) [route {rid}, integration {iid}]: "
+                           "kept (--import-aws-routes adds it to the record, --delete-aws-only-routes deletes it)")]
+
+
+def test_route_only_in_aws_is_deleted_with_its_integration_when_asked(record, client):
     state = deployed(record, client)
     record.additional_routes.all().delete()
     stub = client.stubber
@@ -371,8 +397,9 @@ def test_removed_route_is_deleted_with_its_integration(record, client):
     stub.add_response("get_stage", {"StageName": "production", "Description": "live", "DeploymentId": "dep1"},
                       {"ApiId": API, "StageName": "production"})
     stub.add_response("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"})
-    plan = provisioning.sync_api(record, client=client)
-    assert plan.steps == ["delete route chat (no longer on the record)", "deploy stage 'production'"]
+    plan = provisioning.sync_api(record, client=client, aws_only_routes="delete")
+    assert plan.steps == ["delete route chat (only in AWS)", "deploy stage 'production'"]
+    assert plan.drift[0][0] == "only in AWS" and plan.drift[0][1].endswith(": deleted (--delete-aws-only-routes)")
 
 
 def test_one_way_route_loses_its_route_response(record, client):
@@ -412,8 +439,9 @@ def test_new_tags_are_added_to_the_existing_api(record, client):
     record.tags = {"team": "web", "env": "prod"}
     record.save()
     calls = expected_sync(record, state)
+    calls[0].response["Tags"] = {"team": "web", provisioning.RECORD_TAG: record_tag_value(record)}
     stub = client.stubber
-    queue(stub, calls[:1])  # get_api: AWS has {"team": "web"}
+    queue(stub, calls[:1])  # get_api: AWS has {"team": "web"} and the record tag
     stub.add_response("tag_resource", {}, {"ResourceArn": f"arn:aws:apigateway:eu-west-1::/apis/{API}", "Tags": {"env": "prod"}})
     queue(stub, calls[1:])
     stub.add_response("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"})
@@ -473,14 +501,15 @@ def test_a_record_without_target_fails_before_any_aws_call(record, client):
 
 def test_unreachable_aws_is_a_provisioning_error(record):
     unreachable = aws.get_client("apigatewayv2", region="eu-west-1", endpoint_url="http://127.0.0.1:9")
-    with pytest.raises(provisioning.ProvisioningError, match="create_api failed: EndpointConnectionError"):
+    with pytest.raises(provisioning.ProvisioningError, match="get_apis failed: EndpointConnectionError"):
         provisioning.sync_api(record, client=unreachable)
     record.refresh_from_db()
     assert record.api_id == "" and record.api_created is False
+    assert record.provisioning_status == "pending" and "EndpointConnectionError" in record.last_error
 
 
 def test_integration_left_by_a_failed_run_is_deleted_when_no_longer_wanted(record, client):
-    _, state = run(record, client, AwsState(), fail_at=4)  # $connect's integration made, its route not
+    _, state = run(record, client, AwsState(), fail_at=5)  # $connect's integration made, its route not
     assert list(state.integrations.values()) == [(BASE + "connect", record.integration_secret)]
     record.target_base_endpoint = "https://new.example.com/ws/"
     record.save()

@@ -1,6 +1,9 @@
-"""What every provisioning step shares: the plan it reports, AWS calls with clear errors,
-and saving ids to the record as soon as AWS returns them."""
+"""What every provisioning step shares: the plan it reports (with the drift it found), AWS
+calls with clear errors, saving ids to the record as soon as AWS returns them, and the
+record's ``provisioning_status`` / ``last_error``."""
 
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -9,6 +12,12 @@ from django.core.exceptions import ImproperlyConfigured
 from .. import aws
 
 NOT_FOUND = "NotFoundException"
+
+logger = logging.getLogger("django_aws_api_gateway_websockets.provisioning")
+
+# ``ApiGateway.provisioning_status``, in the order a creation goes through them (the 4.1.0
+# release's values). A run only moves a record forward; teardown moves it back.
+STATUS_ORDER = ("pending", "creating", "api_created", "routes_created", "deployed", "domain_created", "mapped")
 
 
 class ProvisioningError(Exception):
@@ -23,6 +32,9 @@ class Plan:
     dry_run: bool = False
     steps: list = field(default_factory=list)
     unchanged: list = field(default_factory=list)
+    #: ``(kind, text)``: what differs between AWS and the record, found while reading AWS.
+    #: ``kind`` is ``"only in AWS"``, ``"only in record"``, ``"different"`` or ``"legacy"``.
+    drift: list = field(default_factory=list)
 
     def add(self, text):
         """Record a change; returns ``True`` when the caller should make it (not a dry run)."""
@@ -31,6 +43,15 @@ class Plan:
 
     def keep(self, text):
         self.unchanged.append(text)
+
+    def differs(self, kind, text):
+        self.drift.append((kind, text))
+
+    def drift_report(self):
+        """The drift as printed by the commands: a heading, then one line per item."""
+        if not self.drift:
+            return ["No drift: AWS matches the record."]
+        return ["Drift between AWS and the record:"] + [f"  {kind}: {text}" for kind, text in self.drift]
 
     @property
     def changed(self):
@@ -87,3 +108,55 @@ def save(record, **fields):
 
 def aws_tags(record):
     return {str(k): str(v) for k, v in (record.tags or {}).items()}
+
+
+def items(step, function, **params):
+    """Every ``Items`` entry of a paginated ``get_*`` call."""
+    found, token = [], None
+    while True:
+        page = call(step, function, **params, **({"NextToken": token} if token else {}))
+        found += page.get("Items", [])
+        token = page.get("NextToken")
+        if not token:
+            return found
+
+
+# --- provisioning_status and last_error -------------------------------------------------
+
+
+def _rank(status):
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else -1
+
+
+def advance(record, status, plan):
+    """Record that a step succeeded: ``provisioning_status`` moves forward to ``status``
+    (never back: a sync of a mapped record stays ``mapped``). Nothing in a dry run."""
+    if not plan.dry_run and _rank(status) > _rank(record.provisioning_status):
+        save(record, provisioning_status=status)
+
+
+def redact(record, text):
+    """``text`` without the record's secrets (AWS may echo a mapping expression back)."""
+    for secret in (record.integration_secret, record.previous_integration_secret):
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+@contextmanager
+def recording(record, plan):
+    """Run a provisioning operation: on failure ``last_error`` gets the error's full message
+    (secrets removed) and the error propagates; on success ``last_error`` is cleared.
+    A dry run writes nothing."""
+    try:
+        yield
+    except Exception as exc:
+        if not plan.dry_run:
+            message = str(exc) if isinstance(exc, ProvisioningError) else f"{type(exc).__name__}: {exc}"
+            try:
+                save(record, last_error=redact(record, message))
+            except Exception:  # e.g. the database itself failed: never hide the original error
+                logger.exception("Could not record the provisioning error of %s", record)
+        raise
+    if not plan.dry_run and record.last_error:
+        save(record, last_error="")

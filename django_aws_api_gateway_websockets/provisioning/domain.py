@@ -1,7 +1,7 @@
 """The custom domain: ACM certificate check, REGIONAL domain (TLS 1.2), API mapping, and the
 Route 53 alias that points the name at API Gateway."""
 
-from .base import Plan, ProvisioningError, aws_tags, call, client_for, find, save
+from .base import Plan, ProvisioningError, advance, aws_tags, call, client_for, find, recording, save
 
 DOMAIN_CONFIG = {"EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}
 
@@ -25,17 +25,22 @@ def _check_certificate(record, acm):
 
 
 def create_custom_domain(record, *, dry_run=False, client=None, route53=None, acm=None):
-    """Create (or complete) the custom domain, its API mapping and the Route 53 alias."""
-    _check_record(record)
-    client = client_for(record, "apigatewayv2", client)
+    """Create (or complete) the custom domain, its API mapping and the Route 53 alias.
+    ``provisioning_status`` becomes ``domain_created``, then ``mapped``; ``last_error``
+    tells why a run stopped."""
     plan = Plan(dry_run)
-    _check_certificate(record, client_for(record, "acm", acm))
-    config = _domain(record, client, plan)
-    _mapping(record, client, plan, domain_exists=config is not None)
-    if record.hosted_zone_id:
-        _alias(record, plan, config, client_for(record, "route53", route53))
-    if not dry_run:
-        save(record, custom_domain_created=True)
+    with recording(record, plan):
+        _check_record(record)
+        client = client_for(record, "apigatewayv2", client)
+        _check_certificate(record, client_for(record, "acm", acm))
+        config = _domain(record, client, plan)
+        advance(record, "domain_created", plan)
+        _mapping(record, client, plan, domain_exists=config is not None)
+        if record.hosted_zone_id:
+            _alias(record, plan, config, client_for(record, "route53", route53))
+        if not dry_run:
+            save(record, custom_domain_created=True)
+        advance(record, "mapped", plan)
     return plan
 
 
