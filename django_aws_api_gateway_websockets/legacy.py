@@ -45,6 +45,17 @@ migrated, SQLite and PostgreSQL; see tests/legacy_wheels):
   package's migration 0003 does for existing rows, as is a 4.1.0 ``pending`` record whose API
   exists (made before its 0012), which 4.1.0 itself treated as complete.
 
+- Why the tables are dropped and recreated rather than altered: besides the shared
+  ``0001_initial``, the old tables carry names of their own. PostgreSQL keeps index, key and
+  constraint names from interim table names of old migrations (``websocket_tokens_*``,
+  ``connection_rate_limits_*``, an ``author_id`` index on sessions), and the old named indexes
+  ``idx_ip_attempt_time`` / ``idx_user_attempt_time`` (which this package's rate-limit model
+  reuses) and ``idx_websocket_tokens_used`` would collide with the ones ``migrate`` creates.
+  The old types all fit: 4.1.0's ``last_error`` is varchar(255) (text here), its channel names
+  follow ``^[a-zA-Z0-9_-]+$`` (this package also allows ``.``), its ``access`` values are
+  this package's four, and its gateway secrets are at least 32 characters of
+  ``A-Za-z0-9._~+/=-`` (a record holds up to 128).
+
 Whatever the upgrade cannot carry (a column or table no known release made, a third gateway
 secret) is listed by ``Plan.uncarried``; ``upgrade`` refuses to start while the list is not
 empty unless ``discard_uncarried`` is given.

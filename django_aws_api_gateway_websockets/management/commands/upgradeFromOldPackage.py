@@ -59,7 +59,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(
                 f"Record {record.pk} ({record.api_name!r}) was left 'creating' by the old package: a run may have "
                 "created its API in AWS without recording the id. It keeps that status, so provisioning will not "
-                "create a second API; check AWS for an API of that name before resuming it."
+                "create a second API: `createApiGateway` looks for one of that name in AWS first; if 4.1.0 made it, "
+                f"adopt it with `createApiGateway --pk {record.pk} --adopt API_ID`."
             ))
 
     def dry_run(self, plan):
