@@ -6,6 +6,8 @@ from .admin_actions import create_custom_domain, delete_api_gateway, sync_api_ga
 from .models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,
+    ChannelPermission,
+    ChannelPermissionRule,
     ConnectionRateLimit,
     WebSocketSession,
     WebSocketToken,
@@ -42,14 +44,19 @@ class ApiGatewayAdmin(admin.ModelAdmin):
         "stage_name",
         "region",
         "domain_name",
+        "provisioning_status",
         "api_created",
         "custom_domain_created",
         "updated_on",
     )
-    list_filter = ("api_created", "custom_domain_created")
+    list_filter = ("provisioning_status", "api_created", "custom_domain_created")
     search_fields = ("api_name", "api_id", "domain_name")
     readonly_fields = (
+        "provisioning_status",
+        "last_error",
         "secret_preview",
+        "secret_rotated_at",
+        "accepts_legacy_secret_header",
         "api_id",
         "api_endpoint",
         "deployment_id",
@@ -60,7 +67,7 @@ class ApiGatewayAdmin(admin.ModelAdmin):
         "created_on",
         "updated_on",
     )
-    exclude = ("integration_secret",)
+    exclude = ("integration_secret", "previous_integration_secret")
     formfield_overrides = URL_FIELDS_HTTPS
     actions = [sync_api_gateway, create_custom_domain, delete_api_gateway]
     inlines = [ApiGatewayAdditionalRouteInline]
@@ -81,7 +88,10 @@ class ApiGatewayAdditionalRouteAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebSocketSession)
-class WebSocketSessionAdmin(admin.ModelAdmin):
+class WebSocketSessionAdmin(ReadOnlyAdmin):
+    """Connections are API Gateway's: viewable and closable here, never edited (a live
+    connection handed to another user would act as that user)."""
+
     list_display = (
         "connection_id",
         "channel_name",
@@ -95,10 +105,9 @@ class WebSocketSessionAdmin(admin.ModelAdmin):
     list_filter = ("connected", "api_gateway")
     search_fields = ("connection_id", "channel_name", "user__username")
     list_select_related = ("user", "api_gateway")
-    raw_id_fields = ("user",)
     date_hierarchy = "created_on"
-    readonly_fields = ("request_count", "created_on", "updated_on")
     actions = ["close_connections"]
+
 
     @admin.action(description=_("Close selected connections"))
     def close_connections(self, request, queryset):
@@ -123,6 +132,22 @@ class WebSocketSessionAdmin(admin.ModelAdmin):
             self.message_user(
                 request, _("%d connection(s) were already gone; marked disconnected.") % gone
             )
+
+
+class ChannelPermissionRuleInline(admin.TabularInline):
+    model = ChannelPermissionRule
+    extra = 0
+    filter_horizontal = ("permissions",)
+
+
+@admin.register(ChannelPermission)
+class ChannelPermissionAdmin(admin.ModelAdmin):
+    """Who may join a channel (channel_access.py); the rules apply with access "permissions"."""
+
+    list_display = ("channel_name", "access", "description", "updated_on")
+    list_filter = ("access",)
+    search_fields = ("channel_name", "description")
+    inlines = [ChannelPermissionRuleInline]
 
 
 @admin.register(WebSocketToken)

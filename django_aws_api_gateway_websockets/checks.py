@@ -433,6 +433,15 @@ def _record_messages(alias):
                     id=f"{NAMESPACE}.W031",
                 )
             )
+        if record.accepts_legacy_secret_header:
+            messages.append(
+                Warning(
+                    f"{name} still accepts the 4.1.0 secret header X-Ws-Gateway-Secret (upgraded; integrations not re-synced).",
+                    hint=f"Run syncApiGateway --pk {record.pk}: it maps X-Gateway-Secret on every integration, deploys, "
+                    "and stops accepting the old header.",
+                    id=f"{NAMESPACE}.W051",
+                )
+            )
         if not record.integration_secret:
             messages.append(
                 Warning(

@@ -22,6 +22,8 @@ HEADER_TRACE_ID = "X-Amzn-Trace-Id"
 HEADER_CONNECTION_ID = "connectionId"
 HEADER_SECRET = "X-Gateway-Secret"
 HEADER_SOURCE_IP = "X-Source-Ip"
+# What the 4.1.0 release's integrations send the secret as (accepted until a re-sync).
+HEADER_LEGACY_SECRET = "X-Ws-Gateway-Secret"
 
 USER_AGENT_PREFIX = "AmazonAPIGateway_"
 

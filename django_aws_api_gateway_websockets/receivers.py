@@ -3,9 +3,10 @@
 import logging
 from datetime import timedelta
 
+from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
-from .models import CleanupRun
+from .models import ApiGateway, CleanupRun, WebSocketSession
 from .signals import cleanup_run
 
 logger = logging.getLogger("django_aws_api_gateway_websockets.cleanup")
@@ -25,3 +26,10 @@ def record_cleanup(sender, command, removed, **kwargs):
         removed,
         extra={"connection_id": "", "route": "", "reason": "", "user_id": None, "command": command, "removed": removed},
     )
+
+
+@receiver(pre_delete, sender=ApiGateway)
+def disconnect_sessions_of_deleted_gateway(sender, instance, **kwargs):
+    """Without its record no message can reach or leave these connections: mark them closed
+    (the foreign key is then set to NULL)."""
+    WebSocketSession.objects.filter(api_gateway=instance, connected=True).update(connected=False)

@@ -30,6 +30,16 @@ def accepted_secrets(gateway, now=None):
     return secrets
 
 
+def presented_secret(request, gateway):
+    """The secret an integration request carries: ``X-Gateway-Secret``; for a record upgraded
+    from the 4.1.0 release whose integrations were not re-synced yet, also its header
+    ``X-Ws-Gateway-Secret`` (``check --deploy`` warns while a record accepts it)."""
+    presented = request.headers.get(protocol.HEADER_SECRET)
+    if presented is None and gateway is not None and gateway.accepts_legacy_secret_header:
+        presented = request.headers.get(protocol.HEADER_LEGACY_SECRET)
+    return presented
+
+
 def secret_matches(gateway, presented):
     """Constant-time check of the ``X-Gateway-Secret`` header against the record.
 

@@ -30,7 +30,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import login, protocol, ratelimit, security, signals, tokens
+from . import channel_access, login, protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
 from .gateways import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
@@ -68,6 +68,8 @@ class WebSocketView(View):
     RATE_LIMIT_MAX_ATTEMPTS = None  # None: WEBSOCKETS["rate_limit_max_attempts"] (20)
     RATE_LIMIT_WINDOW_MINUTES = None  # None: WEBSOCKETS["rate_limit_window_minutes"] (1)
     CHECK_ORIGIN = True
+    # Channels without a ChannelPermission row: joinable (True), or refused (False).
+    ALLOW_UNLISTED_CHANNELS = True
     # Permissions, checked on connect and on every message.
     permissions_required = ()  # the user needs at least one
     all_permissions_required = ()  # the user needs every one
@@ -146,7 +148,7 @@ class WebSocketView(View):
             raise Rejection(403, "Unknown API.", signals.REASON_SECRET)
         if self.aws_api_gateway_id and api_id != self.aws_api_gateway_id:
             raise Rejection(403, "Unknown API.", signals.REASON_SECRET)
-        if not security.secret_matches(gateway, request.headers.get(protocol.HEADER_SECRET)):
+        if not security.secret_matches(gateway, security.presented_secret(request, gateway)):
             raise Rejection(403, "Invalid gateway secret.", signals.REASON_SECRET)
         self.api_gateway = gateway
 
@@ -156,7 +158,7 @@ class WebSocketView(View):
         query only on that rare path, never on the hot one)."""
         api_id = request.headers.get(protocol.HEADER_API_ID)
         gateway = get_gateway(api_id)
-        if gateway is not None and not security.secret_matches(gateway, request.headers.get(protocol.HEADER_SECRET)):
+        if gateway is not None and not security.secret_matches(gateway, security.presented_secret(request, gateway)):
             gateway = get_gateway(api_id, fresh=True)
         return gateway
 
@@ -228,6 +230,8 @@ class WebSocketView(View):
         else:
             request.user = cookie_user
         channel = self._connect_channel(request)
+        if channel and not self.can_join_channel(request, channel):
+            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
         if not self.has_required_permissions(request):
             raise Rejection(403, "Permission denied.", signals.REASON_PERMISSION)
         allowed, message = self._normalise_check(self._additional_connection_checks(request))
@@ -500,6 +504,14 @@ class WebSocketView(View):
             return False
         return True
 
+    def can_join_channel(self, request, channel_name):
+        """Whether ``request.user`` may join ``channel_name``: on $connect and change_channel.
+
+        The channel rules of the admin (``ChannelPermission``, see channel_access.py) and
+        ``ALLOW_UNLISTED_CHANNELS``. Override to add your own rule; call super() to keep these.
+        """
+        return channel_access.may_join(request.user, channel_name, allow_unlisted=self.ALLOW_UNLISTED_CHANNELS)
+
     # --- handlers -------------------------------------------------------------------
 
     @handler
@@ -513,6 +525,8 @@ class WebSocketView(View):
         channel = self.body.get("channel")
         if not protocol.is_valid_channel_name(channel):
             raise Rejection(400, "Invalid channel name.", signals.REASON_CHANNEL)
+        if not self.can_join_channel(request, channel):
+            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
         WebSocketSession.objects.filter(pk=self.websocket_session.pk).update(channel_name=channel)
         self.websocket_session.channel_name = channel
         return {"type": "channel_changed", "channel": channel}

@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
+from django_aws_api_gateway_websockets.channel_access import clear_channel_rules_cache
 from django_aws_api_gateway_websockets.gateways import clear_gateway_cache
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession
 from django_aws_api_gateway_websockets.testing import integration_headers
@@ -11,11 +12,13 @@ from django_aws_api_gateway_websockets.testing.client import new_connection_id
 @pytest.fixture(autouse=True)
 def _fresh_gateway_cache():
     # Records are rolled back between tests; a cached one must not outlive its test. Nor
-    # must the exception mail throttle's keys (Django's cache).
+    # must the channel rules, nor the exception mail throttle's keys (Django's cache).
     clear_gateway_cache()
+    clear_channel_rules_cache()
     cache.clear()
     yield
     clear_gateway_cache()
+    clear_channel_rules_cache()
 
 
 @pytest.fixture

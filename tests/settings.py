@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -57,11 +58,19 @@ if os.environ.get("TEST_DB") == "postgres":
         }
     }
 else:
+    # A file, not Django's shared in-memory database: the live server's threads then each get
+    # their own connection, as under runserver or gunicorn, so concurrent requests each run
+    # their own transaction (one shared connection cannot hold several). IMMEDIATE: a write
+    # transaction takes the lock when it begins, so concurrent writers wait instead of failing.
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("SQLITE_NAME", ":memory:"),
-            "TEST": {"NAME": os.environ.get("SQLITE_TEST_NAME") or None},
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            "TEST": {
+                "NAME": os.environ.get("SQLITE_TEST_NAME")
+                or os.path.join(tempfile.gettempdir(), f"dawsgw-tests-{os.getpid()}.sqlite3")
+            },
         }
     }
 

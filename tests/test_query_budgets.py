@@ -1,14 +1,14 @@
 """SPEC §7 query budgets per event, pinned.
 
-Counted with the gateway
-record cache warm as it is after a process's first request.
+Counted with the gateway record and channel rule caches warm, as they are after a
+process's first request.
 """
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_aws_api_gateway_websockets import tokens
+from django_aws_api_gateway_websockets import channel_access, tokens
 from django_aws_api_gateway_websockets.gateways import get_gateway
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
@@ -28,6 +28,7 @@ def own_queries(context):
 @pytest.fixture
 def warm(gateway):
     get_gateway(gateway.api_id)
+    channel_access.channel_rules()
 
 
 @pytest.mark.django_db

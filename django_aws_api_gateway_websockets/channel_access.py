@@ -1,0 +1,85 @@
+"""Who may join a channel (SPEC §6): the one place ``$connect`` and ``change_channel`` ask.
+
+Rules are ``ChannelPermission`` rows, edited in the admin (the 4.1.0 release's model, so an
+upgrade keeps them): one per channel name, with an access level —
+
+- ``allow_all``: everyone, anonymous users included;
+- ``staff_only``: active staff users (and superusers);
+- ``superuser_only``: active superusers;
+- ``permissions``: active users holding *every* permission of *any one* of the channel's
+  ``ChannelPermissionRule`` rows (and superusers). A rule with no permissions admits nobody.
+
+A channel without a row is allowed unless the view sets ``ALLOW_UNLISTED_CHANNELS = False``.
+
+All rules are read in one query and kept per process for ``WEBSOCKETS["gateway_cache_seconds"]``;
+saving or deleting a rule clears this process's copy at once. Permission checks use the user's
+own permission cache (``user.has_perms``): no query per rule.
+"""
+
+import threading
+import time
+
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from .conf import get_setting
+from .models import ChannelPermission, ChannelPermissionRule
+
+Access = ChannelPermission.Access
+
+_lock = threading.Lock()
+_cache = {"expires": 0.0, "rules": None}
+
+
+def channel_rules():
+    """``{channel_name: (access, [frozenset of "app_label.codename", ...])}`` for every rule."""
+    now = time.monotonic()
+    rules = _cache["rules"]
+    if rules is not None and _cache["expires"] > now:
+        return rules
+    rules = {}
+    permission_sets = {}
+    pairs = ChannelPermissionRule.permissions.through.objects.values_list(
+        "channelpermissionrule_id", "permission__content_type__app_label", "permission__codename"
+    )
+    for rule_id, app_label, codename in pairs:
+        permission_sets.setdefault(rule_id, set()).add(f"{app_label}.{codename}")
+    for channel in ChannelPermission.objects.prefetch_related("rules"):
+        rules[channel.channel_name] = (
+            channel.access,
+            [frozenset(permission_sets.get(rule.pk, ())) for rule in channel.rules.all()],
+        )
+    with _lock:
+        _cache.update(rules=rules, expires=now + get_setting("gateway_cache_seconds"))
+    return rules
+
+
+def clear_channel_rules_cache(**kwargs):
+    with _lock:
+        _cache.update(rules=None, expires=0.0)
+
+
+def may_join(user, channel_name, *, allow_unlisted=True):
+    """Whether ``user`` (anonymous users included) may join ``channel_name``."""
+    rule = channel_rules().get(channel_name)
+    if rule is None:
+        return allow_unlisted
+    access, permission_sets = rule
+    if access == Access.ALLOW_ALL:
+        return True
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if access == Access.STAFF_ONLY:
+        return user.is_staff
+    if access == Access.PERMISSIONS:
+        return any(permissions and user.has_perms(permissions) for permissions in permission_sets)
+    return False  # superuser_only, or a level this version does not know
+
+
+for _signal in (post_save, post_delete):
+    _signal.connect(clear_channel_rules_cache, sender=ChannelPermission, dispatch_uid=f"channel_rules_{_signal}_cp")
+    _signal.connect(clear_channel_rules_cache, sender=ChannelPermissionRule, dispatch_uid=f"channel_rules_{_signal}_r")
+m2m_changed.connect(
+    clear_channel_rules_cache, sender=ChannelPermissionRule.permissions.through, dispatch_uid="channel_rules_m2m"
+)
