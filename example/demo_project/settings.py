@@ -46,7 +46,8 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DB", BASE_DIR / "db.sqlite3"),
-        "OPTIONS": {"timeout": 20},
+        # Requests run in transactions: IMMEDIATE makes concurrent writers wait for the lock.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
 }
 USE_TZ = True

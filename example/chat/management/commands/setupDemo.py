@@ -2,7 +2,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 
-from django_aws_api_gateway_websockets.models import ApiGateway, ApiGatewayAdditionalRoute
+from django_aws_api_gateway_websockets.models import (
+    ApiGateway,
+    ApiGatewayAdditionalRoute,
+    ChannelPermission,
+    ChannelPermissionRule,
+)
 
 
 class Command(BaseCommand):
@@ -18,11 +23,19 @@ class Command(BaseCommand):
             if created:
                 user.set_password(name)
                 user.save()
-        users.get(username="staff").user_permissions.add(Permission.objects.get(codename="use_staff_channel"))
+        staff_permission = Permission.objects.get(content_type__app_label="chat", codename="use_staff_channel")
+        users.get(username="staff").user_permissions.add(staff_permission)
+        # Who may join the "staff" channel: a rule, editable in the admin (Channel permissions).
+        staff_channel, _ = ChannelPermission.objects.update_or_create(
+            channel_name="staff",
+            defaults={"access": ChannelPermission.Access.PERMISSIONS, "description": "Staff chat"},
+        )
+        if not staff_channel.rules.exists():
+            ChannelPermissionRule.objects.create(channel_permission=staff_channel).permissions.add(staff_permission)
         gateway, _ = ApiGateway.objects.update_or_create(
             api_name="demo",
             defaults={
-                "api_id": "demo000001", "stage_name": "local", "region": "us-east-1",
+                "api_id": "demo000001", "stage_name": "local",
                 "target_base_endpoint": f"{django_url}/ws/", "default_route_two_way": True,
             },
         )
