@@ -95,6 +95,7 @@ def test_creates_domain_mapping_and_alias(record, stubs):
     record.refresh_from_db()
     assert (record.api_gateway_domain_name, record.api_mapping_id, record.custom_domain_created) == (GATEWAY_DOMAIN, "m1", True)
     assert record.websocket_url == f"wss://{DOMAIN}"
+    assert (record.provisioning_status, record.last_error) == ("mapped", "")
 
 
 def test_rerun_changes_nothing(record, stubs):
@@ -148,6 +149,8 @@ def test_failure_leaves_the_flag_down_and_a_rerun_completes(record, stubs, faili
         create(record, stubs)
     record.refresh_from_db()
     assert record.custom_domain_created is False and record.api_gateway_domain_name == GATEWAY_DOMAIN
+    # The domain step is recorded; the error that stopped the run is kept in full.
+    assert record.provisioning_status == "domain_created" and record.last_error.startswith(f"{failing} failed: ")
     # Re-run: the domain exists now; what is missing is made, nothing is made twice.
     certificate(stubs)
     apigw.add_response("get_domain_name", {"DomainNameConfigurations": [CONFIG]}, {"DomainName": DOMAIN})
@@ -161,6 +164,7 @@ def test_failure_leaves_the_flag_down_and_a_rerun_completes(record, stubs, faili
     create(record, stubs)
     record.refresh_from_db()
     assert record.custom_domain_created is True and record.api_mapping_id == "m1"
+    assert (record.provisioning_status, record.last_error) == ("mapped", "")
 
 
 def test_custom_domain_needs_a_created_api_and_its_fields(record):
@@ -199,7 +203,7 @@ def domain_with_mappings(stubs, mappings):
 
 
 def test_delete_removes_alias_domain_and_api(record, stubs):
-    ApiGateway.objects.filter(pk=record.pk).update(custom_domain_created=True, api_mapping_id="m1")
+    ApiGateway.objects.filter(pk=record.pk).update(custom_domain_created=True, api_mapping_id="m1", provisioning_status="mapped")
     record.refresh_from_db()
     domain_with_mappings(stubs, [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}])
     held = {**ALIAS, "DNSName": GATEWAY_DOMAIN + "."}
@@ -219,6 +223,7 @@ def test_delete_removes_alias_domain_and_api(record, stubs):
     ]
     record.refresh_from_db()
     assert (record.api_id, record.api_mapping_id, record.api_created, record.custom_domain_created) == ("", "", False, False)
+    assert record.provisioning_status == "pending"
 
 
 def test_delete_after_a_partial_delete_skips_what_is_gone(record, stubs):

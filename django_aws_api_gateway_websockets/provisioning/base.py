@@ -158,5 +158,8 @@ def recording(record, plan):
             except Exception:  # e.g. the database itself failed: never hide the original error
                 logger.exception("Could not record the provisioning error of %s", record)
         raise
-    if not plan.dry_run and record.last_error:
-        save(record, last_error="")
+    if not plan.dry_run:
+        # Read from the row, not the instance: a run that lost the claim meanwhile may
+        # have written its refusal there.
+        type(record).objects.filter(pk=record.pk).exclude(last_error="").update(last_error="")
+        record.last_error = ""

@@ -88,6 +88,13 @@ def release(record):
         record.provisioning_status = PENDING
 
 
+def _created(api):
+    created = api.get("CreatedDate")
+    if not created:
+        return ""
+    return f" (created {created:%Y-%m-%d %H:%M})" if hasattr(created, "strftime") else f" (created {created})"
+
+
 def find_in_aws(record, client, *, force_create=False):
     """The API a run created for this record, found by ``RECORD_TAG``; ``None`` if there is
     none and creating one is safe. Refuses when the state is ambiguous: several tagged
@@ -112,10 +119,7 @@ def find_in_aws(record, client, *, force_create=False):
         and RECORD_TAG not in (api.get("Tags") or {})
     ]
     if same_name and not force_create:
-        found = ", ".join(
-            f"{api['ApiId']}" + (f" (created {api['CreatedDate']:%Y-%m-%d %H:%M})" if api.get("CreatedDate") else "")
-            for api in same_name
-        )
+        found = ", ".join(api["ApiId"] + _created(api) for api in same_name)
         raise ProvisioningError(
             f"ApiGateway '{record.api_name}' (pk {record.pk}) has no API id, and AWS has a WEBSOCKET API of that "
             f"name without this package's record tag: {found}. If it is this record's API (created by the "
