@@ -21,6 +21,7 @@ from django.urls.converters import SlugConverter
 from django.utils import timezone
 
 from . import aws, conf, protocol, security
+from .gateway.records import LOCAL_API_ID_PREFIX, is_local_record, is_loopback_url
 
 NAMESPACE = "aws_websockets"
 CLEANUP_COMMANDS = ("clearWebSocketSessions", "cleanupWebSocketTokens")
@@ -417,11 +418,22 @@ def _record_messages(alias):
     messages = _shared_secret_messages(records)
     for record in records:
         name = f"ApiGateway '{record.api_name}' (pk {record.pk})"
+        if _is_development_record(record):
+            # runwsgateway's own development record (or a companion of an AWS one): nothing a
+            # deployed site uses, so the production checks below do not apply to it.
+            messages.append(
+                Info(
+                    f"{name} is a local development record (never created in AWS); runwsgateway plays it.",
+                    hint="Harmless in production; delete it if this database never runs runwsgateway.",
+                    id=f"{NAMESPACE}.I052",
+                )
+            )
+            continue
         if aws.is_local_endpoint(record.management_endpoint_url):
             messages.append(
                 Warning(
                     f"{name} sends through a local gateway ({record.management_endpoint_url}).",
-                    hint="runwsgateway is serving it, or exited without restoring it: clear management_endpoint_url.",
+                    hint="A record that exists in AWS must send to AWS: clear management_endpoint_url.",
                     id=f"{NAMESPACE}.W037",
                 )
             )
@@ -496,6 +508,14 @@ def _shared_secret_messages(records):
                 )
             )
     return messages
+
+
+def _is_development_record(record):
+    """A record runwsgateway made (its ``local…`` api id) or is serving (a loopback endpoint),
+    never created in AWS. A production record not created yet is not one (W031 applies)."""
+    return is_local_record(record) and (
+        record.api_id.startswith(LOCAL_API_ID_PREFIX) or is_loopback_url(record.management_endpoint_url)
+    )
 
 
 def _target_messages(name, url):

@@ -426,3 +426,15 @@ def test_every_check_id_is_documented_and_numbers_are_not_reused():
 
     values = docs.split("### WEBSOCKETS values", 1)[1]
     assert [key for key in DEFAULTS if f"`{key}`" not in values] == []
+
+
+@pytest.mark.django_db
+def test_a_local_development_record_is_only_an_info(secure, deployed, cleaned_up):
+    from django_aws_api_gateway_websockets.gateway.records import new_local_api_id
+    from django_aws_api_gateway_websockets.models import ApiGateway
+
+    ApiGateway.objects.create(
+        api_name="chat-local", api_id=new_local_api_id(), target_base_endpoint="http://127.0.0.1:8000/ws/",
+        management_endpoint_url="http://127.0.0.1:8001/local", integration_secret="",
+    )
+    assert ids(deploy=True) == ["aws_websockets.I052"]

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from .config import is_loopback_host
 
 COMPANION_SUFFIX = "-local"
+LOCAL_API_ID_PREFIX = "local"  # AWS api ids are 10 letters and digits: never 15 starting so
 
 
 def is_loopback_url(url):
@@ -45,7 +46,7 @@ def companion_name(record):
 
 
 def new_local_api_id():
-    return f"local{uuid.uuid4().hex[:10]}"
+    return f"{LOCAL_API_ID_PREFIX}{uuid.uuid4().hex[:10]}"
 
 
 def local_region():

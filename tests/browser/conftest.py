@@ -55,6 +55,10 @@ class Demo:
         with closing(sqlite3.connect(self.env["DEMO_DB"])) as db:
             return db.execute("select count(*) from django_aws_api_gateway_websockets_websockettoken where used").fetchone()[0]
 
+    def connected_sessions(self):
+        with closing(sqlite3.connect(self.env["DEMO_DB"])) as db:
+            return db.execute("select count(*) from django_aws_api_gateway_websockets_websocketsession where connected").fetchone()[0]
+
     def manage(self, *args):
         return subprocess.run([*MANAGE, *args], env=self.env, check=True, capture_output=True, text=True).stdout
 

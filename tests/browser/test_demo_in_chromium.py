@@ -64,7 +64,7 @@ def test_staff_channel_is_guarded(demo, pages):
     alice = pages("demo", demo)
     # The demo user may not join the staff channel, nor post to the staff route (permissions_required).
     alice.evaluate("window.demoClient.switchChannel('staff')")
-    alice.wait_for_selector("#log p.error:has-text('The staff channel is for staff.')")
+    alice.wait_for_selector("#log p.error:has-text('Channel not allowed.')")  # the ChannelPermission rule
     alice.evaluate("window.demoClient.send({action: 'staff', handler: 'send_chat', text: 'sneaky'})")
     alice.wait_for_timeout(1000)
     chat(staff, "staff only news")
@@ -98,3 +98,17 @@ def test_logged_out_client_stops_instead_of_retrying(demo, pages):
     alice.wait_for_selector("#status:has-text('logged out')", timeout=40000)
     alice.wait_for_timeout(1500)
     assert alice.locator("#status").inner_text() == "logged out: reload the page"
+
+
+def test_logging_out_in_another_tab_closes_this_tabs_socket(demo, pages):
+    alice = pages("demo", demo)
+    elsewhere = pages("demo", demo)  # the same user in another browser: another Django session
+    other_tab = alice.context.new_page()  # same browser, same session as alice
+    other_tab.goto(f"{demo.url}/")
+    with other_tab.expect_navigation():
+        other_tab.evaluate("document.getElementById('logout').submit()")
+    # The server closed alice's socket at logout (DELETE @connections); her reconnect's token
+    # request is refused, so the client stops and says so.
+    alice.wait_for_selector("#status:has-text('logged out')", timeout=20000)
+    assert elsewhere.locator("#status").get_attribute("data-state") == "open"
+    assert demo.connected_sessions() == 1  # only the other browser's connection is still open
