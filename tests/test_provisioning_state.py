@@ -478,3 +478,63 @@ def test_delete_resets_status_and_route_ids(record, client):
     record.refresh_from_db()
     assert record.provisioning_status == "pending"
     assert list(record.additional_routes.values_list("route_id", "integration_id", "deployed")) == [("", "", False)]
+
+
+# --- against moto (a stateful AWS) -----------------------------------------------------
+
+
+@pytest.fixture
+def moto_apigw():
+    """moto's apigatewayv2; what it does not implement (deployments, listing route
+    responses) is answered here."""
+    from botocore.awsrequest import AWSResponse
+    from moto import mock_aws
+
+    from django_aws_api_gateway_websockets import aws
+
+    aws.clear_clients()
+    deployments = []
+
+    def create_deployment(params, **kwargs):
+        deployments.append(params["url_path"])
+        return AWSResponse("https://moto", 201, {}, None), {"DeploymentId": f"dep{len(deployments)}"}
+
+    responses = set()  # route ids with a $default route response
+
+    def route_id(params):
+        return params["url_path"].split("/routes/")[1].split("/")[0]
+
+    def create_route_response(params, **kwargs):
+        responses.add(route_id(params))
+        return AWSResponse("https://moto", 201, {}, None), {"RouteResponseId": f"rr-{route_id(params)}"}
+
+    def get_route_responses(params, **kwargs):
+        found = [{"RouteResponseKey": "$default", "RouteResponseId": f"rr-{route_id(params)}"}] if route_id(params) in responses else []
+        return AWSResponse("https://moto", 200, {}, None), {"Items": found}
+
+    with mock_aws():
+        apigw = aws.get_client("apigatewayv2", region="eu-west-1")
+        apigw.meta.events.register("before-call.apigatewayv2.CreateDeployment", create_deployment)
+        apigw.meta.events.register("before-call.apigatewayv2.CreateRouteResponse", create_route_response)
+        apigw.meta.events.register("before-call.apigatewayv2.GetRouteResponses", get_route_responses)
+        yield apigw
+    aws.clear_clients()
+
+
+@pytest.mark.django_db
+def test_a_killed_creation_is_adopted_not_duplicated_against_moto(record, moto_apigw):
+    provisioning.sync_api(record, client=moto_apigw)
+    record.refresh_from_db()
+    first = record.api_id
+    assert moto_apigw.get_apis()["Items"][0]["Tags"][provisioning.RECORD_TAG] == claims.record_tag_value(record)
+    # As if the run had been killed right after create_api: nothing of it was saved.
+    set_claim(record, age=STALE)
+    plan = provisioning.sync_api(record, client=moto_apigw)
+    record.refresh_from_db()
+    assert plan.steps[0].startswith(f"adopt API {first} 'chat'")
+    assert [api["ApiId"] for api in moto_apigw.get_apis()["Items"]] == [first]
+    assert (record.api_id, record.provisioning_status, record.last_error) == (first, "deployed", "")
+    assert record.additional_routes.get().route_id
+    again = provisioning.sync_api(record, client=moto_apigw)
+    # No drift; it deploys again only because moto's stage never records a deployment.
+    assert again.steps == ["deploy stage 'production'"] and not again.drift
