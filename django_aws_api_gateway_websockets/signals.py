@@ -31,6 +31,7 @@ REASON_PERMISSION = "permission"
 REASON_CHANNEL = "channel"
 REASON_CHECK = "check"  # _additional_connection_checks said no
 REASON_DUPLICATE = "duplicate"  # the connection id already has a row
+REASON_ERROR = "error"  # a receiver or the connect hook failed (logged as an exception)
 REJECT_REASONS = (
     REASON_SECRET,
     REASON_RATE_LIMIT,
@@ -40,4 +41,5 @@ REJECT_REASONS = (
     REASON_CHANNEL,
     REASON_CHECK,
     REASON_DUPLICATE,
+    REASON_ERROR,
 )

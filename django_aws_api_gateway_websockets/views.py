@@ -117,29 +117,33 @@ class WebSocketView(View):
             return self._reject(request, Rejection(400, f"Bad request: {type(exc).__name__}."))
 
     def _reject(self, request, rejection):
+        self._announce_rejection(request, rejection.status, rejection.message, rejection.reason)
+        return JsonResponse({"error": rejection.message}, status=rejection.status)
+
+    def _announce_rejection(self, request, status, message, reason):
+        """The log line for every refused request, and ``connection_rejected`` on connect."""
         user = getattr(request, "user", None)
         logger.warning(
             "WebSocket %s rejected (%s): %s",
             self.route,
-            rejection.status,
-            rejection.message,
+            status,
+            message,
             extra={
                 "connection_id": self.connection_id,
                 "route": self.route,
-                "reason": rejection.reason,
+                "reason": reason,
                 "user_id": getattr(user, "pk", None),
             },
         )
-        if self.route == protocol.CONNECT and rejection.reason:
+        if self.route == protocol.CONNECT and reason:
             signals.connection_rejected.send(
                 sender=type(self),
                 request=request,
-                reason=rejection.reason,
+                reason=reason,
                 connection_id=self.connection_id,
                 source_ip=security.source_ip(request),
                 user=user,
             )
-        return JsonResponse({"error": rejection.message}, status=rejection.status)
 
     def _authenticate_gateway(self, request, gateway):
         """The request must come from a registered API and carry its secret (SPEC §6)."""
@@ -197,8 +201,11 @@ class WebSocketView(View):
         except Rejection as rejection:
             self._record_attempt(ip, request.user, rejection.reason)
             raise
-        if response.status_code >= 300:  # the connect hook refused: nothing was kept
-            self._record_attempt(ip, request.user, signals.REASON_CHECK)
+        if response.status_code >= 300:  # refused by the connect hook, or failed: nothing was kept
+            reason = signals.REASON_CHECK if response.status_code < 500 else signals.REASON_ERROR
+            self._record_attempt(ip, request.user, reason)
+            if reason == signals.REASON_CHECK:  # a failure was logged (and mailed) already
+                self._announce_rejection(request, response.status_code, "Refused by the connect hook.", reason)
             return response
         self._record_attempt(ip, request.user, "", successful=True)
         session = self.websocket_session
@@ -223,7 +230,8 @@ class WebSocketView(View):
         token = None
         if self.USE_WS_TOKEN:
             session_key = getattr(getattr(request, "session", None), "session_key", None)
-            token = tokens.find_valid_token(self._single_query_value(request, protocol.QUERY_TOKEN), session_key)
+            raw_token = self._single_query_value(request, protocol.QUERY_TOKEN, signals.REASON_TOKEN)
+            token = tokens.find_valid_token(raw_token, session_key)
             if token is None or (cookie_user.is_authenticated and token.user_id != cookie_user.pk):
                 raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
             request.user = token.user
@@ -267,16 +275,18 @@ class WebSocketView(View):
             signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
             return self.connect(request, *args, **kwargs)
 
-        return self._in_transaction(open_connection, request)
+        # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
+        return self._in_transaction(open_connection, request, kept_below=300)
 
-    def _in_transaction(self, step, request):
+    def _in_transaction(self, step, request, kept_below=400):
         """Run ``step`` (returning a handler result) in a transaction (a savepoint under
         ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or
-        a 4xx/5xx answer rolls everything back; a ``Rejection`` is re-raised for dispatch."""
+        an answer with a status from ``kept_below`` up rolls everything back; a ``Rejection``
+        is re-raised for dispatch."""
         try:
             with transaction.atomic(using=router.db_for_write(WebSocketSession)):
                 response = self._as_response(step())
-                if response.status_code >= 400:
+                if response.status_code >= kept_below:
                     transaction.set_rollback(True)
         except Rejection:
             raise
@@ -285,7 +295,7 @@ class WebSocketView(View):
         return response
 
     def _connect_channel(self, request):
-        channel = self._single_query_value(request, protocol.QUERY_CHANNEL)
+        channel = self._single_query_value(request, protocol.QUERY_CHANNEL, signals.REASON_CHANNEL)
         if not channel:
             return self.api_gateway.default_channel_name
         if not protocol.is_valid_channel_name(channel):
@@ -293,11 +303,11 @@ class WebSocketView(View):
         return channel
 
     @staticmethod
-    def _single_query_value(request, name):
+    def _single_query_value(request, name, reason):
         """The query parameter's value ("" when absent); given twice, it is ambiguous: 400."""
         values = request.GET.getlist(name)
         if len(values) > 1:
-            raise Rejection(400, f"The {name} parameter is given more than once.", signals.REASON_CHANNEL if name == protocol.QUERY_CHANNEL else signals.REASON_TOKEN)
+            raise Rejection(400, f"The {name} parameter is given more than once.", reason)
         return values[0] if values else ""
 
     @staticmethod

@@ -317,3 +317,25 @@ def test_mail_throttle_off(post_as_gateway, session_row, settings):
     for _ in range(2):
         send(post_as_gateway, session_row, {"handler": "explode"})
     assert len(mail.outbox) == 2
+
+
+def test_connect_hook_redirect_also_keeps_nothing(post_as_gateway, monkeypatch):
+    from django.http import HttpResponseRedirect
+
+    monkeypatch.setattr(ExplicitView, "connect", lambda self, request, *a, **k: HttpResponseRedirect("/elsewhere"))
+    cid, response = connect(post_as_gateway, "channel=fine", path="/explicit/")
+    assert response.status_code == 302
+    assert not WebSocketSession.objects.filter(connection_id=cid).exists()
+
+
+def test_connect_hook_refusal_is_announced(post_as_gateway):
+    from django_aws_api_gateway_websockets.models import ConnectionRateLimit
+
+    reasons = []
+    signals.connection_rejected.connect(lambda reason, **kw: reasons.append(reason), dispatch_uid="t-rej", weak=False)
+    try:
+        connect(post_as_gateway, "channel=refused", path="/explicit/")
+    finally:
+        signals.connection_rejected.disconnect(dispatch_uid="t-rej")
+    assert reasons == [signals.REASON_CHECK]
+    assert ConnectionRateLimit.objects.get().reason == signals.REASON_CHECK
