@@ -31,6 +31,10 @@ Browsers connected to them are disconnected. The Django records are kept and can
 
 
 def _run(modeladmin, request, records, function, done):
+    """One message per record: the steps taken, or the error (also kept in ``last_error``);
+    then, as a warning, the drift the run found (e.g. routes that exist only in AWS, which
+    the admin actions keep: ``syncApiGateway --import-aws-routes`` or
+    ``--delete-aws-only-routes`` deal with them)."""
     for record in records:
         try:
             plan = function(record)
@@ -39,6 +43,10 @@ def _run(modeladmin, request, records, function, done):
             continue
         detail = "; ".join(plan.steps) if plan.changed else _("nothing to change")
         modeladmin.message_user(request, f"{record}: {done} ({detail})", messages.SUCCESS)
+        if plan.drift:
+            found = "; ".join(f"{kind}: {text}" for kind, text in plan.drift)
+            modeladmin.message_user(request, _("%(record)s: drift between AWS and the record: %(found)s") % {
+                "record": record, "found": found}, messages.WARNING)
 
 
 @admin.action(description=gettext_lazy("Create API Gateway in AWS"), permissions=["change"])

@@ -30,7 +30,6 @@ def test_create_prints_each_step_and_the_url(record, client):
 
 
 def test_aws_failure_exits_non_zero_with_code_and_message(record, client):
-    client.stubber.add_response("get_apis", {"Items": []}, {})
     client.stubber.add_client_error("create_api", "AccessDeniedException", "not allowed to apigateway:POST", http_status_code=403)
     with pytest.raises(CommandError, match="create_api failed: AccessDeniedException: not allowed to apigateway:POST"):
         command("createApiGateway", pk=record.pk)

@@ -10,6 +10,7 @@ from io import StringIO
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -90,8 +91,8 @@ def test_two_concurrent_claims_exactly_one_wins(record):
         thread.start()
     for thread in threads:
         thread.join()
-    assert True in results and len(results) == 2
-    lost = next(r for r in results if r is not True)
+    assert claims.FRESH in results and len(results) == 2
+    lost = next(r for r in results if r != claims.FRESH)
     assert lost.startswith(f"ApiGateway 'chat' (pk {record.pk}) is being created by another run")
     assert "--force-create" in lost and "--adopt API_ID" in lost
     assert ApiGateway.objects.get(pk=record.pk).provisioning_status == "creating"
@@ -99,9 +100,9 @@ def test_two_concurrent_claims_exactly_one_wins(record):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_creations_make_one_api(record):
-    """Run A holds the claim while it looks AWS up; run B, started meanwhile, fails at once
-    (its client has no response queued: any AWS call would fail differently), and A creates
-    the one API."""
+    """Run A holds the claim while it creates the API; run B, started meanwhile, fails at
+    once (its client has no response queued: any AWS call would fail differently), and A
+    creates the one API."""
     inside, finished = threading.Event(), threading.Event()
     a_client, b_client = own_client(), own_client()
     queue(a_client.stubber, expected_sync(record, AwsState()))
@@ -110,7 +111,7 @@ def test_two_concurrent_creations_make_one_api(record):
         inside.set()
         finished.wait(timeout=10)
 
-    a_client.meta.events.register("before-parameter-build.apigatewayv2.GetApis", hold)
+    a_client.meta.events.register("before-parameter-build.apigatewayv2.CreateApi", hold)
     outcome = {}
 
     def run_a():
@@ -148,7 +149,7 @@ def test_two_concurrent_creations_make_one_api(record):
 def test_a_claim_lost_to_a_run_that_recorded_the_api_uses_that_api(record):
     stale_copy = ApiGateway.objects.get(pk=record.pk)
     ApiGateway.objects.filter(pk=record.pk).update(api_id=API, provisioning_status="api_created")
-    assert claims.claim(stale_copy) is False
+    assert claims.claim(stale_copy) is None
     assert stale_copy.api_id == API
 
 
@@ -160,6 +161,7 @@ def test_a_recent_claim_refuses_without_any_aws_call_and_force_create_takes_it_o
     record.refresh_from_db()
     assert record.provisioning_status == "creating"
     assert "is being created by another run" in record.last_error
+    client.stubber.add_response("get_apis", {"Items": []}, {})  # a claim taken over: AWS is looked up
     queue(client.stubber, expected_sync(record, AwsState()))
     provisioning.sync_api(record, client=client, force_create=True)
     record.refresh_from_db()
@@ -182,6 +184,32 @@ def test_a_stale_claim_adopts_the_api_the_killed_run_created(record, client):
     assert not any(step.startswith("create WEBSOCKET API") for step in plan.steps)
     assert_converged(record, calls[-1].after)
     assert (record.provisioning_status, record.last_error) == ("deployed", "")
+
+
+@pytest.mark.django_db
+def test_a_timeout_on_create_api_leaves_a_stale_claim_and_the_next_run_adopts(record, client):
+    """The connection broke while create_api was under way: AWS may have made the API."""
+    def broken(**kwargs):
+        raise ReadTimeoutError(endpoint_url="https://apigateway.eu-west-1.amazonaws.com/v2/apis")
+
+    # A client without a Stubber (parameters still validated by botocore) whose request
+    # fails the way a broken connection does, before anything leaves the machine.
+    timing_out = boto3.client("apigatewayv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    timing_out.meta.events.register_first("before-call.apigatewayv2.CreateApi", broken)
+    with pytest.raises(provisioning.ProvisioningError, match="AWS may have created the API"):
+        provisioning.sync_api(record, client=timing_out)
+    record.refresh_from_db()
+    assert (record.provisioning_status, record.api_id) == ("creating", "")
+    assert timezone.now() - record.updated_on >= claims.CLAIM_STALE_AFTER  # no need to wait
+    assert record.last_error.startswith("create_api failed: ReadTimeoutError")
+    # It had: the next run finds it by its tag and adopts it.
+    calls = expected_sync(record, AwsState())
+    client.stubber.add_response("get_apis", {"Items": [api_in_aws(record)]}, {})
+    queue(client.stubber, calls[1:])
+    plan = provisioning.sync_api(record, client=client)
+    assert plan.steps[0].startswith(f"adopt API {API} 'chat'")
+    record.refresh_from_db()
+    assert (record.api_id, record.provisioning_status, record.last_error) == (API, "deployed", "")
 
 
 @pytest.mark.django_db
@@ -234,10 +262,11 @@ def test_adopt_refuses_a_record_that_has_another_api(record, client):
 
 @pytest.mark.django_db
 def test_an_api_of_the_same_name_tagged_for_another_record_is_not_ours(record, client):
+    set_claim(record, age=STALE)
     other = api_in_aws(record, tags={provisioning.RECORD_TAG: "999/20260101T000000.000000Z"})
     other["ApiId"] = "zz9"
     client.stubber.add_response("get_apis", {"Items": [other]}, {})
-    queue(client.stubber, expected_sync(record, AwsState())[1:])
+    queue(client.stubber, expected_sync(record, AwsState()))
     plan = provisioning.sync_api(record, client=client)
     assert plan.steps[0] == "create WEBSOCKET API 'chat'"
 

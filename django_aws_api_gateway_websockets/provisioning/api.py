@@ -9,11 +9,12 @@ asked otherwise (``aws_only_routes``).
 
 import json
 
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError
 from django.core.exceptions import ValidationError
 
 from .. import protocol
-from .base import Plan, ProvisioningError, advance, aws_tags, call, client_for, find, items, recording, save
-from .claim import CREATING, RECORD_TAG, claim, find_in_aws, record_tag_value, release
+from .base import Plan, ProvisioningError, advance, aws_tags, call, client_for, describe, find, items, recording, save
+from .claim import CREATING, RECORD_TAG, TAKEN_OVER, claim, find_in_aws, record_tag_value, release
 
 INTEGRATION_TIMEOUT_MS = protocol.INTEGRATION_TIMEOUT_SECONDS * 1000
 TWO_WAY_RESPONSE_KEY = "$default"
@@ -232,35 +233,47 @@ class _ApiSync:
                 return found, False
             self.plan.add(f"create WEBSOCKET API '{record.api_name}'")
             return None, False
-        if not claim(record, force=force_create):
+        claimed = claim(record, force=force_create)
+        if claimed is None:
             # Another run recorded an API while this one read the record: use it.
             api = find("get_api", self.client.get_api, ApiId=record.api_id)
             if api is None:
                 raise ProvisioningError(f"API {record.api_id}, just recorded by another run, is not in AWS; run again.")
             self.api_id = record.api_id
             return api, False
+        api_may_exist = False
         try:
-            found = find_in_aws(record, self.client, force_create=force_create)
+            # A claim taken over from a stopped run: the API it may have made is looked up
+            # (by the record tag) and adopted rather than created twice.
+            found = find_in_aws(record, self.client, force_create=force_create) if claimed == TAKEN_OVER else None
             if found:
                 self.change(f"adopt API {found['ApiId']} '{found.get('Name')}' (tagged for this record by a run that stopped before recording it)")
                 self._record_api(found)
                 return found, False
             self.change(f"create WEBSOCKET API '{record.api_name}'")
-            api = call(
-                "create_api",
-                self.client.create_api,
-                Name=record.api_name,
-                ProtocolType="WEBSOCKET",
-                RouteSelectionExpression=record.route_selection_expression,
-                ApiKeySelectionExpression=record.api_key_selection_expression,
-                Description=record.api_description,
-                Tags=api_tags(record),
-            )
+            api_may_exist = True
+            try:
+                api = self.client.create_api(
+                    Name=record.api_name,
+                    ProtocolType="WEBSOCKET",
+                    RouteSelectionExpression=record.route_selection_expression,
+                    ApiKeySelectionExpression=record.api_key_selection_expression,
+                    Description=record.api_description,
+                    Tags=api_tags(record),
+                )
+            except (ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError) as exc:
+                api_may_exist = False  # AWS refused it, or it never left this machine
+                raise ProvisioningError(f"create_api failed: {describe(exc)}") from exc
+            except BotoCoreError as exc:  # e.g. a read timeout: AWS may have created it
+                raise ProvisioningError(
+                    f"create_api failed: {describe(exc)}. AWS may have created the API: the next run looks it up "
+                    f"by its tag and adopts it."
+                ) from exc
             self._record_api(api)
             return api, True
         finally:
             if record.provisioning_status == CREATING:  # stopped before an API was recorded
-                release(record)
+                release(record, api_may_exist=api_may_exist)
 
     def _adopt(self, api_id):
         """``--adopt API_ID``: record an existing API (e.g. made by the 4.1.0 release)."""
@@ -277,7 +290,8 @@ class _ApiSync:
             raise ProvisioningError(f"--adopt {api_id}: API {api_id} is {api.get('ProtocolType')}, not WEBSOCKET.")
         self.api_id = api_id
         if record.api_id != api_id and self.change(f"adopt API {api_id} '{api.get('Name')}'"):
-            claim(record, force=True)
+            if claim(record, force=True) is None:
+                raise ProvisioningError(f"another run recorded API {record.api_id} meanwhile; --adopt not applied.")
             try:
                 self._record_api(api)
             finally:

@@ -7,11 +7,13 @@ this run read the record. The database decides the winner; the loser changes no 
 fails with a message naming the record. The claim's time is the record's ``updated_on``,
 written by the same ``UPDATE``.
 
-A claim is given back (status ``pending``) when the run stops before it recorded an API.
-A run killed in between leaves ``creating``: a later run takes over a claim older than
-``CLAIM_STALE_AFTER`` (or any claim with ``force``), and before creating anything it looks
-the API up in AWS by the tag every API gets (``RECORD_TAG``), so what the killed run
-created is adopted, never duplicated.
+When the run stops before it recorded an API, the claim is given back (``pending``) if no
+API can exist (the failure came before ``create_api``, or AWS answered it with an error).
+If an API may exist (the connection broke while ``create_api`` was under way), the record
+stays ``creating`` with a claim time already stale. A run killed meanwhile leaves
+``creating`` too. A later run takes over a claim older than ``CLAIM_STALE_AFTER`` (any
+claim with ``force``), and before creating anything looks the API up in AWS by the tag
+every API gets (``RECORD_TAG``): what the stopped run created is adopted, never duplicated.
 """
 
 from datetime import timedelta, timezone as dt_timezone
@@ -50,22 +52,27 @@ def held_message(record, claimed_at):
     )
 
 
+FRESH, TAKEN_OVER = "fresh", "taken over"
+
+
 def claim(record, *, force=False):
-    """Take the right to create the record's API. Returns ``True`` when this run holds it,
-    ``False`` when another run recorded an API meanwhile (``record`` is then refreshed and
-    has its ``api_id``); raises ``ProvisioningError`` when another run holds it."""
+    """Take the right to create the record's API. Returns ``FRESH`` (nobody held it),
+    ``TAKEN_OVER`` (a stale claim, or any with ``force``: an API may exist, look it up
+    first), or ``None`` when another run recorded an API meanwhile (``record`` is then
+    refreshed and has its ``api_id``). Raises ``ProvisioningError`` when another run holds it."""
     now = timezone.now()
     rows = _model(record).objects.filter(pk=record.pk, api_id=record.api_id)
     won = rows.exclude(provisioning_status=CREATING).update(
         provisioning_status=CREATING, last_error="", updated_on=now
     )
+    outcome = FRESH
     if not won:
-        current = _model(record).objects.filter(pk=record.pk).values("api_id", "provisioning_status", "updated_on").first()
+        current = _model(record).objects.filter(pk=record.pk).values("api_id", "updated_on").first()
         if current is None:
             raise ProvisioningError(f"ApiGateway pk {record.pk} was deleted.")
         if current["api_id"] != record.api_id:
             record.refresh_from_db()
-            return False
+            return None
         claimed_at = current["updated_on"]
         if force or now - claimed_at >= CLAIM_STALE_AFTER:
             # Take over the stale claim; if two runs try, the one that still sees the
@@ -73,18 +80,21 @@ def claim(record, *, force=False):
             won = rows.filter(provisioning_status=CREATING, updated_on=claimed_at).update(updated_on=now, last_error="")
         if not won:
             raise ProvisioningError(held_message(record, claimed_at))
+        outcome = TAKEN_OVER
     record.provisioning_status, record.updated_on, record.last_error = CREATING, now, ""
-    return True
+    return outcome
 
 
-def release(record):
-    """Give the claim back after a run that recorded no API (only this run's claim)."""
-    released = (
-        _model(record)
-        .objects.filter(pk=record.pk, provisioning_status=CREATING, api_id=record.api_id, updated_on=record.updated_on)
-        .update(provisioning_status=PENDING)
+def release(record, *, api_may_exist=False):
+    """End this run's claim when it recorded no API: back to ``pending``, or, when an API
+    may exist in AWS, left ``creating`` but stale, so the next run takes it over at once
+    and looks the API up before creating one."""
+    rows = _model(record).objects.filter(
+        pk=record.pk, provisioning_status=CREATING, api_id=record.api_id, updated_on=record.updated_on
     )
-    if released:
+    if api_may_exist:
+        rows.update(updated_on=record.updated_on - CLAIM_STALE_AFTER)
+    elif rows.update(provisioning_status=PENDING):
         record.provisioning_status = PENDING
 
 
