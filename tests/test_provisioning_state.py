@@ -567,3 +567,60 @@ def test_a_killed_creation_is_adopted_not_duplicated_against_moto(record, moto_a
     again = provisioning.sync_api(record, client=moto_apigw)
     # No drift; it deploys again only because moto's stage never records a deployment.
     assert again.steps == ["deploy stage 'production'"] and not again.drift
+
+
+# --- commands and admin --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_create_command_refuses_a_held_record_with_a_clear_message(record):
+    set_claim(record, age=timedelta(seconds=5))
+    with pytest.raises(CommandError, match=rf"ApiGateway 'chat' \(pk {record.pk}\) is being created by another run"):
+        call_command("createApiGateway", pk=record.pk, stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_sync_command_imports_with_the_option_and_adopt_with_the_command(record, client):
+    state = deployed(record, client)
+    calls = expected_sync(record, state)
+    record.additional_routes.all().delete()
+    queue(client.stubber, calls)
+    client.stubber.add_response("create_deployment", {"DeploymentId": "dep2"},
+                                {"ApiId": API, "StageName": "production", "Description": "live"})
+    out = StringIO()
+    call_command("syncApiGateway", pk=record.pk, import_aws_routes=True, stdout=out)
+    assert f"  import route chat from AWS as an additional route (POST {CHAT_URL}, two-way)\n" in out.getvalue()
+    assert record.additional_routes.get().route_key == "chat"
+
+
+@pytest.mark.django_db
+def test_create_command_adopts_an_api(record, client):
+    calls = expected_sync(record, AwsState(api=True))
+    client.stubber.add_response("get_api", api_in_aws(record), {"ApiId": API})
+    queue(client.stubber, calls[1:])
+    out = StringIO()
+    call_command("createApiGateway", pk=record.pk, adopt=API, stdout=out)
+    assert f"  adopt API {API} 'chat'\n" in out.getvalue()
+    assert ApiGateway.objects.get(pk=record.pk).api_id == API
+
+
+@pytest.mark.django_db
+def test_admin_sync_warns_about_drift(record, client, admin_user):
+    from django.contrib import admin
+    from django.contrib.messages import get_messages
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    from django_aws_api_gateway_websockets import admin_actions
+
+    state = deployed(record, client)
+    record.additional_routes.all().delete()
+    queue(client.stubber, expected_sync(record, state))
+    request = RequestFactory().post("/admin/")
+    request.user, request.session = admin_user, SessionStore()
+    request._messages = FallbackStorage(request)
+    admin_actions.sync_api_gateway(admin.site._registry[ApiGateway], request, ApiGateway.objects.all())
+    messages = [(m.level_tag, str(m)) for m in get_messages(request)]
+    assert messages[0] == ("success", "chat: in sync and deployed (nothing to change)")
+    assert messages[1][0] == "warning" and "drift between AWS and the record: only in AWS: route chat" in messages[1][1]
