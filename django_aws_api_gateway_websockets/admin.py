@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.db import models
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _, ngettext
 
 from .admin_actions import create_custom_domain, delete_api_gateway, sync_api_gateway
@@ -9,6 +10,7 @@ from .models import (
     ChannelPermission,
     ChannelPermissionRule,
     ConnectionRateLimit,
+    ProvisioningStatus,
     WebSocketSession,
     WebSocketToken,
 )
@@ -31,8 +33,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ApiGatewayAdditionalRouteInline(admin.TabularInline):
     model = ApiGatewayAdditionalRoute
     extra = 0
-    fields = ("name", "route_key", "integration_url", "two_way", "deployed")
-    readonly_fields = ("deployed",)
+    fields = ("name", "route_key", "integration_url", "two_way", "deployed", "route_id", "integration_id")
+    readonly_fields = ("deployed", "route_id", "integration_id")
     formfield_overrides = URL_FIELDS_HTTPS
 
 
@@ -52,8 +54,8 @@ class ApiGatewayAdmin(admin.ModelAdmin):
     list_filter = ("provisioning_status", "api_created", "custom_domain_created")
     search_fields = ("api_name", "api_id", "domain_name")
     readonly_fields = (
-        "provisioning_status",
-        "last_error",
+        "provisioning_state",
+        "last_error_text",
         "secret_preview",
         "secret_rotated_at",
         "accepts_legacy_secret_header",
@@ -71,6 +73,16 @@ class ApiGatewayAdmin(admin.ModelAdmin):
     formfield_overrides = URL_FIELDS_HTTPS
     actions = [sync_api_gateway, create_custom_domain, delete_api_gateway]
     inlines = [ApiGatewayAdditionalRouteInline]
+
+    @admin.display(description=_("provisioning status"))
+    def provisioning_state(self, obj):
+        if obj.provisioning_status == ProvisioningStatus.CREATING:
+            return _("creating: claimed by a run since %(time)s") % {"time": obj.updated_on}
+        return obj.get_provisioning_status_display()
+
+    @admin.display(description=_("last error"))
+    def last_error_text(self, obj):
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.last_error) if obj.last_error else "—"
 
     @admin.display(description=_("integration secret"))
     def secret_preview(self, obj):

@@ -257,4 +257,5 @@ def test_channel_permissions_in_the_admin(admin_client):
 def test_gateway_admin_shows_provisioning_state(admin_client, gateway):
     ApiGateway.objects.filter(pk=gateway.pk).update(provisioning_status="creating", last_error="LimitExceededException: slow down")
     page = admin_client.get(reverse("admin:django_aws_api_gateway_websockets_apigateway_change", args=[gateway.pk]))
-    assert "LimitExceededException: slow down" in page.content.decode()
+    text = page.content.decode()
+    assert "LimitExceededException: slow down" in text and "claimed by a run since" in text
