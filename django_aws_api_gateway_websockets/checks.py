@@ -324,6 +324,68 @@ def check_deploy_rate_limits(app_configs, **kwargs):
     return messages
 
 
+# Cache backends whose incr is atomic on a server every process shares.
+SHARED_ATOMIC_CACHES = (
+    "django.core.cache.backends.redis.RedisCache",
+    "django.core.cache.backends.memcached.PyMemcacheCache",
+    "django.core.cache.backends.memcached.PyLibMCCache",
+    "django_redis.cache.RedisCache",
+)
+# Shared, but incr is a read then a write (two processes can both pass the limit), or not
+# stored at all (dummy: every add succeeds, so nothing is ever limited).
+NON_ATOMIC_CACHES = (
+    "django.core.cache.backends.db.DatabaseCache",
+    "django.core.cache.backends.filebased.FileBasedCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def _rate_limit_cache_backend():
+    """``(alias, BACKEND path or None)`` of ``WEBSOCKETS["rate_limit_cache"]``; alias "": database."""
+    alias = _setting("rate_limit_cache")
+    if not alias:
+        return "", None
+    entry = getattr(settings, "CACHES", {}).get(alias)
+    return alias, (entry or {}).get("BACKEND") if isinstance(entry, dict) else None
+
+
+@register(NAMESPACE)
+def check_rate_limit_cache(app_configs, **kwargs):
+    """The cache the connect rate limiter counts in must exist (else every connect fails)."""
+    alias, backend = _rate_limit_cache_backend()
+    if not alias or backend:
+        return []
+    return [
+        Error(
+            f'WEBSOCKETS["rate_limit_cache"] is {alias!r}, which is not a CACHES alias: every connect would fail.',
+            hint='Name an alias of CACHES (a Redis or Memcached cache), or remove the key to count in the database.',
+            id=f"{NAMESPACE}.E054",
+        )
+    ]
+
+
+@register(NAMESPACE, deploy=True)
+def check_deploy_rate_limit_cache(app_configs, **kwargs):
+    """A rate-limit cache that is not shared by the processes, or whose incr is not atomic."""
+    alias, backend = _rate_limit_cache_backend()
+    if not backend or backend in SHARED_ATOMIC_CACHES:
+        return []
+    if backend == "django.core.cache.backends.locmem.LocMemCache":
+        why = "a local-memory cache is per process: each worker counts on its own, so N workers admit N times the limit"
+    elif backend in NON_ATOMIC_CACHES:
+        why = f"{backend.rsplit('.', 1)[-1]} has no atomic incr (or keeps nothing): concurrent connects can all pass the limit"
+    else:
+        why = f"{backend} is not known to be shared by every process with an atomic incr"
+    return [
+        Warning(
+            f'WEBSOCKETS["rate_limit_cache"] = {alias!r}: {why}.',
+            hint="Point it at a Redis (django.core.cache.backends.redis.RedisCache) or Memcached cache every process "
+            "shares, or remove the key: the database counter is atomic and needs nothing else (docs/rate-limiting.md).",
+            id=f"{NAMESPACE}.W053",
+        )
+    ]
+
+
 @register(NAMESPACE, deploy=True)
 def check_credentials(app_configs, **kwargs):
     try:

@@ -22,6 +22,11 @@ DEFAULTS = {
     # Connect rate limiting (WebSocketView, per source IP and per user).
     "rate_limit_max_attempts": 20,
     "rate_limit_window_minutes": 1,
+    # Where the counters live: "" (the database, ConnectionRateCounter) or a CACHES alias of a
+    # cache shared by every process with an atomic incr (Redis, Memcached); see ratelimit.py.
+    "rate_limit_cache": "",
+    # The ConnectionRateLimit audit trail: "all" attempts, only "refusals", or "off".
+    "rate_limit_audit": "all",
     # Sending (Management API fan-out).
     "send_transport": "native",  # "native" (http11.py), "aiohttp" or "threads" (boto3)
     "send_max_workers": 128,
@@ -60,6 +65,8 @@ def choices(name):
         from .transport import TRANSPORTS  # the one list; imported only when needed
 
         return TRANSPORTS
+    if name == "rate_limit_audit":
+        return ("all", "refusals", "off")
     return None
 
 
@@ -71,7 +78,8 @@ def _type_problem(name, value):
     elif kind is float:
         ok, expected = type(value) in (int, float), "a number"
     elif kind is str:
-        ok, expected = type(value) is str and value != "", "a non-empty string"
+        # "" is a value only where it is the default (rate_limit_cache: the database).
+        ok, expected = type(value) is str and (value != "" or DEFAULTS[name] == ""), "a non-empty string"
     else:  # pragma: no cover - every default is one of the above
         ok, expected = isinstance(value, kind), f"a {kind.__name__}"
     if ok:

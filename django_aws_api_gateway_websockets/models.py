@@ -400,6 +400,25 @@ class ConnectionRateLimit(models.Model):
         return cleanup_attempts(days)
 
 
+class ConnectionRateCounter(models.Model):
+    """The connect rate limiter's counter when no shared cache is configured (ratelimit.py).
+
+    One row per key (``ip:<address>:<window seconds>`` or ``user:<pk>:<window seconds>``),
+    changed by one atomic upsert per connect; ``expires_ms`` (epoch milliseconds) ends the
+    row's window. Not the audit trail: that is ``ConnectionRateLimit``.
+    """
+
+    key = models.CharField(max_length=100, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_ms = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        verbose_name = _("connection rate counter")
+
+    def __str__(self):
+        return f"{self.key}: {self.count}"
+
+
 class CleanupRun(models.Model):
     """When a cleanup command last ran, and what it removed (for checks and websocketStats)."""
 

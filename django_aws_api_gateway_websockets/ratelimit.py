@@ -1,44 +1,306 @@
-"""Connect rate limiting per source IP and per user (SPEC §6).
+"""Connect rate limiting per source IP and per user (SPEC §6, §7).
 
-Counting uses the ``ConnectionRateLimit`` table, which every Django process shares through
-the database, and which is also the audit trail shown in the admin. One aggregate query
-counts both keys; the attempt is recorded once, with its outcome, when the connect ends.
+The decision is one atomic operation on a counter per key (``ip:<address>:<window>`` and, for a
+logged-in cookie user, ``user:<pk>:<window>``); a key's window starts at its first attempt and
+lasts ``window_minutes``. Every process must see the same counters, so they live in:
+
+- a shared cache, when ``WEBSOCKETS["rate_limit_cache"]`` names one (a ``CACHES`` alias):
+  Redis (Django's ``RedisCache`` or django-redis: ``SET NX EX`` + ``INCR`` in one ``MULTI``,
+  one round trip) or Memcached (``add``, then ``incr``: both atomic on the server). Check
+  W053 warns about a cache that is not shared by the processes (local memory) or whose
+  ``incr`` is not atomic (database, file, dummy caches);
+- else the database (the default): ``ConnectionRateCounter`` rows changed by one
+  ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement on PostgreSQL and SQLite
+  (atomic: the row is locked while it changes), ``SELECT … FOR UPDATE`` elsewhere.
+
+An attempt over the limit changes nothing once the first refusal was counted: the counter
+stops at ``max_attempts + 1``, and only that first refusal per key and window goes into the
+audit trail, so a flood costs a read, not a write, per request.
+
+``ConnectionRateLimit`` is the audit trail the admin shows: the view writes one row per
+admitted attempt (with its outcome) after the decision and after the connect's transaction,
+with one plain ``INSERT`` (``WEBSOCKETS["rate_limit_audit"]``: ``"all"``, ``"refusals"`` or
+``"off"``). The counters never read it.
 """
 
+import logging
+import time
 from datetime import timedelta
+from typing import NamedTuple
 
-from django.db.models import Count, Q
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from .conf import get_setting
-from .models import ConnectionRateLimit
+from .models import ConnectionRateCounter, ConnectionRateLimit
+
+logger = logging.getLogger(__name__)
+
+CACHE_KEY_PREFIX = "aws_websockets:rl:"
+
+
+class Decision(NamedTuple):
+    allowed: bool
+    attempts: int  # the highest count among the keys (``max_attempts + 1`` once over)
+    first_refusal: bool  # the refusal that crossed the limit (the one worth an audit row)
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def _limits(max_attempts, window_minutes):
+    """``(max_attempts, window seconds)``; a falsy value means the setting (as in 4.1.0)."""
+    max_attempts = max_attempts or get_setting("rate_limit_max_attempts")
+    window = window_minutes or get_setting("rate_limit_window_minutes")
+    return int(max_attempts), int(round(window * 60))
+
+
+def _user_id(user):
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user.pk
+
+
+def counter_keys(ip_address, user, window_seconds):
+    keys = [f"ip:{ip_address}:{window_seconds}"]
+    user_id = _user_id(user)
+    if user_id is not None:
+        keys.append(f"user:{user_id}:{window_seconds}")
+    return keys
+
+
+# --- backends -----------------------------------------------------------------------------
+
+
+def limiter_cache():
+    """The cache holding the counters, or ``None`` for the database."""
+    alias = get_setting("rate_limit_cache")
+    if not alias:
+        return None
+    from django.core.cache import caches
+
+    return caches[alias]
+
+
+def _redis_client(cache):
+    """``(client, key function)`` for a Redis cache whose raw client we can pipeline, else ``None``."""
+    try:
+        from django.core.cache.backends.redis import RedisCache
+    except ImportError:  # pragma: no cover - Django < 4
+        RedisCache = ()
+    if isinstance(cache, RedisCache):
+        return cache._cache.get_client(None, write=True), cache.make_and_validate_key
+    client = getattr(cache, "client", None)  # django-redis
+    if client is not None and hasattr(client, "get_client") and type(cache).__module__.startswith("django_redis"):
+        return client.get_client(write=True), cache.make_key
+    return None
+
+
+def _cache_hit(cache, keys, max_attempts, window_seconds):
+    redis = _redis_client(cache)
+    if redis is not None:
+        client, make_key = redis
+        pipe = client.pipeline(transaction=True)
+        for key in keys:
+            raw = make_key(CACHE_KEY_PREFIX + key)
+            pipe.set(raw, 0, ex=window_seconds, nx=True)  # a window starts with its TTL set
+            pipe.incr(raw)
+        return [int(n) for n in pipe.execute()[1::2]]
+    counts = []
+    for key in keys:
+        key = CACHE_KEY_PREFIX + key
+        if cache.add(key, 1, timeout=window_seconds):
+            counts.append(1)
+            continue
+        try:
+            counts.append(cache.incr(key))
+        except ValueError:  # expired between add and incr: a new window
+            cache.add(key, 1, timeout=window_seconds)
+            counts.append(1)
+    return counts
+
+
+def _cache_peek(cache, keys):
+    found = cache.get_many([CACHE_KEY_PREFIX + key for key in keys])
+    return [int(found.get(CACHE_KEY_PREFIX + key) or 0) for key in keys]
+
+
+def _upsert_supported(connection):
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        return connection.Database.sqlite_version_info >= (3, 35)
+    return False
+
+
+_SQL = {}
+
+
+def _upsert_sql(connection, n_keys):
+    cache_key = (connection.vendor, n_keys)
+    sql = _SQL.get(cache_key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        table = qn(ConnectionRateCounter._meta.db_table)
+        key, count, expires = qn("key"), qn("count"), qn("expires_ms")
+        values = ", ".join(["(%s, 1, %s)"] * n_keys)
+        sql = (
+            f"INSERT INTO {table} ({key}, {count}, {expires}) VALUES {values} "
+            f"ON CONFLICT ({key}) DO UPDATE SET "
+            f"{count} = CASE WHEN {table}.{expires} <= %s THEN 1 ELSE {table}.{count} + 1 END, "
+            f"{expires} = CASE WHEN {table}.{expires} <= %s THEN EXCLUDED.{expires} ELSE {table}.{expires} END "
+            f"WHERE {table}.{count} <= %s OR {table}.{expires} <= %s "
+            f"RETURNING {key}, {count}"
+        )
+        _SQL[cache_key] = sql
+    return sql
+
+
+def _database_hit(keys, max_attempts, window_seconds):
+    """Counts after this attempt, ``None`` for a key already past the limit (left unchanged)."""
+    db = router.db_for_write(ConnectionRateCounter)
+    connection = connections[db]
+    now = _now_ms()
+    expires = now + window_seconds * 1000
+    if _upsert_supported(connection):
+        params = []
+        for key in keys:
+            params += [key, expires]
+        params += [now, now, max_attempts, now]
+        with connection.cursor() as cursor:
+            cursor.execute(_upsert_sql(connection, len(keys)), params)
+            returned = dict(cursor.fetchall())
+        return [returned.get(key) for key in keys]
+    return _locked_hit(db, keys, max_attempts, now, expires)
+
+
+def _locked_hit(db, keys, max_attempts, now, expires):
+    """The same decision where there is no upsert with RETURNING (MySQL, Oracle): each row
+    locked with ``SELECT … FOR UPDATE`` in one transaction."""
+    counters = ConnectionRateCounter.objects.using(db)
+    counts = []
+    with transaction.atomic(using=db):
+        for key in keys:
+            row = counters.select_for_update().filter(pk=key).first()
+            if row is None:
+                try:
+                    with transaction.atomic(using=db):
+                        counters.create(key=key, count=1, expires_ms=expires)
+                    counts.append(1)
+                    continue
+                except IntegrityError:  # created meanwhile by another request: lock it
+                    row = counters.select_for_update().get(pk=key)
+            if row.expires_ms <= now:
+                row.count, row.expires_ms = 1, expires
+            elif row.count <= max_attempts:
+                row.count += 1
+            else:
+                counts.append(None)
+                continue
+            counters.filter(pk=key).update(count=row.count, expires_ms=row.expires_ms)
+            counts.append(row.count)
+    return counts
+
+
+def _database_peek(keys):
+    db = router.db_for_read(ConnectionRateCounter)
+    rows = dict(
+        ConnectionRateCounter.objects.using(db)
+        .filter(pk__in=keys, expires_ms__gt=_now_ms())
+        .values_list("key", "count")
+    )
+    return [rows.get(key, 0) for key in keys]
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+
+def hit(ip_address, user=None, max_attempts=None, window_minutes=None):
+    """Count one connect attempt for this IP (and user) and decide: one atomic operation per
+    request (two keys in one statement or one pipeline). Returns a ``Decision``."""
+    max_attempts, window_seconds = _limits(max_attempts, window_minutes)
+    if window_seconds <= 0:  # a window of 0 counts nothing (check W049 warns)
+        return Decision(True, 0, False)
+    keys = counter_keys(ip_address, user, window_seconds)
+    cache = limiter_cache()
+    if cache is not None:
+        counts = _cache_hit(cache, keys, max_attempts, window_seconds)
+    else:
+        counts = _database_hit(keys, max_attempts, window_seconds)
+    over = max_attempts + 1
+    counts = [over + 1 if count is None else count for count in counts]  # None: past the limit already
+    attempts = max(counts)
+    allowed = attempts <= max_attempts
+    return Decision(allowed, min(attempts, over), not allowed and over in counts)
 
 
 def check_connect_rate(ip_address, user=None, max_attempts=None, window_minutes=None):
-    """``(allowed, attempts)`` for this IP (and user, when authenticated) in the window."""
-    max_attempts = max_attempts or get_setting("rate_limit_max_attempts")
-    window = window_minutes or get_setting("rate_limit_window_minutes")
-    since = timezone.now() - timedelta(minutes=window)
-    user_id = user.pk if user is not None and user.is_authenticated else None
-    by_ip = Q(ip_address=ip_address)
-    by_user = Q(user_id=user_id) if user_id else Q(pk__in=[])
-    counts = ConnectionRateLimit.objects.filter(by_ip | by_user, attempt_time__gte=since).aggregate(
-        ip=Count("pk", filter=by_ip), user=Count("pk", filter=by_user)
-    )
-    attempts = max(counts["ip"], counts["user"])
+    """``(allowed, attempts)``: whether one more attempt is allowed now, counting nothing
+    (``ConnectionRateLimit.check_rate_limit``). The view decides with ``hit``."""
+    max_attempts, window_seconds = _limits(max_attempts, window_minutes)
+    if window_seconds <= 0:
+        return True, 0
+    keys = counter_keys(ip_address, user, window_seconds)
+    cache = limiter_cache()
+    counts = _cache_peek(cache, keys) if cache is not None else _database_peek(keys)
+    attempts = min(max(counts), max_attempts + 1)
     return attempts < max_attempts, attempts
 
 
-def record_connect_attempt(ip_address, user=None, successful=False, reason=""):
+# --- the audit trail ---------------------------------------------------------------------------
+
+
+def record_connect_attempt(ip_address, user=None, successful=False, reason="", max_attempts=None, window_minutes=None):
+    """Count an attempt and store its audit row; returns the row
+    (``ConnectionRateLimit.record_attempt``, for code that checks and records by itself)."""
+    hit(ip_address, user, max_attempts, window_minutes)
     if user is not None and not user.is_authenticated:
         user = None
-    return ConnectionRateLimit.objects.create(
-        ip_address=ip_address, user=user, successful=successful, reason=reason
-    )
+    return ConnectionRateLimit.objects.create(ip_address=ip_address, user=user, successful=successful, reason=reason)
+
+
+_INSERT_SQL = {}
+
+
+def audit_attempt(ip_address, user=None, successful=False, reason=""):
+    """Add the audit row of a connect attempt (no counting): one plain ``INSERT``, no model
+    instance. ``WEBSOCKETS["rate_limit_audit"]``: ``"all"``, ``"refusals"`` (no row for an
+    accepted connect) or ``"off"``. A failure is logged, never raised: the decision is made."""
+    mode = get_setting("rate_limit_audit")
+    if mode == "off" or (mode == "refusals" and successful):
+        return
+    db = router.db_for_write(ConnectionRateLimit)
+    connection = connections[db]
+    sql = _INSERT_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(c) for c in ("ip_address", "user_id", "attempt_time", "successful", "reason"))
+        sql = f"INSERT INTO {qn(ConnectionRateLimit._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s)"
+        _INSERT_SQL[connection.vendor] = sql
+    ops = connection.ops
+    params = [
+        ops.adapt_ipaddressfield_value(ip_address),
+        _user_id(user),
+        ops.adapt_datetimefield_value(timezone.now()),
+        bool(successful),
+        reason or "",
+    ]
+    try:
+        if connection.in_atomic_block:  # e.g. ATOMIC_REQUESTS: a failure must not break the request's transaction
+            with transaction.atomic(using=db), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+    except DatabaseError:
+        logger.warning("Could not store the connect attempt of %s", ip_address, exc_info=True)
 
 
 def cleanup_attempts(days=7):
-    """Delete attempts older than ``days``; returns the count."""
+    """Delete attempts older than ``days`` (and counters whose window ended); returns the
+    number of attempts deleted."""
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = ConnectionRateLimit.objects.filter(attempt_time__lt=cutoff).delete()
+    ConnectionRateCounter.objects.filter(expires_ms__lt=_now_ms()).delete()
     return deleted

@@ -4,12 +4,20 @@ The browser gets a raw token from ``WebSocketTokenView`` and puts it on the wss 
 ``ws_token``; only its SHA-256 is stored. A token is bound to the user and the Django
 session that asked for it (stored as a keyed hash, ``login.hash_session_key``), expires after ``WEBSOCKETS["token_expiry_seconds"]`` and is
 consumed by a conditional UPDATE, so of two concurrent uses exactly one wins on any database.
+
+On ``$connect`` the token is found and spent by one statement (``spend_token``): an
+``UPDATE … FROM <user table> … RETURNING`` that also brings the user's row, on PostgreSQL and
+SQLite ≥ 3.35; elsewhere a ``SELECT`` then the conditional ``UPDATE``. It runs in the
+connect's transaction, so a connect refused later rolls the spend back.
 """
 
 import hashlib
 import secrets
 from datetime import timedelta
+from types import SimpleNamespace
 
+from django.contrib.auth import get_user_model
+from django.db import connections, router
 from django.db.models import Q
 from django.utils import timezone
 
@@ -72,6 +80,93 @@ def consume_token(raw, session_key=None, max_age_seconds=None):
     if token is not None and mark_used(token):
         return token
     return None
+
+
+def _spend_statement(connection, with_session):
+    """``(sql, user field names or None, converters, needs is_active param)`` of the
+    one-statement spend on this connection. PostgreSQL returns the user's row with the token
+    (``UPDATE … FROM``); SQLite's RETURNING can only name the token's columns, so there the
+    user is read by a second query."""
+    key = (connection.alias, connection.vendor, with_session)
+    cached = _SPEND_SQL.get(key)
+    if cached is not None:
+        return cached
+    User = get_user_model()
+    qn = connection.ops.quote_name
+    tok, usr = qn(WebSocketToken._meta.db_table), qn(User._meta.db_table)
+    user_pk = f"{usr}.{qn(User._meta.pk.column)}"
+    fields = list(User._meta.concrete_fields)
+    active = next((f for f in fields if f.attname == "is_active"), None)
+    where = [f"{tok}.{qn('token')} = %s", f"{tok}.{qn('used')} = %s", f"{tok}.{qn('created_at')} >= %s"]
+    returning = f"{tok}.{qn('id')}, {tok}.{qn('session_key')}, {tok}.{qn('user_id')}"
+    joined = connection.vendor == "postgresql"
+    if joined:
+        where.append(f"{user_pk} = {tok}.{qn('user_id')}")
+        if active is not None:  # an inactive user's token stays unspent
+            where.append(f"{usr}.{qn(active.column)} = %s")
+        returning += ", " + ", ".join(f"{usr}.{qn(f.column)}" for f in fields)
+        from_clause = f" FROM {usr}"
+    else:
+        from_clause = ""
+        if active is not None:
+            where.append(f"{tok}.{qn('user_id')} IN (SELECT {user_pk} FROM {usr} WHERE {usr}.{qn(active.column)} = %s)")
+    if with_session:
+        where.append(f"{tok}.{qn('session_key')} = %s")
+    sql = f"UPDATE {tok} SET {qn('used')} = %s{from_clause} WHERE {' AND '.join(where)} RETURNING {returning}"
+    converters = []
+    if joined:
+        for field in fields:
+            column = field.get_col(User._meta.db_table)
+            converters.append((connection.ops.get_db_converters(column) + field.get_db_converters(connection), column))
+    names = [f.attname for f in fields] if joined else None
+    cached = _SPEND_SQL[key] = (sql, names, converters, active is not None)
+    return cached
+
+
+_SPEND_SQL = {}
+
+
+def _one_statement_spend(connection):
+    if connection.vendor == "postgresql":
+        return True
+    return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
+
+
+def spend_token(raw, session_key=None, max_age_seconds=None):
+    """Find and consume ``raw`` in one statement; the spent token (``pk``, ``user_id``,
+    ``user``, ``session_key``) or ``None``. Call it in a transaction that a later refusal rolls
+    back (the view's connect does). Of two concurrent uses exactly one wins: the other's
+    UPDATE waits for the row, then no longer matches ``used = false``."""
+    if not isinstance(raw, str) or not 20 <= len(raw) <= 128:
+        return None
+    db = router.db_for_write(WebSocketToken)
+    connection = connections[db]
+    if not _one_statement_spend(connection):
+        token = find_valid_token(raw, session_key, max_age_seconds)
+        return token if token is not None and mark_used(token) else None
+    max_age = max_age_seconds or get_setting("token_expiry_seconds")
+    sql, names, converters, active_column = _spend_statement(connection, bool(session_key))
+    params = [True, hash_token(raw), False, connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(seconds=max_age))]
+    if active_column:
+        params.append(True)
+    if session_key:
+        params.append(hash_session_key(session_key))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if names is None:
+        user = get_user_model()._default_manager.using(db).get(pk=row[2])
+    else:
+        values = list(row[3:])
+        for i, (funcs, column) in enumerate(converters):
+            for func in funcs:
+                values[i] = func(values[i], column, connection)
+        user = get_user_model().from_db(db, names, values)
+    if not user.is_active:
+        return None  # the caller's transaction must roll the spend back (the view raises)
+    return SimpleNamespace(pk=row[0], id=row[0], user_id=user.pk, user=user, session_key=row[1], used=True)
 
 
 def cleanup_tokens(max_age_seconds=300):

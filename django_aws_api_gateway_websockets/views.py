@@ -189,17 +189,17 @@ class WebSocketView(View):
         ip = security.source_ip(request)
         cookie_user = getattr(request, "user", None) or AnonymousUser()
         if self.RATE_LIMIT_ENABLED:
-            allowed, _count = ratelimit.check_connect_rate(
-                ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES
-            )
-            if not allowed:
-                self._record_attempt(ip, cookie_user, signals.REASON_RATE_LIMIT)
+            # One atomic operation decides (ratelimit.py); past the limit nothing is written
+            # but the first refusal's audit row.
+            decision = ratelimit.hit(ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
+            if not decision.allowed:
+                if decision.first_refusal:
+                    self._record_attempt(ip, cookie_user, signals.REASON_RATE_LIMIT)
                 raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
         try:
-            token, channel = self._check_connection(request, cookie_user)
-            response = self._open_connection(request, token, channel, *args, **kwargs)
+            response = self._open_connection(request, cookie_user, *args, **kwargs)
         except Rejection as rejection:
-            self._record_attempt(ip, request.user, rejection.reason)
+            self._record_attempt(ip, getattr(request, "user", cookie_user), rejection.reason)
             raise
         if response.status_code >= 300:  # refused by the connect hook, or failed: nothing was kept
             reason = signals.REASON_CHECK if response.status_code < 500 else signals.REASON_ERROR
@@ -222,8 +222,9 @@ class WebSocketView(View):
         return response
 
     def _check_connection(self, request, cookie_user):
-        """The read-only connect checks after the rate limit, in their documented order.
-        Returns ``(token or None, channel)``; sets ``request.user``."""
+        """The connect checks after the rate limit, in their documented order. Returns
+        ``(token or None, channel)``; sets ``request.user``. Runs in the connect's transaction:
+        the token is found and spent by one statement, and a later refusal rolls that back."""
         origin = request.headers.get("Origin")
         if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
             raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN)
@@ -231,7 +232,9 @@ class WebSocketView(View):
         if self.USE_WS_TOKEN:
             session_key = getattr(getattr(request, "session", None), "session_key", None)
             raw_token = self._single_query_value(request, protocol.QUERY_TOKEN, signals.REASON_TOKEN)
-            token = tokens.find_valid_token(raw_token, session_key)
+            # Of two concurrent uses of one token only one UPDATE matches (the other waits
+            # for the first transaction on PostgreSQL, then finds the token used).
+            token = tokens.spend_token(raw_token, session_key)
             if token is None or (cookie_user.is_authenticated and token.user_id != cookie_user.pk):
                 raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
             request.user = token.user
@@ -247,15 +250,12 @@ class WebSocketView(View):
             raise Rejection(403, message or "Connection refused.", signals.REASON_CHECK)
         return token, channel
 
-    def _open_connection(self, request, token, channel, *args, **kwargs):
-        """Spend the token, store the row, tell the receivers, call the ``connect`` hook: all
+    def _open_connection(self, request, cookie_user, *args, **kwargs):
+        """The checks (spending the token), the row, the receivers, the ``connect`` hook: all
         in one transaction, so a refusal or failure at any step keeps nothing (SPEC §6)."""
 
         def open_connection():
-            # Of two concurrent uses of one token only one UPDATE matches (the other waits
-            # for the first transaction on PostgreSQL, then finds the token used).
-            if token is not None and not tokens.mark_used(token):
-                raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
+            token, channel = self._check_connection(request, cookie_user)
             # The login behind the connection: the Django session the token was issued to
             # (else the one whose cookie came along), and the user's auth hash.
             session_key_hash = token.session_key if token is not None else login.hash_session_key(
@@ -275,6 +275,7 @@ class WebSocketView(View):
             signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
             return self.connect(request, *args, **kwargs)
 
+        request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
         # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
         return self._in_transaction(open_connection, request, kept_below=300)
 
@@ -317,8 +318,10 @@ class WebSocketView(View):
         return bool(result), ""
 
     def _record_attempt(self, ip, user, reason, successful=False):
+        """The attempt's audit row (``ConnectionRateLimit``), written after the decision and
+        outside the connect's transaction; it counts nothing (``ratelimit.hit`` did)."""
         if self.RATE_LIMIT_ENABLED:
-            ratelimit.record_connect_attempt(ip, user, successful=successful, reason=reason)
+            ratelimit.audit_attempt(ip, user, successful=successful, reason=reason)
 
     def _additional_connection_checks(self, request, *args, **kwargs):
         """Hook: return ``True``/``False`` or ``(allowed, message)``; runs last on connect."""

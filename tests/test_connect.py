@@ -191,9 +191,12 @@ def test_rate_limit_window(post_as_gateway, settings):
     settings.WEBSOCKETS = {"rate_limit_max_attempts": 1, "rate_limit_window_minutes": 2}
     assert post_as_gateway("/open/", new_connection_id(), route="connect").status_code == 200
     assert post_as_gateway("/open/", new_connection_id(), route="connect").status_code == 429
-    old = ConnectionRateLimit.objects.all()
-    for row in old:
-        ConnectionRateLimit.objects.filter(pk=row.pk).update(attempt_time=row.attempt_time - timedelta(minutes=3))
+    # Three minutes later: the counters' window (ratelimit.py, database backend) has ended.
+    from django.db.models import F
+
+    from django_aws_api_gateway_websockets.models import ConnectionRateCounter
+
+    ConnectionRateCounter.objects.update(expires_ms=F("expires_ms") - int(timedelta(minutes=3).total_seconds() * 1000))
     assert post_as_gateway("/open/", new_connection_id(), route="connect").status_code == 200
 
 
