@@ -368,6 +368,11 @@ def test_refuses_a_database_with_this_package_schema():
         call_command("upgradeFromOldPackage")
 
 
+def test_an_unknown_database_alias_is_a_clear_error():
+    with pytest.raises(CommandError, match=r"No database 'nosuch' in DATABASES \(configured: default\)"):
+        call_command("upgradeFromOldPackage", database="nosuch")
+
+
 def test_41_a_failure_after_the_drop_loses_nothing(old_database_41, tmp_path, monkeypatch):
     old, alias = old_database_41, old_database_41.alias
     real_call_command = legacy.call_command

@@ -1,5 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils import timezone
 
 from ... import legacy
@@ -26,6 +26,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, database, fixture, dry_run, discard_uncarried, **options):
+        if database not in connections:
+            known = ", ".join(sorted(connections.settings))
+            raise CommandError(f"No database '{database}' in DATABASES (configured: {known}).")
         path = fixture or f"websockets-upgrade-{timezone.now():%Y%m%d-%H%M%S}.json"
         try:
             plan = legacy.plan_upgrade(database)
