@@ -9,9 +9,11 @@ Clients are cached per (service, region, endpoint) and shared across threads: bo
 are thread-safe, and building one costs milliseconds (the old package built one per message).
 """
 
+import os
 import threading
 
 import boto3
+import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
@@ -23,6 +25,7 @@ from django.dispatch import receiver
 _lock = threading.Lock()
 _clients = {}
 _session = None
+_botocore_session = None
 
 CREDENTIAL_SETTINGS = ("AWS_IAM_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 REGION_SETTINGS = ("AWS_GATEWAY_REGION_NAME", "AWS_REGION_NAME")
@@ -49,15 +52,18 @@ def get_region_name(region=None):
 
 
 def _get_session():
-    global _session
+    global _session, _botocore_session
     with _lock:
         if _session is None:
+            # Our own botocore session (a public constructor argument of boto3's), so that its
+            # configuration (ca_bundle, credentials) is read through botocore's public API.
+            _botocore_session = botocore.session.get_session()
             profile = getattr(settings, "AWS_IAM_PROFILE", None)
             key_id = getattr(settings, "AWS_ACCESS_KEY_ID", None)
             secret = getattr(settings, "AWS_SECRET_ACCESS_KEY", None)
             if profile:
                 try:
-                    _session = boto3.session.Session(profile_name=profile)
+                    _session = boto3.session.Session(profile_name=profile, botocore_session=_botocore_session)
                 except ProfileNotFound as exc:
                     raise ImproperlyConfigured(f"AWS_IAM_PROFILE: {exc}") from exc
             elif key_id or secret:
@@ -66,21 +72,40 @@ def _get_session():
                         "Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither."
                     )
                 _session = boto3.session.Session(
-                    aws_access_key_id=key_id, aws_secret_access_key=secret
+                    aws_access_key_id=key_id, aws_secret_access_key=secret, botocore_session=_botocore_session
                 )
             else:
-                _session = boto3.session.Session()
+                _session = boto3.session.Session(botocore_session=_botocore_session)
         return _session
+
+
+def get_credentials():
+    """The credentials botocore resolved for the configured session (``None``: none found).
+
+    Refreshable when they come from a role (container, instance, assume-role profile): call
+    ``get_frozen_credentials()`` per send for a current, consistent set.
+    """
+    return _get_session().get_credentials()
+
+
+def ca_bundle():
+    """The CA bundle boto3's clients verify TLS with: ``AWS_CA_BUNDLE`` / the profile's
+    ``ca_bundle``, else botocore's default (certifi's bundle)."""
+    _get_session()
+    from botocore.httpsession import get_cert_path
+
+    configured = _botocore_session.get_config_variable("ca_bundle")
+    return configured or get_cert_path(True)
 
 
 def is_local_endpoint(endpoint_url):
     return bool(endpoint_url) and endpoint_url.startswith("http://")
 
 
-def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=None):
-    """A cached, thread-safe boto3 client for ``service``."""
+def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=None, timeouts=None):
+    """A cached, thread-safe boto3 client for ``service``; ``timeouts``: ``(connect, read)`` seconds."""
     region = get_region_name(region)
-    key = (service, region, endpoint_url, max_pool_connections)
+    key = (service, region, endpoint_url, max_pool_connections, timeouts)
     client = _clients.get(key)
     if client is None:
         config = Config(
@@ -88,6 +113,7 @@ def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=
             retries={"mode": "standard", "total_max_attempts": 1 if endpoint_url else 4},
             max_pool_connections=max_pool_connections or 10,
             tcp_keepalive=True,
+            **({"connect_timeout": timeouts[0], "read_timeout": timeouts[1]} if timeouts else {}),
             # A plain-http endpoint is the local gateway: it needs no AWS credentials.
             signature_version=UNSIGNED if is_local_endpoint(endpoint_url) else None,
         )
@@ -109,10 +135,21 @@ def get_boto3_client(service="apigatewayv2", **kwargs):
 
 def clear_clients():
     """Forget cached clients and the session (credentials or settings changed)."""
-    global _session
+    global _session, _botocore_session
     with _lock:
         _clients.clear()
-        _session = None
+        _session = _botocore_session = None
+
+
+def _forget_after_fork():
+    # boto3 clients' connection pools must not be shared with the parent process.
+    global _lock, _session, _botocore_session
+    _lock = threading.Lock()
+    _clients.clear()
+    _session = _botocore_session = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @receiver(setting_changed)

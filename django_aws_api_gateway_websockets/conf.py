@@ -27,12 +27,17 @@ DEFAULTS = {
     "rate_limit_cache": "",
     # The ConnectionRateLimit audit trail: "all" attempts, only "refusals", or "off".
     "rate_limit_audit": "all",
-    # Sending (Management API fan-out).
-    "send_transport": "native",  # "native" (http11.py), "aiohttp" or "threads" (boto3)
-    "send_max_workers": 128,
-    "send_max_calls_per_second": 10_000,  # 0: no ceiling
+    # Sending (Management API fan-out; backends.py, docs/sending.md).
+    "send_backend": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
+    "send_transport": "",  # deprecated alias: "native"/"aiohttp" (AiohttpBackend), "threads" (Boto3Backend)
+    "send_max_workers": 128,  # requests in flight per endpoint per process
+    "send_max_calls_per_second": 10_000,  # the account's limit; 0: no ceiling
+    "send_rate_processes": 1,  # processes sending at once: each keeps to the limit / this
+    "send_rate_limit_cache": "",  # or a CACHES alias shared by every process: one budget for all
     "send_max_retries": 5,
     "send_retry_base_delay": 0.05,
+    "send_timeout_seconds": 10.0,  # a call's answer (after the connection is open)
+    "send_connect_timeout_seconds": 3.0,  # opening a connection (TCP, proxy, TLS)
     # How long a process trusts its cached ApiGateway record (secret, api id) on $connect.
     "gateway_cache_seconds": 30,
     # How long the previous integration secret stays valid after a rotation.
@@ -53,6 +58,9 @@ MINIMUMS = {
     "send_max_calls_per_second": 0,
     "send_max_retries": 0,
     "send_retry_base_delay": 0,
+    "send_rate_processes": 1,
+    "send_timeout_seconds": 0.1,
+    "send_connect_timeout_seconds": 0.1,
     "gateway_cache_seconds": 0,
     "secret_grace_seconds": 0,
     "exception_mail_interval_seconds": 0,
@@ -169,3 +177,44 @@ def get_setting(name):
             _checked.clear()
         _checked.add(key)
     return value
+
+
+# --- Checks of the send_* settings that need more than a type (registered with the app's checks).
+
+from django.core.checks import Error, Warning, register  # noqa: E402
+
+
+@register("aws_websockets")
+def check_send_settings(app_configs, **kwargs):
+    """``send_transport`` is deprecated (W070); ``send_backend`` must import (E071)."""
+    user = getattr(settings, "WEBSOCKETS", None)
+    if not isinstance(user, dict):
+        return []
+    messages = []
+    transport = user.get("send_transport")
+    if transport and value_problem("send_transport", transport) is None:
+        from .transport import TRANSPORT_BACKENDS
+
+        messages.append(
+            Warning(
+                f'WEBSOCKETS["send_transport"] is deprecated; it means '
+                f'"send_backend": "{TRANSPORT_BACKENDS[transport]}".',
+                hint='Replace it with WEBSOCKETS["send_backend"] (docs/sending.md, Backends).',
+                id="aws_websockets.W070",
+            )
+        )
+    backend = user.get("send_backend")
+    if isinstance(backend, str) and backend and backend != DEFAULTS["send_backend"]:
+        from django.utils.module_loading import import_string
+
+        try:
+            import_string(backend)
+        except ImportError as exc:
+            messages.append(
+                Error(
+                    f'WEBSOCKETS["send_backend"] cannot be imported: {exc}',
+                    hint="A dotted path to a class, e.g. django_aws_api_gateway_websockets.backends.Boto3Backend.",
+                    id="aws_websockets.E071",
+                )
+            )
+    return messages

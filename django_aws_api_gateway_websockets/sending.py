@@ -5,23 +5,24 @@
 
 * the payload is encoded once (JSON via ``DjangoJSONEncoder``) and refused before any HTTP
   call when it exceeds API Gateway's 128 KB;
-* each connection is posted to through its own gateway's endpoint, concurrently (see
-  ``transport``), with one cached client per endpoint;
+* each connection is posted to through its own gateway's endpoint by the configured send
+  backend (``WEBSOCKETS["send_backend"]``, see ``backends``): one pool per endpoint per
+  process, reused across sends;
 * 410 Gone marks the rows disconnected (one UPDATE per batch of ids); 429 is retried with
-  jittered exponential backoff; any other error is reported for that connection only;
-* calls per second stay under ``WEBSOCKETS["send_max_calls_per_second"]``.
+  jittered exponential backoff; a call that may have been delivered is never re-sent
+  (``Uncertain:<reason>``); any other error is reported for that connection only;
+* calls per second stay under ``WEBSOCKETS["send_max_calls_per_second"]`` (divided by
+  ``send_rate_processes``, or shared through ``send_rate_limit_cache``).
 """
 
 import json
 import logging
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
-from . import aws, protocol, signals, transport
-from .conf import get_setting
+from . import aws, backends, protocol, signals, transport
 from .models import ApiGateway, WebSocketSession
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ class SendResult:
     def ok(self):
         return not self.failed
 
+    @property
+    def uncertain(self):
+        """Ids whose call may or may not have been delivered (never re-sent: no duplicates)."""
+        return [cid for cid, code in self.failed.items() if transport.is_uncertain(code)]
+
     def __len__(self):
         return len(self.delivered) + len(self.gone) + len(self.failed)
 
@@ -67,7 +73,7 @@ def encode_message(data):
 
 
 def management_client(gateway, max_pool_connections=None):
-    """The shared Management API client for ``gateway``'s endpoint and region."""
+    """A boto3 Management API client for ``gateway``'s endpoint and region (for your own calls)."""
     return aws.get_client(
         "apigatewaymanagementapi",
         region=gateway.region_name,
@@ -90,30 +96,25 @@ def send_to_sessions(sessions, data, *, max_workers=None):
     result = SendResult()
     if not targets:
         return result
+    backend = backends.get_backend()
+    options = backends.SendOptions.from_settings(max_workers)
     gateways = ApiGateway.objects.in_bulk({gw for _, _, gw in targets if gw is not None})
-    workers = max(1, min(max_workers or get_setting("send_max_workers"), len(targets)))
-    clients = {}  # gateway id -> client, or the configuration error for its rows
+    endpoints = {}  # gateway id -> Endpoint, or the configuration error for its rows
     for gateway_id, gateway in gateways.items():
         try:
-            clients[gateway_id] = management_client(gateway, max_pool_connections=workers)
+            endpoints[gateway_id] = backends.Endpoint.for_gateway(gateway)
         except Exception as exc:
-            clients[gateway_id] = type(exc).__name__
+            endpoints[gateway_id] = type(exc).__name__
     pks, jobs = {}, []
     for pk, connection_id, gateway_id in targets:
-        client = clients.get(gateway_id, "NoGateway")
-        if isinstance(client, str):
-            result.failed[connection_id] = client
+        endpoint = endpoints.get(gateway_id, "NoGateway")
+        if isinstance(endpoint, str):
+            result.failed[connection_id] = endpoint
             continue
         pks[connection_id] = pk
-        jobs.append((connection_id, client))
-    sender = transport.choose(
-        get_setting("send_transport"),
-        workers=workers,
-        retries=get_setting("send_max_retries"),
-        base_delay=get_setting("send_retry_base_delay"),
-        limiter=transport.RateLimiter(get_setting("send_max_calls_per_second")),
-    )
-    for connection_id, error in sender.post_many(jobs, payload).items():
+        jobs.append((connection_id, endpoint))
+    outcome = backend.post_many(jobs, payload, options) if jobs else {}
+    for connection_id, error in outcome.items():
         if error is None:
             result.delivered.append(connection_id)
         elif error == GONE:
@@ -149,17 +150,27 @@ def _mark_gone(pks, connection_ids):
         signals.connection_gone.send(sender=send_to_sessions, connection_ids=list(connection_ids))
 
 
+class CloseFailed(Exception):
+    """API Gateway did not close the connection; ``code`` says why (an AWS error code)."""
+
+    def __init__(self, connection_id, code):
+        super().__init__(f"Could not close {connection_id}: {code}")
+        self.connection_id, self.code = connection_id, code
+
+
 def close_connection(session):
-    """Ask API Gateway to close ``session``'s socket. True when it was open."""
+    """Ask API Gateway to close ``session``'s socket. True when it was open, False when gone.
+
+    Raises ``CloseFailed`` for any other answer.
+    """
     if session.api_gateway is None:
         raise ValueError(f"Session {session.connection_id} has no ApiGateway to close it through.")
-    client = management_client(session.api_gateway)
-    try:
-        client.delete_connection(ConnectionId=session.connection_id)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != GONE:
-            raise
+    endpoint = backends.Endpoint.for_gateway(session.api_gateway)
+    code = backends.get_backend().delete(endpoint, session.connection_id, backends.SendOptions.from_settings())
+    if code == GONE:
         _mark_gone([session.pk], [session.connection_id])
         session.connected = False
         return False
+    if code is not None:
+        raise CloseFailed(session.connection_id, code)
     return True

@@ -16,10 +16,19 @@ from .management_server import ManagementServer
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(params=["native", "aiohttp", "threads"], autouse=True)
-def transport_setting(request, settings):
-    """Every test runs with every transport."""
-    settings.WEBSOCKETS = {"send_transport": request.param}
+BACKENDS = {
+    "aiohttp": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
+    "boto3": "django_aws_api_gateway_websockets.backends.Boto3Backend",
+}
+
+
+@pytest.fixture(params=[*BACKENDS, "legacy-threads"], autouse=True)
+def backend_setting(request, settings):
+    """Every test runs with every backend (and the deprecated ``send_transport`` alias)."""
+    if request.param == "legacy-threads":
+        settings.WEBSOCKETS = {"send_transport": "threads"}
+    else:
+        settings.WEBSOCKETS = {"send_backend": BACKENDS[request.param]}
     return request.param
 
 
@@ -180,18 +189,19 @@ def test_derived_endpoint_uses_record_region(db):
     assert gateway.management_endpoint == "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
 
 
-def test_async_transport_signs_aws_endpoints_with_sigv4():
-    from django_aws_api_gateway_websockets import aws
-    from django_aws_api_gateway_websockets.transport import _Endpoint
+def test_aiohttp_backend_signs_aws_endpoints_with_sigv4():
+    from django_aws_api_gateway_websockets.backends import AiohttpBackend, Endpoint
 
-    client = aws.get_client("apigatewaymanagementapi", region="eu-west-1", endpoint_url="https://abc.execute-api.eu-west-1.amazonaws.com/prod")
-    endpoint = _Endpoint(client, b"{}")
-    assert (endpoint.scheme, endpoint.host, endpoint.port, endpoint.path) == ("https", "abc.execute-api.eu-west-1.amazonaws.com", 443, "/prod")
-    headers = endpoint.headers("/prod/@connections/x")
+    endpoint = Endpoint("https://abc.execute-api.eu-west-1.amazonaws.com/prod", "eu-west-1")
+    assert endpoint.origin == ("https", "abc.execute-api.eu-west-1.amazonaws.com", 443)
+    assert endpoint.path("a/b=") == "/prod/@connections/a%2Fb%3D"
+    assert endpoint.signed
+    signer = AiohttpBackend._signer("POST", endpoint, b"{}", {})
+    headers = signer.headers(endpoint.path("x"))
+    # The credentials botocore resolved (settings here), through its public credential API.
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
     assert "/eu-west-1/execute-api/aws4_request" in headers["Authorization"]
-    local = _Endpoint(aws.get_client("apigatewaymanagementapi", endpoint_url="http://127.0.0.1:8001/local"), b"{}")
-    assert local.headers("/local/@connections/x") == {}
+    assert not Endpoint("http://127.0.0.1:8001/local", "eu-west-1").signed
 
 
 def _botocore_signature(credentials, url, payload, when):

@@ -1,11 +1,8 @@
 """The helpers users write their own handler tests with (django_aws_api_gateway_websockets.testing)."""
 
-import pytest
-from botocore.exceptions import ClientError
 from django.test import TestCase
 
 from django_aws_api_gateway_websockets.models import ApiGateway, ApiGatewayAdditionalRoute, WebSocketSession
-from django_aws_api_gateway_websockets.sending import management_client
 from django_aws_api_gateway_websockets.testing import ManagementAPICapture, WebSocketTestClient
 
 
@@ -54,12 +51,38 @@ def test_custom_route_goes_to_its_integration_url(ws_client, user):
     assert ws.send({"action": "other", "handler": "whoami"}).json()["type"] == "whoami"
 
 
-def test_capture_raises_gone_through_boto3(ws_capture, db):
+def test_capture_answers_gone_like_aws(ws_capture, db):
     gateway = ApiGateway.objects.create(api_name="g", api_id="g1", region="us-east-1")
+    dead = WebSocketSession.objects.create(connection_id="dead", api_gateway=gateway)
+    alive = WebSocketSession.objects.create(connection_id="alive", api_gateway=gateway)
     ws_capture.mark_gone("dead")
-    with pytest.raises(ClientError) as info:
-        management_client(gateway).post_to_connection(ConnectionId="dead", Data=b"x")
-    assert info.value.response["Error"]["Code"] == "GoneException"
+    result = WebSocketSession.objects.send_message({"x": 1})
+    assert (result.gone, result.delivered) == (["dead"], ["alive"])
+    dead.refresh_from_db()
+    assert dead.connected is False
+    assert ws_capture.endpoints["alive"] == ["https://g1.execute-api.us-east-1.amazonaws.com/production"]
+    assert ws_capture.raw["alive"] == [b'{"x":1}']
+    assert alive.close() is True and ws_capture.deleted == ["alive"]
+
+
+def test_capture_can_fail_calls(ws_capture, db):
+    gateway = ApiGateway.objects.create(api_name="g", api_id="g1", region="us-east-1")
+    WebSocketSession.objects.create(connection_id="slow", api_gateway=gateway)
+    ws_capture.fail("slow", "LimitExceededException")
+    assert WebSocketSession.objects.send_message("hi").failed == {"slow": "LimitExceededException"}
+
+
+def test_in_memory_backend_from_settings(settings, db):
+    """The in-memory backend configured like EMAIL_BACKEND: no capture block needed."""
+    from django_aws_api_gateway_websockets.testing import default_capture
+
+    settings.WEBSOCKETS = {"send_backend": "django_aws_api_gateway_websockets.testing.InMemoryBackend"}
+    gateway = ApiGateway.objects.create(api_name="g", api_id="g1", region="us-east-1")
+    WebSocketSession.objects.create(connection_id="c1", api_gateway=gateway)
+    default_capture.clear()
+    assert WebSocketSession.objects.send_message({"n": 1}).delivered == ["c1"]
+    assert default_capture.sent_to("c1") == [{"n": 1}]
+    default_capture.clear()
 
 
 class DjangoTestCaseUsage(TestCase):

@@ -1,6 +1,6 @@
 """pytest fixtures (registered through the ``pytest11`` entry point).
 
-* ``ws_capture``: an installed ``ManagementAPICapture``.
+* ``ws_capture``: an installed ``ManagementAPICapture`` (every send goes to the in-memory backend).
 * ``ws_client``: a factory ``ws_client(path="/ws/", user=None, **kwargs)`` returning
   ``WebSocketTestClient`` objects that share ``ws_capture``; needs the ``db`` fixture.
 """

@@ -1,0 +1,431 @@
+"""Send backends: how ``@connections`` calls leave the process (``WEBSOCKETS["send_backend"]``).
+
+In the spirit of Django's ``EMAIL_BACKEND``: the setting names a class, one instance of it per
+process does every send. Three come with the package:
+
+* ``AiohttpBackend`` (the default): aiohttp from one background event loop per process; one
+  connection pool per endpoint, kept and reused across sends of any size; honours
+  ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (``trust_env``) and the CA bundle botocore uses
+  (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, else certifi's); connect and read timeouts;
+  SigV4 with the credentials botocore resolves (refreshable role credentials included).
+* ``Boto3Backend``: boto3's ``post_to_connection`` from a pool of threads, one client per endpoint.
+* ``django_aws_api_gateway_websockets.testing.InMemoryBackend``: nothing leaves the process
+  (tests; ``ManagementAPICapture`` installs it).
+
+A backend implements ``post_many(jobs, payload, options)`` -> ``{connection_id: None | code}``
+and ``delete(endpoint, connection_id, options)`` -> ``None | code`` (see ``BaseSendBackend``);
+``transport`` has the retry rules they share.
+"""
+
+import asyncio
+import math
+import os
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from urllib.parse import quote, urlsplit
+
+from django.utils.module_loading import import_string
+
+from . import aws, transport
+from .conf import get_setting
+from .eventloop import BackgroundLoop
+
+try:  # at import, not on the first send: the import costs a few hundred milliseconds
+    import aiohttp
+except ImportError:  # pragma: no cover - a dependency
+    aiohttp = None
+
+DEFAULT_BACKEND = "django_aws_api_gateway_websockets.backends.AiohttpBackend"
+GONE = transport.GONE
+CONNECT_ATTEMPTS = 3  # a connection that cannot be opened: tried this often, then the endpoint is down
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A Management API endpoint: ``https://{api_id}.execute-api.{region}.amazonaws.com/{stage}``."""
+
+    url: str
+    region: str
+
+    @classmethod
+    def for_gateway(cls, gateway):
+        return cls(gateway.management_endpoint.rstrip("/"), aws.get_region_name(gateway.region_name))
+
+    @cached_property
+    def parts(self):
+        return urlsplit(self.url)
+
+    @property
+    def origin(self):
+        parts = self.parts
+        return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def host_header(self):
+        parts = self.parts
+        default = 443 if parts.scheme == "https" else 80
+        return parts.hostname if parts.port in (None, default) else f"{parts.hostname}:{parts.port}"
+
+    @property
+    def signed(self):
+        """AWS endpoints are signed; plain-http ones (the local gateway) are not."""
+        return not aws.is_local_endpoint(self.url)
+
+    def path(self, connection_id):
+        return f"{self.parts.path}/@connections/{quote(connection_id, safe='')}"
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """The ``send_*`` settings of one send."""
+
+    workers: int
+    retries: int
+    base_delay: float
+    timeout: float
+    connect_timeout: float
+    rate: int
+    processes: int
+    rate_cache: str
+
+    @classmethod
+    def from_settings(cls, max_workers=None):
+        return cls(
+            workers=max(1, max_workers or get_setting("send_max_workers")),
+            retries=get_setting("send_max_retries"),
+            base_delay=get_setting("send_retry_base_delay"),
+            timeout=get_setting("send_timeout_seconds"),
+            connect_timeout=get_setting("send_connect_timeout_seconds"),
+            rate=get_setting("send_max_calls_per_second"),
+            processes=get_setting("send_rate_processes"),
+            rate_cache=get_setting("send_rate_limit_cache"),
+        )
+
+    def limiter(self, region):
+        return transport.limiter_for(region, self.rate, self.processes, self.rate_cache)
+
+    def deadline(self, calls):
+        """A bound on a whole send of ``calls`` calls (a backstop: each call has its own timeouts)."""
+        per_call = (self.connect_timeout + self.timeout) * (self.retries + 1) + self.base_delay * 2 ** (self.retries + 1)
+        pacing = calls / (self.rate / self.processes) if self.rate else 0.0
+        waves = math.ceil(calls / self.workers)
+        return per_call + pacing + waves * (self.connect_timeout + self.timeout) + 30.0
+
+
+class BaseSendBackend:
+    """What a send backend implements. One instance per process (``get_backend``)."""
+
+    def post_many(self, jobs, payload, options):
+        """POST ``payload`` to each ``(connection_id, Endpoint)`` of ``jobs``.
+
+        Returns ``{connection_id: None}`` (delivered) or an error code: ``"GoneException"``, an
+        AWS error code, a client error name (not delivered), or ``"Uncertain:<reason>"``.
+        """
+        raise NotImplementedError
+
+    def delete(self, endpoint, connection_id, options):
+        """DELETE ``@connections/{id}``: ``None`` (closed), ``"GoneException"`` or an error code."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release pools and connections (tests, shutdown)."""
+
+
+def _credentials(endpoint):
+    """``(frozen credentials, None)`` or ``(None, error code)`` for a signed endpoint."""
+    try:
+        credentials = aws.get_credentials()
+        if credentials is None:
+            return None, "NoCredentialsError"
+        return credentials.get_frozen_credentials(), None
+    except Exception as exc:  # a role that cannot be refreshed, a broken profile...
+        return None, type(exc).__name__
+
+
+class _Pool:
+    """One endpoint's aiohttp session (its connection pool) and in-flight bound, in the loop thread."""
+
+    def __init__(self, endpoint, options):
+        connector = aiohttp.TCPConnector(
+            limit=0,  # the semaphore below bounds the connections: never a wait inside aiohttp
+            ttl_dns_cache=300,
+            keepalive_timeout=30,
+            ssl=self.ssl_context() if endpoint.parts.scheme == "https" else True,
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=True,  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as botocore
+            timeout=self.timeout(options),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+        )
+        self.workers = options.workers
+        self.semaphore = asyncio.Semaphore(options.workers)
+        self.request_timeout = self.timeout(options)
+
+    @staticmethod
+    def ssl_context():
+        """Verify as boto3 does: AWS_CA_BUNDLE / the profile's ca_bundle, else botocore's default bundle."""
+        return ssl.create_default_context(cafile=aws.ca_bundle())
+
+    @staticmethod
+    def timeout(options):
+        return aiohttp.ClientTimeout(
+            total=options.connect_timeout + options.timeout,
+            connect=options.connect_timeout,  # TCP, proxy CONNECT and TLS handshake
+            sock_read=options.timeout,
+        )
+
+    def adjust(self, options):
+        if options.workers != self.workers:
+            self.workers, self.semaphore = options.workers, asyncio.Semaphore(options.workers)
+        self.request_timeout = self.timeout(options)
+
+
+def _not_sent(exc):
+    """The request provably never left: the connection was not opened."""
+    return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+
+
+class AiohttpBackend(BaseSendBackend):
+    """aiohttp from one background event loop per process; one pool per endpoint, reused."""
+
+    def __init__(self):
+        if aiohttp is None:  # pragma: no cover
+            raise ImportError("AiohttpBackend needs aiohttp (a dependency of the package).")
+        self._loop = BackgroundLoop("ws-send-loop")
+        self._pools = {}  # (scheme, host, port) -> _Pool; touched only from the loop thread
+        self._loop.on_new_loop(self._pools.clear)  # after fork: the parent's pools are not ours
+
+    def pool_count(self):
+        return len(self._pools)
+
+    def _pool(self, endpoint, options):
+        pool = self._pools.get(endpoint.origin)
+        if pool is None or pool.session.closed:
+            pool = self._pools[endpoint.origin] = _Pool(endpoint, options)
+        else:
+            pool.adjust(options)
+        return pool
+
+    def post_many(self, jobs, payload, options):
+        results = {}
+        try:
+            self._loop.run(self._post_all(jobs, payload, options, results), timeout=options.deadline(len(jobs)))
+        except TimeoutError:
+            pass
+        return {cid: results.get(cid, transport.uncertain("SendDeadline")) for cid, _ in jobs}
+
+    def delete(self, endpoint, connection_id, options):
+        try:
+            return self._loop.run(self._call("DELETE", endpoint, connection_id, b"", options, {}), timeout=options.deadline(1))
+        except TimeoutError:
+            return transport.uncertain("SendDeadline")
+
+    async def _post_all(self, jobs, payload, options, results):
+        signers, down = {}, {}
+
+        async def post(connection_id, endpoint):
+            results[connection_id] = await self._call("POST", endpoint, connection_id, payload, options, signers, down)
+
+        await asyncio.gather(*(post(cid, endpoint) for cid, endpoint in jobs))
+
+    @staticmethod
+    def _signer(method, endpoint, payload, signers):
+        key = (method, endpoint)
+        if key not in signers:
+            credentials, error = _credentials(endpoint)
+            signers[key] = error or transport.SigV4Signer(credentials, endpoint.region, endpoint.host_header, payload, method)
+        return signers[key]
+
+    async def _call(self, method, endpoint, connection_id, payload, options, signers, down=None):
+        down = {} if down is None else down
+        signer = self._signer(method, endpoint, payload, signers) if endpoint.signed else None
+        if isinstance(signer, str):
+            return signer
+        pool = self._pool(endpoint, options)
+        limiter = options.limiter(endpoint.region)
+        path = endpoint.path(connection_id)
+        url = f"{endpoint.parts.scheme}://{endpoint.parts.netloc}{path}"
+        code = "LimitExceededException"
+        for attempt in range(options.retries + 1):
+            if endpoint in down:
+                return down[endpoint]
+            async with pool.semaphore:
+                delay = limiter.delay()
+                if delay:
+                    await asyncio.sleep(delay)
+                headers = signer.headers(path) if signer is not None else {}
+                try:
+                    async with pool.session.request(method, url, data=payload, headers=headers, timeout=pool.request_timeout) as response:
+                        await response.read()
+                        code, retry = transport.status_outcome(response.status, response.headers.get("x-amzn-ErrorType", ""))
+                except Exception as exc:  # every client error: classified, never raised
+                    if not _not_sent(exc):
+                        return transport.uncertain(type(exc).__name__)
+                    code = type(exc).__name__
+                    if attempt + 1 >= CONNECT_ATTEMPTS:
+                        down[endpoint] = code  # the rest of this send's calls there fail at once
+                        return code
+                    retry = True
+            if not retry or attempt >= options.retries:
+                return code
+            await asyncio.sleep(transport._backoff(options.base_delay, attempt))
+        return code
+
+    def close(self):
+        pools, self._pools = list(self._pools.values()), {}
+        if pools:
+
+            async def close_all():
+                for pool in pools:
+                    await pool.session.close()
+
+            try:
+                self._loop.run(close_all(), timeout=10)
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+
+
+class Boto3Backend(BaseSendBackend):
+    """boto3's ``post_to_connection`` from a bounded pool of threads; one client per endpoint."""
+
+    def _client(self, endpoint, options):
+        return aws.get_client(
+            "apigatewaymanagementapi",
+            region=endpoint.region,
+            endpoint_url=endpoint.url,
+            max_pool_connections=options.workers,
+            timeouts=(options.connect_timeout, options.timeout),
+        )
+
+    def post_many(self, jobs, payload, options):
+        clients = {}
+
+        def post(job):
+            connection_id, endpoint = job
+            client = clients.get(endpoint)
+            if client is None:
+                try:
+                    client = clients[endpoint] = self._client(endpoint, options)
+                except Exception as exc:
+                    client = clients[endpoint] = type(exc).__name__
+            if isinstance(client, str):
+                return connection_id, client
+            call = lambda: client.post_to_connection(ConnectionId=connection_id, Data=payload)  # noqa: E731
+            return connection_id, self._retrying(call, endpoint, options)
+
+        workers = min(options.workers, len(jobs))
+        if workers <= 1:
+            return dict(map(post, jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ws-send") as pool:
+            return dict(pool.map(post, jobs))
+
+    def delete(self, endpoint, connection_id, options):
+        client = self._client(endpoint, options)
+        return self._retrying(lambda: client.delete_connection(ConnectionId=connection_id), endpoint, options)
+
+    @staticmethod
+    def _retrying(call, endpoint, options):
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            HTTPClientError,
+            ProxyConnectionError,
+            ResponseStreamingError,
+        )
+
+        limiter = options.limiter(endpoint.region)
+        code = "LimitExceededException"
+        for attempt in range(options.retries + 1):
+            time.sleep(limiter.delay())
+            try:
+                call()
+                return None
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+                error = exc.response.get("Error", {}).get("Code", "ClientError")
+                code, retry = transport.status_outcome(status, error)
+            except (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError) as exc:
+                code, retry = type(exc).__name__, attempt + 1 < CONNECT_ATTEMPTS  # the request never left
+            except (HTTPClientError, ResponseStreamingError) as exc:
+                return transport.uncertain(type(exc).__name__)  # a read timeout, a closed connection: maybe applied
+            except BotoCoreError as exc:  # before any request: no credentials, bad parameters
+                return type(exc).__name__
+            if not retry or attempt >= options.retries:
+                return code
+            time.sleep(transport._backoff(options.base_delay, attempt))
+        return code
+
+
+# One instance per backend class per process.
+_instances = {}
+_instances_lock = threading.Lock()
+_override = []  # backends installed by ManagementAPICapture (innermost last)
+
+
+def backend_path():
+    """The configured backend's dotted path (``send_backend``, else the deprecated ``send_transport``)."""
+    path = get_setting("send_backend")
+    if path == DEFAULT_BACKEND:
+        legacy = get_setting("send_transport")
+        if legacy:
+            if legacy not in transport.TRANSPORT_BACKENDS:
+                raise ValueError(
+                    f'WEBSOCKETS["send_transport"] (deprecated: use "send_backend") must be one of '
+                    f'{", ".join(transport.TRANSPORTS)}, not {legacy!r}'
+                )
+            path = transport.TRANSPORT_BACKENDS[legacy]
+    return path
+
+
+def get_backend():
+    """The process's instance of the configured backend (or the one a test capture installed)."""
+    if _override:
+        return _override[-1]
+    path = backend_path()
+    backend = _instances.get(path)
+    if backend is None:
+        with _instances_lock:
+            backend = _instances.get(path)
+            if backend is None:
+                backend = _instances[path] = import_string(path)()
+    return backend
+
+
+class use_backend:
+    """Context manager: every send in this process goes through ``backend`` meanwhile."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __enter__(self):
+        _override.append(self.backend)
+        return self.backend
+
+    def __exit__(self, *exc_info):
+        _override.remove(self.backend)
+
+
+def reset_backends():
+    """Close and forget every backend instance (settings changed, tests)."""
+    with _instances_lock:
+        instances = list(_instances.values())
+        _instances.clear()
+    for backend in instances:
+        backend.close()
+
+
+def _forget_after_fork():
+    global _instances_lock
+    _instances_lock = threading.Lock()
+    # The instances stay: their loop and pools renew themselves in the child (BackgroundLoop).
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
