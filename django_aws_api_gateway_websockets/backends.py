@@ -135,6 +135,35 @@ class BaseSendBackend:
         """Release pools and connections (tests, shutdown)."""
 
 
+class _Reachability:
+    """Per send: an endpoint that failed to connect ``CONNECT_ATTEMPTS`` times before any call of
+    the send reached it is down, and the rest of the send's calls there fail at once (a
+    blackholed endpoint costs a few connect timeouts, not one per call). Once it answered, each
+    call has its own ``CONNECT_ATTEMPTS``."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.failures = {}  # endpoint -> connect failures
+        self.reached = set()
+        self.down = {}  # endpoint -> error code
+
+    def check(self, endpoint):
+        return self.down.get(endpoint)
+
+    def failed(self, endpoint, code, attempts):
+        """Record a connect failure (the call's ``attempts``-th); True: give up the call."""
+        with self.lock:
+            count = self.failures[endpoint] = self.failures.get(endpoint, 0) + 1
+            if count >= CONNECT_ATTEMPTS and endpoint not in self.reached:
+                self.down[endpoint] = code
+            return endpoint in self.down or attempts >= CONNECT_ATTEMPTS
+
+    def connected(self, endpoint):
+        if endpoint not in self.reached:
+            with self.lock:
+                self.reached.add(endpoint)
+
+
 def _credentials(endpoint):
     """``(frozen credentials, None)`` or ``(None, error code)`` for a signed endpoint."""
     try:
@@ -227,10 +256,10 @@ class AiohttpBackend(BaseSendBackend):
             return transport.uncertain("SendDeadline")
 
     async def _post_all(self, jobs, payload, options, results):
-        signers, down = {}, {}
+        signers, reach = {}, _Reachability()
 
         async def post(connection_id, endpoint):
-            results[connection_id] = await self._call("POST", endpoint, connection_id, payload, options, signers, down)
+            results[connection_id] = await self._call("POST", endpoint, connection_id, payload, options, signers, reach)
 
         await asyncio.gather(*(post(cid, endpoint) for cid, endpoint in jobs))
 
@@ -242,8 +271,8 @@ class AiohttpBackend(BaseSendBackend):
             signers[key] = error or transport.SigV4Signer(credentials, endpoint.region, endpoint.host_header, payload, method)
         return signers[key]
 
-    async def _call(self, method, endpoint, connection_id, payload, options, signers, down=None):
-        down = {} if down is None else down
+    async def _call(self, method, endpoint, connection_id, payload, options, signers, reach=None):
+        reach = _Reachability() if reach is None else reach
         signer = self._signer(method, endpoint, payload, signers) if endpoint.signed else None
         if isinstance(signer, str):
             return signer
@@ -251,11 +280,11 @@ class AiohttpBackend(BaseSendBackend):
         limiter = options.limiter(endpoint.region)
         path = endpoint.path(connection_id)
         url = f"{endpoint.parts.scheme}://{endpoint.parts.netloc}{path}"
-        code = "LimitExceededException"
+        code, connect_failures = "LimitExceededException", 0
         for attempt in range(options.retries + 1):
-            if endpoint in down:
-                return down[endpoint]
             async with pool.semaphore:
+                if reach.check(endpoint):
+                    return reach.check(endpoint)
                 delay = limiter.delay()
                 if delay:
                     await asyncio.sleep(delay)
@@ -264,12 +293,12 @@ class AiohttpBackend(BaseSendBackend):
                     async with pool.session.request(method, url, data=payload, headers=headers, timeout=pool.request_timeout) as response:
                         await response.read()
                         code, retry = transport.status_outcome(response.status, response.headers.get("x-amzn-ErrorType", ""))
+                    reach.connected(endpoint)
                 except Exception as exc:  # every client error: classified, never raised
                     if not _not_sent(exc):
                         return transport.uncertain(type(exc).__name__)
-                    code = type(exc).__name__
-                    if attempt + 1 >= CONNECT_ATTEMPTS:
-                        down[endpoint] = code  # the rest of this send's calls there fail at once
+                    code, connect_failures = type(exc).__name__, connect_failures + 1
+                    if reach.failed(endpoint, code, connect_failures):
                         return code
                     retry = True
             if not retry or attempt >= options.retries:
@@ -304,7 +333,7 @@ class Boto3Backend(BaseSendBackend):
         )
 
     def post_many(self, jobs, payload, options):
-        clients = {}
+        clients, reach = {}, _Reachability()
 
         def post(job):
             connection_id, endpoint = job
@@ -317,7 +346,7 @@ class Boto3Backend(BaseSendBackend):
             if isinstance(client, str):
                 return connection_id, client
             call = lambda: client.post_to_connection(ConnectionId=connection_id, Data=payload)  # noqa: E731
-            return connection_id, self._retrying(call, endpoint, options)
+            return connection_id, self._retrying(call, endpoint, options, reach)
 
         workers = min(options.workers, len(jobs))
         if workers <= 1:
@@ -327,10 +356,10 @@ class Boto3Backend(BaseSendBackend):
 
     def delete(self, endpoint, connection_id, options):
         client = self._client(endpoint, options)
-        return self._retrying(lambda: client.delete_connection(ConnectionId=connection_id), endpoint, options)
+        return self._retrying(lambda: client.delete_connection(ConnectionId=connection_id), endpoint, options, _Reachability())
 
     @staticmethod
-    def _retrying(call, endpoint, options):
+    def _retrying(call, endpoint, options, reach):
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -342,18 +371,23 @@ class Boto3Backend(BaseSendBackend):
         )
 
         limiter = options.limiter(endpoint.region)
-        code = "LimitExceededException"
+        code, connect_failures = "LimitExceededException", 0
         for attempt in range(options.retries + 1):
+            if reach.check(endpoint):
+                return reach.check(endpoint)
             time.sleep(limiter.delay())
             try:
                 call()
+                reach.connected(endpoint)
                 return None
             except ClientError as exc:
+                reach.connected(endpoint)
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
                 error = exc.response.get("Error", {}).get("Code", "ClientError")
                 code, retry = transport.status_outcome(status, error)
             except (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError) as exc:
-                code, retry = type(exc).__name__, attempt + 1 < CONNECT_ATTEMPTS  # the request never left
+                code, connect_failures = type(exc).__name__, connect_failures + 1  # the request never left
+                retry = not reach.failed(endpoint, code, connect_failures)
             except (HTTPClientError, ResponseStreamingError) as exc:
                 return transport.uncertain(type(exc).__name__)  # a read timeout, a closed connection: maybe applied
             except BotoCoreError as exc:  # before any request: no credentials, bad parameters

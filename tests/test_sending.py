@@ -288,3 +288,33 @@ def test_unknown_transport_setting_is_a_clear_error(local_gateway, settings):
     rows(local_gateway, "c1")
     with pytest.raises(ValueError, match="send_transport"):
         WebSocketSession.objects.send_message({})
+
+
+def test_deprecated_send_transport_is_a_check_warning(settings):
+    from django.core import checks
+
+    settings.WEBSOCKETS = {"send_transport": "native"}
+    found = [m for m in checks.run_checks() if m.id == "aws_websockets.W070"]
+    assert len(found) == 1 and "AiohttpBackend" in found[0].msg
+    settings.WEBSOCKETS = {"send_backend": "django_aws_api_gateway_websockets.backends.Boto3Backend"}
+    assert not [m for m in checks.run_checks() if m.id in ("aws_websockets.W070", "aws_websockets.E071")]
+
+
+def test_a_send_backend_that_does_not_import_is_a_check_error(settings):
+    from django.core import checks
+
+    settings.WEBSOCKETS = {"send_backend": "myproject.nowhere.Backend"}
+    assert [m.id for m in checks.run_checks() if m.id == "aws_websockets.E071"] == ["aws_websockets.E071"]
+
+
+def test_uncertain_calls_are_listed_and_never_resent(server, local_gateway, settings):
+    """A 500 may have been applied: reported as uncertain, the server saw it once."""
+    from django_aws_api_gateway_websockets.testing import ManagementAPICapture
+
+    with ManagementAPICapture() as capture:
+        gateway = local_gateway
+        rows(gateway, "ok-1", "maybe-1")
+        capture.fail("maybe-1", "Uncertain:ServerDisconnectedError")
+        result = WebSocketSession.objects.send_message("hi")
+    assert result.delivered == ["ok-1"]
+    assert result.uncertain == ["maybe-1"]
