@@ -654,3 +654,41 @@ def _stale_messages(alias):
             id=f"{NAMESPACE}.W041",
         )
     ]
+
+
+# --- check: the local origin trap (a DEBUG project's own page refused) -----------------
+
+LOCAL_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")  # runserver's default address
+
+
+@register(NAMESPACE)
+def check_local_origin(app_configs, **kwargs):
+    """With ``DEBUG``, a page served by ``runserver`` opens its socket with ``Origin:
+    http://127.0.0.1:8000``; unless ``CSRF_TRUSTED_ORIGINS`` lists it, every ``$connect`` is
+    refused (403 "Origin not allowed.") and nothing else says why. No database access."""
+    if not settings.DEBUG:
+        return []
+    views = [view for view in _websocket_views() if getattr(view, "CHECK_ORIGIN", True)]
+    if not views:
+        return []
+    trusted = getattr(settings, "CSRF_TRUSTED_ORIGINS", None) or []
+    if not isinstance(trusted, (list, tuple)):
+        return []
+    for value in trusted:  # any loopback http origin listed: the developer has chosen their port
+        parsed = security.parse_origin(value) if isinstance(value, str) else None
+        if parsed and parsed.scheme == "http" and parsed.host in ("127.0.0.1", "localhost", "[::1]", "::1"):
+            return []
+    missing = [origin for origin in LOCAL_ORIGINS if not security.origin_allowed(origin)]
+    if not missing:
+        return []
+    listed = ", ".join(f'"{origin}"' for origin in missing)
+    return [
+        Warning(
+            f"DEBUG is on and CSRF_TRUSTED_ORIGINS does not list the local origin {missing[0]}: a page served by "
+            f"runserver will have every WebSocket connect refused (403 \"Origin not allowed.\") by "
+            f"{', '.join(view.__name__ for view in views)}.",
+            hint=f"Add to your settings: CSRF_TRUSTED_ORIGINS = [{listed}] (keep any origins you already list; use "
+            "the port runserver listens on if it is not 8000).",
+            id=f"{NAMESPACE}.W080",
+        )
+    ]

@@ -173,6 +173,7 @@ def test_deploy_checks_on_insecure_settings_and_records(secure, gateway, monkeyp
         "aws_websockets.W033",  # target not https
         "aws_websockets.W035",  # CSRF_TRUSTED_ORIGINS does not cover the target's site
         "aws_websockets.W040",  # never cleaned up
+        "aws_websockets.W080",  # DEBUG, and the local origin http://127.0.0.1:8000 is not trusted
     ]
     [origin] = messages("aws_websockets.W035")
     assert "https://internal.example.net" in origin.msg and '"https://internal.example.net"' in origin.hint

@@ -5,6 +5,7 @@ import json
 import logging
 import threading
 import time
+from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,6 +22,46 @@ logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
 GOING_AWAY = 1001  # what API Gateway closes with on idle timeout, max lifetime and DELETE
 # On stop, the last $disconnect calls get one integration timeout plus this.
 STOP_GRACE_SECONDS = 5
+
+
+REASON_MAX_CHARS = 200
+
+
+def refusal_reason(result, config, query_string=""):
+    """Why Django refused a ``$connect``, for the log line: ``': "Origin not allowed."'``.
+
+    The ``error``/``message``/``detail`` of a JSON answer, else the ``<title>`` of an HTML page
+    (Django's debug page carries settings: never more than its title), else the start of the text;
+    collapsed to one line, at most REASON_MAX_CHARS, with the record's secret and the query
+    string's values (the single-use token) blanked out should Django have echoed them.
+    """
+    body = result.body or b""
+    if not body:
+        return ""
+    text = body[:4096].decode("utf-8", errors="replace")
+    content_type = result.headers.get("Content-Type", "")
+    reason = ""
+    if "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            reason = next((str(data[key]) for key in ("error", "message", "detail", "reason") if data.get(key)), "")
+    elif "html" in content_type:
+        start, end = text.lower().find("<title>"), text.lower().find("</title>")
+        reason = text[start + 7:end] if 0 <= start < end else ""
+    else:
+        reason = text
+    reason = " ".join(reason.split())
+    secrets = [getattr(config, "secret", "") or "", *(getattr(config, "previous_secrets", None) or ())]
+    secrets += [value for _key, value in parse_qsl(query_string or "") if len(value) >= 8]
+    for secret in secrets:
+        if secret and len(secret) >= 8:
+            reason = reason.replace(secret, "[redacted]")
+    if len(reason) > REASON_MAX_CHARS:
+        reason = reason[: REASON_MAX_CHARS - 1] + "…"
+    return f': "{reason}"' if reason else ""
 
 
 class LocalGateway:
@@ -101,7 +142,10 @@ class LocalGateway:
         result = await self._integrate(conn, "$connect", url, b"", browser_headers=request.headers)
         if not result.ok:
             status = result.status if result.status >= 400 else 500
-            logger.info("connect rejected %s from %s: Django answered %s", conn.connection_id, conn.source_ip, result.status)
+            logger.info(
+                "connect rejected %s from %s: Django answered %s%s",
+                conn.connection_id, conn.source_ip, result.status, refusal_reason(result, self.config, request.query_string),
+            )
             return web.Response(status=status, text=f"WebSocket connection rejected ({status})")
         # Django picks a subprotocol the way API Gateway expects: the header on its $connect answer.
         subprotocol = result.headers.get("Sec-WebSocket-Protocol")

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from chat import views
+from django_aws_api_gateway_websockets.refusals import WebSocketRefusalView
 from django_aws_api_gateway_websockets.views import WebSocketTokenView
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The browser asks here for a single-use token before every (re)connect.
     path("api/ws-token/", WebSocketTokenView.as_view(), name="websocket_token"),
+    # After a failed handshake the browser asks here whether (and why) $connect refused its token.
+    path("api/ws-token/refusal/", WebSocketRefusalView.as_view(), name="websocket_refusal"),
     # API Gateway (or runwsgateway) calls these: ws/connect, ws/disconnect, ws/default.
     path("ws/<slug:route>", views.ChatWebSocketView.as_view()),
     path("ws-staff/<slug:route>", views.StaffWebSocketView.as_view()),

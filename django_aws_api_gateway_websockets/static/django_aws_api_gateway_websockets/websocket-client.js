@@ -10,6 +10,13 @@
 // jitter; a 401/403 from the token endpoint stops the client ("unauthorized"); a heartbeat keeps
 // API Gateway's 10-minute idle timer from closing the socket, and the client reconnects on its own
 // before API Gateway's 2-hour connection cap.
+//
+// Refusals: a browser never sees the HTTP status of a failed handshake (a 403 from $connect looks
+// like a gateway that is down). After a handshake fails, the client POSTs the token it used to
+// `refusalUrl` (default: `<tokenUrl>refusal/`, WebSocketRefusalView); the server says whether it
+// refused that token, with the status and the reason. `maxRefusals` refusals in a row of the same
+// kind stop the client with an `error` event {kind: "refused", status, reason, code, refusals}
+// (429 is never final). Without a refusal URL the error says only that the handshake failed.
 
 const MINUTE = 60 * 1000;
 
@@ -21,10 +28,15 @@ export const DEFAULTS = {
   heartbeatMs: 5 * MINUTE, // API Gateway closes idle sockets after 10 minutes
   maxLifetimeMs: 115 * MINUTE, // API Gateway closes every socket after 2 hours
   heartbeat: { handler: "ping" }, // the view's built-in ping handler
+  maxRefusals: 3, // the same refusal this many times in a row: stop (see refusalUrl)
+  // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
 };
 
+const HANDSHAKE_FAILED =
+  "The WebSocket handshake failed: refused by the server, or the gateway is unreachable (a browser is not told which).";
+
 // Events the client itself emits; a message whose "type" is one of these is only a "message" event.
-const LIFECYCLE = new Set(["open", "close", "message", "error", "unauthorized", "reconnecting", "dropped"]);
+const LIFECYCLE = new Set(["open", "close", "message", "error", "unauthorized", "reconnecting", "dropped", "refused"]);
 
 export function csrfTokenFromCookie(name = "csrftoken") {
   const match = document.cookie.split("; ").find((part) => part.startsWith(name + "="));
@@ -43,6 +55,16 @@ export class WebSocketClient extends EventTarget {
     this.stopped = true;
     this.generation = 0; // bumped by close(): a token fetch still in flight must not open a socket
     this.timers = {};
+    this.refusals = 0; // consecutive refusals of the kind refusalKind
+    this.refusalKind = "";
+    this.handshakeFailures = 0; // consecutive handshakes that failed after a token was obtained
+    this.refusalUrl = this._defaultRefusalUrl();
+  }
+
+  _defaultRefusalUrl() {
+    if (this.options.refusalUrl !== undefined) return this.options.refusalUrl;
+    const tokenUrl = this.options.tokenUrl;
+    return tokenUrl ? tokenUrl.replace(/\/?$/, "/") + "refusal/" : null;
   }
 
   // Build a client from the JSON that the {% websocket_config %} template tag renders.
@@ -112,7 +134,7 @@ export class WebSocketClient extends EventTarget {
           this._emit("unauthorized", { status: error.status });
           return;
         }
-        this._emit("error", { error });
+        this._emit("error", { kind: "token", status: error.status || null, reason: error.message, error });
         this._scheduleReconnect();
         return;
       }
@@ -122,11 +144,74 @@ export class WebSocketClient extends EventTarget {
     if (token) url.searchParams.set("ws_token", token);
     if (this.channel) url.searchParams.set("channel", this.channel);
     const socket = new WebSocket(url.toString());
+    socket._wsToken = token;
+    socket._opened = false;
     this.socket = socket;
     socket.addEventListener("open", () => this._onOpen(socket));
     socket.addEventListener("message", (event) => this._onMessage(event));
     socket.addEventListener("close", (event) => this._onClose(socket, event));
-    socket.addEventListener("error", () => this._emit("error", { error: new Error("WebSocket error") }));
+    socket.addEventListener("error", () => {
+      // Before open this is a failed handshake: _onClose reports it, with the reason when known.
+      if (socket._opened && socket === this.socket) {
+        this._emit("error", { kind: "socket", status: null, reason: "WebSocket error on an open connection" });
+      }
+    });
+  }
+
+  // The handshake failed (the socket closed without opening): ask the server whether it refused
+  // this token and why; stop after maxRefusals refusals of the same kind in a row.
+  async _handshakeFailed(token, event) {
+    this.handshakeFailures += 1;
+    const generation = this.generation;
+    let refusal = null;
+    if (this.refusalUrl && token) refusal = await this._askRefusal(token);
+    if (this.stopped || generation !== this.generation) return;
+    if (!refusal) {
+      this.refusals = 0;
+      this.refusalKind = "";
+      this._emit("error", {
+        kind: "handshake", status: null, reason: HANDSHAKE_FAILED, code: event.code, failures: this.handshakeFailures,
+      });
+      this._scheduleReconnect();
+      return;
+    }
+    const kind = `${refusal.status}:${refusal.code || refusal.reason}`;
+    this.refusals = kind === this.refusalKind ? this.refusals + 1 : 1;
+    this.refusalKind = kind;
+    const detail = { kind: "refused", status: refusal.status, reason: refusal.reason, code: refusal.code, refusals: this.refusals };
+    this._emit("refused", detail);
+    if (refusal.status !== 429 && this.refusals >= this.options.maxRefusals) {
+      this.stopped = true;
+      this._clearTimers();
+      this._emit("error", { ...detail, final: true });
+      return;
+    }
+    this._emit("error", { ...detail, final: false });
+    this._scheduleReconnect();
+  }
+
+  async _askRefusal(token) {
+    try {
+      const response = await fetch(this.refusalUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "X-CSRFToken": this.options.csrfToken || csrfTokenFromCookie(),
+          Accept: "application/json",
+          "Content-Type": "application/json",
+        },
+        body: JSON.stringify({ token }),
+      });
+      if (response.status === 404 || response.status === 405) {
+        this.refusalUrl = null; // not wired: stop asking
+        return null;
+      }
+      if (!response.ok) return null;
+      const answer = await response.json();
+      return answer && answer.refused ? answer : null;
+    } catch (error) {
+      return null;
+    }
   }
 
   async _fetchToken() {
@@ -145,7 +230,11 @@ export class WebSocketClient extends EventTarget {
 
   _onOpen(socket) {
     if (socket !== this.socket) return;
+    socket._opened = true;
     this.attempt = 0;
+    this.refusals = 0;
+    this.refusalKind = "";
+    this.handshakeFailures = 0;
     while (this.queue.length && this.isOpen) socket.send(this.queue.shift());
     this.timers.heartbeat = setInterval(() => {
       if (this.isOpen) socket.send(JSON.stringify(this.options.heartbeat));
@@ -174,7 +263,9 @@ export class WebSocketClient extends EventTarget {
     this.socket = null;
     this._clearTimers();
     this._emit("close", { code: event.code, reason: event.reason });
-    if (!this.stopped) this._scheduleReconnect();
+    if (this.stopped) return;
+    if (!socket._opened) this._handshakeFailed(socket._wsToken, event);
+    else this._scheduleReconnect();
   }
 
   // Close the current socket ourselves; its late close event must not trigger a reconnect.
