@@ -2,8 +2,9 @@
 
 The figure that decides how many calls one core can make: 10,000 calls in 2 s on one core
 leave 200 µs each, for everything. A stand-in Management API answers 200 from another process
-(so its CPU is not counted); this process's CPU time (all threads, including the transport's
-event loop) is divided by the number of calls.
+(so its CPU is not counted); this process's CPU time (all threads, including the backend's
+event loop) is divided by the number of calls. ``sender_cpu_us_per_call_tls_sigv4`` is the
+figure that counts against AWS: over TLS, every call signed with SigV4.
 
     python bench/percall.py          # prints the table; `make bench` records the same keys
 """
@@ -19,9 +20,12 @@ CALLS = int(os.environ.get("BENCH_PERCALL_N", 3_000))
 PAYLOAD = b'{"type":"bench","text":"' + b"x" * 64 + b'"}'
 
 
-def serve():
-    """The stand-in endpoint: 200 to every POST, keep-alive (runs in its own process)."""
+def serve(tls=False):
+    """The stand-in endpoint: 200 to every POST, keep-alive (runs in its own process); with
+    ``tls``, over TLS with a certificate from a private CA (prints the port and the CA file)."""
     import asyncio
+    import ssl
+    import tempfile
 
     from aiohttp import web
 
@@ -34,9 +38,18 @@ def serve():
         app.router.add_post("/bench/@connections/{id}", ok)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        context, ca_file = None, ""
+        if tls:
+            sys.path.insert(0, str(ROOT))
+            from tests.faulty_server import make_ca_and_server_cert
+
+            ca, cert, key = make_ca_and_server_cert(Path(tempfile.mkdtemp(prefix="ws-bench-tls-")))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            ca_file = str(ca)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
-        print(site._server.sockets[0].getsockname()[1], flush=True)
+        print(site._server.sockets[0].getsockname()[1], ca_file, flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -55,11 +68,14 @@ def measure(n=CALLS):
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    from django_aws_api_gateway_websockets import aws, transport
+    from django_aws_api_gateway_websockets import aws, backends, transport
 
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    tls_server = subprocess.Popen([sys.executable, __file__, "--serve-tls"], stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{server.stdout.readline().strip()}/bench"
+        tls_port, ca_file = tls_server.stdout.readline().split()
+        tls_url = f"https://127.0.0.1:{tls_port}/bench"
         client = aws.get_client("apigatewaymanagementapi", endpoint_url=url, max_pool_connections=64)
         results = {}
         ids = [f"conn{i}=" for i in range(n)]
@@ -69,19 +85,41 @@ def measure(n=CALLS):
                 client.post_to_connection(ConnectionId=cid, Data=PAYLOAD)
 
         results["cpu_per_call_us_boto3"] = _cpu_per_call(boto3_loop, min(n, 1_000))
-        for name in ("aiohttp", "native"):
-            sender = transport.AsyncTransport(
-                workers=64, retries=0, base_delay=0, limiter=transport.RateLimiter(0), http=name
-            )
+        options = backends.SendOptions(
+            workers=64, retries=0, base_delay=0, timeout=10, connect_timeout=3, rate=0, processes=1, rate_cache=""
+        )
 
-            def fan_out(k, sender=sender):
-                outcome = sender.post_many([(cid, client) for cid in ids[:k]], PAYLOAD)
-                assert all(error is None for error in outcome.values()), outcome
+        def fan_out(k, backend, endpoint):
+            outcome = backend.post_many([(cid, endpoint) for cid in ids[:k]], PAYLOAD, options)
+            failed = {cid: e for cid, e in outcome.items() if e is not None}
+            assert not failed, f"{len(failed)} failed, e.g. {next(iter(failed.items()))}"
 
-            results[f"cpu_per_call_us_{name}"] = _cpu_per_call(fan_out, n)
+        backend = backends.AiohttpBackend()
+        plain = backends.Endpoint(url, "eu-west-1")
+        results["cpu_per_call_us_aiohttp"] = _cpu_per_call(lambda k: fan_out(k, backend, plain), n)
+        # As against AWS: TLS and a SigV4 signature per call (the local endpoint's own CA trusted
+        # through AWS_CA_BUNDLE, exactly as boto3 would).
+        os.environ["AWS_CA_BUNDLE"] = ca_file
+        # Stand-in credentials when none are configured (the stand-in endpoint does not check them).
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDBENCHEXAMPLE")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench/secret/EXAMPLEKEY")
+        aws.clear_clients()
+        signed = backends.Endpoint(tls_url, "eu-west-1")
+        results["sender_cpu_us_per_call_tls_sigv4"] = _cpu_per_call(lambda k: fan_out(k, backend, signed), n)
+        tls_client = aws.get_client("apigatewaymanagementapi", endpoint_url=tls_url, region="eu-west-1", max_pool_connections=64)
+
+        def boto3_tls_loop(k):
+            for cid in ids[:k]:
+                tls_client.post_to_connection(ConnectionId=cid, Data=PAYLOAD)
+
+        results["sender_cpu_us_per_call_tls_sigv4_boto3"] = _cpu_per_call(boto3_tls_loop, min(n, 1_000))
+        backend.close()
+        del os.environ["AWS_CA_BUNDLE"]
+        aws.clear_clients()
     finally:
-        server.terminate()
-        server.wait()
+        for process in (server, tls_server):
+            process.terminate()
+            process.wait()
 
     credentials = Credentials("AKIDEXAMPLE", "secret/EXAMPLEKEY").get_frozen_credentials()
     host = "abcdef1234.execute-api.eu-west-1.amazonaws.com"
@@ -106,6 +144,8 @@ def measure(n=CALLS):
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         serve()
+    elif sys.argv[1:] == ["--serve-tls"]:
+        serve(tls=True)
     else:
         sys.path.insert(0, str(ROOT))
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")

@@ -36,8 +36,9 @@ from .eventloop import BackgroundLoop
 
 try:  # at import, not on the first send: the import costs a few hundred milliseconds
     import aiohttp
+    from yarl import URL
 except ImportError:  # pragma: no cover - a dependency
-    aiohttp = None
+    aiohttp = URL = None
 
 DEFAULT_BACKEND = "django_aws_api_gateway_websockets.backends.AiohttpBackend"
 GONE = transport.GONE
@@ -185,9 +186,11 @@ class _Pool:
             keepalive_timeout=30,
             ssl=self.ssl_context() if endpoint.parts.scheme == "https" else True,
         )
+        # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read when the pool is made, as botocore reads them
+        # when a client is made (aiohttp's trust_env would look them up again on every request).
+        self.proxy, self.proxy_auth = self.env_proxy(endpoint)
         self.session = aiohttp.ClientSession(
             connector=connector,
-            trust_env=True,  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as botocore
             timeout=self.timeout(options),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
@@ -195,6 +198,15 @@ class _Pool:
         self.workers = options.workers
         self.semaphore = asyncio.Semaphore(options.workers)
         self.request_timeout = self.timeout(options)
+
+    @staticmethod
+    def env_proxy(endpoint):
+        from aiohttp.helpers import get_env_proxy_for_url
+
+        try:
+            return get_env_proxy_for_url(URL(endpoint.url))
+        except LookupError:
+            return None, None
 
     @staticmethod
     def ssl_context():
@@ -279,7 +291,7 @@ class AiohttpBackend(BaseSendBackend):
         pool = self._pool(endpoint, options)
         limiter = options.limiter(endpoint.region)
         path = endpoint.path(connection_id)
-        url = f"{endpoint.parts.scheme}://{endpoint.parts.netloc}{path}"
+        url = URL(f"{endpoint.parts.scheme}://{endpoint.parts.netloc}{path}", encoded=True)  # already quoted
         code, connect_failures = "LimitExceededException", 0
         for attempt in range(options.retries + 1):
             async with pool.semaphore:
@@ -290,7 +302,10 @@ class AiohttpBackend(BaseSendBackend):
                     await asyncio.sleep(delay)
                 headers = signer.headers(path) if signer is not None else {}
                 try:
-                    async with pool.session.request(method, url, data=payload, headers=headers, timeout=pool.request_timeout) as response:
+                    async with pool.session.request(
+                        method, url, data=payload, headers=headers, timeout=pool.request_timeout,
+                        proxy=pool.proxy, proxy_auth=pool.proxy_auth,
+                    ) as response:
                         await response.read()
                         code, retry = transport.status_outcome(response.status, response.headers.get("x-amzn-ErrorType", ""))
                     reach.connected(endpoint)
