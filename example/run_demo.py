@@ -5,6 +5,7 @@ Used by `make demo`; Ctrl-C stops both. Ports come from DEMO_DJANGO_PORT / DEMO_
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,39 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def busy(port):
+    """True when something already listens on 127.0.0.1:port (or it cannot be bound)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports(django_port, gateway_port):
+    """Refuse, before migrating or printing any banner, ports that are taken or invalid."""
+    problems = []
+    for name, value in (("DEMO_DJANGO_PORT", django_port), ("DEMO_GATEWAY_PORT", gateway_port)):
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            problems.append(f"{name}={value!r} is not a port number")
+        elif busy(int(value)):
+            problems.append(
+                f"port {value} on 127.0.0.1 is already in use (another demo or runserver?): stop it, or pick another "
+                f"port, e.g. {name}={int(value) + 10} make demo"
+            )
+    if django_port == gateway_port:
+        problems.append("DEMO_DJANGO_PORT and DEMO_GATEWAY_PORT must differ")
+    if problems:
+        sys.stderr.write("".join(f"make demo: {problem}\n" for problem in problems))
+        sys.exit(2)
+
+
 def main():
     django_port = os.environ.setdefault("DEMO_DJANGO_PORT", "8000")
     gateway_port = os.environ.get("DEMO_GATEWAY_PORT", "8001")
+    check_ports(django_port, gateway_port)
     manage = [sys.executable, str(HERE / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], check=True)
     subprocess.run([*manage, "setupDemo", "--django-url", f"http://127.0.0.1:{django_port}"], check=True)
@@ -27,12 +58,17 @@ def main():
         "\n  (Ctrl-C stops Django and the gateway)\n",
         flush=True,
     )
+    status = 0
     try:
         while all(p.poll() is None for p in processes):
             try:
                 processes[0].wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 pass
+        dead = [p for p in processes if p.poll() is not None]
+        if dead:  # a server that stops on its own (its port taken meanwhile, a crash) fails the demo
+            status = dead[0].returncode or 1
+            sys.stderr.write(f"make demo: {' '.join(dead[0].args[2:4])} stopped (exit status {dead[0].returncode})\n")
     except KeyboardInterrupt:
         pass
     finally:
@@ -44,7 +80,8 @@ def main():
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

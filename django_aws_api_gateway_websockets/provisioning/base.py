@@ -4,6 +4,7 @@ record's ``provisioning_status`` / ``last_error``."""
 
 import logging
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,6 +19,27 @@ logger = logging.getLogger("django_aws_api_gateway_websockets.provisioning")
 # ``ApiGateway.provisioning_status``, in the order a creation goes through them (the 4.1.0
 # release's values). A run only moves a record forward; teardown moves it back.
 STATUS_ORDER = ("pending", "creating", "api_created", "routes_created", "deployed", "domain_created", "mapped")
+
+
+#: A callable ``(kind, text)`` told of every step as it is planned or made (``kind``: ``"step"``
+#: or ``"unchanged"``), so a command prints progress as it happens: a run that fails half-way
+#: has already shown what it created. Set by the management commands (``reporting``).
+progress = ContextVar("provisioning_progress", default=None)
+
+
+@contextmanager
+def reporting(callback):
+    token = progress.set(callback)
+    try:
+        yield
+    finally:
+        progress.reset(token)
+
+
+def _report(kind, text):
+    callback = progress.get()
+    if callback is not None:
+        callback(kind, text)
 
 
 class ProvisioningError(Exception):
@@ -39,10 +61,12 @@ class Plan:
     def add(self, text):
         """Record a change; returns ``True`` when the caller should make it (not a dry run)."""
         self.steps.append(text)
+        _report("step", text)
         return not self.dry_run
 
     def keep(self, text):
         self.unchanged.append(text)
+        _report("unchanged", text)
 
     def differs(self, kind, text):
         self.drift.append((kind, text))

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...models import ApiGateway
 from ...provisioning import ProvisioningError
+from ...provisioning.base import reporting
 
 
 class ProvisioningCommand(BaseCommand):
@@ -17,17 +18,23 @@ class ProvisioningCommand(BaseCommand):
             raise CommandError(f"No ApiGateway record with pk {pk}.")
 
     def run_step(self, function, record, **kwargs):
-        """Run a provisioning function and print one line per step (what changed, then what
-        was already right); an AWS failure exits non-zero with AWS's code and message."""
+        """Run a provisioning function and print one line per step as it happens (what changes,
+        and what was already right), so a run that fails half-way has shown what it already
+        did; an AWS failure then exits non-zero with AWS's code and message."""
+        prefix = "would " if kwargs.get("dry_run") else ""
+
+        def show(kind, text):
+            self.stdout.write(f"  {prefix}{text}" if kind == "step" else f"  unchanged: {text}")
+            self.stdout.flush()
+
         try:
-            plan = function(record, **kwargs)
+            with reporting(show):
+                plan = function(record, **kwargs)
         except ProvisioningError as exc:
-            raise CommandError(str(exc))
-        prefix = "would " if plan.dry_run else ""
-        for step in plan.steps:
-            self.stdout.write(f"  {prefix}{step}")
-        for item in plan.unchanged:
-            self.stdout.write(f"  unchanged: {item}")
+            raise CommandError(
+                f"{exc} (the steps printed above ran in this order, the last one may not have completed; "
+                "re-run the command to complete: it converges, with no duplicates)"
+            )
         if not plan.changed:
             self.stdout.write("  nothing to change")
         return plan

@@ -121,7 +121,7 @@ class Command(BaseCommand):
 
     def token(self, username, state):
         if not username:
-            return "no --user: connecting without a token"
+            return "no --user: connecting without a token (a view with USE_WS_TOKEN = True will refuse: pass --user)"
         try:
             user = get_user_model().objects.get_by_natural_key(username)
         except get_user_model().DoesNotExist:
@@ -140,7 +140,13 @@ class Command(BaseCommand):
                 connect(f"{url}{separator}{urlencode(query)}", open_timeout=self.timeout)
             )
         except Exception as exc:
-            raise StepFailed(f"{type(exc).__name__}: {exc}")
+            hint = ""
+            if "token" not in state and any(code in str(exc) for code in ("401", "403")):
+                hint = (
+                    "\n     hint: the view requires a token (USE_WS_TOKEN): pass --user <username> "
+                    "to connect with a token issued for that user"
+                )
+            raise StepFailed(f"{type(exc).__name__}: {exc}{hint}")
         return url
 
     def session_row(self, record, channel, state):
