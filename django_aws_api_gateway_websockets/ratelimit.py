@@ -57,9 +57,12 @@ def _limits(max_attempts, window_minutes):
 
 
 def _user_id(user):
-    if user is None or not getattr(user, "is_authenticated", False):
+    """A user's pk; ``user`` may also be the pk itself (the view passes the session's)."""
+    if user is None or user == "":
         return None
-    return user.pk
+    if not hasattr(user, "is_authenticated"):
+        return user
+    return user.pk if user.is_authenticated else None
 
 
 def counter_keys(ip_address, user, window_seconds):
@@ -255,9 +258,9 @@ def record_connect_attempt(ip_address, user=None, successful=False, reason="", m
     """Count an attempt and store its audit row; returns the row
     (``ConnectionRateLimit.record_attempt``, for code that checks and records by itself)."""
     hit(ip_address, user, max_attempts, window_minutes)
-    if user is not None and not user.is_authenticated:
-        user = None
-    return ConnectionRateLimit.objects.create(ip_address=ip_address, user=user, successful=successful, reason=reason)
+    return ConnectionRateLimit.objects.create(
+        ip_address=ip_address, user_id=_user_id(user), successful=successful, reason=reason
+    )
 
 
 _INSERT_SQL = {}

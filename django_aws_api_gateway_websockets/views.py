@@ -18,9 +18,10 @@ import hashlib
 import json
 import logging
 
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
 from django.db import IntegrityError, router, transaction
 from django.db.models import F
@@ -187,7 +188,12 @@ class WebSocketView(View):
     def _connect(self, request, *args, **kwargs):
         self._authenticate_gateway(request, self._connect_gateway(request))
         ip = security.source_ip(request)
-        cookie_user = getattr(request, "user", None) or AnonymousUser()
+        if self.USE_WS_TOKEN:
+            # The token names the user: the cookie's session gives only its user id (for the
+            # per-user limit and the token check), without loading the user.
+            cookie_user = self._session_user_id(request)
+        else:
+            cookie_user = getattr(request, "user", None) or AnonymousUser()
         if self.RATE_LIMIT_ENABLED:
             # One atomic operation decides (ratelimit.py); past the limit nothing is written
             # but the first refusal's audit row.
@@ -196,10 +202,11 @@ class WebSocketView(View):
                 if decision.first_refusal:
                     self._record_attempt(ip, cookie_user, signals.REASON_RATE_LIMIT)
                 raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
+        self._connect_user = cookie_user
         try:
             response = self._open_connection(request, cookie_user, *args, **kwargs)
         except Rejection as rejection:
-            self._record_attempt(ip, getattr(request, "user", cookie_user), rejection.reason)
+            self._record_attempt(ip, self._connect_user, rejection.reason)
             raise
         if response.status_code >= 300:  # refused by the connect hook, or failed: nothing was kept
             reason = signals.REASON_CHECK if response.status_code < 500 else signals.REASON_ERROR
@@ -221,10 +228,26 @@ class WebSocketView(View):
         )
         return response
 
+    @staticmethod
+    def _session_user_id(request):
+        """The user id the request's Django session holds (``None``: no cookie, no login):
+        the session row only (Django's one query), not the user."""
+        session = getattr(request, "session", None)
+        if session is None or not session.session_key:
+            return None
+        user_id = session.get(SESSION_KEY)
+        if user_id is None:
+            return None
+        try:
+            return get_user_model()._meta.pk.to_python(user_id)
+        except ValidationError:
+            return None
+
     def _check_connection(self, request, cookie_user):
         """The connect checks after the rate limit, in their documented order. Returns
         ``(token or None, channel)``; sets ``request.user``. Runs in the connect's transaction:
-        the token is found and spent by one statement, and a later refusal rolls that back."""
+        the token is found and spent by one statement, and a later refusal rolls that back.
+        ``cookie_user`` is the session's user id with tokens, else the cookie's user."""
         origin = request.headers.get("Origin")
         if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
             raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN)
@@ -235,9 +258,9 @@ class WebSocketView(View):
             # Of two concurrent uses of one token only one UPDATE matches (the other waits
             # for the first transaction on PostgreSQL, then finds the token used).
             token = tokens.spend_token(raw_token, session_key)
-            if token is None or (cookie_user.is_authenticated and token.user_id != cookie_user.pk):
+            if token is None or (cookie_user is not None and str(token.user_id) != str(cookie_user)):
                 raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
-            request.user = token.user
+            request.user = self._connect_user = token.user
         else:
             request.user = cookie_user
         channel = self._connect_channel(request)
