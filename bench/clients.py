@@ -5,10 +5,14 @@ Commands on stdin, one per line; answers on stdout:
   connect URL N        -> "ids PATH" (connection ids written to PATH, one per line)
   expect K TIMEOUT     -> "received K' SECONDS" (frames received since the last expect/connect)
   relay M              -> "relay MSGS_PER_S P99_MS" (each socket sends M frames, awaiting each echo)
+  sockets SHA1         -> "sockets EXACT MISSING DUPLICATED WRONG": per socket, frames since the last
+                          `sockets`/`connect`: exactly one whose SHA-1 is SHA1, none, more than one,
+                          or one with other content
   close                -> "closed"
 """
 
 import asyncio
+import hashlib
 import json
 import sys
 import tempfile
@@ -26,6 +30,7 @@ class Clients:
         self.event = asyncio.Event()
         self.expected = None
         self.replies = {}
+        self.frames = {}  # socket index -> SHA-1 of every frame it received (not the relay's)
 
     async def backend(self, request):
         if request.path.endswith("/connect"):
@@ -52,6 +57,7 @@ class Clients:
                     queue.put_nowait(time.perf_counter())
                     continue
                 self.received += 1
+                self.frames.setdefault(index, []).append(hashlib.sha1(msg.data.encode()).hexdigest())
                 if self.expected is not None and self.received >= self.expected:
                     self.event.set()
 
@@ -69,6 +75,7 @@ class Clients:
 
         await asyncio.gather(*(one(i) for i in range(n)))
         self.received = 0
+        self.frames.clear()
         path = tempfile.mktemp(prefix="ws-bench-ids-")
         with open(path, "w") as f:
             f.write("\n".join(self.ids))
@@ -103,6 +110,21 @@ class Clients:
         latencies.sort()
         return len(latencies) / elapsed, latencies[int(len(latencies) * 0.99) - 1] * 1000
 
+    def check_sockets(self, sha1):
+        exact = missing = duplicated = wrong = 0
+        for index in range(len(self.sockets)):
+            got = self.frames.get(index, [])
+            if not got:
+                missing += 1
+            elif len(got) > 1:
+                duplicated += 1
+            elif got[0] != sha1:
+                wrong += 1
+            else:
+                exact += 1
+        self.frames.clear()
+        return exact, missing, duplicated, wrong
+
     async def close(self):
         for ws in self.sockets:
             await ws.close()
@@ -129,6 +151,8 @@ async def main():
         elif command == "relay":
             rate, p99 = await clients.relay(int(args[0]))
             print("relay", f"{rate:.1f}", f"{p99:.2f}", flush=True)
+        elif command == "sockets":
+            print("sockets", *clients.check_sockets(args[0]), flush=True)
         elif command == "close":
             await clients.close()
             print("closed", flush=True)

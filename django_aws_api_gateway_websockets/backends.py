@@ -242,8 +242,11 @@ class AiohttpBackend(BaseSendBackend):
         self._pools = {}  # (scheme, host, port) -> _Pool; touched only from the loop thread
         self._loop.on_new_loop(self._pools.clear)  # after fork: the parent's pools are not ours
 
-    def pool_count(self):
-        return len(self._pools)
+    def pool_count(self, endpoint=None):
+        """Pools kept (for ``endpoint``'s origin only, when given): one per endpoint."""
+        if endpoint is None:
+            return len(self._pools)
+        return sum(1 for origin in list(self._pools) if origin == endpoint.origin)
 
     def _pool(self, endpoint, options):
         pool = self._pools.get(endpoint.origin)
@@ -292,8 +295,9 @@ class AiohttpBackend(BaseSendBackend):
         limiter = options.limiter(endpoint.region)
         path = endpoint.path(connection_id)
         url = URL(f"{endpoint.parts.scheme}://{endpoint.parts.netloc}{path}", encoded=True)  # already quoted
-        code, connect_failures = "LimitExceededException", 0
+        code, connect_failures, connect_code = "LimitExceededException", 0, None
         for attempt in range(options.retries + 1):
+            connect_code = None
             async with pool.semaphore:
                 if reach.check(endpoint):
                     return reach.check(endpoint)
@@ -313,11 +317,14 @@ class AiohttpBackend(BaseSendBackend):
                     if not _not_sent(exc):
                         return transport.uncertain(type(exc).__name__)
                     code, connect_failures = type(exc).__name__, connect_failures + 1
+                    connect_code = code
                     if reach.failed(endpoint, code, connect_failures):
                         return code
                     retry = True
             if not retry or attempt >= options.retries:
                 return code
+            if connect_code is None:  # a 429/503 answer, not a connection that failed
+                transport.count_throttled_retry()
             await asyncio.sleep(transport._backoff(options.base_delay, attempt))
         return code
 
@@ -400,6 +407,8 @@ class Boto3Backend(BaseSendBackend):
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
                 error = exc.response.get("Error", {}).get("Code", "ClientError")
                 code, retry = transport.status_outcome(status, error)
+                if retry and attempt < options.retries:
+                    transport.count_throttled_retry()
             except (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError) as exc:
                 code, connect_failures = type(exc).__name__, connect_failures + 1  # the request never left
                 retry = not reach.failed(endpoint, code, connect_failures)

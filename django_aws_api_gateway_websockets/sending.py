@@ -42,6 +42,7 @@ class SendResult:
     delivered: list = field(default_factory=list)
     gone: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)  # connection id -> error code
+    throttled_retries: int = 0  # 429/503 answers retried (this process's, while the send ran)
 
     @property
     def ok(self):
@@ -113,7 +114,9 @@ def send_to_sessions(sessions, data, *, max_workers=None):
             continue
         pks[connection_id] = pk
         jobs.append((connection_id, endpoint))
+    retries_before = transport.throttled_retries()
     outcome = backend.post_many(jobs, payload, options) if jobs else {}
+    result.throttled_retries = transport.throttled_retries() - retries_before
     for connection_id, error in outcome.items():
         if error is None:
             result.delivered.append(connection_id)

@@ -3,7 +3,9 @@
 ``broadcast_in_chunks(queryset, data)`` encodes the message once (the 128 KB check happens in
 the caller, not in every worker), then enqueues one ``send_to_session_chunk`` task per
 ``chunk_size`` connected rows. Each worker sends its chunk with the fan-out engine and its own
-cached clients and connections, so several machines share a broadcast. Celery's autodiscovery
+connection pool per endpoint (kept across tasks; fork-safe under Celery's prefork pool), so
+several processes and machines share a broadcast; their calls together keep under the account's
+limit when ``send_rate_processes`` or ``send_rate_limit_cache`` is set (docs/sending.md). Celery's autodiscovery
 imports this module when celery is installed (``pip install "django-aws-api-gateway-websockets[celery]"``).
 """
 
@@ -25,10 +27,17 @@ DEFAULT_CHUNK_SIZE = 5_000  # about a second of sending for one worker process
 def send_to_session_chunk(pks, message):
     """Send ``message`` (already encoded text) to the sessions among ``pks`` still connected.
 
-    Returns ``{"delivered": n, "gone": n, "failed": {connection_id: error}}``.
+    Returns ``{"delivered": n, "gone": n, "failed": {connection_id: error}, "throttled_retries": n}``.
+    Within one worker process, the chunks share one connection pool per endpoint and the
+    process's share of the call rate (``send_rate_processes`` / ``send_rate_limit_cache``).
     """
     result = send_to_sessions(WebSocketSession.objects.filter(pk__in=pks).connected(), message)
-    return {"delivered": len(result.delivered), "gone": len(result.gone), "failed": result.failed}
+    return {
+        "delivered": len(result.delivered),
+        "gone": len(result.gone),
+        "failed": result.failed,
+        "throttled_retries": result.throttled_retries,
+    }
 
 
 def broadcast_in_chunks(queryset, data, chunk_size=DEFAULT_CHUNK_SIZE, **apply_options):

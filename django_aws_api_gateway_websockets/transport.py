@@ -39,6 +39,20 @@ TRANSPORT_BACKENDS = {
 }
 
 
+_retries = [0]  # 429/503 answers retried by this process (a list: incremented from any thread)
+_retries_lock = threading.Lock()
+
+
+def count_throttled_retry():
+    with _retries_lock:
+        _retries[0] += 1
+
+
+def throttled_retries():
+    """How many throttled (429/503) calls this process has retried since it started."""
+    return _retries[0]
+
+
 def uncertain(reason):
     return f"{UNCERTAIN}:{reason}"
 

@@ -101,6 +101,7 @@ def test_throttled_calls_are_retried(server, local_gateway, settings):
     result = WebSocketSession.objects.send_message({"x": 1})
     assert result.delivered == ["throttle2-a"]
     assert server.calls["throttle2-a"] == 3
+    assert result.throttled_retries == 2 + 5
     # Gave up after send_max_retries (5) retries.
     assert result.failed == {"throttle9-b": "LimitExceededException"}
     assert server.calls["throttle9-b"] == 6

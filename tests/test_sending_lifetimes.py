@@ -78,7 +78,7 @@ def test_sends_through_the_engine_reuse_the_process_backend(server, settings):
         )
         assert len(WebSocketSession.objects.send_message({"n": size}).delivered) == size
         assert backends.get_backend() is backend
-    assert backend.pool_count() == 1
+    assert backend.pool_count(Endpoint.for_gateway(gateway)) == 1
 
 
 def test_a_forked_child_sends_with_its_own_loop(server):

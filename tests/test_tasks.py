@@ -54,9 +54,9 @@ def test_chunks_cover_every_connected_row_once(eager_app, server):
     results = broadcast_in_chunks(WebSocketSession.objects.in_channel("all"), {"n": 1}, chunk_size=3)
     # 6 connected + 2 that turn out gone = 8 rows: chunks of 3, 3, 2.
     assert [r.get() for r in results] == [
-        {"delivered": 3, "gone": 0, "failed": {}},
-        {"delivered": 3, "gone": 0, "failed": {}},
-        {"delivered": 0, "gone": 2, "failed": {}},
+        {"delivered": 3, "gone": 0, "failed": {}, "throttled_retries": 0},
+        {"delivered": 3, "gone": 0, "failed": {}, "throttled_retries": 0},
+        {"delivered": 0, "gone": 2, "failed": {}, "throttled_retries": 0},
     ]
     assert sorted(server.received) == [f"c{i}" for i in range(6)]
     assert all(messages == [{"n": 1}] for messages in server.received.values())
