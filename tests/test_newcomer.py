@@ -92,3 +92,32 @@ def test_refusal_view_tells_the_browser_why(client, django_user_model, rf):
     assert json.loads(ask("never-seen").content) == {"refused": False}
     assert ask("raw-token-123", logged_in=False).status_code == 403
     assert ask("").status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_script_gets_a_token_as_the_readme_says(django_user_model):
+    """README, Clients other than a browser: POST with the session and the CSRF token."""
+    from django.test import Client
+
+    from django_aws_api_gateway_websockets.conf import get_setting
+    from django_aws_api_gateway_websockets.models import WebSocketToken
+
+    from django.urls import reverse
+
+    url = reverse("websocket_token")
+    http = Client(enforce_csrf_checks=True)
+    assert http.post(url).status_code == 403  # not logged in
+    user = django_user_model.objects.create_user("alice", password="pw")
+    http.force_login(user)
+    assert http.post(url).status_code == 403  # no CSRF token
+    http.get("/")  # any page; the csrftoken cookie is then set by get_token below
+    from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
+
+    secret = _get_new_csrf_string()
+    http.cookies["csrftoken"] = secret
+    answer = http.post(url, HTTP_X_CSRFTOKEN=_mask_cipher_secret(secret))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"token", "expires_in"} and body["expires_in"] == get_setting("token_expiry_seconds")
+    assert len(body["token"]) == 43
+    assert WebSocketToken.objects.filter(user=user).count() == 1
