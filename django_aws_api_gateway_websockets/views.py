@@ -23,7 +23,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
-from django.db import IntegrityError, router, transaction
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import signals as model_signals
 from django.db.models import F
 from django.http import HttpResponse, JsonResponse, UnreadablePostError
 from django.utils import timezone
@@ -55,6 +57,62 @@ class Rejection(Exception):
 def _reject_non_json_constant(name):
     """``NaN``, ``Infinity`` and ``-Infinity``: Python's json takes them, JSON does not."""
     raise ValueError(f"{name} is not JSON")
+
+
+_INSERT_SESSION_SQL = {}
+
+
+def _insert_session(**values):
+    """The connect's ``WebSocketSession`` row: one plain ``INSERT … RETURNING`` (no query
+    compilation per request) where the database has it and no ``pre_save``/``post_save``
+    receiver listens for the model; else ``objects.create``. Returns the instance."""
+    db = router.db_for_write(WebSocketSession)
+    connection = connections[db]
+    if (
+        model_signals.pre_save.has_listeners(WebSocketSession)
+        or model_signals.post_save.has_listeners(WebSocketSession)
+        or not (connection.vendor == "postgresql" or (connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)))
+    ):
+        return WebSocketSession.objects.using(db).create(**values)
+    now = timezone.now()
+    session = WebSocketSession(created_on=now, updated_on=now, **values)
+    fields = [f for f in WebSocketSession._meta.concrete_fields if not f.primary_key]
+    sql = _INSERT_SESSION_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        sql = _INSERT_SESSION_SQL[connection.vendor] = (
+            f"INSERT INTO {qn(WebSocketSession._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(WebSocketSession._meta.pk.column)}"
+        )
+    params = [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        session.pk = cursor.fetchone()[0]
+    session._state.adding, session._state.db = False, db
+    return session
+
+
+def _load_db_session(session):
+    """Load a database-backed Django session with one plain ``SELECT`` (what
+    ``SessionStore.load`` does, without building the ORM query each time); other session
+    engines, or one already loaded, are left to Django."""
+    if type(session) is not DbSessionStore or hasattr(session, "_session_cache"):
+        return
+    model = session.model
+    db = router.db_for_read(model)
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {qn('session_data')} FROM {qn(model._meta.db_table)} WHERE {qn('session_key')} = %s AND {qn('expire_date')} > %s",
+            [session.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        row = cursor.fetchone()
+    if row is None:  # as SessionStore.load: no (or an expired) session, a new key if saved
+        session._session_key = None
+        session._session_cache = {}
+    else:
+        session._session_cache = session.decode(row[0])
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -235,6 +293,7 @@ class WebSocketView(View):
         session = getattr(request, "session", None)
         if session is None or not session.session_key:
             return None
+        _load_db_session(session)
         user_id = session.get(SESSION_KEY)
         if user_id is None:
             return None
@@ -285,7 +344,7 @@ class WebSocketView(View):
                 getattr(getattr(request, "session", None), "session_key", None)
             )
             try:
-                self.websocket_session = WebSocketSession.objects.create(
+                self.websocket_session = _insert_session(
                     connection_id=self.connection_id,
                     channel_name=channel,
                     user=request.user if request.user.is_authenticated else None,
