@@ -266,10 +266,12 @@ def record_connect_attempt(ip_address, user=None, successful=False, reason="", m
 _INSERT_SQL = {}
 
 
-def audit_attempt(ip_address, user=None, successful=False, reason=""):
+def audit_attempt(ip_address, user=None, successful=False, reason="", own_savepoint=True):
     """Add the audit row of a connect attempt (no counting): one plain ``INSERT``, no model
     instance. ``WEBSOCKETS["rate_limit_audit"]``: ``"all"``, ``"refusals"`` (no row for an
-    accepted connect) or ``"off"``. A failure is logged, never raised: the decision is made."""
+    accepted connect) or ``"off"``. A failure is logged, never raised: the decision is made.
+    ``own_savepoint=False`` (the view, inside the connect's transaction, for an accepted
+    connect): the row is part of that transaction, and a failure fails it."""
     mode = get_setting("rate_limit_audit")
     if mode == "off" or (mode == "refusals" and successful):
         return
@@ -289,6 +291,10 @@ def audit_attempt(ip_address, user=None, successful=False, reason=""):
         bool(successful),
         reason or "",
     ]
+    if not own_savepoint:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return
     try:
         if connection.in_atomic_block:  # e.g. ATOMIC_REQUESTS: a failure must not break the request's transaction
             with transaction.atomic(using=db), connection.cursor() as cursor:

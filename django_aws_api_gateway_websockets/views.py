@@ -262,7 +262,7 @@ class WebSocketView(View):
                 raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
         self._connect_user = cookie_user
         try:
-            response = self._open_connection(request, cookie_user, *args, **kwargs)
+            response = self._open_connection(request, cookie_user, *args, ip=ip, **kwargs)
         except Rejection as rejection:
             self._record_attempt(ip, self._connect_user, rejection.reason)
             raise
@@ -272,7 +272,6 @@ class WebSocketView(View):
             if reason == signals.REASON_CHECK:  # a failure was logged (and mailed) already
                 self._announce_rejection(request, response.status_code, "Refused by the connect hook.", reason)
             return response
-        self._record_attempt(ip, request.user, "", successful=True)
         session = self.websocket_session
         logger.info(
             "WebSocket connected",
@@ -332,7 +331,7 @@ class WebSocketView(View):
             raise Rejection(403, message or "Connection refused.", signals.REASON_CHECK)
         return token, channel
 
-    def _open_connection(self, request, cookie_user, *args, **kwargs):
+    def _open_connection(self, request, cookie_user, *args, ip="0.0.0.0", **kwargs):
         """The checks (spending the token), the row, the receivers, the ``connect`` hook: all
         in one transaction, so a refusal or failure at any step keeps nothing (SPEC §6)."""
 
@@ -355,7 +354,12 @@ class WebSocketView(View):
             except IntegrityError:
                 raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE)
             signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
-            return self.connect(request, *args, **kwargs)
+            response = self._as_response(self.connect(request, *args, **kwargs))
+            if response.status_code < 300 and self.RATE_LIMIT_ENABLED:
+                # The accepted attempt's audit row commits with the connection (no commit of
+                # its own); a refused or failed connect is recorded after the rollback.
+                ratelimit.audit_attempt(ip, request.user, successful=True, own_savepoint=False)
+            return response
 
         request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
         # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.

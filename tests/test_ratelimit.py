@@ -190,12 +190,19 @@ def test_audit_modes(post_as_gateway, settings, mode, rows):
 
 
 @pytest.mark.django_db
-def test_failed_audit_write_does_not_fail_the_connect(post_as_gateway, monkeypatch, caplog):
+def test_failed_audit_write_of_a_refusal_does_not_change_the_answer(post_as_gateway, monkeypatch, caplog):
+    monkeypatch.setitem(ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)")
+    assert post_as_gateway("/ws/", new_connection_id(), route="connect", query="ws_token=nope-nope-nope-nope-nope").status_code == 401
+    assert "Could not store the connect attempt" in caplog.text
+
+
+@pytest.mark.django_db
+def test_accepted_connect_commits_its_audit_row_with_the_session(post_as_gateway, monkeypatch):
+    # The row is written in the connect's transaction: both are kept, or neither.
     monkeypatch.setitem(ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)")
     cid = new_connection_id()
-    assert post_as_gateway("/open/", cid, route="connect").status_code == 200
-    assert WebSocketSession.objects.filter(connection_id=cid).exists()
-    assert "Could not store the connect attempt" in caplog.text
+    assert post_as_gateway("/open/", cid, route="connect").status_code == 500
+    assert not WebSocketSession.objects.filter(connection_id=cid).exists()
 
 
 # --- the checks ---------------------------------------------------------------------------
