@@ -1,10 +1,38 @@
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.db import transaction
 from django.views.generic import TemplateView
 
 from django_aws_api_gateway_websockets.models import WebSocketSession
 from django_aws_api_gateway_websockets.views import WebSocketView, handler
 
 ROOMS = ["lobby", "python", "django"]
+
+
+def who_is_in(room):
+    """The users connected to ``room``, from the WebSocketSession rows (one query)."""
+    names = (
+        WebSocketSession.objects.filter(channel_name=room, connected=True, user__isnull=False)
+        .values_list("user__username", flat=True)
+        .distinct()
+    )
+    return sorted(names)
+
+
+def presence_message(room):
+    return {"type": "presence", "room": room, "users": who_is_in(room)}
+
+
+def announce_presence(room, exclude=None):
+    """Tell everyone in ``room`` who is there, once the current transaction has committed
+    (a connect or a message runs in one: a rolled-back join announces nothing)."""
+
+    def send():
+        sessions = WebSocketSession.objects.in_channel(room)
+        if exclude is not None:
+            sessions = sessions.exclude(pk=exclude)
+        sessions.send_message(presence_message(room))
+
+    transaction.on_commit(send)
 
 
 class ChatWebSocketView(WebSocketView):
@@ -25,6 +53,38 @@ class ChatWebSocketView(WebSocketView):
 
     def default(self, request, *args, **kwargs):
         return {"type": "error", "message": "unknown handler"}
+
+    # --- presence and typing -------------------------------------------------------
+
+    def connect(self, request, *args, **kwargs):
+        # API Gateway accepts the socket only after this answer: a frame to the new connection
+        # now would be refused (410), so the others hear of it, and the newcomer asks (presence).
+        announce_presence(self.websocket_session.channel_name, exclude=self.websocket_session.pk)
+
+    def disconnect(self, request, *args, **kwargs):
+        announce_presence(self.websocket_session.channel_name)
+
+    @handler
+    def presence(self, request, *args, **kwargs):
+        """{"handler": "presence"}: who is in my room (sent by the page once its socket is open)."""
+        self.websocket_session.send_message(presence_message(self.websocket_session.channel_name))
+
+    def change_channel(self, request, *args, **kwargs):
+        left = self.websocket_session.channel_name
+        answer = super().change_channel(request, *args, **kwargs)
+        joined = self.websocket_session.channel_name
+        if joined != left:
+            announce_presence(left)
+            announce_presence(joined)
+        return answer
+
+    @handler
+    def typing(self, request, *args, **kwargs):
+        """{"handler": "typing"}: the others in the room see "… is typing" for a few seconds."""
+        room = self.websocket_session.channel_name
+        WebSocketSession.objects.in_channel(room).exclude(pk=self.websocket_session.pk).send_message(
+            {"type": "typing", "user": request.user.get_username(), "room": room}
+        )
 
 
 class StaffWebSocketView(ChatWebSocketView):
