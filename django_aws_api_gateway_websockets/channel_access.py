@@ -16,26 +16,23 @@ saving or deleting a rule clears this process's copy at once. Permission checks 
 own permission cache (``user.has_perms``): no query per rule.
 """
 
-import threading
-import time
-
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from .conf import get_setting
 from .models import ChannelPermission, ChannelPermissionRule
+from .process_cache import ProcessCache
 
 Access = ChannelPermission.Access
 
-_lock = threading.Lock()
-_cache = {"expires": 0.0, "rules": None}
+_cache = ProcessCache()
 
 
 def channel_rules():
     """``{channel_name: (access, [frozenset of "app_label.codename", ...])}`` for every rule."""
-    now = time.monotonic()
-    rules = _cache["rules"]
-    if rules is not None and _cache["expires"] > now:
-        return rules
+    return _cache.get("rules", _read_rules, get_setting("gateway_cache_seconds"))
+
+
+def _read_rules():
     rules = {}
     permission_sets = {}
     pairs = ChannelPermissionRule.permissions.through.objects.values_list(
@@ -48,14 +45,11 @@ def channel_rules():
             channel.access,
             [frozenset(permission_sets.get(rule.pk, ())) for rule in channel.rules.all()],
         )
-    with _lock:
-        _cache.update(rules=rules, expires=now + get_setting("gateway_cache_seconds"))
     return rules
 
 
 def clear_channel_rules_cache(**kwargs):
-    with _lock:
-        _cache.update(rules=None, expires=0.0)
+    _cache.clear()
 
 
 def may_join(user, channel_name, *, allow_unlisted=True):

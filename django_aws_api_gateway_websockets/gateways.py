@@ -8,39 +8,31 @@ they see at the first request carrying the new secret: the view re-reads the rec
 (``fresh=True``) when the presented secret does not match the cached one.
 """
 
-import threading
-import time
-
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from . import protocol
 from .conf import get_setting
 from .models import ApiGateway
+from .process_cache import ProcessCache
 
-_cache = {}
-_lock = threading.Lock()
+_cache = ProcessCache()
 
 
 def get_gateway(api_id, *, fresh=False):
-    """The record with this api id, or ``None``; ``fresh`` skips (and refreshes) the cache."""
+    """The record with this api id, or ``None``; ``fresh`` skips (and refreshes) the cache.
+
+    Kept at most ``secret_grace_seconds``: a cached record may still hold a secret rotated
+    away, and must not outlive the grace period of that old secret (0: no cache at all).
+    """
     if not protocol.is_valid_api_id(api_id):  # e.g. a NUL byte, which PostgreSQL refuses
         return None
-    ttl = get_setting("gateway_cache_seconds")
-    now = time.monotonic()
-    hit = None if fresh else _cache.get(api_id)
-    if hit and hit[0] > now:
-        return hit[1]
-    gateway = ApiGateway.objects.filter(api_id=api_id).first()
-    if ttl and gateway is not None:
-        with _lock:
-            _cache[api_id] = (now + ttl, gateway)
-    return gateway
+    ttl = min(get_setting("gateway_cache_seconds"), get_setting("secret_grace_seconds"))
+    return _cache.get(api_id, lambda: ApiGateway.objects.filter(api_id=api_id).first(), ttl, fresh=fresh)
 
 
 def clear_gateway_cache():
-    with _lock:
-        _cache.clear()
+    _cache.clear()
 
 
 @receiver(post_save, sender=ApiGateway)

@@ -59,7 +59,7 @@ def allowed_handlers(view_class, base_class):
     marked = {name for name, function in own.items() if getattr(function, HANDLER_MARK, False) is True}
     implicit = set()
     if view_class.ALLOWED_HANDLERS:
-        names = set(view_class.ALLOWED_HANDLERS) | marked
+        names = set(view_class.ALLOWED_HANDLERS)  # exactly those, even marked ones inherited
     elif marked:
         names = marked | BUILTIN_HANDLERS | {"default"}
     else:

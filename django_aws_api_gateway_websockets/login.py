@@ -4,8 +4,10 @@ Each connection row keeps two keyed hashes (HMAC-SHA256 with ``SECRET_KEY``, nev
 values): the Django session key its token was issued under, and the user's session auth hash
 (which changes with the password). Then:
 
-- logging out of that Django session closes exactly that session's sockets;
-- changing the password, or deactivating the user, closes all the user's sockets;
+- logging out of that Django session closes exactly that session's sockets, and spends the
+  tokens issued to it that were not used yet;
+- changing the password, or deactivating the user, closes all the user's sockets and spends
+  all their unused tokens (any save of the user that may touch them: the full save too);
 
 at the moment it happens (signals), through the Management API (DELETE @connections), after
 the transaction that made the change commits. Rows are marked disconnected in that
@@ -92,20 +94,24 @@ def _on_logout(sender, request, user, **kwargs):
     """``user_logged_out``: close the sockets opened under this Django session."""
     from .models import WebSocketSession
 
+    from .models import WebSocketToken
+
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if user is None or not session_key:
         return
-    end_connections(
-        WebSocketSession.objects.filter(user=user, session_key_hash=hash_session_key(session_key)), "logout"
-    )
+    hashed = hash_session_key(session_key)
+    WebSocketToken.objects.filter(user=user, session_key=hashed, used=False).update(used=True)
+    end_connections(WebSocketSession.objects.filter(user=user, session_key_hash=hashed), "logout")
 
 
 def _on_user_saved(sender, instance, created, update_fields=None, **kwargs):
     """A saved user whose password changed or who was deactivated loses every socket."""
-    from .models import WebSocketSession
+    from .models import WebSocketSession, WebSocketToken
 
     if created or (update_fields is not None and not {"password", "is_active"} & set(update_fields)):
         return  # e.g. the last_login update of every login: no query
+    # A token fetched before the change must not open a socket after it.
+    WebSocketToken.objects.filter(user=instance, used=False).update(used=True)
     current = auth_hash(instance) if instance.is_active else None
     sessions = WebSocketSession.objects.filter(user=instance).connected()
     if current is None:

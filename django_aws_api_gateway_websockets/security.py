@@ -25,7 +25,7 @@ def accepted_secrets(gateway, now=None):
     previous, rotated_at = gateway.previous_integration_secret, gateway.secret_rotated_at
     if previous and rotated_at:
         grace = timedelta(seconds=get_setting("secret_grace_seconds"))
-        if (now or timezone.now()) < rotated_at + grace:
+        if rotated_at <= (now or timezone.now()) < rotated_at + grace:  # never for a future date
             secrets.append(previous)
     return secrets
 
@@ -54,9 +54,17 @@ def secret_matches(gateway, presented):
     return any(matches)
 
 
-def source_ip(request):
-    """The client's IP as API Gateway saw it, else the peer address (never X-Forwarded-For)."""
-    for candidate in (request.headers.get(protocol.HEADER_SOURCE_IP), request.META.get("REMOTE_ADDR")):
+def source_ip(request, gateway=None):
+    """The client's IP as API Gateway saw it, else the peer address (never X-Forwarded-For).
+
+    ``X-Source-Ip`` is trusted only where our integrations map it: not on a record still
+    using the 4.1.0 integrations (authenticated by the old header), which do not map it, so
+    that the client's own handshake header would pass through.
+    """
+    mapped = request.headers.get(protocol.HEADER_SOURCE_IP)
+    if gateway is not None and gateway.accepts_legacy_secret_header and request.headers.get(protocol.HEADER_SECRET) is None:
+        mapped = None
+    for candidate in (mapped, request.META.get("REMOTE_ADDR")):
         if candidate:
             try:
                 return str(ipaddress.ip_address(candidate.strip()))

@@ -17,6 +17,7 @@ rolls back.
 import hashlib
 import json
 import logging
+import math
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -57,6 +58,31 @@ class Rejection(Exception):
 def _reject_non_json_constant(name):
     """``NaN``, ``Infinity`` and ``-Infinity``: Python's json takes them, JSON does not."""
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text):
+    """``1e999`` would become infinity, which no JSON answer can carry."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _nesting_exceeds(value, limit):
+    """Whether ``value`` nests lists/objects deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 _INSERT_SESSION_SQL = {}
@@ -143,6 +169,9 @@ class WebSocketView(View):
     aws_api_gateway_id = None
     SEND_EXCEPTION_MAIL = True
     MAX_BODY_SIZE = protocol.MAX_PAYLOAD_BYTES
+    # Deeper bodies are refused (400): far above any real message, far below what would
+    # exhaust the stack when a handler sends the body back (json.dumps recurses too).
+    MAX_JSON_DEPTH = 128
 
     BUILTIN_HANDLERS = BUILTIN_HANDLERS
 
@@ -200,7 +229,7 @@ class WebSocketView(View):
                 request=request,
                 reason=reason,
                 connection_id=self.connection_id,
-                source_ip=security.source_ip(request),
+                source_ip=security.source_ip(request, self.api_gateway),
                 user=user,
             )
 
@@ -245,7 +274,7 @@ class WebSocketView(View):
 
     def _connect(self, request, *args, **kwargs):
         self._authenticate_gateway(request, self._connect_gateway(request))
-        ip = security.source_ip(request)
+        ip = security.source_ip(request, self.api_gateway)
         if self.USE_WS_TOKEN:
             # The token names the user: the cookie's session gives only its user id (for the
             # per-user limit and the token check), without loading the user.
@@ -370,9 +399,17 @@ class WebSocketView(View):
         ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or
         an answer with a status from ``kept_below`` up rolls everything back; a ``Rejection``
         is re-raised for dispatch."""
+        db = router.db_for_write(WebSocketSession)
         try:
-            with transaction.atomic(using=router.db_for_write(WebSocketSession)):
+            with transaction.atomic(using=db):
                 response = self._as_response(step())
+                if transaction.get_rollback(using=db):
+                    # A receiver or the handler caught its own database error: the work is
+                    # lost, so the request must not look as if it succeeded.
+                    raise transaction.TransactionManagementError(
+                        "A database error inside the request was caught without a savepoint "
+                        "(wrap the failing statement in transaction.atomic())."
+                    )
                 if response.status_code >= kept_below:
                     transaction.set_rollback(True)
         except Rejection:
@@ -502,13 +539,17 @@ class WebSocketView(View):
             raise Rejection(400, "Message body is not valid JSON.")
         try:
             # Strict UTF-8 first: json.loads(bytes) would also take UTF-16/32 and skip a BOM.
-            body = json.loads(request.body.decode("utf-8"), parse_constant=_reject_non_json_constant)
+            body = json.loads(
+                request.body.decode("utf-8"), parse_constant=_reject_non_json_constant, parse_float=_finite_float
+            )
         except (UnicodeDecodeError, ValueError):
             raise Rejection(400, "Message body is not valid JSON.")
         except RecursionError:  # thousands of nested brackets: hostile, not a bug of ours
             raise Rejection(400, "Message body is nested too deeply.")
         if not isinstance(body, dict):
             raise Rejection(400, "Message body must be a JSON object.")
+        if _nesting_exceeds(body, self.MAX_JSON_DEPTH):
+            raise Rejection(400, "Message body is nested too deeply.")
         return body
 
     @classmethod
@@ -579,7 +620,7 @@ class WebSocketView(View):
         interval = get_setting("exception_mail_interval_seconds")
         if not interval:
             return True
-        what = f"{type(self).__module__}.{type(self).__qualname__}:{type(exc).__module__}.{type(exc).__qualname__}"
+        what = "\0".join((type(self).__module__, type(self).__qualname__, type(exc).__module__, type(exc).__qualname__))
         key = "aws_websockets:mail:" + hashlib.sha256(what.encode()).hexdigest()[:32]
         try:
             return cache.add(key, True, timeout=interval)

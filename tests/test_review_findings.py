@@ -200,22 +200,22 @@ def test_number_overflowing_to_infinity_is_refused_like_infinity(post_as_gateway
 
 
 def test_nesting_just_under_the_parser_limit_echoed_back_is_not_a_500_nor_a_mail(post_as_gateway, gateway, settings):
-    # _parse_body relies on RecursionError for its nesting limit. A body a few levels under the
-    # point where json.loads gives up parses, and a handler that sends it back (JsonResponse ->
-    # json.dumps, one level deeper and a few frames lower) hits RecursionError: 500 + admin mail.
+    # _parse_body relied on RecursionError for its nesting limit: a body a few levels under the
+    # point where json.loads gives up parsed, and a handler sending it back (JsonResponse ->
+    # json.dumps, a few frames lower) hit RecursionError: 500 + admin mail. Now an explicit
+    # depth limit (WebSocketView.MAX_JSON_DEPTH) answers 400 long before.
     settings.WEBSOCKETS = {"exception_mail_interval_seconds": 0}
     session = WebSocketSession.objects.create(connection_id=new_connection_id(), api_gateway=gateway)
-    results = {}
-    for depth in range(1000, 850, -1):
+
+    def echo(depth):  # the body object is level 1, "x" adds ``depth`` levels
         body = '{"handler": "echo", "x": ' + "[" * depth + "]" * depth + "}"
-        response = post_as_gateway("/open/", session.connection_id, body=body)
-        if response.status_code == 400 and "nested too deeply" in response.content.decode():
-            continue
-        results[depth] = response.status_code
-        if len(results) >= 5:
-            break
-    assert results, "no depth accepted"
-    assert all(status < 500 for status in results.values()), results
+        return post_as_gateway("/open/", session.connection_id, body=body)
+
+    limit = WebSocketView.MAX_JSON_DEPTH
+    for depth in (1000, 925, 900, limit):
+        response = echo(depth)
+        assert response.status_code == 400 and "nested too deeply" in response.content.decode(), depth
+    assert echo(limit - 1).status_code == 200
     assert mail.outbox == []
 
 
