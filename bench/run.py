@@ -93,6 +93,12 @@ def open_sockets(clients, record, n):
 
 
 def timed_broadcast(clients, n, profile_to=None):
+    import hashlib
+
+    from django_aws_api_gateway_websockets.sending import encode_message
+
+    payload = {"type": "bench", "text": "x" * 64}
+    clients.ask("sockets 0")  # per-socket frame counts from here
     profiler = None
     if profile_to:
         from pyinstrument import Profiler
@@ -100,13 +106,16 @@ def timed_broadcast(clients, n, profile_to=None):
         profiler = Profiler(async_mode="disabled")
         profiler.start()
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = send_to_sessions(WebSocketSession.objects.filter(channel_name="all"), {"type": "bench", "text": "x" * 64})
+    result = send_to_sessions(WebSocketSession.objects.filter(channel_name="all"), payload)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if profiler:
         profiler.stop()
         Path(profile_to).write_text(profiler.output_text(unicode=False, show_all=False))
     received = int(clients.ask(f"expect {n} 30")[1])
     assert len(result.delivered) == n and received == n, (len(result.delivered), received, result.failed)
+    # Each socket received exactly the broadcast's frame, once.
+    exact, missing, duplicated, wrong = map(int, clients.ask(f"sockets {hashlib.sha1(encode_message(payload)).hexdigest()}")[1:])
+    assert (exact, missing, duplicated, wrong) == (n, 0, 0, 0), (exact, missing, duplicated, wrong)
     return elapsed, cpu
 
 
@@ -151,29 +160,61 @@ def serial_loop(clients, record, ids):
 
 
 def query_counts():
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
-
-    from django_aws_api_gateway_websockets.gateways import get_gateway
-    from django_aws_api_gateway_websockets.testing import WebSocketTestClient
-
-    setup_test_environment()
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user("bench")
-    record = ApiGateway.objects.create(api_name="queries", api_id="queries01", region="us-east-1")
-    get_gateway(record.api_id)  # a warm process
-    counts = {}
-    with WebSocketTestClient("/ws/", user=user, gateway=record) as ws:
-        ws.client.get("/")  # session cookie in place, as for a browser
-        steps = {"connect": lambda: ws.connect(channel="c"), "message": lambda: ws.send({"x": 1}), "disconnect": ws.disconnect}
-        for name, step in steps.items():
-            with CaptureQueriesContext(connection) as context:
-                response = step()
-            assert response.status_code == 200, response.content
-            own = [q for q in context.captured_queries if "django_session" not in q["sql"] and "auth_user" not in q["sql"]]
-            counts[f"queries_{name}"] = len(own)
+    """Every SQL statement per event on PostgreSQL, as a user's requests run (bench/queries.py)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "queries.py")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        return {"queries_error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    sql = counts.pop("queries_sql")
+    (ROOT / "bench" / "results" / "queries-sql.json").write_text(json.dumps(sql, indent=2) + "\n")
     return counts
+
+
+def sending_extras(clients, record, ids, broadcast_seconds):
+    """The sending engine's checks of one run (the gateway at 10 ms latency, sockets open):
+    4.1.0's own send_message, the broadcast split over Celery worker processes under AWS's
+    throttle, and the process-lifetime check (sends of every size from 1 to 128)."""
+    from bench import legacy41, multiworker
+
+    results = {}
+    n41 = min(int(os.environ.get("BENCH_41_N", 2_000)), len(ids))
+    try:
+        results.update(legacy41.measure(clients, ids[:n41], f"http://127.0.0.1:{GATEWAY_PORT}/{record.stage_name}"))
+        per_message_41 = results["upstream_41_send_seconds"] / n41
+        results["broadcast_ratio_vs_upstream_41_send"] = per_message_41 / (broadcast_seconds / len(ids))
+    except Exception as exc:  # no package index for the 4.1.0 wheel, ...
+        results["upstream_41_send_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    try:
+        results.update(multiworker.measure(clients, record, len(ids), processes=int(os.environ.get("BENCH_MW_PROCESSES", 3))))
+    except Exception as exc:  # no redis-server, ...
+        results["multiworker_broadcast_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    results.update(lifetime_check(clients))
+    return results
+
+
+def rss_mb():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def lifetime_check(clients):
+    """Sends of every size from 1 to 128 through one endpoint: pools kept, and RSS growth."""
+    from django_aws_api_gateway_websockets.backends import AiohttpBackend, Endpoint, get_backend
+
+    rows = list(WebSocketSession.objects.filter(channel_name="all").order_by("pk")[:128])
+    send_to_sessions(rows, {"warm": 1})  # the pool at its largest first
+    clients.ask("expect 128 30")
+    before = rss_mb()
+    for size in range(1, 129):
+        send_to_sessions(rows[:size], {"size": size})
+    received = int(clients.ask(f"expect {sum(range(1, 129))} 60")[1])
+    clients.ask("sockets 0")
+    backend = get_backend()
+    endpoint = Endpoint.for_gateway(rows[0].api_gateway)
+    return {
+        "lifetime_sends_1_to_128_frames_received": received,
+        "lifetime_pools_for_the_endpoint": backend.pool_count(endpoint) if isinstance(backend, AiohttpBackend) else None,
+        "lifetime_rss_growth_mb": rss_mb() - before,
+    }
 
 
 def main():
@@ -192,6 +233,7 @@ def main():
         results["broadcast_10000_latency10ms_seconds"], results["broadcast_10000_latency10ms_sender_cpu_seconds"] = (
             timed_broadcast(clients, N_BROADCAST, profile)
         )
+        results.update(sending_extras(clients, record, ids, results["broadcast_10000_latency10ms_seconds"]))
         gateway.stop()
 
         gateway = start_gateway(record, backend)
