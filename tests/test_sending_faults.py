@@ -179,3 +179,32 @@ def test_proxy_from_the_environment_is_used(scheme, certs, network_env):
         else:
             assert len(proxy.forwarded) >= 2 and all(u.startswith(server.url) for u in proxy.forwarded)
         assert sum(server.posts.values()) == 2
+
+
+def test_refreshable_role_credentials_are_refreshed_between_sends(certs, network_env, monkeypatch):
+    """Role credentials (container, instance, assume-role) expire: each send takes current ones
+    through botocore's public credential API, never a copy frozen at startup."""
+    import datetime
+
+    from botocore.credentials import RefreshableCredentials
+
+    tokens = iter(f"session-token-{i}" for i in range(100))
+
+    def refresh():
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)  # always "about to expire"
+        return {"access_key": "ASIAROLE", "secret_key": "role-secret", "token": next(tokens), "expiry_time": expiry.isoformat()}
+
+    credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh_using=refresh, method="test-role")
+    monkeypatch.setattr(aws, "get_credentials", lambda: credentials)
+    ca_file, cert_file, key_file = certs
+    network_env.setenv("AWS_CA_BUNDLE", str(ca_file))
+    backend = backends.AiohttpBackend()
+    try:
+        with FaultyServer(tls=(cert_file, key_file)) as server:
+            assert post(backend, server.url, ["ok-first"])[0] == {"ok-first": None}
+            assert post(backend, server.url, ["ok-second"])[0] == {"ok-second": None}
+    finally:
+        backend.close()
+    first, second = server.headers["ok-first"], server.headers["ok-second"]
+    assert first["authorization"].startswith("AWS4-HMAC-SHA256 Credential=ASIAROLE/")
+    assert first["x-amz-security-token"] != second["x-amz-security-token"]
