@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_aws_api_gateway_websockets",
+    "django_aws_api_gateway_websockets.operations",  # per-minute counters and the admin's live charts
     "chat",
 ]
 MIDDLEWARE = [
