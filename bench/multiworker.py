@@ -14,6 +14,9 @@ Called by ``bench/run.py`` (``make bench``) with the sockets already open; keys:
 * ``multiworker_broadcast_seconds_vs_ideal``: that / (sockets / 10,000 per s), the time the
   account's sustained rate allows (goal ≤ 1.3)
 * ``multiworker_broadcast_429_retries``: throttled calls retried by the workers
+
+The same with ``multiworker_scaled_throttle_`` keys: the gateway enforcing a lower throttle
+(bench/throttled_gateway.py), so that the throttle, not this 2-core machine, is the limit.
 """
 
 import hashlib
@@ -56,15 +59,15 @@ def start_redis():
     raise RuntimeError("redis-server did not start")
 
 
-def start_workers(redis_url, processes, shared_cache):
+def start_workers(redis_url, processes, sharing, account_rate):
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "bench.settings_multiworker",
         "BENCH_REDIS_URL": redis_url,
-        "BENCH_SEND_PROCESSES": "1" if shared_cache else str(processes),
-        "BENCH_RATE_CACHE": "send-rate" if shared_cache else "",
-        "BENCH_ACCOUNT_RATE": str(ACCOUNT_RATE),
+        "BENCH_SEND_PROCESSES": str(processes) if sharing == "processes" else "1",
+        "BENCH_RATE_CACHE": "send-rate" if sharing == "cache" else "",
+        "BENCH_ACCOUNT_RATE": str(account_rate),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "-P", "prefork", "-c", str(processes),
@@ -82,14 +85,18 @@ def _app(redis_url):
     return app
 
 
-def measure(clients, record, n, *, processes=3, shared_cache=False, chunks_per_process=2, prefix="multiworker"):
-    """Broadcast to the ``n`` open sockets (rows of ``record`` in channel "all") from ``processes`` workers."""
+def measure(clients, record, n, *, processes=3, sharing="processes", chunks_per_process=2, prefix="multiworker",
+            account_rate=ACCOUNT_RATE, burst=5_000):
+    """Broadcast to the ``n`` open sockets (rows of ``record`` in channel "all") from ``processes``
+    workers, the gateway enforcing ``account_rate`` calls/s with bursts of ``burst``. ``sharing``:
+    "processes" (``send_rate_processes``), "cache" (``send_rate_limit_cache`` on Redis) or "none"
+    (every process at the full rate: what happens without sharing)."""
     from django_aws_api_gateway_websockets.models import WebSocketSession
     from django_aws_api_gateway_websockets.sending import encode_message
     from django_aws_api_gateway_websockets.tasks import broadcast_in_chunks
 
     redis, redis_url, directory = start_redis()
-    workers = start_workers(redis_url, processes, shared_cache)
+    workers = start_workers(redis_url, processes, sharing, account_rate)
     results = {}
     try:
         _app(redis_url)
@@ -112,8 +119,12 @@ def measure(clients, record, n, *, processes=3, shared_cache=False, chunks_per_p
         exact, missing, duplicated, wrong = map(int, clients.ask(f"sockets {sha1}")[1:])
         delivered = sum(o["delivered"] for o in outcomes)
         failed = {cid: code for o in outcomes for cid, code in o["failed"].items()}
-        ideal = n / ACCOUNT_RATE
+        ideal = n / account_rate
         results.update({
+            f"{prefix}_broadcast_throttle": f"{account_rate}/s, burst {burst}",
+            f"{prefix}_broadcast_rate_sharing": {
+                "cache": "send_rate_limit_cache (Redis)", "processes": f"send_rate_processes={processes}", "none": "none",
+            }[sharing],
             f"{prefix}_broadcast_processes": processes,
             f"{prefix}_broadcast_sockets": n,
             f"{prefix}_broadcast_seconds": elapsed,

@@ -192,6 +192,35 @@ def sending_extras(clients, record, ids, broadcast_seconds):
     return results
 
 
+def scaled_throttle_phase(record, backend, clients):
+    """The multi-worker broadcast with the gateway enforcing a throttle this machine can reach."""
+    from bench import multiworker
+
+    rate, burst = int(os.environ.get("BENCH_GW_RATE", 2_000)), int(os.environ.get("BENCH_GW_BURST", 1_000))
+    gateway = Process(
+        str(ROOT / "bench" / "throttled_gateway.py"), str(rate), str(burst), f"127.0.0.1:{GATEWAY_PORT}",
+        "--api", record.api_name, "--target", backend, "-v0", "--management-latency-ms", "10",
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    gateway.read_until("Quit with CONTROL-C")
+    time.sleep(0.3)
+    results = {}
+    try:
+        n = len(open_sockets(clients, record, N_BROADCAST))
+        for sharing, suffix in (("processes", ""), ("cache", "_shared_cache"), ("none", "_unshared")):
+            prefix = "multiworker_scaled_throttle" + suffix
+            try:
+                results.update(multiworker.measure(
+                    clients, record, n, processes=int(os.environ.get("BENCH_MW_PROCESSES", 3)), sharing=sharing,
+                    prefix=prefix, account_rate=rate, burst=burst,
+                ))
+            except Exception as exc:
+                results[f"{prefix}_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    finally:
+        gateway.stop()
+    return results
+
+
 def rss_mb():
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -240,6 +269,8 @@ def main():
         open_sockets(clients, record, N_BROADCAST)
         results["broadcast_10000_latency0ms_seconds"] = timed_broadcast(clients, N_BROADCAST)[0]
         gateway.stop()
+
+        results.update(scaled_throttle_phase(record, backend, clients))
 
         gateway = start_gateway(record, backend, "--two-way")
         open_sockets(clients, record, N_RELAY_SOCKETS)
