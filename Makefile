@@ -44,6 +44,7 @@ test-matrix: venv
 
 ## make demo: a virtualenv with the package and the local gateway, the demo project, both servers.
 demo:
+	@$(PYTHON) example/run_demo.py --check-ports
 	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check -e ".[local]"
 	$(DEMO_VENV)/bin/python example/run_demo.py

@@ -46,6 +46,8 @@ def main():
     django_port = os.environ.setdefault("DEMO_DJANGO_PORT", "8000")
     gateway_port = os.environ.get("DEMO_GATEWAY_PORT", "8001")
     check_ports(django_port, gateway_port)
+    if "--check-ports" in sys.argv[1:]:  # `make demo` asks first, before building the virtualenv
+        return 0
     manage = [sys.executable, str(HERE / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], check=True)
     subprocess.run([*manage, "setupDemo", "--django-url", f"http://127.0.0.1:{django_port}"], check=True)

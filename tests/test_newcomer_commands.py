@@ -64,3 +64,16 @@ def test_demo_on_a_busy_port_exits_non_zero_before_any_banner(tmp_path):
     assert "DEMO_DJANGO_PORT" in result.stderr
     assert "Demo running" not in result.stdout
     assert not (tmp_path / "db.sqlite3").exists()  # nothing migrated, nothing written
+
+
+def test_make_demo_on_a_busy_port_fails_before_building_anything(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "DEMO_DJANGO_PORT": str(port)}
+        result = subprocess.run(["make", "-s", "demo", f"DEMO_VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert not (tmp_path / "venv").exists() and "Demo running" not in result.stdout
