@@ -11,6 +11,7 @@ with the same message.
 """
 
 import difflib
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -149,7 +150,7 @@ _checked = set()
 _CHECKED_MAX = 1024
 
 
-def get_setting(name):
+def get_setting(name: str) -> Any:
     """Return ``settings.WEBSOCKETS[name]``, falling back to the package default.
 
     Raises ``ImproperlyConfigured`` when the value has the wrong type (the message

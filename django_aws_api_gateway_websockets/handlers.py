@@ -16,23 +16,27 @@ starting with ``_`` are never handlers, whatever the lists say.
 """
 
 import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.views import View
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 HANDLER_MARK = "websocket_handler"
 BUILTIN_HANDLERS = frozenset({"change_channel", "ping"})
 
 
-def handler(method):
+def handler(method: F) -> F:
     """Mark a view method as reachable from messages (``{"handler": "<method name>"}``)."""
     setattr(method, HANDLER_MARK, True)
     return method
 
 
-def _own_methods(view_class, base_class):
+def _own_methods(view_class: type, base_class: type) -> dict[str, Callable[..., Any]]:
     """``{name: function}`` defined on ``view_class`` and its bases below ``base_class``
     (mixins included); the most derived definition wins."""
-    methods = {}
+    methods: dict[str, Callable[..., Any]] = {}
     for klass in view_class.__mro__:
         if klass in base_class.__mro__:
             continue
@@ -42,7 +46,7 @@ def _own_methods(view_class, base_class):
     return methods
 
 
-def _has_handler_signature(function):
+def _has_handler_signature(function: Callable[..., Any]) -> bool:
     """``def name(self, request, ...)``: the signature every documented handler has."""
     try:
         parameters = list(inspect.signature(function).parameters.values())
@@ -52,12 +56,13 @@ def _has_handler_signature(function):
     return len(positional) >= 2 and positional[1].name == "request"
 
 
-def allowed_handlers(view_class, base_class):
+def allowed_handlers(view_class: Any, base_class: type) -> tuple[frozenset[str], frozenset[str]]:
     """``(names, implicit)``: the handler names a message may select on ``view_class``, and
     those of them exposed only implicitly (rule 3 above; empty under rules 1 and 2)."""
     own = _own_methods(view_class, base_class)
     marked = {name for name, function in own.items() if getattr(function, HANDLER_MARK, False) is True}
-    implicit = set()
+    implicit: set[str] = set()
+    names: set[str]
     if view_class.ALLOWED_HANDLERS:
         names = set(view_class.ALLOWED_HANDLERS)  # exactly those, even marked ones inherited
     elif marked:

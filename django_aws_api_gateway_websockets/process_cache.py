@@ -7,15 +7,17 @@ stored, so a save that lands during a read is never hidden behind a fresh expiry
 
 import threading
 import time
+from collections.abc import Callable, Hashable
+from typing import Any
 
 
 class ProcessCache:
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries = {}
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
         self._generation = 0
 
-    def get(self, key, load, ttl, *, fresh=False):
+    def get(self, key: Hashable, load: Callable[[], Any], ttl: float, *, fresh: bool = False) -> Any:
         """The cached value of ``key``, else ``load()`` (kept ``ttl`` seconds unless ``None``)."""
         now = time.monotonic()
         entry = None if fresh else self._entries.get(key)
@@ -29,7 +31,7 @@ class ProcessCache:
                     self._entries[key] = (now + ttl, value)
         return value
 
-    def clear(self, **kwargs):
+    def clear(self, **kwargs: object) -> None:
         with self._lock:
             self._entries.clear()
             self._generation += 1

@@ -6,6 +6,8 @@ mapping, shared by the view, the provisioning code, the local gateway and the te
 
 import json
 import re
+from collections.abc import Container
+from typing import Any
 
 # Integration routes: the last path segment of the Django URL ``ws/<slug:route>``.
 CONNECT = "connect"
@@ -28,7 +30,7 @@ HEADER_LEGACY_SECRET = "X-Ws-Gateway-Secret"
 USER_AGENT_PREFIX = "AmazonAPIGateway_"
 
 
-def request_parameters(secret):
+def request_parameters(secret: str) -> dict[str, str]:
     """The integration ``RequestParameters``: header <- context variable or 'static' value."""
     params = {
         f"integration.request.header.{HEADER_CONNECTION_ID}": "context.connectionId",
@@ -62,13 +64,13 @@ API_ID_MAX_LENGTH = 32
 API_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def is_valid_api_id(value):
+def is_valid_api_id(value: object) -> bool:
     return (
         isinstance(value, str) and 0 < len(value) <= API_ID_MAX_LENGTH and API_ID_RE.fullmatch(value) is not None
     )
 
 
-def is_valid_channel_name(name):
+def is_valid_channel_name(name: object) -> bool:
     return (
         isinstance(name, str)
         and 0 < len(name) <= CHANNEL_NAME_MAX_LENGTH
@@ -76,7 +78,7 @@ def is_valid_channel_name(name):
     )
 
 
-def is_valid_connection_id(value):
+def is_valid_connection_id(value: object) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= CONNECTION_ID_MAX_LENGTH
@@ -84,12 +86,12 @@ def is_valid_connection_id(value):
     )
 
 
-def management_endpoint(api_id, region, stage):
+def management_endpoint(api_id: str, region: str, stage: str) -> str:
     """The Management API endpoint AWS serves for a deployed stage (SPEC §4)."""
     return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
 
 
-def select_route(body_text, selection_key, route_keys):
+def select_route(body_text: str | bytes, selection_key: str | None, route_keys: Container[str]) -> str:
     """The route key API Gateway picks for a message frame (SPEC §3).
 
     ``selection_key`` is the body key named by ``$request.body.<key>``; a matching custom
@@ -102,7 +104,7 @@ def select_route(body_text, selection_key, route_keys):
         data = json.loads(body_text)
     except (TypeError, ValueError, RecursionError):
         return "$default"
-    value = data
+    value: Any = data
     for part in selection_key.split("."):
         if not isinstance(value, dict) or part not in value:
             return "$default"
@@ -112,7 +114,7 @@ def select_route(body_text, selection_key, route_keys):
     return "$default"
 
 
-def selection_key_from_expression(expression):
+def selection_key_from_expression(expression: str | None) -> str | None:
     """``$request.body.action`` -> ``action``; ``None`` for expressions we cannot evaluate."""
     prefix = "$request.body."
     if expression and expression.startswith(prefix):

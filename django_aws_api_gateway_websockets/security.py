@@ -7,18 +7,22 @@ Nothing here trusts a header a client can forge: the proof of origin is the reco
 
 import hmac
 import ipaddress
-from datetime import timedelta
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 
 from . import protocol
 from .conf import get_setting
 
+if TYPE_CHECKING:
+    from .models import ApiGateway
 
-def accepted_secrets(gateway, now=None):
+
+def accepted_secrets(gateway: "ApiGateway", now: datetime | None = None) -> list[str]:
     """The secrets a request may carry: the record's current one, and the one it replaced
     while ``WEBSOCKETS["secret_grace_seconds"]`` after the rotation last."""
     secrets = [gateway.integration_secret] if gateway.integration_secret else []
@@ -30,7 +34,7 @@ def accepted_secrets(gateway, now=None):
     return secrets
 
 
-def presented_secret(request, gateway):
+def presented_secret(request: HttpRequest, gateway: "ApiGateway | None") -> str | None:
     """The secret an integration request carries: ``X-Gateway-Secret``; for a record upgraded
     from the 4.1.0 release whose integrations were not re-synced yet, also its header
     ``X-Ws-Gateway-Secret`` (``check --deploy`` warns while a record accepts it)."""
@@ -40,7 +44,7 @@ def presented_secret(request, gateway):
     return presented
 
 
-def secret_matches(gateway, presented):
+def secret_matches(gateway: "ApiGateway", presented: str | None) -> bool:
     """Constant-time check of the ``X-Gateway-Secret`` header against the record.
 
     Records without a secret (data moved from the old package) are accepted;
@@ -48,13 +52,13 @@ def secret_matches(gateway, presented):
     """
     if not gateway.integration_secret:
         return True
-    presented = (presented or "").encode()
+    given = (presented or "").encode()
     # Every candidate is compared (no early exit): the time taken says nothing about which matched.
-    matches = [hmac.compare_digest(secret.encode(), presented) for secret in accepted_secrets(gateway)]
+    matches = [hmac.compare_digest(secret.encode(), given) for secret in accepted_secrets(gateway)]
     return any(matches)
 
 
-def source_ip(request, gateway=None):
+def source_ip(request: HttpRequest, gateway: "ApiGateway | None" = None) -> str:
     """The client's IP as API Gateway saw it, else the peer address (never X-Forwarded-For).
 
     ``X-Source-Ip`` is trusted only where our integrations map it: not on a record still
@@ -84,7 +88,7 @@ class Origin(NamedTuple):
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def parse_origin(value, *, wildcard=False):
+def parse_origin(value: object, *, wildcard: bool = False) -> Origin | None:
     """``Origin`` of ``scheme://host[:port]``, or ``None`` for anything else (a path, user info,
     a bad port, an empty host). With ``wildcard``, the host may start with ``*.``."""
     if not isinstance(value, str):
@@ -108,7 +112,7 @@ def parse_origin(value, *, wildcard=False):
     return Origin(parts.scheme, host, port or DEFAULT_PORTS[parts.scheme])
 
 
-def _is_host(host):
+def _is_host(host: str) -> bool:
     """A DNS name (letters, digits, '-' and dots) or an IP address; nothing else."""
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -119,19 +123,19 @@ def _is_host(host):
     return all(label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels)
 
 
-def _trusted_origin_matches(origin, trusted):
+def _trusted_origin_matches(origin: "Origin | str | None", trusted: str) -> bool:
     """Exact origin, or Django's ``https://*.example.com`` wildcard: any sub-domain of
     example.com (not example.com itself), same scheme and port. Both are parsed first."""
-    origin = origin if isinstance(origin, Origin) else parse_origin(origin)
-    trusted = parse_origin(trusted, wildcard=True)
-    if origin is None or trusted is None or (origin.scheme, origin.port) != (trusted.scheme, trusted.port):
+    parsed = origin if isinstance(origin, Origin) else parse_origin(origin)
+    entry = parse_origin(trusted, wildcard=True)
+    if parsed is None or entry is None or (parsed.scheme, parsed.port) != (entry.scheme, entry.port):
         return False
-    if trusted.host.startswith("*."):
-        return origin.host.endswith(trusted.host[1:])
-    return origin.host == trusted.host
+    if entry.host.startswith("*."):
+        return parsed.host.endswith(entry.host[1:])
+    return parsed.host == entry.host
 
 
-def origin_allowed(origin):
+def origin_allowed(origin: str | None) -> bool:
     """A browser's ``Origin`` is allowed when ``CSRF_TRUSTED_ORIGINS`` lists it (exactly, or
     through a sub-domain wildcard), or when it is ``https://<host>`` on the default port for
     an exact (non-wildcard) host in ``ALLOWED_HOSTS``. ``ALLOWED_HOSTS`` wildcards (``*``,
