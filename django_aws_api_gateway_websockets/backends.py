@@ -60,21 +60,26 @@ class Endpoint:
     def parts(self):
         return urlsplit(self.url)
 
-    @property
+    @cached_property
     def origin(self):
         parts = self.parts
         return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
-    @property
+    @cached_property
     def host_header(self):
         parts = self.parts
         default = 443 if parts.scheme == "https" else 80
         return parts.hostname if parts.port in (None, default) else f"{parts.hostname}:{parts.port}"
 
-    @property
+    @cached_property
     def signed(self):
         """AWS endpoints are signed; plain-http ones (the local gateway) are not."""
         return not aws.is_local_endpoint(self.url)
+
+    @cached_property
+    def base(self):
+        """``scheme://host[:port]`` as in the URL."""
+        return f"{self.parts.scheme}://{self.parts.netloc}"
 
     def path(self, connection_id):
         return f"{self.parts.path}/@connections/{quote(connection_id, safe='')}"
@@ -194,6 +199,8 @@ class _Pool:
             timeout=self.timeout(options),
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
+            # Headers API Gateway does not need: less to build and send per call.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
         )
         self.workers = options.workers
         self.semaphore = asyncio.Semaphore(options.workers)
@@ -294,7 +301,7 @@ class AiohttpBackend(BaseSendBackend):
         pool = self._pool(endpoint, options)
         limiter = options.limiter(endpoint.region)
         path = endpoint.path(connection_id)
-        url = URL(f"{endpoint.parts.scheme}://{endpoint.parts.netloc}{path}", encoded=True)  # already quoted
+        url = URL(endpoint.base + path, encoded=True)  # already quoted
         code, connect_failures, connect_code = "LimitExceededException", 0, None
         for attempt in range(options.retries + 1):
             connect_code = None
