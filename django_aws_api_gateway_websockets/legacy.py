@@ -81,6 +81,7 @@ from .models import (
     ApiGatewayAdditionalRoute,
     ChannelPermission,
     ChannelPermissionRule,
+    ConnectionRateCounter,
     CleanupRun,
     ConnectionRateLimit,
     ProvisioningStatus,
@@ -142,10 +143,10 @@ ADDED_41 = {
 }
 RULE_PERMISSION_COLUMNS = {"channelpermissionrule_id", "permission_id"}
 
-# Every table of ours the old schema may hold, children first (the rule <-> permission table,
+# Every table of ours (the old schema holds some of them), children first (the rule <-> permission table,
 # found by introspection, goes just before ChannelPermissionRule).
 DROP_ORDER = (
-    WebSocketSession, ApiGatewayAdditionalRoute, WebSocketToken, ConnectionRateLimit,
+    WebSocketSession, ApiGatewayAdditionalRoute, WebSocketToken, ConnectionRateLimit, ConnectionRateCounter,
     ChannelPermissionRule, ChannelPermission, ApiGateway, CleanupRun,
 )
 

@@ -445,3 +445,10 @@ def test_40_dry_run(old_database_40):
     assert f"would copy 3 {APP}.WebSocketToken row(s)" in output and "session keys hashed" in output
     assert "Everything is carried over." in output
     assert history(old_database_40.alias) == sorted(old_database_40.manifest["migrations"])
+
+
+def test_drop_order_names_every_model_of_the_app():
+    # drop_tables (and the check of what is left after an upgrade) must know every table we make.
+    from django.apps import apps
+
+    assert set(legacy.DROP_ORDER) == set(apps.get_app_config(APP).get_models())
