@@ -43,3 +43,15 @@ def test_bad_addrport(value):
 )
 def test_the_endpoint_written_to_the_record_is_reachable(host, reachable):
     assert Command._reachable(host) == reachable
+
+
+@pytest.mark.django_db
+def test_an_unmigrated_database_is_a_one_line_hint(monkeypatch):
+    from django.db import OperationalError
+
+    def no_table(api):
+        raise OperationalError("no such table: django_aws_api_gateway_websockets_apigateway")
+
+    monkeypatch.setattr(Command, "_resolve_record", staticmethod(no_table))
+    with pytest.raises(CommandError, match=r"Run `manage.py migrate` first"):
+        call_command("runwsgateway", "127.0.0.1:0")

@@ -7,6 +7,7 @@ import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from ... import protocol
 from ...eventloop import new_event_loop
@@ -57,7 +58,10 @@ class Command(BaseCommand):
                 f"The local gateway needs aiohttp: pip install \"django-aws-api-gateway-websockets[local]\" ({exc})"
             )
         host, port = self._parse_addrport(options["addrport"])
-        record, chosen = self._resolve_record(options["api"])
+        try:
+            record, chosen = self._resolve_record(options["api"])
+        except DatabaseError as exc:  # most often: migrate was never run
+            raise CommandError(f"Cannot read the ApiGateway records ({exc}). Run `manage.py migrate` first.")
         if not records.is_local_record(record):  # _resolve_record never returns one: never write it
             raise CommandError(f"ApiGateway '{record.api_name}' exists in AWS: runwsgateway does not write to it.")
         try:
