@@ -54,4 +54,4 @@ def test_an_unmigrated_database_is_a_one_line_hint(monkeypatch):
 
     monkeypatch.setattr(Command, "_resolve_record", staticmethod(no_table))
     with pytest.raises(CommandError, match=r"Run `manage.py migrate` first"):
-        call_command("runwsgateway", "127.0.0.1:0")
+        call_command("runwsgateway", "127.0.0.1:18555")
