@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -28,7 +30,7 @@ from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import signals as model_signals
 from django.db.models import F
-from django.http import HttpResponse, JsonResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -38,9 +40,12 @@ from . import channel_access, login, protocol, ratelimit, security, signals, tok
 from .conf import get_setting
 from .gateways import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
-from .models import WebSocketSession
+from .models import ApiGateway, WebSocketSession
 
-__all__ = ["Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
+__all__ = ["HandlerResult", "Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
+
+#: What a handler or hook may return: ``None`` (200 ``{}``), JSON-able data, or a response.
+HandlerResult: TypeAlias = HttpResponseBase | dict[str, Any] | list[Any] | None
 
 logger = logging.getLogger(__name__)
 
@@ -148,42 +153,43 @@ class WebSocketView(View):
     http_method_names = ["post"]
 
     # Connect checks.
-    USE_WS_TOKEN = True
-    RATE_LIMIT_ENABLED = True
-    RATE_LIMIT_MAX_ATTEMPTS = None  # None: WEBSOCKETS["rate_limit_max_attempts"] (20)
-    RATE_LIMIT_WINDOW_MINUTES = None  # None: WEBSOCKETS["rate_limit_window_minutes"] (1)
-    CHECK_ORIGIN = True
+    USE_WS_TOKEN: bool = True
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_MAX_ATTEMPTS: int | None = None  # None: WEBSOCKETS["rate_limit_max_attempts"] (20)
+    RATE_LIMIT_WINDOW_MINUTES: int | None = None  # None: WEBSOCKETS["rate_limit_window_minutes"] (1)
+    CHECK_ORIGIN: bool = True
     # Channels without a ChannelPermission row: joinable (True), or refused (False).
-    ALLOW_UNLISTED_CHANNELS = True
+    ALLOW_UNLISTED_CHANNELS: bool = True
     # Permissions, checked on connect and on every message.
-    permissions_required = ()  # the user needs at least one
-    all_permissions_required = ()  # the user needs every one
+    permissions_required: Sequence[str] = ()  # the user needs at least one
+    all_permissions_required: Sequence[str] = ()  # the user needs every one
     # Handlers a message may call (see handlers.py): ALLOWED_HANDLERS if set, else the
     # methods marked @handler plus the built-ins, else (4.x style, check W005 warns) the public
     # methods of your subclasses that take ``request``; plus ADDITIONAL_ALLOWED_HANDLERS.
-    ALLOWED_HANDLERS = None
-    ADDITIONAL_ALLOWED_HANDLERS = ()
-    handler_selection_key = "handler"
-    route_selection_key = "action"
+    ALLOWED_HANDLERS: Sequence[str] | None = None
+    ADDITIONAL_ALLOWED_HANDLERS: Sequence[str] = ()
+    handler_selection_key: str = "handler"
+    route_selection_key: str = "action"
     # Only accept requests from this API id (an ApiGateway record must still exist).
-    aws_api_gateway_id = None
-    SEND_EXCEPTION_MAIL = True
-    MAX_BODY_SIZE = protocol.MAX_PAYLOAD_BYTES
+    aws_api_gateway_id: str | None = None
+    SEND_EXCEPTION_MAIL: bool = True
+    MAX_BODY_SIZE: int = protocol.MAX_PAYLOAD_BYTES
     # Deeper bodies are refused (400): far above any real message, far below what would
     # exhaust the stack when a handler sends the body back (json.dumps recurses too).
-    MAX_JSON_DEPTH = 128
+    MAX_JSON_DEPTH: int = 128
 
     BUILTIN_HANDLERS = BUILTIN_HANDLERS
 
-    # Set per request.
-    api_gateway = None
-    websocket_session = None
-    body = None
-    connection_id = None
+    # Set per request, before any hook or handler runs (typed without None for handlers' sake;
+    # None only before dispatch has found them).
+    api_gateway: ApiGateway = None  # type: ignore[assignment]
+    websocket_session: WebSocketSession = None  # type: ignore[assignment]
+    body: dict[str, Any]  # the message's JSON object ({} on connect and disconnect)
+    connection_id: str = ""
 
     # --- dispatch -------------------------------------------------------------------
 
-    def dispatch(self, request, *args, **kwargs):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         route = kwargs.get("route") or protocol.DEFAULT
         self.route = route
         self.body = {}
@@ -446,11 +452,11 @@ class WebSocketView(View):
         if self.RATE_LIMIT_ENABLED:
             ratelimit.audit_attempt(ip, user, successful=successful, reason=reason)
 
-    def _additional_connection_checks(self, request, *args, **kwargs):
+    def _additional_connection_checks(self, request: HttpRequest, *args: Any, **kwargs: Any) -> bool | tuple[bool, str]:
         """Hook: return ``True``/``False`` or ``(allowed, message)``; runs last on connect."""
         return True, ""
 
-    def connect(self, request, *args, **kwargs):
+    def connect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Hook called after a connection was stored (``self.websocket_session``), in the
         connect's transaction.
 
@@ -480,7 +486,7 @@ class WebSocketView(View):
 
         return self._in_transaction(after_disconnect, request)
 
-    def disconnect(self, request, *args, **kwargs):
+    def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Hook called after the session was marked disconnected."""
         return None
 
@@ -553,12 +559,12 @@ class WebSocketView(View):
         return body
 
     @classmethod
-    def get_allowed_handlers(cls):
+    def get_allowed_handlers(cls) -> frozenset[str]:
         """The handler names a message may select (computed once per class)."""
         return cls._handler_names()[0]
 
     @classmethod
-    def implicit_handlers(cls):
+    def implicit_handlers(cls) -> frozenset[str]:
         """The handlers this view exposes only because they are public methods taking
         ``request`` (no ``@handler``, no ``ALLOWED_HANDLERS``): what check W005 reports."""
         return cls._handler_names()[1]
@@ -571,7 +577,7 @@ class WebSocketView(View):
             cls._handler_names_cache = cached
         return cached
 
-    def get_handler_name(self):
+    def get_handler_name(self) -> str:
         """``body[handler_selection_key]``, then ``body[route_selection_key]``, else ``default``."""
         allowed = self.get_allowed_handlers()
         for key in (self.handler_selection_key, self.route_selection_key):
@@ -585,11 +591,11 @@ class WebSocketView(View):
         """A handler's return value as a response: ``None`` is 200 ``{}``, data is JSON."""
         if result is None:
             return JsonResponse({})
-        if isinstance(result, HttpResponse):
+        if isinstance(result, HttpResponseBase):
             return result
         return JsonResponse(result, safe=False)
 
-    def handle_exception(self, request, exc):
+    def handle_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse:
         """A bug in a handler: log it every time, mail the admins at most once per view and
         exception type per ``WEBSOCKETS["exception_mail_interval_seconds"]``, answer 500.
         The request's transaction was rolled back: rows stay as they were."""
@@ -630,13 +636,13 @@ class WebSocketView(View):
 
     # --- permissions ----------------------------------------------------------------
 
-    def has_any_permission(self, request):
+    def has_any_permission(self, request: HttpRequest) -> bool:
         return any(request.user.has_perm(perm) for perm in self.permissions_required)
 
-    def has_all_permission(self, request):
+    def has_all_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perms(self.all_permissions_required)
 
-    def has_required_permissions(self, request):
+    def has_required_permissions(self, request: HttpRequest) -> bool:
         """Both lists apply when both are set."""
         if self.permissions_required and not self.has_any_permission(request):
             return False
@@ -644,7 +650,7 @@ class WebSocketView(View):
             return False
         return True
 
-    def can_join_channel(self, request, channel_name):
+    def can_join_channel(self, request: HttpRequest, channel_name: str) -> bool:
         """Whether ``request.user`` may join ``channel_name``: on $connect and change_channel.
 
         The channel rules of the admin (``ChannelPermission``, see channel_access.py) and
@@ -655,12 +661,12 @@ class WebSocketView(View):
     # --- handlers -------------------------------------------------------------------
 
     @handler
-    def default(self, request, *args, **kwargs):
+    def default(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Fallback for messages naming no allowed handler. Override it."""
         raise Rejection(400, "Unknown handler.")
 
     @handler
-    def change_channel(self, request, *args, **kwargs):
+    def change_channel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Built-in: ``{"handler": "change_channel", "channel": "<name>"}``."""
         channel = self.body.get("channel")
         if not protocol.is_valid_channel_name(channel):
@@ -672,7 +678,7 @@ class WebSocketView(View):
         return {"type": "channel_changed", "channel": channel}
 
     @handler
-    def ping(self, request, *args, **kwargs):
+    def ping(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Built-in heartbeat (keeps API Gateway's 10-minute idle timer from firing)."""
         return {"type": "pong"}
 
