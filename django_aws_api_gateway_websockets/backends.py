@@ -280,10 +280,14 @@ class AiohttpBackend(BaseSendBackend):
     async def _post_all(self, jobs, payload, options, results):
         signers, reach = {}, _Reachability()
 
-        async def post(connection_id, endpoint):
-            results[connection_id] = await self._call("POST", endpoint, connection_id, payload, options, signers, reach)
+        pending = iter(jobs)  # shared by the workers: one loop thread, so each next() is atomic
 
-        await asyncio.gather(*(post(cid, endpoint) for cid, endpoint in jobs))
+        async def worker():
+            for connection_id, endpoint in pending:
+                results[connection_id] = await self._call("POST", endpoint, connection_id, payload, options, signers, reach)
+
+        # ``workers`` coroutines, not one task per connection: a 10,000-connection send makes 128.
+        await asyncio.gather(*(worker() for _ in range(min(options.workers, len(jobs)))))
 
     @staticmethod
     def _signer(method, endpoint, payload, signers):
@@ -309,7 +313,7 @@ class AiohttpBackend(BaseSendBackend):
                 if reach.check(endpoint):
                     return reach.check(endpoint)
                 delay = limiter.delay()
-                if delay:
+                if delay > transport.SLEEP_THRESHOLD:
                     await asyncio.sleep(delay)
                 headers = signer.headers(path) if signer is not None else {}
                 try:
