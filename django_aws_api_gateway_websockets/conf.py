@@ -47,6 +47,15 @@ DEFAULTS = {
     "exception_mail_interval_seconds": 300,
     # The browser client and AppChannelWebSocketMixin.
     "token_url_name": "websocket_token",
+    # Channel history (history.py, docs/history.md): send_to_channel/send_to_user keep each
+    # stream's last history_max_messages messages, none older than history_max_age_seconds,
+    # for the client's resume; False sends without sequence numbers or history.
+    "history_enabled": True,
+    "history_max_messages": 1000,
+    "history_max_age_seconds": 86400,
+    # clearWebSocketSessions --stale announces the stale connections it closes as presence
+    # "leave" events to their channels (for views with BROADCAST_PRESENCE; presence.py).
+    "presence_cleanup_broadcast": False,
 }
 
 # The smallest value a number setting accepts (numbers not listed: any).
@@ -65,6 +74,8 @@ MINIMUMS = {
     "gateway_cache_seconds": 0,
     "secret_grace_seconds": 0,
     "exception_mail_interval_seconds": 0,
+    "history_max_messages": 1,
+    "history_max_age_seconds": 1,
 }
 
 

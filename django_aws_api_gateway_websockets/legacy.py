@@ -81,6 +81,8 @@ from .models import (
     ApiGatewayAdditionalRoute,
     ChannelPermission,
     ChannelPermissionRule,
+    ChannelMessage,
+    ChannelSequence,
     ConnectionRateCounter,
     CleanupRun,
     ConnectionRateLimit,
@@ -146,7 +148,7 @@ RULE_PERMISSION_COLUMNS = {"channelpermissionrule_id", "permission_id"}
 # Every table of ours (the old schema holds some of them), children first (the rule <-> permission table,
 # found by introspection, goes just before ChannelPermissionRule).
 DROP_ORDER = (
-    WebSocketSession, ApiGatewayAdditionalRoute, WebSocketToken, ConnectionRateLimit, ConnectionRateCounter,
+    ChannelMessage, ChannelSequence, WebSocketSession, ApiGatewayAdditionalRoute, WebSocketToken, ConnectionRateLimit, ConnectionRateCounter,
     ChannelPermissionRule, ChannelPermission, ApiGateway, CleanupRun,
 )
 

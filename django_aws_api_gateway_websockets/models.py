@@ -252,6 +252,13 @@ class WebSocketSessionQuerySet(models.QuerySet):
 
         return send_to_sessions(self.connected(), data)
 
+    def send_to_channel(self, channel, data):
+        """Store ``data`` in ``channel``'s history (a sequence number) and send it to these
+        rows' connected sessions in that channel (history.py); returns a ``ChannelSendResult``."""
+        from .history import send_to_channel
+
+        return send_to_channel(channel, data, sessions=self)
+
 
 class WebSocketSession(models.Model):
     """One WebSocket connection held by API Gateway."""
@@ -471,3 +478,6 @@ class ChannelPermissionRule(models.Model):
 
     def __str__(self):
         return f"rule {self.pk} of {self.channel_permission.channel_name}"
+
+
+from .history_models import ChannelMessage, ChannelSequence  # noqa: E402,F401  (history.py)

@@ -36,7 +36,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import channel_access, login, protocol, ratelimit, security, signals, tokens
+from . import channel_access, history, login, presence, protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
 from .gateways import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
@@ -160,6 +160,8 @@ class WebSocketView(View):
     CHECK_ORIGIN: bool = True
     # Channels without a ChannelPermission row: joinable (True), or refused (False).
     ALLOW_UNLISTED_CHANNELS: bool = True
+    # Announce joins and leaves to the channel ({"type": "presence", ...}; presence.py).
+    BROADCAST_PRESENCE: bool = False
     # Permissions, checked on connect and on every message.
     permissions_required: Sequence[str] = ()  # the user needs at least one
     all_permissions_required: Sequence[str] = ()  # the user needs every one
@@ -389,6 +391,8 @@ class WebSocketView(View):
             except IntegrityError:
                 raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE)
             signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
+            if self.BROADCAST_PRESENCE:  # to the others: the new socket cannot be posted to yet
+                presence.announce_on_commit(channel, "join", self.websocket_session, exclude=self.websocket_session.pk)
             response = self._as_response(self.connect(request, *args, **kwargs))
             if response.status_code < 300 and self.RATE_LIMIT_ENABLED:
                 # The accepted attempt's audit row commits with the connection (no commit of
@@ -473,6 +477,8 @@ class WebSocketView(View):
             connected=False, updated_on=timezone.now()
         )
         session.connected = False
+        if self.BROADCAST_PRESENCE:
+            presence.announce_on_commit(session.channel_name, "leave", session)
         logger.info(
             "WebSocket disconnected",
             extra={"connection_id": session.connection_id, "route": self.route, "reason": "", "user_id": session.user_id},
@@ -673,9 +679,30 @@ class WebSocketView(View):
             raise Rejection(400, "Invalid channel name.", signals.REASON_CHANNEL)
         if not self.can_join_channel(request, channel):
             raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
+        left = self.websocket_session.channel_name
         WebSocketSession.objects.filter(pk=self.websocket_session.pk).update(channel_name=channel)
         self.websocket_session.channel_name = channel
+        if self.BROADCAST_PRESENCE and left != channel:
+            presence.announce_on_commit(left, "leave", self.websocket_session)
+            presence.announce_on_commit(channel, "join", self.websocket_session)
         return {"type": "channel_changed", "channel": channel}
+
+    @handler
+    def resume(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
+        """Built-in: ``{"handler": "resume", "channel": "<this connection's channel>", "after": N,
+        "user_after": M}`` (either part optional): post what the connection missed on its
+        channel and its user's direct stream, in order, or a ``resume_gap`` (docs/history.md)."""
+        after, user_after = self.body.get("after"), self.body.get("user_after")
+        for value in (after, user_after):
+            if value is not None and (type(value) is not int or value < 0):
+                raise Rejection(400, "after and user_after must be non-negative integers.")
+        channel = self.websocket_session.channel_name
+        if after is not None and self.body.get("channel", channel) != channel:
+            raise Rejection(409, "resume names another channel than this connection's.", signals.REASON_CHANNEL)
+        if after is not None and not channel:
+            raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
+        streams = history.resume_session(self.websocket_session, channel, after, user_after)
+        return {"type": "resumed", "streams": streams}
 
     @handler
     def ping(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:

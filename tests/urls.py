@@ -12,4 +12,5 @@ urlpatterns = [
     path("open/<slug:route>", views.OpenView.as_view(), name="ws_open"),
     path("staff/<slug:route>", views.StaffView.as_view(), name="ws_staff"),
     path("explicit/<slug:route>", views.ExplicitView.as_view(), name="ws_explicit"),
+    path("history/<slug:route>", views.HistoryView.as_view(), name="ws_history"),
 ]

@@ -85,3 +85,17 @@ class ExplicitView(WebSocketView):
         if self.websocket_session.channel_name == "refused":
             return JsonResponse({"error": "Refused by the connect hook."}, status=403)
         return None
+
+
+class HistoryView(WebSocketView):
+    """No token, presence announced, and a handler that broadcasts through the channel history."""
+
+    USE_WS_TOKEN = False
+    BROADCAST_PRESENCE = True
+
+    @handler
+    def broadcast(self, request, *args, **kwargs):
+        from django_aws_api_gateway_websockets.history import send_to_channel
+
+        sent = send_to_channel(self.websocket_session.channel_name, {"type": "note", "n": self.body.get("n")})
+        return {"type": "broadcast", "seq": sent.seq}

@@ -1,0 +1,268 @@
+"""Channel history: sequence-numbered messages that a reconnecting client can replay (docs/history.md).
+
+``send_to_channel(channel, data)`` (and ``send_to_user(user, data)``) store the message in a
+bounded per-stream log and send it, stamped, to the stream's connected sessions::
+
+    {"type": "chat", "text": "hi", "stream": "room-1", "seq": 42}
+
+* A stream is a channel name, or ``user:<pk>`` for a user's direct messages (``"@user"`` on
+  the wire: the client does not need to know its user id).
+* Sequence numbers are per stream, start at 1, increase by one and have no gaps: one atomic
+  upsert of the stream's ``ChannelSequence`` row (``INSERT … ON CONFLICT DO UPDATE SET
+  last_seq = last_seq + 1 RETURNING last_seq``) and the message's INSERT run in one
+  transaction; the row lock orders concurrent senders (any number of processes), a rollback
+  gives the number back. Sending happens after the commit (``on_commit`` inside an outer
+  transaction), so a replay can always find what a connection was sent.
+* Retention: the last ``WEBSOCKETS["history_max_messages"]`` messages of a stream, none older
+  than ``history_max_age_seconds``. Replays apply both bounds exactly, whenever the rows are
+  pruned (``clearWebSocketSessions`` prunes them).
+* ``replay(stream, after)`` gives the payloads after ``after`` in order, or says that part of
+  the gap is gone (the client must reload its state). The view's built-in ``resume`` handler
+  uses it.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections, router, transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from .conf import get_setting
+from .history_models import ChannelMessage, ChannelSequence
+from .models import WebSocketSession
+
+logger = logging.getLogger(__name__)
+
+USER_STREAM = "@user"  # the wire name of a user's direct-message stream
+REPLAY_FRAME_BYTES = 96 * 1024  # a replay frame stays well below API Gateway's 128 KB
+
+
+@dataclass
+class ChannelSendResult:
+    """``seq``: the number the message got (``None`` with history off); ``result``: the
+    ``SendResult`` of the fan-out (``None`` while it waits for the outer transaction's commit)."""
+
+    stream: str
+    seq: int | None
+    result: object = None
+
+
+def user_stream(user_or_pk):
+    pk = getattr(user_or_pk, "pk", user_or_pk)
+    return f"user:{pk}"
+
+
+def _envelope(data, wire_stream, seq):
+    """The message as clients receive it: a dict gains ``stream`` and ``seq``; anything else
+    goes under ``data``."""
+    if isinstance(data, dict):
+        message = {**data, "stream": wire_stream, "seq": seq}
+    else:
+        message = {"data": data, "stream": wire_stream, "seq": seq}
+    return json.dumps(message, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+_UPSERT_SQL = {}
+
+
+def next_seq(stream, using=None):
+    """Give out ``stream``'s next sequence number; call inside a transaction (the row stays
+    locked until it ends, which orders concurrent senders)."""
+    db = using or router.db_for_write(ChannelSequence)
+    connection = connections[db]
+    if connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
+    ):
+        sql = _UPSERT_SQL.get(connection.vendor)
+        if sql is None:
+            qn = connection.ops.quote_name
+            table = qn(ChannelSequence._meta.db_table)
+            sql = _UPSERT_SQL[connection.vendor] = (
+                f"INSERT INTO {table} ({qn('stream')}, {qn('last_seq')}) VALUES (%s, 1) "
+                f"ON CONFLICT ({qn('stream')}) DO UPDATE SET {qn('last_seq')} = {table}.{qn('last_seq')} + 1 "
+                f"RETURNING {qn('last_seq')}"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [stream])
+            return cursor.fetchone()[0]
+    # Other databases: lock the row (created first if needed), then count up.
+    ChannelSequence.objects.using(db).get_or_create(stream=stream)
+    row = ChannelSequence.objects.using(db).select_for_update().get(stream=stream)
+    row.last_seq += 1
+    row.save(update_fields=["last_seq"])
+    return row.last_seq
+
+
+def record(stream, data, wire_stream=None):
+    """Store ``data`` as ``stream``'s next message; returns ``(seq, payload text)``."""
+    from .sending import encode_message  # refuses a payload over 128 KB before anything is stored
+
+    db = router.db_for_write(ChannelMessage)
+    with transaction.atomic(using=db):
+        seq = next_seq(stream, db)
+        payload = _envelope(data, wire_stream or stream, seq)
+        encode_message(payload)
+        ChannelMessage.objects.using(db).bulk_create(
+            [ChannelMessage(stream=stream, seq=seq, payload=payload, created_on=timezone.now())]
+        )
+    return seq, payload
+
+
+def _send(sessions, stream, data, wire_stream):
+    from .sending import send_to_sessions
+
+    if not get_setting("history_enabled"):
+        return ChannelSendResult(wire_stream, None, send_to_sessions(sessions, data))
+    seq, payload = record(stream, data, wire_stream)
+    outcome = ChannelSendResult(wire_stream, seq)
+    db = router.db_for_write(ChannelMessage)
+    if in_transaction(db):
+        # Inside the caller's transaction: send once it commits (never a message that may roll back).
+        transaction.on_commit(lambda: send_to_sessions(sessions, payload), using=db)
+    else:
+        outcome.result = send_to_sessions(sessions, payload)
+    return outcome
+
+
+def in_transaction(db):
+    """Whether a transaction of the caller's is open on ``db`` (the one a ``TestCase`` wraps
+    every test in does not count: a test sees what production code outside one would)."""
+    return any(not getattr(block, "_from_testcase", False) for block in connections[db].atomic_blocks)
+
+
+def send_to_channel(channel, data, sessions=None):
+    """Store ``data`` in ``channel``'s history and send it to the channel's connected sessions
+    (``sessions``: a ``WebSocketSession`` queryset to narrow them). Returns a ``ChannelSendResult``."""
+    base = WebSocketSession.objects.all() if sessions is None else sessions
+    return _send(base.filter(channel_name=channel, connected=True), channel, data, channel)
+
+
+def send_to_user(user, data):
+    """Store ``data`` in ``user``'s direct stream and send it to every connection of the user."""
+    sessions = WebSocketSession.objects.filter(user=user, connected=True)
+    return _send(sessions, user_stream(user), data, USER_STREAM)
+
+
+@dataclass
+class Replay:
+    """What ``replay`` found: ``payloads`` (JSON texts, in order) after ``after``, up to
+    ``last``; ``gap`` is True when messages after ``after`` are no longer kept (or ``after``
+    is ahead of the stream: the history was reset)."""
+
+    stream: str
+    after: int
+    last: int
+    payloads: list
+    gap: bool = False
+    first_kept: int | None = None
+
+
+def _retention_floor(last):
+    """The oldest sequence number the count bound keeps (messages below it count as gone)."""
+    return last - get_setting("history_max_messages") + 1
+
+
+def replay(stream, after):
+    """The messages of ``stream`` after ``after`` within the retention window (2 queries)."""
+    db = router.db_for_read(ChannelMessage)
+    last = (
+        ChannelSequence.objects.using(db).filter(stream=stream).values_list("last_seq", flat=True).first() or 0
+    )
+    if after >= last:
+        return Replay(stream, after, last, [], gap=after > last)
+    cutoff = timezone.now() - timedelta(seconds=get_setting("history_max_age_seconds"))
+    floor = max(after + 1, _retention_floor(last))
+    rows = list(
+        ChannelMessage.objects.using(db)
+        .filter(stream=stream, seq__gte=floor, seq__lte=last, created_on__gte=cutoff)
+        .order_by("seq")
+        .values_list("seq", "payload")
+    )
+    first_kept = rows[0][0] if rows else None
+    # Whole: the first kept message is the one right after ``after``, and nothing is missing.
+    whole = bool(rows) and first_kept == after + 1 and rows[-1][0] - first_kept + 1 == len(rows)
+    if not whole:
+        return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
+    return Replay(stream, after, last, [payload for _, payload in rows], first_kept=first_kept)
+
+
+def replay_frames(replay_result):
+    """The frames that carry a replay to a connection, each below ``REPLAY_FRAME_BYTES``:
+    ``{"type": "replay", "stream": ..., "messages": [...]}`` (the stored payloads verbatim)."""
+    head = '{"type":"replay","stream":' + json.dumps(_wire(replay_result.stream)) + ',"messages":['
+    frames, batch, size = [], [], len(head) + 2
+    for payload in replay_result.payloads:
+        if batch and size + len(payload) + 1 > REPLAY_FRAME_BYTES:
+            frames.append(head + ",".join(batch) + "]}")
+            batch, size = [], len(head) + 2
+        batch.append(payload)
+        size += len(payload) + 1
+    if batch:
+        frames.append(head + ",".join(batch) + "]}")
+    return frames
+
+
+def _wire(stream):
+    return USER_STREAM if stream.startswith("user:") else stream
+
+
+def prune(now=None):
+    """Delete messages past the retention bounds; returns how many were deleted."""
+    now = now or timezone.now()
+    removed, _ = ChannelMessage.objects.filter(
+        created_on__lt=now - timedelta(seconds=get_setting("history_max_age_seconds"))
+    ).delete()
+    keep = get_setting("history_max_messages")
+    for stream, last in ChannelSequence.objects.values_list("stream", "last_seq"):
+        deleted, _ = ChannelMessage.objects.filter(stream=stream, seq__lte=last - keep).delete()
+        removed += deleted
+    return removed
+
+
+def stats():
+    """``{stream: (oldest kept seq, last seq)}`` for the admin and websocketStats."""
+    kept = dict(
+        ChannelMessage.objects.values("stream").annotate(first=Min("seq"), last=Max("seq")).values_list("stream", "first")
+    )
+    return {stream: (kept.get(stream), last) for stream, last in ChannelSequence.objects.values_list("stream", "last_seq")}
+
+
+def resume_session(session, channel=None, after=None, user_after=None):
+    """Replay to ``session`` what it missed on its channel (after ``after``) and on its user's
+    direct stream (after ``user_after``); the posts go out once the caller's transaction commits.
+    Returns ``{wire stream: last seq}`` (what the ``resume`` handler answers)."""
+    from .sending import send_to_sessions
+
+    wanted = []
+    if after is not None:
+        wanted.append((channel, after))
+    if user_after is not None and session.user_id is not None:
+        wanted.append((user_stream(session.user_id), user_after))
+    frames, answer = [], {}
+    for stream, since in wanted:
+        found = replay(stream, since)
+        wire = _wire(stream)
+        answer[wire] = found.last
+        if found.gap:
+            frames.append(
+                json.dumps(
+                    {"type": "resume_gap", "stream": wire, "after": since, "seq": found.last, "first_kept": found.first_kept},
+                    separators=(",", ":"),
+                )
+            )
+        else:
+            frames.extend(replay_frames(found))
+
+    def post():
+        for frame in frames:
+            result = send_to_sessions([session], frame)
+            if not result.delivered:
+                break  # gone (or failing): the next connection will resume again
+
+    if frames:
+        transaction.on_commit(post, using=router.db_for_write(ChannelMessage))
+    return answer

@@ -1,0 +1,313 @@
+"""Channel history (history.py): sequence numbers, concurrent senders, retention, resume, presence."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connections, transaction
+from django.utils import timezone
+
+from django_aws_api_gateway_websockets import conf, history, presence
+from django_aws_api_gateway_websockets.models import ChannelMessage, ChannelSequence, WebSocketSession
+from django_aws_api_gateway_websockets.testing import ManagementAPICapture
+from django_aws_api_gateway_websockets.testing.client import new_connection_id
+
+
+def make_session(gateway, channel="room-1", user=None, **extra):
+    return WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name=channel, user=user, api_gateway=gateway, **extra
+    )
+
+
+@pytest.fixture
+def capture():
+    with ManagementAPICapture() as cap:
+        yield cap
+
+
+@pytest.fixture
+def post(post_as_gateway, django_capture_on_commit_callbacks):
+    """post_as_gateway, running what the request deferred to its commit (as production would)."""
+
+    def run(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return post_as_gateway(*args, **kwargs)
+
+    return run
+
+
+# --- sequence numbers and the envelope --------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_send_to_channel_stamps_gap_free_numbers_and_keeps_the_payload(gateway, capture):
+    a, b = make_session(gateway), make_session(gateway)
+    other = make_session(gateway, channel="room-2")
+    sent = [history.send_to_channel("room-1", {"type": "chat", "n": i}) for i in range(3)]
+    assert [s.seq for s in sent] == [1, 2, 3]
+    assert sorted(sent[0].result.delivered) == sorted([a.connection_id, b.connection_id])
+    assert capture.sent_to(a.connection_id) == [{"type": "chat", "n": i, "stream": "room-1", "seq": i + 1} for i in range(3)]
+    assert capture.sent_to(other.connection_id) == []
+    assert list(ChannelMessage.objects.filter(stream="room-1").order_by("seq").values_list("seq", flat=True)) == [1, 2, 3]
+    assert json.loads(ChannelMessage.objects.get(stream="room-1", seq=2).payload) == capture.sent_to(b.connection_id)[1]
+    # Another channel counts on its own.
+    assert history.send_to_channel("room-2", "plain").seq == 1
+    assert capture.sent_to(other.connection_id) == [{"data": "plain", "stream": "room-2", "seq": 1}]
+
+
+@pytest.mark.django_db
+def test_queryset_form_narrows_the_recipients_but_not_the_history(gateway, capture):
+    a, b = make_session(gateway), make_session(gateway)
+    sent = WebSocketSession.objects.exclude(pk=a.pk).send_to_channel("room-1", {"type": "x"})
+    assert sent.seq == 1 and sent.result.delivered == [b.connection_id]
+    assert capture.sent_to(a.connection_id) == []
+    assert history.replay("room-1", 0).payloads == [ChannelMessage.objects.get().payload]
+
+
+@pytest.mark.django_db
+def test_history_costs_two_writes_per_broadcast_whatever_the_audience(gateway, capture, django_assert_num_queries):
+    for _ in range(50):
+        make_session(gateway)
+    history.send_to_channel("room-1", {"warm": 1})
+    # sessions + gateways (as send_message) + the counter upsert + one INSERT (+ savepoint pair
+    # inside pytest's transaction).
+    with django_assert_num_queries(6):
+        history.send_to_channel("room-1", {"n": 1})
+
+
+@pytest.mark.django_db
+def test_an_outer_rollback_gives_the_number_back_and_sends_nothing(gateway, capture):
+    a = make_session(gateway)
+    history.send_to_channel("room-1", {"n": 1})
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            sent = history.send_to_channel("room-1", {"n": 2})
+            assert sent.seq == 2 and sent.result is None  # waits for the commit
+            raise RuntimeError
+    assert [m["n"] for m in capture.sent_to(a.connection_id)] == [1]
+    assert history.send_to_channel("room-1", {"n": 3}).seq == 2
+
+
+@pytest.mark.django_db
+def test_history_off_sends_without_numbers(gateway, capture, settings):
+    settings.WEBSOCKETS = {"history_enabled": False}
+    a = make_session(gateway)
+    assert history.send_to_channel("room-1", {"n": 1}).seq is None
+    assert capture.sent_to(a.connection_id) == [{"n": 1}]
+    assert not ChannelMessage.objects.exists()
+
+
+def test_history_settings_are_validated():
+    errors, _ = conf.validate_settings(
+        {"history_max_messages": 0, "history_max_age_seconds": "1", "history_enabled": 1, "presence_cleanup_broadcast": True}
+    )
+    assert len(errors) == 3, errors
+
+
+# --- concurrent senders (several processes' worth of connections) ----------------------------
+
+
+def _in_threads(n, work):
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_get_distinct_gap_free_numbers(gateway, capture):
+    listener = make_session(gateway)
+    senders, each = 8, 15
+
+    def work(i):
+        return [history.send_to_channel("busy", {"sender": i, "k": k}).seq for k in range(each)] + [
+            history.send_to_user(1, {"sender": i}).seq
+        ]
+
+    listener_in_busy = make_session(gateway, channel="busy")
+    results = _in_threads(senders, work)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    channel_seqs = sorted(seq for r in results for seq in r[:-1])
+    assert channel_seqs == list(range(1, senders * each + 1))
+    assert sorted(r[-1] for r in results) == list(range(1, senders + 1))  # the user stream counts too
+    # Each sender's own numbers increase (a sender's messages stay in its order).
+    assert all(r[:-1] == sorted(r[:-1]) for r in results)
+    assert ChannelSequence.objects.get(stream="busy").last_seq == senders * each
+    stored = list(ChannelMessage.objects.filter(stream="busy").order_by("seq").values_list("seq", "payload"))
+    assert [seq for seq, _ in stored] == channel_seqs
+    assert all(json.loads(payload)["seq"] == seq for seq, payload in stored)
+    received = sorted(m["seq"] for m in capture.sent_to(listener_in_busy.connection_id))
+    assert received == channel_seqs
+    assert capture.sent_to(listener.connection_id) == []
+
+
+# --- replay and retention --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_replay_whole_and_past_the_retention(gateway, capture, settings):
+    settings.WEBSOCKETS = {"history_max_messages": 5}
+    for i in range(8):
+        history.send_to_channel("room-1", {"n": i})
+    found = history.replay("room-1", 5)
+    assert not found.gap and [json.loads(p)["seq"] for p in found.payloads] == [6, 7, 8]
+    assert history.replay("room-1", 3).payloads and not history.replay("room-1", 3).gap  # 4..8 kept
+    past = history.replay("room-1", 2)  # 3 is past the count bound (even before any pruning)
+    assert past.gap and past.payloads == [] and past.last == 8
+    assert history.replay("room-1", 8).payloads == [] and not history.replay("room-1", 8).gap
+    assert history.replay("room-1", 9).gap  # ahead of the stream: the history was reset
+    ChannelMessage.objects.filter(seq=7).update(created_on=timezone.now() - timedelta(days=2))
+    assert history.replay("room-1", 5).gap  # 7 is past the age bound
+
+
+@pytest.mark.django_db
+def test_cleanup_command_prunes_by_count_and_age(gateway, capture, settings):
+    settings.WEBSOCKETS = {"history_max_messages": 3}
+    for i in range(6):
+        history.send_to_channel("room-1", {"n": i})
+    history.send_to_channel("room-2", {"n": 0})
+    ChannelMessage.objects.filter(stream="room-2").update(created_on=timezone.now() - timedelta(days=2))
+    call_command("clearWebSocketSessions", stdout=open("/dev/null", "w"))
+    assert list(ChannelMessage.objects.order_by("stream", "seq").values_list("stream", "seq")) == [
+        ("room-1", 4), ("room-1", 5), ("room-1", 6)
+    ]
+    assert history.send_to_channel("room-2", {}).seq == 2  # numbering continues after pruning
+
+
+def test_replay_frames_stay_below_the_frame_limit():
+    payloads = [json.dumps({"seq": i, "stream": "r", "blob": "x" * 20_000}) for i in range(1, 13)]
+    frames = history.replay_frames(history.Replay("r", 0, 12, payloads))
+    assert len(frames) > 1 and all(len(f) <= history.REPLAY_FRAME_BYTES for f in frames)
+    assert [m["seq"] for f in frames for m in json.loads(f)["messages"]] == list(range(1, 13))
+
+
+# --- the resume handler ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_resume_replays_channel_and_user_stream_after_commit(post, gateway, user, capture):
+    me = make_session(gateway, user=user)
+    for i in range(4):
+        history.send_to_channel("room-1", {"n": i})
+    history.send_to_user(user, {"type": "dm", "text": "hi"})
+    capture.clear()
+    response = post(
+        "/ws/", me.connection_id, body={"handler": "resume", "channel": "room-1", "after": 2, "user_after": 0}
+    )
+    assert response.status_code == 200, response.content
+    assert response.json() == {"type": "resumed", "streams": {"room-1": 4, "@user": 1}}
+    frames = capture.sent_to(me.connection_id)
+    assert frames[0]["type"] == "replay" and [m["seq"] for m in frames[0]["messages"]] == [3, 4]
+    assert frames[1] == {"type": "replay", "stream": "@user", "messages": [{"type": "dm", "text": "hi", "stream": "@user", "seq": 1}]}
+
+
+@pytest.mark.django_db
+def test_resume_past_the_window_says_so(post, gateway, user, capture, settings):
+    settings.WEBSOCKETS = {"history_max_messages": 2}
+    me = make_session(gateway, user=user)
+    for i in range(5):
+        history.send_to_channel("room-1", {"n": i})
+    capture.clear()
+    assert post("/ws/", me.connection_id, body={"handler": "resume", "after": 1}).status_code == 200
+    assert capture.sent_to(me.connection_id) == [
+        {"type": "resume_gap", "stream": "room-1", "after": 1, "seq": 5, "first_kept": 4}
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"after": -1}, 400),
+        ({"after": "3"}, 400),
+        ({"after": True}, 400),
+        ({"user_after": 1.5}, 400),
+        ({"after": 0, "channel": "room-2"}, 409),
+    ],
+)
+def test_resume_validates(post, gateway, user, capture, body, status):
+    me = make_session(gateway, user=user)
+    assert post("/ws/", me.connection_id, body={"handler": "resume", **body}).status_code == status
+    assert capture.sent_to(me.connection_id) == []
+
+
+@pytest.mark.django_db
+def test_resume_with_nothing_missed_posts_nothing(post, gateway, user, capture):
+    me = make_session(gateway, user=user)
+    history.send_to_channel("room-1", {})
+    capture.clear()
+    assert post("/ws/", me.connection_id, body={"handler": "resume", "after": 1}).json()["streams"] == {"room-1": 1}
+    assert capture.sent_to(me.connection_id) == []
+
+
+# --- presence --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_presence_counts_users_once_and_anonymous_and_skips_dead_rows(gateway, user, other_user):
+    make_session(gateway, user=user)
+    make_session(gateway, user=user)  # a second tab
+    make_session(gateway, user=other_user)
+    make_session(gateway)
+    make_session(gateway, user=other_user, channel="room-2")
+    make_session(gateway, connected=False)
+    stale = make_session(gateway)
+    WebSocketSession.objects.filter(pk=stale.pk).update(created_on=timezone.now() - timedelta(hours=3))
+    assert presence.presence("room-1") == {
+        "channel": "room-1",
+        "users": [{"id": user.pk, "username": "alice"}, {"id": other_user.pk, "username": "bob"}],
+        "anonymous": 1,
+        "connections": 4,
+    }
+
+
+@pytest.mark.django_db
+def test_broadcast_presence_on_connect_change_channel_and_disconnect(post, gateway, capture):
+    watcher = make_session(gateway)
+    newcomer = new_connection_id()
+    assert post("/history/", newcomer, route="connect", query="channel=room-1").status_code == 200
+    join = capture.sent_to(watcher.connection_id)[-1]
+    assert (join["type"], join["event"], join["user"], join["anonymous"]) == ("presence", "join", None, 2)
+    assert capture.sent_to(newcomer) == []  # never posted to during its own $connect
+    capture.clear()
+    assert post("/history/", newcomer, body={"handler": "change_channel", "channel": "room-2"}).status_code == 200
+    leave = capture.sent_to(watcher.connection_id)
+    assert [(m["event"], m["connections"]) for m in leave] == [("leave", 1)]
+    assert [(m["event"], m["channel"]) for m in capture.sent_to(newcomer)] == [("join", "room-2")]
+    capture.clear()
+    post("/history/", watcher.connection_id, route="disconnect")
+    assert [(m["event"], m["connections"]) for m in capture.sent_to(newcomer)] == []  # another channel
+    assert presence.presence("room-1")["connections"] == 0
+
+
+@pytest.mark.django_db
+def test_no_presence_broadcast_unless_the_view_asks(post, gateway, capture):
+    watcher = make_session(gateway, channel="")
+    assert post("/open/", new_connection_id(), route="connect").status_code == 200
+    assert capture.sent_to(watcher.connection_id) == []
+
+
+@pytest.mark.django_db
+def test_stale_cleanup_reconciles_presence(gateway, user, capture, settings):
+    settings.WEBSOCKETS = {"presence_cleanup_broadcast": True}
+    alive = make_session(gateway)
+    dead = make_session(gateway, user=user)
+    WebSocketSession.objects.filter(pk=dead.pk).update(created_on=timezone.now() - timedelta(hours=3))
+    call_command("clearWebSocketSessions", "--stale", stdout=open("/dev/null", "w"))
+    assert [(m["event"], m["users"], m["anonymous"]) for m in capture.sent_to(alive.connection_id)] == [("sync", [], 1)]
