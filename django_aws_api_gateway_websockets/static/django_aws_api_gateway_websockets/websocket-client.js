@@ -17,6 +17,13 @@
 // refused that token, with the status and the reason. `maxRefusals` refusals in a row of the same
 // kind stop the client with an `error` event {kind: "refused", status, reason, code, refusals}
 // (429 is never final). Without a refusal URL the error says only that the handshake failed.
+//
+// History and resume (docs/history.md): messages sent with send_to_channel/send_to_user carry
+// {"stream", "seq"}. The client delivers each stream's messages in sequence order, exactly once
+// (duplicates dropped, early ones held back until the gap is filled), and after every reconnect
+// sends {"handler": "resume", "channel", "after", "user_after"} so the server replays what was
+// missed. When the server no longer has it, a "gap" event {stream, after, seq} tells the
+// application to reload its state; delivery then continues after seq.
 
 const MINUTE = 60 * 1000;
 
@@ -29,6 +36,8 @@ export const DEFAULTS = {
   maxLifetimeMs: 115 * MINUTE, // API Gateway closes every socket after 2 hours
   heartbeat: { handler: "ping" }, // the view's built-in ping handler
   maxRefusals: 3, // the same refusal this many times in a row: stop (see refusalUrl)
+  resume: true, // ask the server for missed sequenced messages after each reconnect
+  gapWaitMs: 1000, // a sequence gap open this long (a message lost in flight): ask for a resume
   // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
 };
 
@@ -36,7 +45,10 @@ const HANDSHAKE_FAILED =
   "The WebSocket handshake failed: refused by the server, or the gateway is unreachable (a browser is not told which).";
 
 // Events the client itself emits; a message whose "type" is one of these is only a "message" event.
-const LIFECYCLE = new Set(["open", "close", "message", "error", "unauthorized", "reconnecting", "dropped", "refused"]);
+const LIFECYCLE = new Set([
+  "open", "close", "message", "error", "unauthorized", "reconnecting", "dropped", "refused", "gap", "replay", "resume_gap",
+]);
+const USER_STREAM = "@user"; // the wire name of the user's direct-message stream
 
 export function csrfTokenFromCookie(name = "csrftoken") {
   const match = document.cookie.split("; ").find((part) => part.startsWith(name + "="));
@@ -59,6 +71,13 @@ export class WebSocketClient extends EventTarget {
     this.refusalKind = "";
     this.handshakeFailures = 0; // consecutive handshakes that failed after a token was obtained
     this.refusalUrl = this._defaultRefusalUrl();
+    this.streams = new Map(); // stream -> {last: seq delivered last, pending: Map(seq -> message)}
+  }
+
+  // The sequence number of the last message delivered on a stream (a channel, or "@user").
+  lastSeq(stream) {
+    const state = this.streams.get(stream);
+    return state ? state.last : null;
   }
 
   _defaultRefusalUrl() {
@@ -235,6 +254,7 @@ export class WebSocketClient extends EventTarget {
     this.refusals = 0;
     this.refusalKind = "";
     this.handshakeFailures = 0;
+    this._sendResume(socket);
     while (this.queue.length && this.isOpen) socket.send(this.queue.shift());
     this.timers.heartbeat = setInterval(() => {
       if (this.isOpen) socket.send(JSON.stringify(this.options.heartbeat));
@@ -254,8 +274,77 @@ export class WebSocketClient extends EventTarget {
     } catch (error) {
       // Not JSON: delivered as the raw string.
     }
+    if (data && data.type === "replay" && Array.isArray(data.messages)) {
+      for (const message of data.messages) this._sequenced(message);
+    } else if (data && data.type === "resume_gap" && typeof data.stream === "string") {
+      this._gap(data);
+    } else if (data && typeof data.stream === "string" && Number.isInteger(data.seq)) {
+      this._sequenced(data);
+    } else {
+      this._deliver(data);
+    }
+  }
+
+  _deliver(data) {
     this._emit("message", data);
     if (data && typeof data.type === "string" && !LIFECYCLE.has(data.type)) this._emit(data.type, data);
+  }
+
+  // A numbered message: deliver it in order, once; hold it while an earlier one is missing.
+  _sequenced(message) {
+    let state = this.streams.get(message.stream);
+    if (!state) {
+      state = { last: message.seq - 1, pending: new Map(), timer: null };
+      this.streams.set(message.stream, state);
+    }
+    if (message.seq <= state.last || state.pending.has(message.seq)) return; // a duplicate
+    state.pending.set(message.seq, message);
+    this._drain(message.stream, state);
+  }
+
+  _drain(stream, state) {
+    while (state.pending.has(state.last + 1)) {
+      const next = state.pending.get(state.last + 1);
+      state.pending.delete(state.last + 1);
+      state.last += 1;
+      this._deliver(next);
+    }
+    clearTimeout(state.timer);
+    state.timer = null;
+    if (state.pending.size) {
+      // Something in between is missing: it may still be on its way (another sender's
+      // message); if not, ask the server for it.
+      state.timer = setTimeout(() => {
+        state.timer = null;
+        if (state.pending.size && this.isOpen) this._sendResume(this.socket, stream);
+      }, this.options.gapWaitMs);
+    }
+  }
+
+  // The server no longer has what this client missed: skip to its current number.
+  _gap(data) {
+    const state = this.streams.get(data.stream) || { last: 0, pending: new Map(), timer: null };
+    this.streams.set(data.stream, state);
+    const after = state.last;
+    if (Number.isInteger(data.seq) && data.seq > state.last) state.last = data.seq;
+    else if (Number.isInteger(data.seq) && data.seq < data.after) state.last = data.seq; // the history was reset
+    for (const seq of [...state.pending.keys()]) if (seq <= state.last) state.pending.delete(seq);
+    this._emit("gap", { stream: data.stream, after, seq: state.last, firstKept: data.first_kept ?? null });
+    this._drain(data.stream, state);
+  }
+
+  // Ask for what was missed on the current channel and the user stream (or one of them).
+  _sendResume(socket, only) {
+    if (!this.options.resume || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const message = { handler: "resume" };
+    const channel = this.streams.get(this.channel);
+    if (this.channel && channel && (!only || only === this.channel)) {
+      message.channel = this.channel;
+      message.after = channel.last;
+    }
+    const user = this.streams.get(USER_STREAM);
+    if (user && (!only || only === USER_STREAM)) message.user_after = user.last;
+    if (message.after !== undefined || message.user_after !== undefined) socket.send(JSON.stringify(message));
   }
 
   _onClose(socket, event) {
@@ -291,6 +380,10 @@ export class WebSocketClient extends EventTarget {
   }
 
   _clearTimers() {
+    for (const state of this.streams ? this.streams.values() : []) {
+      clearTimeout(state.timer);
+      state.timer = null;
+    }
     clearInterval(this.timers.heartbeat);
     clearTimeout(this.timers.lifetime);
     clearTimeout(this.timers.reconnect);
