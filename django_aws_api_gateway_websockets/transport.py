@@ -170,9 +170,11 @@ def limiter_for(region, rate, processes=1, cache_alias=""):
 
 
 def _forget_after_fork():
-    global _limiters_lock
+    # A lock another thread held at the fork stays held in the child: new ones.
+    global _limiters_lock, _retries_lock
     _limiters.clear()
     _limiters_lock = threading.Lock()
+    _retries_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
