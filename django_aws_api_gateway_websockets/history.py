@@ -231,21 +231,28 @@ def stats():
     return {stream: (kept.get(stream), last) for stream, last in ChannelSequence.objects.values_list("stream", "last_seq")}
 
 
-def resume_session(session, channel=None, after=None, user_after=None):
+def resume_session(session, channel=None, after=None, user_after=None, *, channel_position=False, user_position=False):
     """Replay to ``session`` what it missed on its channel (after ``after``) and on its user's
-    direct stream (after ``user_after``); the posts go out once the caller's transaction commits.
-    Returns ``{wire stream: last seq}`` (what the ``resume`` handler answers)."""
+    direct stream (after ``user_after``), then a ``{"type": "resumed", "streams": {wire stream:
+    last seq}}`` frame; ``*_position`` asks only for a stream's last number (a client without
+    a starting point yet). The posts go out once the caller's transaction commits. Returns the
+    ``streams`` mapping."""
     from .sending import send_to_sessions
 
     wanted = []
-    if after is not None:
+    if channel and (after is not None or channel_position):
         wanted.append((channel, after))
-    if user_after is not None and session.user_id is not None:
+    if session.user_id is not None and (user_after is not None or user_position):
         wanted.append((user_stream(session.user_id), user_after))
     frames, answer = [], {}
     for stream, since in wanted:
-        found = replay(stream, since)
         wire = _wire(stream)
+        if since is None:
+            answer[wire] = (
+                ChannelSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first() or 0
+            )
+            continue
+        found = replay(stream, since)
         answer[wire] = found.last
         if found.gap:
             frames.append(
@@ -256,6 +263,9 @@ def resume_session(session, channel=None, after=None, user_after=None):
             )
         else:
             frames.extend(replay_frames(found))
+    if not wanted:
+        return answer
+    frames.append(json.dumps({"type": "resumed", "streams": answer}, separators=(",", ":")))
 
     def post():
         for frame in frames:
@@ -263,6 +273,9 @@ def resume_session(session, channel=None, after=None, user_after=None):
             if not result.delivered:
                 break  # gone (or failing): the next connection will resume again
 
-    if frames:
-        transaction.on_commit(post, using=router.db_for_write(ChannelMessage))
+    db = router.db_for_write(ChannelMessage)
+    if in_transaction(db):
+        transaction.on_commit(post, using=db)
+    else:
+        post()
     return answer

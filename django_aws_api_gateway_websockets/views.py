@@ -690,18 +690,22 @@ class WebSocketView(View):
     @handler
     def resume(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Built-in: ``{"handler": "resume", "channel": "<this connection's channel>", "after": N,
-        "user_after": M}`` (either part optional): post what the connection missed on its
-        channel and its user's direct stream, in order, or a ``resume_gap`` (docs/history.md)."""
+        "user_after": M}`` (either part optional; ``null``: only where the stream is now): post
+        what the connection missed on its channel and its user's direct stream, in order, or a
+        ``resume_gap``, then ``{"type": "resumed", "streams": {...}}`` (docs/history.md)."""
         after, user_after = self.body.get("after"), self.body.get("user_after")
         for value in (after, user_after):
             if value is not None and (type(value) is not int or value < 0):
                 raise Rejection(400, "after and user_after must be non-negative integers.")
         channel = self.websocket_session.channel_name
-        if after is not None and self.body.get("channel", channel) != channel:
+        if "after" in self.body and self.body.get("channel", channel) != channel:
             raise Rejection(409, "resume names another channel than this connection's.", signals.REASON_CHANNEL)
         if after is not None and not channel:
             raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
-        streams = history.resume_session(self.websocket_session, channel, after, user_after)
+        streams = history.resume_session(
+            self.websocket_session, channel, after, user_after,
+            channel_position="after" in self.body, user_position="user_after" in self.body,
+        )
         return {"type": "resumed", "streams": streams}
 
     @handler

@@ -215,6 +215,7 @@ def test_resume_replays_channel_and_user_stream_after_commit(post, gateway, user
     frames = capture.sent_to(me.connection_id)
     assert frames[0]["type"] == "replay" and [m["seq"] for m in frames[0]["messages"]] == [3, 4]
     assert frames[1] == {"type": "replay", "stream": "@user", "messages": [{"type": "dm", "text": "hi", "stream": "@user", "seq": 1}]}
+    assert frames[2] == {"type": "resumed", "streams": {"room-1": 4, "@user": 1}}
 
 
 @pytest.mark.django_db
@@ -226,7 +227,8 @@ def test_resume_past_the_window_says_so(post, gateway, user, capture, settings):
     capture.clear()
     assert post("/ws/", me.connection_id, body={"handler": "resume", "after": 1}).status_code == 200
     assert capture.sent_to(me.connection_id) == [
-        {"type": "resume_gap", "stream": "room-1", "after": 1, "seq": 5, "first_kept": 4}
+        {"type": "resume_gap", "stream": "room-1", "after": 1, "seq": 5, "first_kept": 4},
+        {"type": "resumed", "streams": {"room-1": 5}},
     ]
 
 
@@ -253,7 +255,22 @@ def test_resume_with_nothing_missed_posts_nothing(post, gateway, user, capture):
     history.send_to_channel("room-1", {})
     capture.clear()
     assert post("/ws/", me.connection_id, body={"handler": "resume", "after": 1}).json()["streams"] == {"room-1": 1}
-    assert capture.sent_to(me.connection_id) == []
+    assert capture.sent_to(me.connection_id) == [{"type": "resumed", "streams": {"room-1": 1}}]
+
+
+@pytest.mark.django_db
+def test_resume_with_null_gives_the_starting_point(post, gateway, user, capture):
+    me = make_session(gateway, user=user)
+    history.send_to_channel("room-1", {})
+    history.send_to_channel("room-1", {})
+    capture.clear()
+    body = {"handler": "resume", "channel": "room-1", "after": None, "user_after": None}
+    assert post("/ws/", me.connection_id, body=body).status_code == 200
+    assert capture.sent_to(me.connection_id) == [{"type": "resumed", "streams": {"room-1": 2, "@user": 0}}]
+    anonymous = make_session(gateway)
+    capture.clear()
+    post("/history/", anonymous.connection_id, body={"handler": "resume", "user_after": None})
+    assert capture.sent_to(anonymous.connection_id) == []  # no user stream, no channel asked: nothing
 
 
 # --- presence --------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ const HANDSHAKE_FAILED =
 // Events the client itself emits; a message whose "type" is one of these is only a "message" event.
 const LIFECYCLE = new Set([
   "open", "close", "message", "error", "unauthorized", "reconnecting", "dropped", "refused", "gap", "replay", "resume_gap",
+  "resumed",
 ]);
 const USER_STREAM = "@user"; // the wire name of the user's direct-message stream
 
@@ -278,6 +279,14 @@ export class WebSocketClient extends EventTarget {
       for (const message of data.messages) this._sequenced(message);
     } else if (data && data.type === "resume_gap" && typeof data.stream === "string") {
       this._gap(data);
+    } else if (data && data.type === "resumed" && data.streams && typeof data.streams === "object") {
+      // Where each stream stands: the starting point of a stream this client has not seen yet.
+      for (const [stream, seq] of Object.entries(data.streams)) {
+        if (Number.isInteger(seq) && !this.streams.has(stream)) {
+          this.streams.set(stream, { last: seq, pending: new Map(), timer: null });
+        }
+      }
+      this._emit("resumed", data.streams);
     } else if (data && typeof data.stream === "string" && Number.isInteger(data.seq)) {
       this._sequenced(data);
     } else {
@@ -333,18 +342,19 @@ export class WebSocketClient extends EventTarget {
     this._drain(data.stream, state);
   }
 
-  // Ask for what was missed on the current channel and the user stream (or one of them).
+  // Ask for what was missed on the current channel and the user stream (or one of them); for
+  // a stream not seen yet, "after": null asks where it stands (the point to start from).
   _sendResume(socket, only) {
     if (!this.options.resume || !socket || socket.readyState !== WebSocket.OPEN) return;
     const message = { handler: "resume" };
     const channel = this.streams.get(this.channel);
-    if (this.channel && channel && (!only || only === this.channel)) {
+    if (this.channel && (!only || only === this.channel)) {
       message.channel = this.channel;
-      message.after = channel.last;
+      message.after = channel ? channel.last : null;
     }
     const user = this.streams.get(USER_STREAM);
-    if (user && (!only || only === USER_STREAM)) message.user_after = user.last;
-    if (message.after !== undefined || message.user_after !== undefined) socket.send(JSON.stringify(message));
+    if (!only || only === USER_STREAM) message.user_after = user ? user.last : null;
+    socket.send(JSON.stringify(message));
   }
 
   _onClose(socket, event) {
