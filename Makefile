@@ -55,6 +55,7 @@ demo:
 bench: venv
 	$(VENV_PYTHON) bench/run.py
 	$(VENV_PYTHON) bench/connect.py
+	$(VENV_PYTHON) bench/history.py
 
 ## make bench-connect: only the $connect/message/$disconnect comparison
 bench-connect: venv

@@ -1,0 +1,227 @@
+"""`make bench` (history part): what channel history costs a broadcast, and what resume delivers.
+
+In one run, on the same rows:
+
+* broadcast throughput to N connections with ``send_to_channel`` (history on: the counter
+  upsert and one INSERT per broadcast) against ``WebSocketSession.objects.in_channel(...)
+  .send_message`` (history off), alternating rounds so that both see the same machine state;
+  the send backend is the in-memory one: no network latency hides the database writes, so the
+  ratio is the worst case of what a real fan-out sees;
+* SQL per broadcast, with 10 and with N connections (history must add a constant, not a
+  query per connection);
+* resume: K clients following a channel while a sender broadcasts M messages; before each
+  broadcast every client's connection is dropped with probability P (410 for what was in
+  flight, a new connection id, ``resume`` from the last sequence number it delivered); the
+  fraction of clients that end with every message in order exactly once.
+
+Writes bench/results/history-latest.json (``broadcast_history_throughput_ratio``,
+``resume_delivered_exactly_once_fraction``, the query counts). ``--pg`` runs on PostgreSQL
+(bench/settings_pg.py), else a SQLite file.
+"""
+
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PG = "--pg" in sys.argv
+if PG:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings_pg"
+    os.environ.setdefault("BENCH_PG_NAME", "ws_bench_history")
+else:
+    os.environ["BENCH_DB"] = str(Path(tempfile.mkdtemp(prefix="ws-bench-history-")) / "bench.sqlite3")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from django_aws_api_gateway_websockets import history  # noqa: E402
+from django_aws_api_gateway_websockets.models import ApiGateway, ChannelMessage, WebSocketSession  # noqa: E402
+from django_aws_api_gateway_websockets.testing import ManagementAPICapture  # noqa: E402
+
+N = int(os.environ.get("BENCH_HISTORY_N", 1_000))  # connections in the channel
+BROADCASTS = int(os.environ.get("BENCH_HISTORY_BROADCASTS", 200))  # per side
+ROUNDS = 5
+RESUME_CLIENTS, RESUME_MESSAGES, DROP_P = 50, 300, 0.05
+
+
+def _prepare_database():
+    if PG:
+        from django.db import connections
+
+        import psycopg
+
+        settings = connections["default"].settings_dict
+        with psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname="postgres",
+                             autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{settings["NAME"]}"')
+            admin.execute(f'CREATE DATABASE "{settings["NAME"]}"')
+    call_command("migrate", verbosity=0)
+
+
+def _sessions(gateway, channel, n):
+    WebSocketSession.objects.bulk_create(
+        [WebSocketSession(connection_id=f"{channel}-{i:06d}=", channel_name=channel, api_gateway=gateway) for i in range(n)],
+        batch_size=1000,
+    )
+
+
+def throughput(gateway):
+    _sessions(gateway, "bench", N)
+    with ManagementAPICapture() as capture:
+        history.send_to_channel("bench", {"warm": True})
+        WebSocketSession.objects.in_channel("bench").send_message({"warm": True})
+        on = off = 0.0
+        per_round = BROADCASTS // ROUNDS
+
+        def timed(send):
+            elapsed = 0.0
+            for i in range(per_round):
+                start = time.perf_counter()
+                send(i)
+                elapsed += time.perf_counter() - start
+                capture.clear()  # the test double's memory, not the package's work
+            return elapsed
+
+        def without_history(i):
+            WebSocketSession.objects.in_channel("bench").send_message({"type": "tick", "i": i})
+
+        def with_history(i):
+            history.send_to_channel("bench", {"type": "tick", "i": i})
+
+        for round_ in range(ROUNDS):  # alternating which side goes first
+            if round_ % 2:
+                on += timed(with_history)
+                off += timed(without_history)
+            else:
+                off += timed(without_history)
+                on += timed(with_history)
+    sent = (BROADCASTS // ROUNDS) * ROUNDS
+    return {
+        "connections": N,
+        "broadcasts_each_side": sent,
+        "history_off_broadcasts_per_s": round(sent / off, 1),
+        "history_on_broadcasts_per_s": round(sent / on, 1),
+        "history_off_deliveries_per_s": round(sent * N / off),
+        "history_on_deliveries_per_s": round(sent * N / on),
+        "broadcast_history_throughput_ratio": round(off / on, 3),
+    }
+
+
+def queries_per_broadcast(gateway):
+    _sessions(gateway, "small", 10)
+    counts = {}
+    with ManagementAPICapture():
+        for channel, n in (("small", 10), ("bench", N)):
+            for name, send in (
+                ("off", lambda c=channel: WebSocketSession.objects.in_channel(c).send_message({"q": 1})),
+                ("on", lambda c=channel: history.send_to_channel(c, {"q": 1})),
+            ):
+                with CaptureQueriesContext(connection) as ctx:
+                    send()
+                sql = [q["sql"].split()[0].upper() for q in ctx.captured_queries]
+                counts[f"history_{name}_{n}_connections"] = {"queries": len(sql), "inserts": sql.count("INSERT")}
+    counts["extra_queries_per_broadcast"] = counts[f"history_on_{N}_connections"]["queries"] - counts[f"history_off_{N}_connections"]["queries"]
+    counts["extra_queries_independent_of_audience"] = (
+        counts["history_on_10_connections"]["queries"] - counts["history_off_10_connections"]["queries"]
+        == counts["extra_queries_per_broadcast"]
+    )
+    return counts
+
+
+class Follower:
+    """A client as websocket-client.js: order and de-duplicate by seq, resume after a drop."""
+
+    def __init__(self, gateway, index):
+        self.gateway, self.index, self.generation = gateway, index, 0
+        self.last, self.pending, self.delivered = None, {}, []
+        self.session = self._connect()
+
+    def _connect(self):
+        self.generation += 1
+        return WebSocketSession.objects.create(
+            connection_id=f"follower-{self.index}-{self.generation}=", channel_name="resume", api_gateway=self.gateway
+        )
+
+    def take(self, frames):
+        for frame in frames:
+            if frame.get("type") == "replay":
+                for message in frame["messages"]:
+                    self._sequenced(message)
+            elif frame.get("type") == "resumed":
+                if self.last is None:
+                    self.last = frame["streams"]["resume"]
+            elif "seq" in frame:
+                self._sequenced(frame)
+
+    def _sequenced(self, message):
+        if self.last is None:
+            self.last = message["seq"] - 1
+        if message["seq"] <= self.last or message["seq"] in self.pending:
+            return
+        self.pending[message["seq"]] = message
+        while self.last + 1 in self.pending:
+            self.last += 1
+            self.delivered.append(self.pending.pop(self.last)["n"])
+
+    def drop_and_resume(self, capture):
+        capture.mark_gone(self.session.connection_id)
+        self.session = self._connect()
+        history.resume_session(self.session, "resume", self.last, None, channel_position=True)
+
+
+def resume_fraction(gateway):
+    rng = random.Random(16)
+    with ManagementAPICapture() as capture:
+        followers = [Follower(gateway, i) for i in range(RESUME_CLIENTS)]
+        for f in followers:
+            history.resume_session(f.session, "resume", None, None, channel_position=True)
+        drops = 0
+        for n in range(RESUME_MESSAGES):
+            for f in followers:
+                if rng.random() < DROP_P:
+                    f.drop_and_resume(capture)
+                    drops += 1
+            history.send_to_channel("resume", {"type": "tick", "n": n})
+            for f in followers:
+                f.take(capture.messages.pop(f.session.connection_id, []))
+            if rng.random() < DROP_P:  # a duplicate in flight: one client gets the last broadcast twice
+                f = rng.choice(followers)
+                f.take([json.loads(ChannelMessage.objects.filter(stream="resume").latest("seq").payload)])
+        exact = sum(f.delivered == list(range(RESUME_MESSAGES)) for f in followers)
+    return {
+        "resume_clients": RESUME_CLIENTS,
+        "resume_messages": RESUME_MESSAGES,
+        "resume_drops": drops,
+        "resume_delivered_exactly_once_fraction": exact / RESUME_CLIENTS,
+    }
+
+
+def main():
+    _prepare_database()
+    gateway = ApiGateway.objects.create(
+        api_name="bench-history", api_id="benchhist1", region="us-east-1", management_endpoint_url="http://127.0.0.1:9/local"
+    )
+    result = {"database": connection.vendor, "history_max_messages": history.get_setting("history_max_messages")}
+    result.update(throughput(gateway))
+    result["queries"] = queries_per_broadcast(gateway)
+    result.update(resume_fraction(gateway))
+    out = ROOT / "bench" / "results" / ("history-latest-pg.json" if PG else "history-latest.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
