@@ -2,20 +2,18 @@ from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMix
 from django.db import transaction
 from django.views.generic import TemplateView
 
+from django_aws_api_gateway_websockets.history import send_to_channel
 from django_aws_api_gateway_websockets.models import WebSocketSession
+from django_aws_api_gateway_websockets.presence import presence
 from django_aws_api_gateway_websockets.views import WebSocketView, handler
 
 ROOMS = ["lobby", "python", "django"]
 
 
 def who_is_in(room):
-    """The users connected to ``room``, from the WebSocketSession rows (one query)."""
-    names = (
-        WebSocketSession.objects.filter(channel_name=room, connected=True, user__isnull=False)
-        .values_list("user__username", flat=True)
-        .distinct()
-    )
-    return sorted(names)
+    """The users connected to ``room`` (the package's presence: one query on the rows, a socket
+    past API Gateway's 2-hour cap no longer counts)."""
+    return [user["username"] for user in presence(room)["users"]]
 
 
 def presence_message(room):
@@ -47,8 +45,10 @@ class ChatWebSocketView(WebSocketView):
         text = str(self.body.get("text", ""))[:500]
         if not text:
             return {"type": "error", "message": "empty message"}
-        WebSocketSession.objects.in_channel(self.websocket_session.channel_name).send_message(
-            {"type": "chat", "user": request.user.get_username(), "text": text, "room": self.websocket_session.channel_name}
+        # Numbered and kept in the room's history: a browser that was reconnecting gets it on resume.
+        send_to_channel(
+            self.websocket_session.channel_name,
+            {"type": "chat", "user": request.user.get_username(), "text": text, "room": self.websocket_session.channel_name},
         )
 
     def default(self, request, *args, **kwargs):
