@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from .conf import get_setting
@@ -217,10 +217,10 @@ def prune(now=None):
         created_on__lt=now - timedelta(seconds=get_setting("history_max_age_seconds"))
     ).delete()
     keep = get_setting("history_max_messages")
-    for stream, last in ChannelSequence.objects.values_list("stream", "last_seq"):
-        deleted, _ = ChannelMessage.objects.filter(stream=stream, seq__lte=last - keep).delete()
-        removed += deleted
-    return removed
+    # One statement for every stream: rows at or below their stream's last number minus ``keep``.
+    last = ChannelSequence.objects.filter(stream=OuterRef("stream")).values("last_seq")[:1]
+    deleted, _ = ChannelMessage.objects.filter(seq__lte=Subquery(last) - keep).delete()
+    return removed + deleted
 
 
 def stats():
