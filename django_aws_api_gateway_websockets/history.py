@@ -56,14 +56,21 @@ def user_stream(user_or_pk):
     return f"user:{pk}"
 
 
-def _envelope(data, wire_stream, seq):
-    """The message as clients receive it: a dict gains ``stream`` and ``seq``; anything else
-    goes under ``data``."""
+def _envelope_head(data, wire_stream):
+    """The message as clients receive it, up to its sequence number: ``head + str(seq) + "}"``
+    is the payload. A dict gains ``stream`` and ``seq`` (its own keys of those names are
+    replaced); anything else goes under ``data``."""
     if isinstance(data, dict):
-        message = {**data, "stream": wire_stream, "seq": seq}
+        message = {key: value for key, value in data.items() if key not in ("stream", "seq")}
     else:
-        message = {"data": data, "stream": wire_stream, "seq": seq}
-    return json.dumps(message, cls=DjangoJSONEncoder, separators=(",", ":"))
+        message = {"data": data}
+    message["stream"] = wire_stream
+    text = json.dumps(message, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return text[:-1] + ("," if len(message) else "") + '"seq":'
+
+
+def _envelope(data, wire_stream, seq):
+    return f"{_envelope_head(data, wire_stream)}{seq}}}"
 
 
 _UPSERT_SQL = {}
@@ -97,18 +104,47 @@ def next_seq(stream, using=None):
     return row.last_seq
 
 
+_RECORD_SQL = {}
+
+
+def _record_sql(connection):
+    """PostgreSQL: the counter upsert and the message INSERT in one statement (one round trip,
+    no explicit transaction: the statement is atomic and holds the counter's row lock to its end)."""
+    sql = _RECORD_SQL.get(connection.alias)
+    if sql is None:
+        qn = connection.ops.quote_name
+        counters, messages = qn(ChannelSequence._meta.db_table), qn(ChannelMessage._meta.db_table)
+        sql = _RECORD_SQL[connection.alias] = (
+            f"WITH s AS (INSERT INTO {counters} ({qn('stream')}, {qn('last_seq')}) VALUES (%s, 1) "
+            f"ON CONFLICT ({qn('stream')}) DO UPDATE SET {qn('last_seq')} = {counters}.{qn('last_seq')} + 1 "
+            f"RETURNING {qn('last_seq')}) "
+            f"INSERT INTO {messages} ({qn('stream')}, {qn('seq')}, {qn('payload')}, {qn('created_on')}) "
+            f"SELECT %s, s.{qn('last_seq')}, %s || s.{qn('last_seq')}::text || '}}', %s FROM s RETURNING {qn('seq')}"
+        )
+    return sql
+
+
 def record(stream, data, wire_stream=None):
     """Store ``data`` as ``stream``'s next message; returns ``(seq, payload text)``."""
     from .sending import encode_message  # refuses a payload over 128 KB before anything is stored
 
+    head = _envelope_head(data, wire_stream or stream)
+    encode_message(head + "9" * 19 + "}")  # the largest number a BigIntegerField holds
     db = router.db_for_write(ChannelMessage)
+    connection = connections[db]
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _record_sql(connection),
+                [stream, stream, head, connection.ops.adapt_datetimefield_value(now)],
+            )
+            seq = cursor.fetchone()[0]
+        return seq, f"{head}{seq}}}"
     with transaction.atomic(using=db):
         seq = next_seq(stream, db)
-        payload = _envelope(data, wire_stream or stream, seq)
-        encode_message(payload)
-        ChannelMessage.objects.using(db).bulk_create(
-            [ChannelMessage(stream=stream, seq=seq, payload=payload, created_on=timezone.now())]
-        )
+        payload = f"{head}{seq}}}"
+        ChannelMessage.objects.using(db).bulk_create([ChannelMessage(stream=stream, seq=seq, payload=payload, created_on=now)])
     return seq, payload
 
 
