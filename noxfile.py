@@ -26,7 +26,10 @@ DATABASES = ["sqlite", "postgres"]
 # Django 6 needs Python 3.12.
 UNSUPPORTED = {("3.11", "6.0"), ("3.11", "6.1")}
 # The project's own test dependencies (pyproject.toml's "test" group) and coverage.
-TEST_DEPENDENCIES = [*nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "test"), "pytest-cov>=5"]
+TEST_DEPENDENCIES = [
+    *nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "test"),
+    "pytest-cov>=5",
+]
 # The coverage floor of the package's own code (today's level; raise it, never lower it).
 COVERAGE_FLOOR = 90  # measured 94% (tests-3.12, Django 6.1, SQLite) on 2026-11-26
 
@@ -60,12 +63,25 @@ def run_tests(session, django, db, markers):
     env = {"TEST_DB": db, "PG_TEST_NAME": f"test_nox_{session.python.replace('.', '')}_{django.replace('.', '')}"}
     with session.chdir(scratch):
         # The package must come from the wheel, never from a source tree.
-        session.run("python", "-c", "import django_aws_api_gateway_websockets as p, sys; "
-                    "assert 'site-packages' in p.__file__, p.__file__; print('testing', p.__file__)")
         session.run(
-            "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers,
-            "-W", "error::DeprecationWarning:django_aws_api_gateway_websockets",
-            "--cov=django_aws_api_gateway_websockets", "--cov-report=term:skip-covered",
+            "python",
+            "-c",
+            "import django_aws_api_gateway_websockets as p, sys; "
+            "assert 'site-packages' in p.__file__, p.__file__; print('testing', p.__file__)",
+        )
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            markers,
+            "-W",
+            "error::DeprecationWarning:django_aws_api_gateway_websockets",
+            "--cov=django_aws_api_gateway_websockets",
+            "--cov-report=term:skip-covered",
             f"--cov-fail-under={COVERAGE_FLOOR}",
             *session.posargs,
             env=env,

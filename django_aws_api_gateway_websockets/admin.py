@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy as _, ngettext
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .admin_actions import create_custom_domain, delete_api_gateway, sync_api_gateway
 from .models import (
@@ -14,7 +15,6 @@ from .models import (
     WebSocketSession,
     WebSocketToken,
 )
-
 
 # Typed URLs without a scheme are https (Django 6's default; no warning on 5.2).
 URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
@@ -120,7 +120,6 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_on"
     actions = ["close_connections"]
 
-
     @admin.action(description=_("Close selected connections"))
     def close_connections(self, request, queryset):
         closed = gone = 0
@@ -131,9 +130,7 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
                 else:
                     gone += 1
             except Exception as exc:
-                self.message_user(
-                    request, f"{session.connection_id}: {type(exc).__name__}: {exc}", messages.ERROR
-                )
+                self.message_user(request, f"{session.connection_id}: {type(exc).__name__}: {exc}", messages.ERROR)
         if closed:
             self.message_user(
                 request,
@@ -141,9 +138,7 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
                 messages.SUCCESS,
             )
         if gone:
-            self.message_user(
-                request, _("%d connection(s) were already gone; marked disconnected.") % gone
-            )
+            self.message_user(request, _("%d connection(s) were already gone; marked disconnected.") % gone)
 
 
 class ChannelPermissionRuleInline(admin.TabularInline):

@@ -9,7 +9,8 @@ from django.contrib.admin import helpers
 from django.http import HttpResponse
 from django.template import engines
 from django.template.backends.django import DjangoTemplates
-from django.utils.translation import gettext as _, gettext_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import provisioning
 
@@ -45,8 +46,11 @@ def _run(modeladmin, request, records, function, done):
         modeladmin.message_user(request, f"{record}: {done} ({detail})", messages.SUCCESS)
         if plan.drift:
             found = "; ".join(f"{kind}: {text}" for kind, text in plan.drift)
-            modeladmin.message_user(request, _("%(record)s: drift between AWS and the record: %(found)s") % {
-                "record": record, "found": found}, messages.WARNING)
+            modeladmin.message_user(
+                request,
+                _("%(record)s: drift between AWS and the record: %(found)s") % {"record": record, "found": found},
+                messages.WARNING,
+            )
 
 
 @admin.action(description=gettext_lazy("Create API Gateway in AWS"), permissions=["change"])

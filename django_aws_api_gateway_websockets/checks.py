@@ -358,7 +358,7 @@ def check_rate_limit_cache(app_configs, **kwargs):
     return [
         Error(
             f'WEBSOCKETS["rate_limit_cache"] is {alias!r}, which is not a CACHES alias: every connect would fail.',
-            hint='Name an alias of CACHES (a Redis or Memcached cache), or remove the key to count in the database.',
+            hint="Name an alias of CACHES (a Redis or Memcached cache), or remove the key to count in the database.",
             id=f"{NAMESPACE}.E054",
         )
     ]
@@ -588,7 +588,9 @@ def _target_messages(name, url):
     messages = []
     if target.scheme != "https":
         messages.append(
-            Warning(f"{name} ({url}) is not https.", hint="API Gateway must call Django over HTTPS.", id=f"{NAMESPACE}.W033")
+            Warning(
+                f"{name} ({url}) is not https.", hint="API Gateway must call Django over HTTPS.", id=f"{NAMESPACE}.W033"
+            )
         )
     if target.hostname and not validate_host(target.hostname, settings.ALLOWED_HOSTS):
         messages.append(
@@ -625,7 +627,9 @@ def _cleanup_messages(alias):
 
     since = timezone.now() - CLEANUP_MAX_AGE
     recent = set(
-        CleanupRun.objects.using(alias).filter(ran_at__gte=since, command__in=CLEANUP_COMMANDS).values_list("command", flat=True)
+        CleanupRun.objects.using(alias)
+        .filter(ran_at__gte=since, command__in=CLEANUP_COMMANDS)
+        .values_list("command", flat=True)
     )
     missing = [command for command in CLEANUP_COMMANDS if command not in recent]
     if not missing:
@@ -685,7 +689,7 @@ def check_local_origin(app_configs, **kwargs):
     return [
         Warning(
             f"DEBUG is on and CSRF_TRUSTED_ORIGINS does not list the local origin {missing[0]}: a page served by "
-            f"runserver will have every WebSocket connect refused (403 \"Origin not allowed.\") by "
+            f'runserver will have every WebSocket connect refused (403 "Origin not allowed.") by '
             f"{', '.join(view.__name__ for view in views)}.",
             hint=f"Add to your settings: CSRF_TRUSTED_ORIGINS = [{listed}] (keep any origins you already list; use "
             "the port runserver listens on if it is not 8000).",

@@ -79,12 +79,12 @@ from .login import hash_session_key
 from .models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,
+    ChannelMessage,
     ChannelPermission,
     ChannelPermissionRule,
-    ChannelMessage,
     ChannelSequence,
-    ConnectionRateCounter,
     CleanupRun,
+    ConnectionRateCounter,
     ConnectionRateLimit,
     ProvisioningStatus,
     WebSocketSession,
@@ -119,18 +119,50 @@ HISTORIES = {V41: HISTORY_41, V40: HISTORY_40}
 # The old tables' columns per model after 4.0.x's last migration (0009).
 COLUMNS_40 = {
     ApiGateway: (
-        "id", "api_name", "api_description", "default_channel_name", "domain_name",
-        "target_base_endpoint", "certificate_arn", "hosted_zone_id", "api_key_selection_expression",
-        "route_selection_expression", "route_key", "stage_name", "stage_description", "deployment_id",
-        "tags", "api_id", "api_endpoint", "api_gateway_domain_name", "api_mapping_id", "api_created",
-        "custom_domain_created", "created_on", "updated_on",
+        "id",
+        "api_name",
+        "api_description",
+        "default_channel_name",
+        "domain_name",
+        "target_base_endpoint",
+        "certificate_arn",
+        "hosted_zone_id",
+        "api_key_selection_expression",
+        "route_selection_expression",
+        "route_key",
+        "stage_name",
+        "stage_description",
+        "deployment_id",
+        "tags",
+        "api_id",
+        "api_endpoint",
+        "api_gateway_domain_name",
+        "api_mapping_id",
+        "api_created",
+        "custom_domain_created",
+        "created_on",
+        "updated_on",
     ),
     ApiGatewayAdditionalRoute: (
-        "id", "api_gateway_id", "name", "route_key", "integration_url", "deployed", "created_on", "updated_on",
+        "id",
+        "api_gateway_id",
+        "name",
+        "route_key",
+        "integration_url",
+        "deployed",
+        "created_on",
+        "updated_on",
     ),
     WebSocketSession: (
-        "id", "connection_id", "channel_name", "user_id", "connected", "api_gateway_id", "request_count",
-        "created_on", "updated_on",
+        "id",
+        "connection_id",
+        "channel_name",
+        "user_id",
+        "connected",
+        "api_gateway_id",
+        "request_count",
+        "created_on",
+        "updated_on",
     ),
     WebSocketToken: ("id", "token", "user_id", "session_key", "created_at", "used"),
     ConnectionRateLimit: ("id", "ip_address", "user_id", "attempt_time", "successful"),
@@ -148,8 +180,17 @@ RULE_PERMISSION_COLUMNS = {"channelpermissionrule_id", "permission_id"}
 # Every table of ours (the old schema holds some of them), children first (the rule <-> permission table,
 # found by introspection, goes just before ChannelPermissionRule).
 DROP_ORDER = (
-    ChannelMessage, ChannelSequence, WebSocketSession, ApiGatewayAdditionalRoute, WebSocketToken, ConnectionRateLimit, ConnectionRateCounter,
-    ChannelPermissionRule, ChannelPermission, ApiGateway, CleanupRun,
+    ChannelMessage,
+    ChannelSequence,
+    WebSocketSession,
+    ApiGatewayAdditionalRoute,
+    WebSocketToken,
+    ConnectionRateLimit,
+    ConnectionRateCounter,
+    ChannelPermissionRule,
+    ChannelPermission,
+    ApiGateway,
+    CleanupRun,
 )
 
 
@@ -208,11 +249,15 @@ def detect_version(alias):
         missing_41 = [name for name in HISTORY_41 if name not in applied]
         last = max(applied)
         if missing:
-            hint = (f"install its last 4.x release (4.1.0, or 4.0.x) and run `migrate` first (missing: "
-                    f"{', '.join(missing)})")
+            hint = (
+                f"install its last 4.x release (4.1.0, or 4.0.x) and run `migrate` first (missing: "
+                f"{', '.join(missing)})"
+            )
         else:
-            hint = (f"4.1.0's migrations {', '.join(missing_41)} are missing: install 4.1.0 and run `migrate` "
-                    "first, so the tables have the columns this upgrade reads")
+            hint = (
+                f"4.1.0's migrations {', '.join(missing_41)} are missing: install 4.1.0 and run `migrate` "
+                "first, so the tables have the columns this upgrade reads"
+            )
         raise UpgradeError(f"Database '{alias}' stops at the old package's migration {last}: {hint}.")
     unknown = sorted(applied - known - ours)
     mixed = sorted(applied & ours - {"0001_initial"})
@@ -299,8 +344,9 @@ def rule_permission_tables(alias, tables=None):
     tables = set(connection.introspection.table_names()) if tables is None else tables
     prefix = ChannelPermissionRule._meta.db_table + "_"
     return sorted(
-        table for table in tables
-        if table.startswith(prefix) and RULE_PERMISSION_COLUMNS <= set(_table_columns(connection, table))
+        table
+        for table in tables
+        if table.startswith(prefix) and set(_table_columns(connection, table)) >= RULE_PERMISSION_COLUMNS
     )
 
 
@@ -331,7 +377,9 @@ def plan_upgrade(alias, now=None):
     for model, expected in columns.items():
         table = model._meta.db_table
         if table not in tables:
-            raise UpgradeError(f"Table {table} is missing although {version}'s migrations are applied; nothing was changed.")
+            raise UpgradeError(
+                f"Table {table} is missing although {version}'s migrations are applied; nothing was changed."
+            )
         actual = _table_columns(connection, table)
         missing = sorted(set(expected) - set(actual))
         if missing:
@@ -341,8 +389,13 @@ def plan_upgrade(alias, now=None):
             )
         for extra in (c for c in actual if c not in expected):
             qn = connection.ops.quote_name(extra)
-            uncarried.append(Uncarried(f"column {table}.{extra}", _count(connection, table, f"WHERE {qn} IS NOT NULL"),
-                                       f"no {version} migration made it; rows with a value"))
+            uncarried.append(
+                Uncarried(
+                    f"column {table}.{extra}",
+                    _count(connection, table, f"WHERE {qn} IS NOT NULL"),
+                    f"no {version} migration made it; rows with a value",
+                )
+            )
     m2m = rule_permission_tables(alias, tables) if version == V41 else []
     if version == V41 and len(m2m) != 1:
         raise UpgradeError(f"Expected one channel rule <-> permission table on '{alias}', found {m2m or 'none'}.")
@@ -351,11 +404,13 @@ def plan_upgrade(alias, now=None):
     app_prefix = APP_LABEL + "_"
     for table in sorted(tables - known):
         if table in ours or table.startswith(ChannelPermissionRule._meta.db_table + "_"):
-            uncarried.append(Uncarried(f"table {table}", _count(connection, table),
-                                       f"{version} has no such table; dropped, rows"))
+            uncarried.append(
+                Uncarried(f"table {table}", _count(connection, table), f"{version} has no such table; dropped, rows")
+            )
         elif table.startswith(app_prefix):
-            uncarried.append(Uncarried(f"table {table}", _count(connection, table),
-                                       f"not made by {version}; left in place, rows"))
+            uncarried.append(
+                Uncarried(f"table {table}", _count(connection, table), f"not made by {version}; left in place, rows")
+            )
 
     rows = {}
     for model, names in columns.items():
@@ -372,12 +427,22 @@ def plan_upgrade(alias, now=None):
         )
     carried = secrets[:2]
     if len(carried) == 2 and len(carried[1]) > max_secret:
-        uncarried.append(Uncarried('WEBSOCKETS["gateway_secret"] second secret', 1,
-                                   f"longer than {max_secret} characters; no longer accepted after the upgrade"))
+        uncarried.append(
+            Uncarried(
+                'WEBSOCKETS["gateway_secret"] second secret',
+                1,
+                f"longer than {max_secret} characters; no longer accepted after the upgrade",
+            )
+        )
         carried = carried[:1]
     if len(secrets) > 2:
-        uncarried.append(Uncarried('WEBSOCKETS["gateway_secret"] entries after the second', len(secrets) - 2,
-                                   "accepted by 4.1.0, a record keeps two; no longer accepted after the upgrade"))
+        uncarried.append(
+            Uncarried(
+                'WEBSOCKETS["gateway_secret"] entries after the second',
+                len(secrets) - 2,
+                "accepted by 4.1.0, a record keeps two; no longer accepted after the upgrade",
+            )
+        )
 
     creating = []
     for record in rows[ApiGateway]:
@@ -413,8 +478,15 @@ def plan_upgrade(alias, now=None):
             raise UpgradeError(f"{m2m[0]} has pairs whose permission does not exist; nothing was changed.")
 
     return Plan(
-        alias=alias, version=version, migrations=applied, rows=rows, rule_permissions=rule_permissions,
-        uncarried=uncarried, creating=creating, secrets=secrets, drop_tables=tables_to_drop(alias, tables),
+        alias=alias,
+        version=version,
+        migrations=applied,
+        rows=rows,
+        rule_permissions=rule_permissions,
+        uncarried=uncarried,
+        creating=creating,
+        secrets=secrets,
+        drop_tables=tables_to_drop(alias, tables),
     )
 
 
@@ -487,13 +559,19 @@ def drop_tables(alias, tables=None):
 def describe_secrets(plan):
     """One line on what the records' integration secrets become (never the secrets)."""
     if plan.version != V41:
-        return ("integration_secret: empty on every record (4.0.x integrations send none); "
-                "set one with `syncApiGateway --pk N --rotate-secret`")
+        return (
+            "integration_secret: empty on every record (4.0.x integrations send none); "
+            "set one with `syncApiGateway --pk N --rotate-secret`"
+        )
     if not plan.secrets:
-        return ('integration_secret: empty on every record (no WEBSOCKETS["gateway_secret"] configured); '
-                "set one with `syncApiGateway --pk N --rotate-secret`")
-    text = ('integration_secret = WEBSOCKETS["gateway_secret"][0] on every record, header X-Ws-Gateway-Secret '
-            "accepted until `syncApiGateway --pk N` re-syncs")
+        return (
+            'integration_secret: empty on every record (no WEBSOCKETS["gateway_secret"] configured); '
+            "set one with `syncApiGateway --pk N --rotate-secret`"
+        )
+    text = (
+        'integration_secret = WEBSOCKETS["gateway_secret"][0] on every record, header X-Ws-Gateway-Secret '
+        "accepted until `syncApiGateway --pk N` re-syncs"
+    )
     if len(plan.secrets) > 1:
         text += '; previous_integration_secret = WEBSOCKETS["gateway_secret"][1], accepted for secret_grace_seconds'
     return text
@@ -513,7 +591,8 @@ def upgrade(alias, fixture_path, log=print, discard_uncarried=False, plan=None):
     plan = plan or plan_upgrade(alias)
     if plan.uncarried and not discard_uncarried:
         raise UpgradeError(
-            "These cannot be carried over: " + "; ".join(map(str, plan.uncarried))
+            "These cannot be carried over: "
+            + "; ".join(map(str, plan.uncarried))
             + ". Nothing was changed; run again with --discard-uncarried to upgrade without them."
         )
     entries = fixture_entries(plan)
@@ -525,8 +604,10 @@ def upgrade(alias, fixture_path, log=print, discard_uncarried=False, plan=None):
     try:
         drop_tables(alias, plan.drop_tables)
         MigrationRecorder(connections[alias]).migration_qs.filter(app=APP_LABEL).delete()
-        log(f"2/4 dropped the old tables ({len(plan.drop_tables)}) and the history of migrations "
-            f"{', '.join(plan.migrations)}")
+        log(
+            f"2/4 dropped the old tables ({len(plan.drop_tables)}) and the history of migrations "
+            f"{', '.join(plan.migrations)}"
+        )
         call_command("migrate", APP_LABEL, database=alias, verbosity=0, interactive=False)
         log("3/4 migrated to this package's schema")
         if entries:

@@ -92,9 +92,7 @@ def _close_sockets(rows, reason):
 
 def _on_logout(sender, request, user, **kwargs):
     """``user_logged_out``: close the sockets opened under this Django session."""
-    from .models import WebSocketSession
-
-    from .models import WebSocketToken
+    from .models import WebSocketSession, WebSocketToken
 
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if user is None or not session_key:

@@ -14,9 +14,7 @@ from . import protocol
 
 MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES
 
-api_name_validator = RegexValidator(
-    r"^[ a-zA-Z0-9_-]+\Z", _("Use letters, digits, spaces, '_' and '-' only.")
-)
+api_name_validator = RegexValidator(r"^[ a-zA-Z0-9_-]+\Z", _("Use letters, digits, spaces, '_' and '-' only."))
 hostname_validator = RegexValidator(
     r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z",
     _("Enter a valid host name such as ws.example.com."),
@@ -25,12 +23,8 @@ channel_name_validator = RegexValidator(
     rf"^{protocol.CHANNEL_NAME_RE.pattern}\Z",
     _("Use letters, digits, '_', '-' and '.' only."),
 )
-stage_name_validator = RegexValidator(
-    r"^[A-Za-z0-9_-]+\Z", _("Use letters, digits, '_' and '-' only.")
-)
-route_key_validator = RegexValidator(
-    r"^[A-Za-z0-9_.:-]+\Z", _("Use letters, digits, '_', '-', '.' and ':' only.")
-)
+stage_name_validator = RegexValidator(r"^[A-Za-z0-9_-]+\Z", _("Use letters, digits, '_' and '-' only."))
+route_key_validator = RegexValidator(r"^[A-Za-z0-9_.:-]+\Z", _("Use letters, digits, '_', '-', '.' and ':' only."))
 
 
 def generate_integration_secret():
@@ -60,24 +54,18 @@ class ApiGateway(models.Model):
         default="",
         validators=[channel_name_validator],
     )
-    domain_name = models.CharField(
-        max_length=255, blank=True, default="", validators=[hostname_validator]
-    )
-    target_base_endpoint = models.URLField(
+    domain_name = models.CharField(max_length=255, blank=True, default="", validators=[hostname_validator])
+    target_base_endpoint = models.URLField(  # noqa: DJ001 - NULL, as in the 4.x schema upgrades carry
         null=True,
         blank=True,
         help_text=_("Base URL of the Django WebSocket view, e.g. https://www.example.com/ws/"),
     )
     certificate_arn = models.CharField(max_length=255, blank=True, default="")
     hosted_zone_id = models.CharField(max_length=32, blank=True, default="")
-    api_key_selection_expression = models.CharField(
-        max_length=255, default="$request.header.x-api-key"
-    )
+    api_key_selection_expression = models.CharField(max_length=255, default="$request.header.x-api-key")
     route_selection_expression = models.CharField(max_length=255, default="$request.body.action")
     route_key = models.CharField(max_length=255, default="$default")
-    stage_name = models.CharField(
-        max_length=63, default="production", validators=[stage_name_validator]
-    )
+    stage_name = models.CharField(max_length=63, default="production", validators=[stage_name_validator])
     stage_description = models.CharField(max_length=63, blank=True, default="")
     deployment_id = models.CharField(max_length=32, blank=True, default="", editable=False)
     tags = models.JSONField(blank=True, default=dict)
@@ -135,7 +123,9 @@ class ApiGateway(models.Model):
         max_length=255, blank=True, default="", help_text=_("CloudWatch Logs group ARN for the stage's access logs.")
     )
     access_log_format = models.TextField(
-        blank=True, default="", help_text=_("Access log format; blank uses a JSON format with connection id and status.")
+        blank=True,
+        default="",
+        help_text=_("Access log format; blank uses a JSON format with connection id and status."),
     )
     default_route_two_way = models.BooleanField(
         default=False,
@@ -157,7 +147,10 @@ class ApiGateway(models.Model):
         help_text=_("The last provisioning step that succeeded; 'creating' while a run holds the record."),
     )
     last_error = models.TextField(
-        blank=True, default="", editable=False, help_text=_("Why the last provisioning run stopped; blank after a success.")
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_("Why the last provisioning run stopped; blank after a success."),
     )
 
     class Meta:
@@ -167,15 +160,15 @@ class ApiGateway(models.Model):
     def __str__(self):
         return self.api_name
 
-    def clean(self):
-        super().clean()
-        if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
-            self.target_base_endpoint += "/"
-
     def save(self, *args, **kwargs):
         if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
             self.target_base_endpoint += "/"
         super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        if self.target_base_endpoint and not self.target_base_endpoint.endswith("/"):
+            self.target_base_endpoint += "/"
 
     @property
     def region_name(self):
@@ -211,15 +204,11 @@ class ApiGateway(models.Model):
 class ApiGatewayAdditionalRoute(models.Model):
     """A custom route key with its own integration URL."""
 
-    api_gateway = models.ForeignKey(
-        ApiGateway, on_delete=models.CASCADE, related_name="additional_routes"
-    )
+    api_gateway = models.ForeignKey(ApiGateway, on_delete=models.CASCADE, related_name="additional_routes")
     name = models.CharField(max_length=63)
     route_key = models.CharField(max_length=64, db_index=True, validators=[route_key_validator])
     integration_url = models.URLField()
-    two_way = models.BooleanField(
-        default=False, help_text=_("Send the handler's HTTP response back to the sender.")
-    )
+    two_way = models.BooleanField(default=False, help_text=_("Send the handler's HTTP response back to the sender."))
     deployed = models.BooleanField(default=False, editable=False)
     route_id = models.CharField(max_length=32, blank=True, default="", editable=False, help_text=_("AWS RouteId."))
     integration_id = models.CharField(
@@ -264,9 +253,7 @@ class WebSocketSession(models.Model):
     """One WebSocket connection held by API Gateway."""
 
     connection_id = models.CharField(max_length=255, unique=True)
-    channel_name = models.CharField(
-        max_length=protocol.CHANNEL_NAME_MAX_LENGTH, blank=True, default=""
-    )
+    channel_name = models.CharField(max_length=protocol.CHANNEL_NAME_MAX_LENGTH, blank=True, default="")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -315,12 +302,8 @@ class WebSocketSession(models.Model):
 class WebSocketToken(models.Model):
     """A single-use connect token. ``token`` holds the SHA-256 of the raw value, never the raw value."""
 
-    token = models.CharField(
-        max_length=64, unique=True, validators=[RegexValidator(r"^[a-f0-9]{64}\Z")]
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="websocket_tokens"
-    )
+    token = models.CharField(max_length=64, unique=True, validators=[RegexValidator(r"^[a-f0-9]{64}\Z")])
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="websocket_tokens")
     # A keyed hash of the Django session key the token was issued to (login.hash_session_key).
     session_key = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -374,9 +357,7 @@ class ConnectionRateLimit(models.Model):
     )
     attempt_time = models.DateTimeField(auto_now_add=True, db_index=True)
     successful = models.BooleanField(default=False)
-    reason = models.CharField(
-        max_length=32, blank=True, default="", help_text=_("Why a rejected attempt failed.")
-    )
+    reason = models.CharField(max_length=32, blank=True, default="", help_text=_("Why a rejected attempt failed."))
 
     class Meta:
         verbose_name = _("connection attempt")

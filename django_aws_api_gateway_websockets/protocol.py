@@ -65,9 +65,7 @@ API_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def is_valid_api_id(value: object) -> bool:
-    return (
-        isinstance(value, str) and 0 < len(value) <= API_ID_MAX_LENGTH and API_ID_RE.fullmatch(value) is not None
-    )
+    return isinstance(value, str) and 0 < len(value) <= API_ID_MAX_LENGTH and API_ID_RE.fullmatch(value) is not None
 
 
 def is_valid_channel_name(name: object) -> bool:
@@ -118,5 +116,5 @@ def selection_key_from_expression(expression: str | None) -> str | None:
     """``$request.body.action`` -> ``action``; ``None`` for expressions we cannot evaluate."""
     prefix = "$request.body."
     if expression and expression.startswith(prefix):
-        return expression[len(prefix):]
+        return expression[len(prefix) :]
     return None

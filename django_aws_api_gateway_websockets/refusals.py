@@ -78,9 +78,9 @@ class WebSocketRefusalView(View):
         try:
             raw_token = json.loads(request.body or b"{}").get("token", "")
         except (ValueError, AttributeError):
-            return JsonResponse({"error": "Send {\"token\": \"...\"}."}, status=400)
+            return JsonResponse({"error": 'Send {"token": "..."}.'}, status=400)
         if not isinstance(raw_token, str) or not 0 < len(raw_token) <= 256:
-            return JsonResponse({"error": "Send {\"token\": \"...\"}."}, status=400)
+            return JsonResponse({"error": 'Send {"token": "..."}.'}, status=400)
         entry = cache.get(_key(raw_token))
         if not entry:
             return JsonResponse({"refused": False})

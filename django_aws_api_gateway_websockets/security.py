@@ -66,7 +66,11 @@ def source_ip(request: HttpRequest, gateway: "ApiGateway | None" = None) -> str:
     that the client's own handshake header would pass through.
     """
     mapped = request.headers.get(protocol.HEADER_SOURCE_IP)
-    if gateway is not None and gateway.accepts_legacy_secret_header and request.headers.get(protocol.HEADER_SECRET) is None:
+    if (
+        gateway is not None
+        and gateway.accepts_legacy_secret_header
+        and request.headers.get(protocol.HEADER_SECRET) is None
+    ):
         mapped = None
     for candidate in (mapped, request.META.get("REMOTE_ADDR")):
         if candidate:

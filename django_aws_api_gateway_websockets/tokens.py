@@ -146,7 +146,12 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
         return token if token is not None and mark_used(token) else None
     max_age = max_age_seconds or get_setting("token_expiry_seconds")
     sql, names, converters, active_column = _spend_statement(connection, bool(session_key))
-    params = [True, hash_token(raw), False, connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(seconds=max_age))]
+    params = [
+        True,
+        hash_token(raw),
+        False,
+        connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(seconds=max_age)),
+    ]
     if active_column:
         params.append(True)
     if session_key:

@@ -35,7 +35,7 @@ def make_ca_and_server_cert(directory):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
     ca = (
@@ -65,18 +65,14 @@ def make_ca_and_server_cert(directory):
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_file, cert_file, key_file = (directory / name for name in ("ca.pem", "server.pem", "server.key"))
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return ca_file, cert_file, key_file
 
@@ -195,10 +191,10 @@ class FaultyServer:
         elif kind == "gonechunked":
             conn.sendall(
                 _answer(410, "Gone", [("Transfer-Encoding", "chunked"), ("x-amzn-ErrorType", "GoneException")])
-                + b"14\r\n{\"message\":\"Gone!!\"}\r\n0\r\n\r\n"
+                + b'14\r\n{"message":"Gone!!"}\r\n0\r\n\r\n'
             )
         elif kind == "truncate":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"mes")
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"mes')
             return False
         elif kind == "truncatehead":
             conn.sendall(b"HTTP/1.1 20")
@@ -212,7 +208,7 @@ class FaultyServer:
         elif kind == "bigheaders":
             conn.sendall(_answer(200, "OK", [(f"X-Filler-{i}", "x" * 1000) for i in range(256)]))
         elif kind.startswith("throttle"):
-            if calls <= int(kind[len("throttle"):]):
+            if calls <= int(kind[len("throttle") :]):
                 conn.sendall(_error(429, "Too Many Requests", "LimitExceededException"))
             else:
                 conn.sendall(_answer(200, "OK"))

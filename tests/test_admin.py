@@ -55,7 +55,10 @@ def test_close_connections_action(staff, gateway):
         url = reverse("admin:django_aws_api_gateway_websockets_websocketsession_changelist")
         response = staff.post(
             url,
-            {"action": "close_connections", "_selected_action": list(WebSocketSession.objects.values_list("pk", flat=True))},
+            {
+                "action": "close_connections",
+                "_selected_action": list(WebSocketSession.objects.values_list("pk", flat=True)),
+            },
             follow=True,
         )
     text = response.content.decode()

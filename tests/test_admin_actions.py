@@ -86,7 +86,8 @@ def test_delete_asks_for_confirmation_in_the_admin_then_deletes(record, client, 
     client.stubber.add_response("get_api", {"ApiId": API}, {"ApiId": API})
     client.stubber.add_response("delete_api", {}, {"ApiId": API})
     page = admin_client.post(
-        url, {"action": "delete_api_gateway", "_selected_action": [record.pk], admin_actions.CONFIRM_FIELD: "yes"},
+        url,
+        {"action": "delete_api_gateway", "_selected_action": [record.pk], admin_actions.CONFIRM_FIELD: "yes"},
         follow=True,
     )
     assert [str(m) for m in page.context["messages"]] == [

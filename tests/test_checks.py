@@ -61,8 +61,14 @@ def cleaned_up(db):
 @pytest.fixture
 def no_aws_environment(monkeypatch, tmp_path):
     """No region or credentials from the environment, config files or an instance role."""
-    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    for name in (
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -311,13 +317,22 @@ def test_records_sharing_a_secret(secure, deployed, cleaned_up):
     secret = deployed.integration_secret
     copies = [
         ApiGateway.objects.create(
-            api_name=f"copy{n}", api_id=f"copy{n}id", region="eu-west-1", api_created=True, deployment_id="d",
-            target_base_endpoint="https://www.example.com/ws/", integration_secret=secret,
+            api_name=f"copy{n}",
+            api_id=f"copy{n}id",
+            region="eu-west-1",
+            api_created=True,
+            deployment_id="d",
+            target_base_endpoint="https://www.example.com/ws/",
+            integration_secret=secret,
         )
         for n in (1, 2)
     ]
     ApiGateway.objects.create(  # its own secret: not named
-        api_name="other", api_id="otherid", region="eu-west-1", api_created=True, deployment_id="d",
+        api_name="other",
+        api_id="otherid",
+        region="eu-west-1",
+        api_created=True,
+        deployment_id="d",
         target_base_endpoint="https://www.example.com/ws/",
     )
     assert ids(deploy=True) == ["aws_websockets.W046"]
@@ -435,7 +450,10 @@ def test_a_local_development_record_is_only_an_info(secure, deployed, cleaned_up
     from django_aws_api_gateway_websockets.models import ApiGateway
 
     ApiGateway.objects.create(
-        api_name="chat-local", api_id=new_local_api_id(), target_base_endpoint="http://127.0.0.1:8000/ws/",
-        management_endpoint_url="http://127.0.0.1:8001/local", integration_secret="",
+        api_name="chat-local",
+        api_id=new_local_api_id(),
+        target_base_endpoint="http://127.0.0.1:8000/ws/",
+        management_endpoint_url="http://127.0.0.1:8001/local",
+        integration_secret="",
     )
     assert ids(deploy=True) == ["aws_websockets.I052"]

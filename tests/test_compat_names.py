@@ -26,7 +26,9 @@ def test_token_classmethods(user):
     assert WebSocketToken.validate_and_consume(raw, "session-1") is None  # single use
     fresh = WebSocketToken.generate_token(user, "session-1")
     old = WebSocketToken.generate_token(user, "session-1")
-    WebSocketToken.objects.filter(token=tokens.hash_token(old)).update(created_at=timezone.now() - timedelta(minutes=10))
+    WebSocketToken.objects.filter(token=tokens.hash_token(old)).update(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
     # The used token and the ten-minute-old one go; the fresh unused one stays.
     assert WebSocketToken.cleanup_expired(max_age_seconds=300) == 2
     assert WebSocketToken.validate_and_consume(fresh, "session-1") == user

@@ -159,9 +159,7 @@ def test_rate_limit_uses_the_gateway_source_ip_not_forwarded_for(post_as_gateway
     for _ in range(3):
         assert post_as_gateway("/open/", new_connection_id(), route="connect").status_code == 200
     # A forged X-Forwarded-For does not buy a fresh budget.
-    response = post_as_gateway(
-        "/open/", new_connection_id(), route="connect", headers={"X-Forwarded-For": "9.9.9.9"}
-    )
+    response = post_as_gateway("/open/", new_connection_id(), route="connect", headers={"X-Forwarded-For": "9.9.9.9"})
     assert response.status_code == 429
     # Another source IP (as API Gateway reports it) has its own budget.
     response = post_as_gateway("/open/", new_connection_id(), route="connect", headers={"X-Source-Ip": "10.0.0.7"})
@@ -224,7 +222,9 @@ def test_permissions_checked_on_connect(client, user, grant, post_as_gateway):
 def test_additional_connection_checks_hook(post_as_gateway, monkeypatch):
     from tests.views import OpenView
 
-    monkeypatch.setattr(OpenView, "_additional_connection_checks", lambda self, request: (False, "Closed today."), raising=False)
+    monkeypatch.setattr(
+        OpenView, "_additional_connection_checks", lambda self, request: (False, "Closed today."), raising=False
+    )
     response = post_as_gateway("/open/", new_connection_id(), route="connect")
     assert response.status_code == 403
     assert response.json() == {"error": "Closed today."}

@@ -34,8 +34,23 @@ def test_handler_key_wins_over_action(post_as_gateway, session_row):
 
 @pytest.mark.parametrize(
     "name",
-    ["_private", "dispatch", "setup", "connect", "disconnect", "post", "get", "options",
-     "http_method_not_allowed", "has_any_permission", "as_view", "__init__", "handle_exception", "nope", 42],
+    [
+        "_private",
+        "dispatch",
+        "setup",
+        "connect",
+        "disconnect",
+        "post",
+        "get",
+        "options",
+        "http_method_not_allowed",
+        "has_any_permission",
+        "as_view",
+        "__init__",
+        "handle_exception",
+        "nope",
+        42,
+    ],
 )
 def test_private_plumbing_and_unknown_names_go_to_default(post_as_gateway, session_row, name):
     response = send(post_as_gateway, session_row, {"handler": name})
@@ -89,8 +104,14 @@ def test_unknown_connection_id_is_404(post_as_gateway, gateway):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("change", [{"drop": ["X-Gateway-Secret"]}, {"headers": {"X-Gateway-Secret": "x"}},
-                                    {"headers": {"X-Amzn-Apigateway-Api-Id": "other"}}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"drop": ["X-Gateway-Secret"]},
+        {"headers": {"X-Gateway-Secret": "x"}},
+        {"headers": {"X-Amzn-Apigateway-Api-Id": "other"}},
+    ],
+)
 def test_forged_message_is_403_and_runs_nothing(post_as_gateway, session_row, change):
     response = send(post_as_gateway, session_row, {"handler": "whoami"}, **change)
     assert response.status_code == 403
@@ -193,5 +214,7 @@ def test_message_received_signal(post_as_gateway, session_row):
 
 def test_custom_route_path_dispatches_by_body(post_as_gateway, session_row):
     # An additional route "chat" integrates to /ws/chat: same view, route kwarg "chat".
-    response = post_as_gateway("/ws/", session_row.connection_id, route="chat", body={"action": "chat", "handler": "whoami"})
+    response = post_as_gateway(
+        "/ws/", session_row.connection_id, route="chat", body={"action": "chat", "handler": "whoami"}
+    )
     assert response.json()["type"] == "whoami"

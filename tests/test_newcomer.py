@@ -47,11 +47,15 @@ def test_manage_py_check_reports_it(capsys):
 
 
 def _config():
-    return GatewayConfig(api_id="abc", target_base_endpoint="http://127.0.0.1:8000/ws/", stage="dev", secret="s3cr3t-value-long")
+    return GatewayConfig(
+        api_id="abc", target_base_endpoint="http://127.0.0.1:8000/ws/", stage="dev", secret="s3cr3t-value-long"
+    )
 
 
 def test_gateway_logs_the_json_reason():
-    result = IntegrationResult(403, b'{"error": "Origin not allowed."}', CIMultiDict({"Content-Type": "application/json"}))
+    result = IntegrationResult(
+        403, b'{"error": "Origin not allowed."}', CIMultiDict({"Content-Type": "application/json"})
+    )
     assert refusal_reason(result, _config()) == ': "Origin not allowed."'
 
 
@@ -85,7 +89,9 @@ def test_refusal_view_tells_the_browser_why(client, django_user_model, rf):
 
     answer = json.loads(ask("raw-token-123").content)
     assert answer == {
-        "refused": True, "status": 403, "code": "origin",
+        "refused": True,
+        "status": 403,
+        "code": "origin",
         "reason": 'Origin not allowed: add "http://127.0.0.1:8000" to CSRF_TRUSTED_ORIGINS.',
     }
     assert json.loads(ask("other-token").content) == {"refused": False}  # not the gateway: not recorded
@@ -98,11 +104,10 @@ def test_refusal_view_tells_the_browser_why(client, django_user_model, rf):
 def test_a_script_gets_a_token_as_the_readme_says(django_user_model):
     """README, Clients other than a browser: POST with the session and the CSRF token."""
     from django.test import Client
+    from django.urls import reverse
 
     from django_aws_api_gateway_websockets.conf import get_setting
     from django_aws_api_gateway_websockets.models import WebSocketToken
-
-    from django.urls import reverse
 
     url = reverse("websocket_token")
     http = Client(enforce_csrf_checks=True)

@@ -22,7 +22,9 @@ def test_a_failed_run_has_already_printed_what_it_created(record, client):
     fail_at = [c.operation for c in calls].index("create_route") + 1  # the API and a route exist by then
     queue(client.stubber, calls, fail_at=fail_at)
     out = StringIO()
-    with pytest.raises(CommandError, match="TooManyRequestsException.*the steps printed above ran in this order.*re-run"):
+    with pytest.raises(
+        CommandError, match="TooManyRequestsException.*the steps printed above ran in this order.*re-run"
+    ):
         call_command("createApiGateway", pk=record.pk, stdout=out)
     printed = out.getvalue()
     assert "  create WEBSOCKET API 'chat'\n" in printed
@@ -54,11 +56,16 @@ def test_demo_on_a_busy_port_exits_non_zero_before_any_banner(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {**os.environ, "DEMO_DJANGO_PORT": str(port), "DEMO_DB": str(tmp_path / "db.sqlite3"),
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "DEMO_DJANGO_PORT": str(port),
+            "DEMO_DB": str(tmp_path / "db.sqlite3"),
+            "PYTHONPATH": str(ROOT),
+        }
         env.pop("DJANGO_SETTINGS_MODULE", None)
-        result = subprocess.run([sys.executable, str(ROOT / "example" / "run_demo.py")], env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "example" / "run_demo.py")], env=env, capture_output=True, text=True, timeout=60
+        )
     assert result.returncode != 0
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "DEMO_DJANGO_PORT" in result.stderr
@@ -72,8 +79,14 @@ def test_make_demo_on_a_busy_port_fails_before_building_anything(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         env = {**os.environ, "DEMO_DJANGO_PORT": str(port)}
-        result = subprocess.run(["make", "-s", "demo", f"DEMO_VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}"],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["make", "-s", "demo", f"DEMO_VENV={tmp_path / 'venv'}", f"PYTHON={sys.executable}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode != 0
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert not (tmp_path / "venv").exists() and "Demo running" not in result.stdout

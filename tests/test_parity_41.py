@@ -8,7 +8,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from django_aws_api_gateway_websockets import channel_access, login, tokens
-from django_aws_api_gateway_websockets.models import ApiGateway, ChannelPermission, ChannelPermissionRule, WebSocketSession
+from django_aws_api_gateway_websockets.models import (
+    ApiGateway,
+    ChannelPermission,
+    ChannelPermissionRule,
+    WebSocketSession,
+)
 from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
@@ -150,7 +155,9 @@ def connected(cid):
     return WebSocketSession.objects.get(connection_id=cid).connected
 
 
-def test_logout_closes_exactly_that_sessions_sockets(post_as_gateway, user, management, django_capture_on_commit_callbacks):
+def test_logout_closes_exactly_that_sessions_sockets(
+    post_as_gateway, user, management, django_capture_on_commit_callbacks
+):
     tab_a, tab_b = Client(), Client()  # two browsers: two Django sessions
     socket_a = open_connection(post_as_gateway, tab_a, user)
     socket_b = open_connection(post_as_gateway, tab_b, user)
@@ -165,7 +172,9 @@ def test_logout_closes_exactly_that_sessions_sockets(post_as_gateway, user, mana
     assert post_as_gateway("/ws/", socket_a, body={"handler": "whoami"}).status_code == 410
 
 
-def test_password_change_closes_every_socket_of_the_user(post_as_gateway, user, other_user, management, django_capture_on_commit_callbacks):
+def test_password_change_closes_every_socket_of_the_user(
+    post_as_gateway, user, other_user, management, django_capture_on_commit_callbacks
+):
     sockets = [open_connection(post_as_gateway, Client(), user) for _ in range(2)]
     theirs = open_connection(post_as_gateway, Client(), other_user)
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,7 +199,9 @@ def test_unrelated_user_saves_cost_no_query(post_as_gateway, user, management, d
     assert management.deleted == []
 
 
-def test_change_without_signals_is_caught_at_the_next_message(post_as_gateway, user, management, django_capture_on_commit_callbacks):
+def test_change_without_signals_is_caught_at_the_next_message(
+    post_as_gateway, user, management, django_capture_on_commit_callbacks
+):
     from django.contrib.auth.hashers import make_password
 
     socket = open_connection(post_as_gateway, Client(), user)
@@ -255,7 +266,9 @@ def test_channel_permissions_in_the_admin(admin_client):
 
 
 def test_gateway_admin_shows_provisioning_state(admin_client, gateway):
-    ApiGateway.objects.filter(pk=gateway.pk).update(provisioning_status="creating", last_error="LimitExceededException: slow down")
+    ApiGateway.objects.filter(pk=gateway.pk).update(
+        provisioning_status="creating", last_error="LimitExceededException: slow down"
+    )
     page = admin_client.get(reverse("admin:django_aws_api_gateway_websockets_apigateway_change", args=[gateway.pk]))
     text = page.content.decode()
     assert "LimitExceededException: slow down" in text and "claimed by a run since" in text

@@ -28,8 +28,13 @@ CHAT_URL = "https://www.example.com/ws/chat"
 @pytest.fixture
 def record():
     gateway = ApiGateway.objects.create(
-        api_name="chat", api_description="Chat", target_base_endpoint=BASE, region="eu-west-1",
-        stage_name="production", stage_description="live", tags={"team": "web"},
+        api_name="chat",
+        api_description="Chat",
+        target_base_endpoint=BASE,
+        region="eu-west-1",
+        stage_name="production",
+        stage_description="live",
+        tags={"team": "web"},
     )
     ApiGatewayAdditionalRoute.objects.create(
         api_gateway=gateway, name="Chat", route_key="chat", integration_url=CHAT_URL, two_way=True
@@ -122,28 +127,63 @@ def expected_sync(record, state):
         calls.append(Call(operation, response, params, copy.deepcopy(s), error))
 
     if s.api:
-        expect("get_api", {
-            "ApiId": API, "ApiEndpoint": ENDPOINT, "Name": "chat", "ProtocolType": "WEBSOCKET",
-            "RouteSelectionExpression": "$request.body.action", "ApiKeySelectionExpression": "$request.header.x-api-key",
-            "Description": "Chat", "Tags": api_tags(record),
-        }, {"ApiId": API})
+        expect(
+            "get_api",
+            {
+                "ApiId": API,
+                "ApiEndpoint": ENDPOINT,
+                "Name": "chat",
+                "ProtocolType": "WEBSOCKET",
+                "RouteSelectionExpression": "$request.body.action",
+                "ApiKeySelectionExpression": "$request.header.x-api-key",
+                "Description": "Chat",
+                "Tags": api_tags(record),
+            },
+            {"ApiId": API},
+        )
     else:
         s.api, changed = True, True
-        expect("create_api", {"ApiId": API, "ApiEndpoint": ENDPOINT, "Name": "chat", "ProtocolType": "WEBSOCKET"}, {
-            "Name": "chat", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action",
-            "ApiKeySelectionExpression": "$request.header.x-api-key", "Description": "Chat", "Tags": api_tags(record),
-        })
-    expect("get_routes", {"Items": [
-        {"RouteKey": key, "RouteId": rid, "Target": f"integrations/{iid}",
-         **({"RouteResponseSelectionExpression": "$default"} if two_way else {})}
-        for key, (rid, iid, two_way) in s.routes.items()
-    ]}, {"ApiId": API})
-    expect("get_integrations", {"Items": [
-        {"IntegrationId": iid, "IntegrationType": "HTTP_PROXY", **integration_fields(uri, secret)}
-        for iid, (uri, secret) in s.integrations.items()
-    ]}, {"ApiId": API})
+        expect(
+            "create_api",
+            {"ApiId": API, "ApiEndpoint": ENDPOINT, "Name": "chat", "ProtocolType": "WEBSOCKET"},
+            {
+                "Name": "chat",
+                "ProtocolType": "WEBSOCKET",
+                "RouteSelectionExpression": "$request.body.action",
+                "ApiKeySelectionExpression": "$request.header.x-api-key",
+                "Description": "Chat",
+                "Tags": api_tags(record),
+            },
+        )
+    expect(
+        "get_routes",
+        {
+            "Items": [
+                {
+                    "RouteKey": key,
+                    "RouteId": rid,
+                    "Target": f"integrations/{iid}",
+                    **({"RouteResponseSelectionExpression": "$default"} if two_way else {}),
+                }
+                for key, (rid, iid, two_way) in s.routes.items()
+            ]
+        },
+        {"ApiId": API},
+    )
+    expect(
+        "get_integrations",
+        {
+            "Items": [
+                {"IntegrationId": iid, "IntegrationType": "HTTP_PROXY", **integration_fields(uri, secret)}
+                for iid, (uri, secret) in s.integrations.items()
+            ]
+        },
+        {"ApiId": API},
+    )
     secret = record.integration_secret
-    orphans = {iid: uri for iid, (uri, _) in s.integrations.items() if iid not in {route[1] for route in s.routes.values()}}
+    orphans = {
+        iid: uri for iid, (uri, _) in s.integrations.items() if iid not in {route[1] for route in s.routes.values()}
+    }
     for key, uri, two_way in desired(record):
         route = s.routes.get(key)
         iid = route[1] if route else next((i for i, u in orphans.items() if u == uri), None)
@@ -151,33 +191,49 @@ def expected_sync(record, state):
         if iid is None:
             iid, changed = s.new_id("i"), True
             s.integrations[iid] = (uri, secret)
-            expect("create_integration", {"IntegrationId": iid},
-                   {"ApiId": API, "IntegrationType": "HTTP_PROXY", **integration_fields(uri, secret)})
+            expect(
+                "create_integration",
+                {"IntegrationId": iid},
+                {"ApiId": API, "IntegrationType": "HTTP_PROXY", **integration_fields(uri, secret)},
+            )
         elif s.integrations[iid] != (uri, secret):
             s.integrations[iid], changed = (uri, secret), True
             expect("update_integration", {}, {"ApiId": API, "IntegrationId": iid, **integration_fields(uri, secret)})
         if route is None:
             rid, changed = s.new_id("r"), True
             s.routes[key] = (rid, iid, two_way)
-            params = {"ApiId": API, "AuthorizationType": "NONE", "ApiKeyRequired": False, "RouteKey": key,
-                      "Target": f"integrations/{iid}"}
+            params = {
+                "ApiId": API,
+                "AuthorizationType": "NONE",
+                "ApiKeyRequired": False,
+                "RouteKey": key,
+                "Target": f"integrations/{iid}",
+            }
             if two_way:
                 params["RouteResponseSelectionExpression"] = "$default"
             expect("create_route", {"RouteId": rid, "RouteKey": key}, params)
             if two_way:
                 s.responses.add(rid)
-                expect("create_route_response", {"RouteResponseId": f"rr-{rid}"},
-                       {"ApiId": API, "RouteId": rid, "RouteResponseKey": "$default"})
+                expect(
+                    "create_route_response",
+                    {"RouteResponseId": f"rr-{rid}"},
+                    {"ApiId": API, "RouteId": rid, "RouteResponseKey": "$default"},
+                )
             continue
         rid = route[0]
-        expect("get_route_responses", {"Items": [
-            {"RouteResponseKey": "$default", "RouteResponseId": f"rr-{rid}"}] if rid in s.responses else []},
-            {"ApiId": API, "RouteId": rid})
+        expect(
+            "get_route_responses",
+            {"Items": [{"RouteResponseKey": "$default", "RouteResponseId": f"rr-{rid}"}] if rid in s.responses else []},
+            {"ApiId": API, "RouteId": rid},
+        )
         if two_way and rid not in s.responses:
             s.responses.add(rid)
             changed = True
-            expect("create_route_response", {"RouteResponseId": f"rr-{rid}"},
-                   {"ApiId": API, "RouteId": rid, "RouteResponseKey": "$default"})
+            expect(
+                "create_route_response",
+                {"RouteResponseId": f"rr-{rid}"},
+                {"ApiId": API, "RouteId": rid, "RouteResponseKey": "$default"},
+            )
     for iid in orphans:
         del s.integrations[iid]
         changed = True
@@ -204,8 +260,13 @@ def queue(stub, calls, fail_at=None):
     state = None
     for index, call in enumerate(calls):
         if index == fail_at:
-            stub.add_client_error(call.operation, "TooManyRequestsException", "Too Many Requests",
-                                  http_status_code=429, expected_params=call.params)
+            stub.add_client_error(
+                call.operation,
+                "TooManyRequestsException",
+                "Too Many Requests",
+                http_status_code=429,
+                expected_params=call.params,
+            )
             return state
         if call.error:
             stub.add_client_error(call.operation, call.error, http_status_code=404, expected_params=call.params)
@@ -222,7 +283,9 @@ def run(record, client, start, fail_at=None):
     end = queue(client.stubber, calls, fail_at)
     before = calls[fail_at - 1].after if fail_at else start
     if fail_at is not None:
-        with pytest.raises(provisioning.ProvisioningError, match=f"{calls[fail_at].operation} failed: TooManyRequestsException"):
+        with pytest.raises(
+            provisioning.ProvisioningError, match=f"{calls[fail_at].operation} failed: TooManyRequestsException"
+        ):
             provisioning.sync_api(record, client=client)
         client.stubber.assert_no_pending_responses()
         return None, before
@@ -249,11 +312,16 @@ def test_creates_api_integrations_routes_stage_and_deployment(record, client):
     assert_converged(record, state)
     assert plan.steps == [
         "create WEBSOCKET API 'chat'",
-        f"create integration POST {BASE}connect for route $connect", "create route $connect",
-        f"create integration POST {BASE}disconnect for route $disconnect", "create route $disconnect",
-        f"create integration POST {BASE}default for route $default", "create route $default",
-        f"create integration POST {CHAT_URL} for route chat", "create route chat (two-way)",
-        "create stage 'production'", "deploy stage 'production'",
+        f"create integration POST {BASE}connect for route $connect",
+        "create route $connect",
+        f"create integration POST {BASE}disconnect for route $disconnect",
+        "create route $disconnect",
+        f"create integration POST {BASE}default for route $default",
+        "create route $default",
+        f"create integration POST {CHAT_URL} for route chat",
+        "create route chat (two-way)",
+        "create stage 'production'",
+        "deploy stage 'production'",
     ]
 
 
@@ -273,7 +341,9 @@ def test_creation_failing_at_any_call_converges_when_run_again(record, client, f
     assert record.api_created is False and record.additional_routes.get().deployed is False
     assert record.api_id == (API if fail_at > 0 else "")
     # The claim is given back when no API was recorded; otherwise each step is recorded.
-    expected = "pending" if fail_at == 0 else "routes_created" if fail_at >= operations.index("get_stage") else "api_created"
+    expected = (
+        "pending" if fail_at == 0 else "routes_created" if fail_at >= operations.index("get_stage") else "api_created"
+    )
     assert record.provisioning_status == expected
     assert "TooManyRequestsException: Too Many Requests" in record.last_error
     plan, state = run(record, client, state)
@@ -377,8 +447,13 @@ def test_route_only_in_aws_is_kept_and_reported(record, client):
     queue(client.stubber, expected_sync(record, state))  # reads only: nothing to change
     plan = provisioning.sync_api(record, client=client)
     assert plan.steps == [] and "route chat (only in AWS)" in plan.unchanged
-    assert plan.drift == [("only in AWS", f"route chat -> HTTP_PROXY {CHAT_URL} (two-way) [route {rid}, integration {iid}]: "
-                           "kept (--import-aws-routes adds it to the record, --delete-aws-only-routes deletes it)")]
+    assert plan.drift == [
+        (
+            "only in AWS",
+            f"route chat -> HTTP_PROXY {CHAT_URL} (two-way) [route {rid}, integration {iid}]: "
+            "kept (--import-aws-routes adds it to the record, --delete-aws-only-routes deletes it)",
+        )
+    ]
 
 
 def test_route_only_in_aws_is_deleted_with_its_integration_when_asked(record, client):
@@ -392,9 +467,14 @@ def test_route_only_in_aws_is_deleted_with_its_integration_when_asked(record, cl
     queue(stub, reads)
     stub.add_response("delete_route", {}, {"ApiId": API, "RouteId": rid})
     stub.add_response("delete_integration", {}, {"ApiId": API, "IntegrationId": iid})
-    stub.add_response("get_stage", {"StageName": "production", "Description": "live", "DeploymentId": "dep1"},
-                      {"ApiId": API, "StageName": "production"})
-    stub.add_response("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"})
+    stub.add_response(
+        "get_stage",
+        {"StageName": "production", "Description": "live", "DeploymentId": "dep1"},
+        {"ApiId": API, "StageName": "production"},
+    )
+    stub.add_response(
+        "create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}
+    )
     plan = provisioning.sync_api(record, client=client, aws_only_routes="delete")
     assert plan.steps == ["delete route chat (only in AWS)", "deploy stage 'production'"]
     assert plan.drift[0][0] == "only in AWS" and plan.drift[0][1].endswith(": deleted (--delete-aws-only-routes)")
@@ -408,8 +488,12 @@ def test_one_way_route_loses_its_route_response(record, client):
     for call in expected_sync(record, state):
         stub.add_response(call.operation, call.response, call.params)
         if call.operation == "get_route_responses" and call.params["RouteId"] == rid:
-            stub.add_response("delete_route_response", {}, {"ApiId": API, "RouteId": rid, "RouteResponseId": f"rr-{rid}"})
-    stub.add_response("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"})
+            stub.add_response(
+                "delete_route_response", {}, {"ApiId": API, "RouteId": rid, "RouteResponseId": f"rr-{rid}"}
+            )
+    stub.add_response(
+        "create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}
+    )
     plan = provisioning.sync_api(record, client=client)
     assert plan.steps == ["delete route response of chat (one-way)", "deploy stage 'production'"]
 
@@ -421,15 +505,22 @@ def test_stage_throttling_and_access_logs_are_applied(record, client):
     record.save()
     settings = {
         "DefaultRouteSettings": {"ThrottlingBurstLimit": 100, "ThrottlingRateLimit": 50.0},
-        "AccessLogSettings": {"DestinationArn": record.access_log_destination_arn,
-                              "Format": provisioning.DEFAULT_ACCESS_LOG_FORMAT},
+        "AccessLogSettings": {
+            "DestinationArn": record.access_log_destination_arn,
+            "Format": provisioning.DEFAULT_ACCESS_LOG_FORMAT,
+        },
     }
     stub = client.stubber
     queue(stub, expected_sync(record, state))  # ends with get_stage (the record is deployed)
     stub.add_response("update_stage", {}, {"ApiId": API, "StageName": "production", "Description": "live", **settings})
-    stub.add_response("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"})
+    stub.add_response(
+        "create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}
+    )
     plan = provisioning.sync_api(record, client=client)
-    assert plan.steps == ["update stage 'production' (description, throttling, access logs)", "deploy stage 'production'"]
+    assert plan.steps == [
+        "update stage 'production' (description, throttling, access logs)",
+        "deploy stage 'production'",
+    ]
 
 
 def test_new_tags_are_added_to_the_existing_api(record, client):
@@ -440,9 +531,13 @@ def test_new_tags_are_added_to_the_existing_api(record, client):
     calls[0].response["Tags"] = {"team": "web", provisioning.RECORD_TAG: record_tag_value(record)}
     stub = client.stubber
     queue(stub, calls[:1])  # get_api: AWS has {"team": "web"} and the record tag
-    stub.add_response("tag_resource", {}, {"ResourceArn": f"arn:aws:apigateway:eu-west-1::/apis/{API}", "Tags": {"env": "prod"}})
+    stub.add_response(
+        "tag_resource", {}, {"ResourceArn": f"arn:aws:apigateway:eu-west-1::/apis/{API}", "Tags": {"env": "prod"}}
+    )
     queue(stub, calls[1:])
-    stub.add_response("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"})
+    stub.add_response(
+        "create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}
+    )
     assert provisioning.sync_api(record, client=client).steps == ["tag API: env", "deploy stage 'production'"]
 
 
@@ -485,7 +580,11 @@ def test_failed_rotation_keeps_the_old_secret_and_a_plain_sync_restores_it(recor
     with pytest.raises(provisioning.ProvisioningError):
         provisioning.rotate_secret(record, client=client)
     restored = ApiGateway.objects.get(pk=record.pk)
-    assert (restored.integration_secret, restored.previous_integration_secret, restored.secret_rotated_at) == (old, "", None)
+    assert (restored.integration_secret, restored.previous_integration_secret, restored.secret_rotated_at) == (
+        old,
+        "",
+        None,
+    )
     _, state = run(record, client, calls[fail_at - 1].after)
     assert_converged(record, state)
 

@@ -30,7 +30,9 @@ def test_create_prints_each_step_and_the_url(record, client):
 
 
 def test_aws_failure_exits_non_zero_with_code_and_message(record, client):
-    client.stubber.add_client_error("create_api", "AccessDeniedException", "not allowed to apigateway:POST", http_status_code=403)
+    client.stubber.add_client_error(
+        "create_api", "AccessDeniedException", "not allowed to apigateway:POST", http_status_code=403
+    )
     with pytest.raises(CommandError, match="create_api failed: AccessDeniedException: not allowed to apigateway:POST"):
         command("createApiGateway", pk=record.pk)
     record.refresh_from_db()
@@ -49,7 +51,9 @@ def test_sync_dry_run_prints_would_and_changes_nothing(record, client):
     reads = [c for c in expected_sync(record, calls[-1].after) if c.operation.startswith("get_")]
     queue(client.stubber, reads)
     out = command("syncApiGateway", pk=record.pk, dry_run=True)
-    assert "  would update integration of route $connect (POST https://new.example.com/ws/connect, mapped headers)" in out
+    assert (
+        "  would update integration of route $connect (POST https://new.example.com/ws/connect, mapped headers)" in out
+    )
     assert "  would deploy stage 'production'" in out
     assert "  unchanged: route $connect" in out
     assert ApiGateway.objects.get(pk=record.pk).deployment_id == "dep1"
@@ -94,7 +98,10 @@ def test_custom_domain_command_reports_missing_fields(record):
 @pytest.fixture
 def created(record):
     ApiGateway.objects.filter(pk=record.pk).update(
-        api_id=API, api_created=True, domain_name="ws.example.com", hosted_zone_id="Z123",
+        api_id=API,
+        api_created=True,
+        domain_name="ws.example.com",
+        hosted_zone_id="Z123",
         certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/abc",
     )
     record.refresh_from_db()
@@ -103,17 +110,28 @@ def created(record):
 
 def test_runtime_policy_allows_only_this_stages_connections(created):
     policy = json.loads(command("websocketIamPolicy", "--runtime", pk=created.pk, account_id="123456789012"))
-    assert policy == {"Version": "2012-10-17", "Statement": [{
-        "Sid": "ManageThisStagesConnections", "Effect": "Allow", "Action": "execute-api:ManageConnections",
-        "Resource": f"arn:aws:execute-api:eu-west-1:123456789012:{API}/production/*/@connections/*",
-    }]}
+    assert policy == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ManageThisStagesConnections",
+                "Effect": "Allow",
+                "Action": "execute-api:ManageConnections",
+                "Resource": f"arn:aws:execute-api:eu-west-1:123456789012:{API}/production/*/@connections/*",
+            }
+        ],
+    }
 
 
 def test_runtime_policy_asks_sts_for_the_account(created):
     aws.clear_clients()
     sts = aws.get_client("sts", region="eu-west-1")
     with Stubber(sts) as stub:
-        stub.add_response("get_caller_identity", {"Account": "210987654321", "Arn": "arn:aws:iam::210987654321:user/x", "UserId": "x"}, {})
+        stub.add_response(
+            "get_caller_identity",
+            {"Account": "210987654321", "Arn": "arn:aws:iam::210987654321:user/x", "UserId": "x"},
+            {},
+        )
         policy = json.loads(command("websocketIamPolicy", "--runtime", pk=created.pk))
     assert ":210987654321:" in policy["Statement"][0]["Resource"]
     with Stubber(sts) as stub:
@@ -134,8 +152,12 @@ def test_deploy_policy_names_this_api_domain_certificate_and_zone(created):
         "arn:aws:apigateway:eu-west-1::/domainnames/ws.example.com",
         "arn:aws:apigateway:eu-west-1::/domainnames/ws.example.com/*",
     ]
-    assert statements[1] == {"Sid": "CheckTheCertificate", "Effect": "Allow", "Action": "acm:DescribeCertificate",
-                             "Resource": created.certificate_arn}
+    assert statements[1] == {
+        "Sid": "CheckTheCertificate",
+        "Effect": "Allow",
+        "Action": "acm:DescribeCertificate",
+        "Resource": created.certificate_arn,
+    }
     assert statements[2]["Action"] == ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]
     assert statements[2]["Resource"] == "arn:aws:route53:::hostedzone/Z123"
 

@@ -17,8 +17,13 @@ pytestmark = pytest.mark.django_db
 DOMAIN = "ws.example.com"
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
 GATEWAY_DOMAIN = "d-xyz.execute-api.eu-west-1.amazonaws.com"
-CONFIG = {"ApiGatewayDomainName": GATEWAY_DOMAIN, "HostedZoneId": "ZAPIGW", "CertificateArn": CERT,
-          "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}
+CONFIG = {
+    "ApiGatewayDomainName": GATEWAY_DOMAIN,
+    "HostedZoneId": "ZAPIGW",
+    "CertificateArn": CERT,
+    "EndpointType": "REGIONAL",
+    "SecurityPolicy": "TLS_1_2",
+}
 ALIAS = {"HostedZoneId": "ZAPIGW", "DNSName": GATEWAY_DOMAIN, "EvaluateTargetHealth": False}
 CHANGE_INFO = {"ChangeInfo": {"Id": "c1", "Status": "PENDING", "SubmittedAt": "2026-01-01T00:00:00Z"}}
 
@@ -26,8 +31,16 @@ CHANGE_INFO = {"ChangeInfo": {"Id": "c1", "Status": "PENDING", "SubmittedAt": "2
 @pytest.fixture
 def record():
     return ApiGateway.objects.create(
-        api_name="chat", target_base_endpoint=BASE, region="eu-west-1", api_id=API, api_created=True,
-        deployment_id="dep1", domain_name=DOMAIN, certificate_arn=CERT, hosted_zone_id="Z123", tags={"team": "web"},
+        api_name="chat",
+        target_base_endpoint=BASE,
+        region="eu-west-1",
+        api_id=API,
+        api_created=True,
+        deployment_id="dep1",
+        domain_name=DOMAIN,
+        certificate_arn=CERT,
+        hosted_zone_id="Z123",
+        tags={"team": "web"},
     )
 
 
@@ -56,16 +69,25 @@ def certificate(stubs, status="ISSUED"):
 
 def alias_lookup(stubs, record_sets):
     stubs["route53"].stubber.add_response(
-        "list_resource_record_sets", {"ResourceRecordSets": record_sets, "IsTruncated": False, "MaxItems": "1"},
+        "list_resource_record_sets",
+        {"ResourceRecordSets": record_sets, "IsTruncated": False, "MaxItems": "1"},
         {"HostedZoneId": "Z123", "StartRecordName": DOMAIN, "StartRecordType": "A", "MaxItems": "1"},
     )
 
 
 def alias_change(stubs, action, target=ALIAS):
-    stubs["route53"].stubber.add_response("change_resource_record_sets", CHANGE_INFO, {
-        "HostedZoneId": "Z123",
-        "ChangeBatch": {"Changes": [{"Action": action, "ResourceRecordSet": {"Name": DOMAIN, "Type": "A", "AliasTarget": target}}]},
-    })
+    stubs["route53"].stubber.add_response(
+        "change_resource_record_sets",
+        CHANGE_INFO,
+        {
+            "HostedZoneId": "Z123",
+            "ChangeBatch": {
+                "Changes": [
+                    {"Action": action, "ResourceRecordSet": {"Name": DOMAIN, "Type": "A", "AliasTarget": target}}
+                ]
+            },
+        },
+    )
 
 
 def create(record, stubs, **kwargs):
@@ -77,13 +99,24 @@ def create(record, stubs, **kwargs):
 def test_creates_domain_mapping_and_alias(record, stubs):
     apigw = stubs["apigatewayv2"].stubber
     certificate(stubs)
-    apigw.add_client_error("get_domain_name", "NotFoundException", http_status_code=404, expected_params={"DomainName": DOMAIN})
-    apigw.add_response("create_domain_name", {"DomainName": DOMAIN, "DomainNameConfigurations": [CONFIG]}, {
-        "DomainName": DOMAIN, "Tags": {"team": "web"},
-        "DomainNameConfigurations": [{"CertificateArn": CERT, "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}],
-    })
+    apigw.add_client_error(
+        "get_domain_name", "NotFoundException", http_status_code=404, expected_params={"DomainName": DOMAIN}
+    )
+    apigw.add_response(
+        "create_domain_name",
+        {"DomainName": DOMAIN, "DomainNameConfigurations": [CONFIG]},
+        {
+            "DomainName": DOMAIN,
+            "Tags": {"team": "web"},
+            "DomainNameConfigurations": [
+                {"CertificateArn": CERT, "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}
+            ],
+        },
+    )
     apigw.add_response("get_api_mappings", {"Items": []}, {"DomainName": DOMAIN})
-    apigw.add_response("create_api_mapping", {"ApiMappingId": "m1"}, {"ApiId": API, "DomainName": DOMAIN, "Stage": "production"})
+    apigw.add_response(
+        "create_api_mapping", {"ApiMappingId": "m1"}, {"ApiId": API, "DomainName": DOMAIN, "Stage": "production"}
+    )
     alias_lookup(stubs, [])
     alias_change(stubs, "UPSERT")
     plan = create(record, stubs)
@@ -93,7 +126,11 @@ def test_creates_domain_mapping_and_alias(record, stubs):
         f"UPSERT Route 53 alias {DOMAIN} -> {GATEWAY_DOMAIN}",
     ]
     record.refresh_from_db()
-    assert (record.api_gateway_domain_name, record.api_mapping_id, record.custom_domain_created) == (GATEWAY_DOMAIN, "m1", True)
+    assert (record.api_gateway_domain_name, record.api_mapping_id, record.custom_domain_created) == (
+        GATEWAY_DOMAIN,
+        "m1",
+        True,
+    )
     assert record.websocket_url == f"wss://{DOMAIN}"
     assert (record.provisioning_status, record.last_error) == ("mapped", "")
 
@@ -101,9 +138,17 @@ def test_creates_domain_mapping_and_alias(record, stubs):
 def test_rerun_changes_nothing(record, stubs):
     apigw = stubs["apigatewayv2"].stubber
     certificate(stubs)
-    apigw.add_response("get_domain_name", {"DomainName": DOMAIN, "DomainNameConfigurations": [CONFIG]}, {"DomainName": DOMAIN})
-    apigw.add_response("get_api_mappings", {"Items": [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}]}, {"DomainName": DOMAIN})
-    alias_lookup(stubs, [{"Name": DOMAIN + ".", "Type": "A", "AliasTarget": {**ALIAS, "DNSName": GATEWAY_DOMAIN + "."}}])
+    apigw.add_response(
+        "get_domain_name", {"DomainName": DOMAIN, "DomainNameConfigurations": [CONFIG]}, {"DomainName": DOMAIN}
+    )
+    apigw.add_response(
+        "get_api_mappings",
+        {"Items": [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}]},
+        {"DomainName": DOMAIN},
+    )
+    alias_lookup(
+        stubs, [{"Name": DOMAIN + ".", "Type": "A", "AliasTarget": {**ALIAS, "DNSName": GATEWAY_DOMAIN + "."}}]
+    )
     plan = create(record, stubs)
     assert not plan.changed and len(plan.unchanged) == 3
     record.refresh_from_db()
@@ -115,11 +160,21 @@ def test_new_certificate_updates_the_domain(record, stubs):
     certificate(stubs)
     old = {**CONFIG, "CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/old"}
     apigw.add_response("get_domain_name", {"DomainNameConfigurations": [old]}, {"DomainName": DOMAIN})
-    apigw.add_response("update_domain_name", {"DomainNameConfigurations": [CONFIG]}, {
-        "DomainName": DOMAIN,
-        "DomainNameConfigurations": [{"CertificateArn": CERT, "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}],
-    })
-    apigw.add_response("get_api_mappings", {"Items": [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}]}, {"DomainName": DOMAIN})
+    apigw.add_response(
+        "update_domain_name",
+        {"DomainNameConfigurations": [CONFIG]},
+        {
+            "DomainName": DOMAIN,
+            "DomainNameConfigurations": [
+                {"CertificateArn": CERT, "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}
+            ],
+        },
+    )
+    apigw.add_response(
+        "get_api_mappings",
+        {"Items": [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}]},
+        {"DomainName": DOMAIN},
+    )
     alias_lookup(stubs, [{"Name": DOMAIN + ".", "Type": "A", "AliasTarget": ALIAS}])
     assert create(record, stubs).steps == [f"update custom domain {DOMAIN} (certificate, REGIONAL, TLS 1.2)"]
 
@@ -144,7 +199,9 @@ def test_failure_leaves_the_flag_down_and_a_rerun_completes(record, stubs, faili
     else:
         apigw.add_response("create_api_mapping", {"ApiMappingId": "m1"}, None)
         alias_lookup(stubs, [])
-        stubs["route53"].stubber.add_client_error("change_resource_record_sets", "InvalidChangeBatch", "bad", http_status_code=400)
+        stubs["route53"].stubber.add_client_error(
+            "change_resource_record_sets", "InvalidChangeBatch", "bad", http_status_code=400
+        )
     with pytest.raises(provisioning.ProvisioningError, match=f"{failing} failed"):
         create(record, stubs)
     record.refresh_from_db()
@@ -158,7 +215,9 @@ def test_failure_leaves_the_flag_down_and_a_rerun_completes(record, stubs, faili
         apigw.add_response("get_api_mappings", {"Items": []}, {"DomainName": DOMAIN})
         apigw.add_response("create_api_mapping", {"ApiMappingId": "m1"}, None)
     else:
-        apigw.add_response("get_api_mappings", {"Items": [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}]}, None)
+        apigw.add_response(
+            "get_api_mappings", {"Items": [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}]}, None
+        )
     alias_lookup(stubs, [])
     alias_change(stubs, "UPSERT")
     create(record, stubs)
@@ -203,7 +262,9 @@ def domain_with_mappings(stubs, mappings):
 
 
 def test_delete_removes_alias_domain_and_api(record, stubs):
-    ApiGateway.objects.filter(pk=record.pk).update(custom_domain_created=True, api_mapping_id="m1", provisioning_status="mapped")
+    ApiGateway.objects.filter(pk=record.pk).update(
+        custom_domain_created=True, api_mapping_id="m1", provisioning_status="mapped"
+    )
     record.refresh_from_db()
     domain_with_mappings(stubs, [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}])
     held = {**ALIAS, "DNSName": GATEWAY_DOMAIN + "."}
@@ -222,7 +283,12 @@ def test_delete_removes_alias_domain_and_api(record, stubs):
         f"delete API {API} with its routes, integrations and stages",
     ]
     record.refresh_from_db()
-    assert (record.api_id, record.api_mapping_id, record.api_created, record.custom_domain_created) == ("", "", False, False)
+    assert (record.api_id, record.api_mapping_id, record.api_created, record.custom_domain_created) == (
+        "",
+        "",
+        False,
+        False,
+    )
     assert record.provisioning_status == "pending"
 
 
@@ -230,7 +296,9 @@ def test_delete_after_a_partial_delete_skips_what_is_gone(record, stubs):
     ApiGateway.objects.filter(pk=record.pk).update(custom_domain_created=True)
     record.refresh_from_db()
     stubs["apigatewayv2"].stubber.add_client_error("get_domain_name", "NotFoundException", http_status_code=404)
-    alias_lookup(stubs, [{"Name": "zz.example.com.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}])
+    alias_lookup(
+        stubs, [{"Name": "zz.example.com.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}]
+    )
     stubs["apigatewayv2"].stubber.add_client_error("get_api", "NotFoundException", http_status_code=404)
     plan = delete(record, stubs)
     assert not plan.changed
@@ -242,16 +310,22 @@ def test_delete_after_a_partial_delete_skips_what_is_gone(record, stubs):
 def test_shared_domain_keeps_domain_and_alias_and_loses_only_this_mapping(record, stubs):
     ApiGateway.objects.filter(pk=record.pk).update(custom_domain_created=True)
     record.refresh_from_db()
-    domain_with_mappings(stubs, [
-        {"ApiId": API, "ApiMappingId": "m1", "Stage": "production"},
-        {"ApiId": "other", "ApiMappingId": "m2", "Stage": "production", "ApiMappingKey": "v2"},
-    ])
+    domain_with_mappings(
+        stubs,
+        [
+            {"ApiId": API, "ApiMappingId": "m1", "Stage": "production"},
+            {"ApiId": "other", "ApiMappingId": "m2", "Stage": "production", "ApiMappingKey": "v2"},
+        ],
+    )
     apigw = stubs["apigatewayv2"].stubber
     apigw.add_response("delete_api_mapping", {}, {"ApiMappingId": "m1", "DomainName": DOMAIN})
     apigw.add_response("get_api", {"ApiId": API}, {"ApiId": API})
     apigw.add_response("delete_api", {}, {"ApiId": API})
     plan = delete(record, stubs)
-    assert plan.steps == [f"delete mapping {DOMAIN} -> API {API}", f"delete API {API} with its routes, integrations and stages"]
+    assert plan.steps == [
+        f"delete mapping {DOMAIN} -> API {API}",
+        f"delete API {API} with its routes, integrations and stages",
+    ]
     assert f"custom domain {DOMAIN} (it serves other APIs)" in plan.unchanged
 
 
@@ -259,7 +333,9 @@ def test_alias_pointing_elsewhere_is_kept(record, stubs):
     ApiGateway.objects.filter(pk=record.pk).update(custom_domain_created=True)
     record.refresh_from_db()
     domain_with_mappings(stubs, [{"ApiId": API, "ApiMappingId": "m1", "Stage": "production"}])
-    alias_lookup(stubs, [{"Name": DOMAIN + ".", "Type": "A", "AliasTarget": {**ALIAS, "DNSName": "elsewhere.example.net."}}])
+    alias_lookup(
+        stubs, [{"Name": DOMAIN + ".", "Type": "A", "AliasTarget": {**ALIAS, "DNSName": "elsewhere.example.net."}}]
+    )
     stubs["apigatewayv2"].stubber.add_response("delete_api_mapping", {}, {"ApiMappingId": "m1", "DomainName": DOMAIN})
     stubs["apigatewayv2"].stubber.add_response("delete_domain_name", {}, {"DomainName": DOMAIN})
     stubs["apigatewayv2"].stubber.add_response("get_api", {"ApiId": API}, {"ApiId": API})
@@ -294,8 +370,12 @@ def moto_aws(monkeypatch):
 
 def test_domain_lifecycle_against_moto(moto_aws, record):
     apigw = boto3.client("apigatewayv2", region_name="eu-west-1")
-    api_id = apigw.create_api(Name="chat", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")["ApiId"]
-    arn = boto3.client("acm", region_name="eu-west-1").request_certificate(DomainName=DOMAIN, ValidationMethod="DNS")["CertificateArn"]
+    api_id = apigw.create_api(Name="chat", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")[
+        "ApiId"
+    ]
+    arn = boto3.client("acm", region_name="eu-west-1").request_certificate(DomainName=DOMAIN, ValidationMethod="DNS")[
+        "CertificateArn"
+    ]
     # moto's domains have no API Gateway target name, so no Route 53 alias here.
     ApiGateway.objects.filter(pk=record.pk).update(api_id=api_id, certificate_arn=arn, hosted_zone_id="")
     record.refresh_from_db()
@@ -318,7 +398,9 @@ def test_domain_lifecycle_against_moto(moto_aws, record):
 
 def test_pending_certificate_against_moto(moto_aws, record, monkeypatch):
     monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 3600)
-    arn = boto3.client("acm", region_name="eu-west-1").request_certificate(DomainName=DOMAIN, ValidationMethod="DNS")["CertificateArn"]
+    arn = boto3.client("acm", region_name="eu-west-1").request_certificate(DomainName=DOMAIN, ValidationMethod="DNS")[
+        "CertificateArn"
+    ]
     record.certificate_arn = arn
     with pytest.raises(provisioning.ProvisioningError, match="PENDING_VALIDATION"):
         provisioning.create_custom_domain(record)

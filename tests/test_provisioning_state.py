@@ -5,7 +5,8 @@ header replaced by ``X-Gateway-Secret`` (Stubber: every parameter checked agains
 """
 
 import threading
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 from io import StringIO
 
 import boto3
@@ -53,7 +54,11 @@ def own_client():
 def set_claim(record, *, age, api_id=""):
     """The record as a killed run (or the 4.1.0 release) left it: 'creating', no api id."""
     ApiGateway.objects.filter(pk=record.pk).update(
-        provisioning_status="creating", api_id=api_id, api_endpoint="", deployment_id="", api_created=False,
+        provisioning_status="creating",
+        api_id=api_id,
+        api_endpoint="",
+        deployment_id="",
+        api_created=False,
         updated_on=timezone.now() - age,
     )
     record.refresh_from_db()
@@ -61,9 +66,14 @@ def set_claim(record, *, age, api_id=""):
 
 def api_in_aws(record, tags=None, name="chat"):
     return {
-        "ApiId": API, "ApiEndpoint": ENDPOINT, "Name": name, "ProtocolType": "WEBSOCKET",
-        "RouteSelectionExpression": "$request.body.action", "ApiKeySelectionExpression": "$request.header.x-api-key",
-        "Description": "Chat", "Tags": api_tags(record) if tags is None else tags,
+        "ApiId": API,
+        "ApiEndpoint": ENDPOINT,
+        "Name": name,
+        "ProtocolType": "WEBSOCKET",
+        "RouteSelectionExpression": "$request.body.action",
+        "ApiKeySelectionExpression": "$request.header.x-api-key",
+        "Description": "Chat",
+        "Tags": api_tags(record) if tags is None else tags,
     }
 
 
@@ -176,8 +186,9 @@ def test_a_stale_claim_adopts_the_api_the_killed_run_created(record, client):
     set_claim(record, age=STALE)
     calls = expected_sync(ApiGateway.objects.get(pk=record.pk), state)
     assert calls[0].operation == "get_api"
-    client.stubber.add_response("get_apis", {"Items": [api_in_aws(record, tags={"team": "web"}, name="other"),
-                                                         calls[0].response]}, {})
+    client.stubber.add_response(
+        "get_apis", {"Items": [api_in_aws(record, tags={"team": "web"}, name="other"), calls[0].response]}, {}
+    )
     queue(client.stubber, calls[1:])  # everything after get_api: the found API is reconciled
     plan = provisioning.sync_api(record, client=client)
     assert plan.steps[0] == f"adopt API {API} 'chat' (tagged for this record by a run that stopped before recording it)"
@@ -189,6 +200,7 @@ def test_a_stale_claim_adopts_the_api_the_killed_run_created(record, client):
 @pytest.mark.django_db
 def test_a_timeout_on_create_api_leaves_a_stale_claim_and_the_next_run_adopts(record, client):
     """The connection broke while create_api was under way: AWS may have made the API."""
+
     def broken(**kwargs):
         raise ReadTimeoutError(endpoint_url="https://apigateway.eu-west-1.amazonaws.com/v2/apis")
 
@@ -230,7 +242,7 @@ def test_an_untagged_api_of_the_same_name_is_ambiguous_until_adopted(record, cli
     """A 4.1.0 run (which tagged nothing) claimed the record and may have made the API."""
     set_claim(record, age=STALE)
     legacy_api = api_in_aws(record, tags={})
-    legacy_api["CreatedDate"] = datetime(2026, 11, 1, 10, 0, tzinfo=dt_timezone.utc)
+    legacy_api["CreatedDate"] = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     client.stubber.add_response("get_apis", {"Items": [legacy_api]}, {})
     with pytest.raises(provisioning.ProvisioningError) as failure:
         provisioning.sync_api(record, client=client)
@@ -243,8 +255,9 @@ def test_an_untagged_api_of_the_same_name_is_ambiguous_until_adopted(record, cli
     # --adopt records it, tags it, and reconciles it like any API.
     calls = expected_sync(record, AwsState(api=True))
     client.stubber.add_response("get_api", legacy_api, {"ApiId": API})
-    client.stubber.add_response("tag_resource", {}, {"ResourceArn": f"arn:aws:apigateway:eu-west-1::/apis/{API}",
-                                                     "Tags": api_tags(record)})
+    client.stubber.add_response(
+        "tag_resource", {}, {"ResourceArn": f"arn:aws:apigateway:eu-west-1::/apis/{API}", "Tags": api_tags(record)}
+    )
     queue(client.stubber, calls[1:])
     plan = provisioning.sync_api(record, client=client, adopt=API)
     assert plan.steps[:2] == [f"adopt API {API} 'chat'", f"tag API: {provisioning.RECORD_TAG}, team"]
@@ -294,7 +307,9 @@ def test_last_error_never_holds_the_secret_and_is_cleared_by_the_next_success(re
     with pytest.raises(provisioning.ProvisioningError):
         provisioning.sync_api(record, client=client)
     record.refresh_from_db()
-    assert record.last_error == "get_routes failed: BadRequestException: Invalid mapping expression specified: '********'"
+    assert (
+        record.last_error == "get_routes failed: BadRequestException: Invalid mapping expression specified: '********'"
+    )
     assert secret not in record.last_error
     run(record, client, state)
     record.refresh_from_db()
@@ -311,11 +326,14 @@ def test_import_adds_aws_only_routes_to_the_record(record, client):
     calls = expected_sync(record, state)  # with the chat route on the record
     record.additional_routes.all().delete()
     queue(client.stubber, calls)
-    client.stubber.add_response("create_deployment", {"DeploymentId": "dep2"},
-                                {"ApiId": API, "StageName": "production", "Description": "live"})
+    client.stubber.add_response(
+        "create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}
+    )
     plan = provisioning.sync_api(record, client=client, aws_only_routes="import")
-    assert plan.steps == [f"import route chat from AWS as an additional route (POST {CHAT_URL}, two-way)",
-                          "deploy stage 'production'"]
+    assert plan.steps == [
+        f"import route chat from AWS as an additional route (POST {CHAT_URL}, two-way)",
+        "deploy stage 'production'",
+    ]
     route = record.additional_routes.get()
     assert (route.route_key, route.name, route.integration_url, route.two_way) == ("chat", "chat", CHAT_URL, True)
     assert (route.route_id, route.integration_id, route.deployed) == (rid, iid, True)
@@ -331,8 +349,12 @@ def test_import_keeps_a_route_it_cannot_import(record, client):
         if call.operation == "get_integrations":
             for item in call.response["Items"]:
                 if item["IntegrationId"] == iid:
-                    item.update(IntegrationType="AWS_PROXY", IntegrationUri="arn:aws:lambda:eu-west-1:123456789012:function:f")
-    queue(client.stubber, [c for c in calls if not (c.operation == "get_route_responses" and c.params["RouteId"] == rid)])
+                    item.update(
+                        IntegrationType="AWS_PROXY", IntegrationUri="arn:aws:lambda:eu-west-1:123456789012:function:f"
+                    )
+    queue(
+        client.stubber, [c for c in calls if not (c.operation == "get_route_responses" and c.params["RouteId"] == rid)]
+    )
     plan = provisioning.sync_api(record, client=client, aws_only_routes="import")
     assert plan.steps == [] and not record.additional_routes.exists()
     assert "not imported: its integration is AWS_PROXY arn:aws:lambda" in plan.drift[0][1]
@@ -342,8 +364,9 @@ def test_import_keeps_a_route_it_cannot_import(record, client):
 def test_dry_run_reports_drift_of_routes_integrations_and_stage(record, client):
     state = deployed(record, client)
     record.additional_routes.all().delete()
-    ApiGatewayAdditionalRoute.objects.create(api_gateway=record, name="Typing", route_key="typing",
-                                             integration_url="https://www.example.com/ws/typing")
+    ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=record, name="Typing", route_key="typing", integration_url="https://www.example.com/ws/typing"
+    )
     record.target_base_endpoint = "https://new.example.com/ws/"
     record.throttling_burst_limit = 100
     record.save()
@@ -357,13 +380,19 @@ def test_dry_run_reports_drift_of_routes_integrations_and_stage(record, client):
     call_command("syncApiGateway", pk=record.pk, dry_run=True, stdout=out)
     text = out.getvalue()
     assert "Drift between AWS and the record:\n" in text
-    assert (f"  only in AWS: route chat -> HTTP_PROXY {CHAT_URL} (two-way) [route {rid}, integration {iid}]: kept "
-            "(--import-aws-routes adds it to the record, --delete-aws-only-routes deletes it)\n") in text
+    assert (
+        f"  only in AWS: route chat -> HTTP_PROXY {CHAT_URL} (two-way) [route {rid}, integration {iid}]: kept "
+        "(--import-aws-routes adds it to the record, --delete-aws-only-routes deletes it)\n"
+    ) in text
     assert "  only in record: route typing -> POST https://www.example.com/ws/typing\n" in text
-    assert ("  different: integration i1 of route $connect: IntegrationUri 'https://www.example.com/ws/connect' in AWS, "
-            "'https://new.example.com/ws/connect' in the record\n") in text
+    assert (
+        "  different: integration i1 of route $connect: IntegrationUri 'https://www.example.com/ws/connect' in AWS, "
+        "'https://new.example.com/ws/connect' in the record\n"
+    ) in text
     assert "  different: stage 'production': ThrottlingBurstLimit 50 in AWS, 100 in the record\n" in text
-    assert "  only in AWS: stage 'production' ThrottlingRateLimit 10.0 (the record's field is blank: left alone)\n" in text
+    assert (
+        "  only in AWS: stage 'production' ThrottlingRateLimit 10.0 (the record's field is blank: left alone)\n" in text
+    )
     assert "  would create route typing\n" in text and "delete route" not in text
     assert record.integration_secret not in text
 
@@ -379,7 +408,9 @@ def test_dry_run_without_drift_says_so(record, client):
 
 def test_import_and_delete_options_exclude_each_other():
     with pytest.raises(CommandError):
-        call_command("syncApiGateway", "--pk", "1", "--import-aws-routes", "--delete-aws-only-routes", stdout=StringIO())
+        call_command(
+            "syncApiGateway", "--pk", "1", "--import-aws-routes", "--delete-aws-only-routes", stdout=StringIO()
+        )
 
 
 # --- the 4.1.0 secret header -------------------------------------------------------------
@@ -404,15 +435,22 @@ def legacy_calls(record, state):
             params["RequestParameters"] = {LEGACY: "", **mapped_headers(secret)}
             calls.append(("update_integration", {}, params))
         calls.append((call.operation, call.response, call.params, call.error))
-    calls.append(("create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}))
+    calls.append(
+        (
+            "create_deployment",
+            {"DeploymentId": "dep2"},
+            {"ApiId": API, "StageName": "production", "Description": "live"},
+        )
+    )
     return calls
 
 
 def queue_calls(stub, calls, fail_at=None):
     for index, (operation, response, params, *error) in enumerate(calls):
         if index == fail_at:
-            stub.add_client_error(operation, "TooManyRequestsException", "Too Many Requests", http_status_code=429,
-                                  expected_params=params)
+            stub.add_client_error(
+                operation, "TooManyRequestsException", "Too Many Requests", http_status_code=429, expected_params=params
+            )
             return
         if error and error[0]:
             stub.add_client_error(operation, error[0], http_status_code=404, expected_params=params)
@@ -440,8 +478,10 @@ def test_sync_replaces_the_legacy_header_then_stops_accepting_it(record, client,
     )
     queue_calls(client.stubber, calls)
     plan = provisioning.sync_api(record, client=client)
-    assert plan.steps[0] == (f"update integration of route $connect (POST {BASE}connect, mapped headers: "
-                             "X-Gateway-Secret replaces the 4.1.0 header X-Ws-Gateway-Secret)")
+    assert plan.steps[0] == (
+        f"update integration of route $connect (POST {BASE}connect, mapped headers: "
+        "X-Gateway-Secret replaces the 4.1.0 header X-Ws-Gateway-Secret)"
+    )
     assert plan.steps[-2:] == [
         "deploy stage 'production'",
         "stop accepting the 4.1.0 header X-Ws-Gateway-Secret (accepts_legacy_secret_header=False): "
@@ -459,7 +499,9 @@ def test_legacy_header_dry_run_shows_the_planned_change(record, client, upgraded
     plan = provisioning.sync_api(record, client=client, dry_run=True)
     assert sum("replaces the 4.1.0 header" in step for step in plan.steps) == 4
     assert plan.steps[-1].startswith("stop accepting the 4.1.0 header X-Ws-Gateway-Secret")
-    assert any("mapped header X-Ws-Gateway-Secret only in AWS (the 4.1.0 secret header)" in text for _, text in plan.drift)
+    assert any(
+        "mapped header X-Ws-Gateway-Secret only in AWS (the 4.1.0 secret header)" in text for _, text in plan.drift
+    )
     record.refresh_from_db()
     assert record.accepts_legacy_secret_header is True
 
@@ -487,13 +529,20 @@ def test_legacy_header_stays_accepted_while_an_aws_only_route_sends_it(record, c
     calls = legacy_calls(record, upgraded)
     record.additional_routes.all().delete()
     # chat is now only in AWS: its integration is neither updated nor its responses read.
-    calls = [c for c in calls if not (c[0] == "update_integration" and c[2]["IntegrationId"] == iid)
-             and not (c[0] == "get_route_responses" and c[2]["RouteId"] == rid)]
+    calls = [
+        c
+        for c in calls
+        if not (c[0] == "update_integration" and c[2]["IntegrationId"] == iid)
+        and not (c[0] == "get_route_responses" and c[2]["RouteId"] == rid)
+    ]
     queue_calls(client.stubber, calls)
     plan = provisioning.sync_api(record, client=client)
     assert not any(step.startswith("stop accepting") for step in plan.steps)
-    assert ("legacy", "accepts_legacy_secret_header stays on: route(s) chat (only in AWS) still send X-Ws-Gateway-Secret; "
-            "import them (--import-aws-routes) or delete them (--delete-aws-only-routes)") in plan.drift
+    assert (
+        "legacy",
+        "accepts_legacy_secret_header stays on: route(s) chat (only in AWS) still send X-Ws-Gateway-Secret; "
+        "import them (--import-aws-routes) or delete them (--delete-aws-only-routes)",
+    ) in plan.drift
     record.refresh_from_db()
     assert record.accepts_legacy_secret_header is True
 
@@ -538,7 +587,11 @@ def moto_apigw():
         return AWSResponse("https://moto", 201, {}, None), {"RouteResponseId": f"rr-{route_id(params)}"}
 
     def get_route_responses(params, **kwargs):
-        found = [{"RouteResponseKey": "$default", "RouteResponseId": f"rr-{route_id(params)}"}] if route_id(params) in responses else []
+        found = (
+            [{"RouteResponseKey": "$default", "RouteResponseId": f"rr-{route_id(params)}"}]
+            if route_id(params) in responses
+            else []
+        )
         return AWSResponse("https://moto", 200, {}, None), {"Items": found}
 
     with mock_aws():
@@ -585,8 +638,9 @@ def test_sync_command_imports_with_the_option_and_adopt_with_the_command(record,
     calls = expected_sync(record, state)
     record.additional_routes.all().delete()
     queue(client.stubber, calls)
-    client.stubber.add_response("create_deployment", {"DeploymentId": "dep2"},
-                                {"ApiId": API, "StageName": "production", "Description": "live"})
+    client.stubber.add_response(
+        "create_deployment", {"DeploymentId": "dep2"}, {"ApiId": API, "StageName": "production", "Description": "live"}
+    )
     out = StringIO()
     call_command("syncApiGateway", pk=record.pk, import_aws_routes=True, stdout=out)
     assert f"  import route chat from AWS as an additional route (POST {CHAT_URL}, two-way)\n" in out.getvalue()

@@ -17,7 +17,11 @@ def statements(context):
     """The SQL queries run. Transaction control is not a query: the test's own transaction
     turns each request's atomic block into SAVEPOINT/RELEASE statements, where production
     (autocommit) runs BEGIN/COMMIT through the driver, which are not logged as queries."""
-    return [q["sql"] for q in context.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+    return [
+        q["sql"]
+        for q in context.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))
+    ]
 
 
 def own_queries(context):
@@ -66,7 +70,9 @@ def test_connect_with_token_and_rate_limit_costs_at_most_five(client, user, post
 
 
 @pytest.mark.django_db
-def test_connect_rate_limit_decision_is_one_statement_and_a_refusal_past_the_limit_writes_nothing(post_as_gateway, warm, settings):
+def test_connect_rate_limit_decision_is_one_statement_and_a_refusal_past_the_limit_writes_nothing(
+    post_as_gateway, warm, settings
+):
     settings.WEBSOCKETS = {"rate_limit_max_attempts": 1}
     post_as_gateway("/open/", new_connection_id(), route="connect")
     post_as_gateway("/open/", new_connection_id(), route="connect")  # the first refusal: audited

@@ -101,7 +101,10 @@ def test_database_counter_is_one_statement_per_attempt(user):
     with CaptureQueriesContext(connection) as context:
         ratelimit.hit("192.0.2.1", user, 3, 1)
     assert len(context.captured_queries) == 1, context.captured_queries  # IP and user keys together
-    assert sorted(ConnectionRateCounter.objects.values_list("key", flat=True)) == ["ip:192.0.2.1:60", f"user:{user.pk}:60"]
+    assert sorted(ConnectionRateCounter.objects.values_list("key", flat=True)) == [
+        "ip:192.0.2.1:60",
+        f"user:{user.pk}:60",
+    ]
 
 
 @pytest.mark.django_db
@@ -181,7 +184,9 @@ def test_a_flood_adds_one_audit_row_not_one_per_refusal(post_as_gateway, setting
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("mode,rows", [("all", [(True, ""), (False, "rate_limit")]), ("refusals", [(False, "rate_limit")]), ("off", [])])
+@pytest.mark.parametrize(
+    "mode,rows", [("all", [(True, ""), (False, "rate_limit")]), ("refusals", [(False, "rate_limit")]), ("off", [])]
+)
 def test_audit_modes(post_as_gateway, settings, mode, rows):
     settings.WEBSOCKETS = {"rate_limit_max_attempts": 1, "rate_limit_audit": mode}
     for _ in range(3):
@@ -191,15 +196,24 @@ def test_audit_modes(post_as_gateway, settings, mode, rows):
 
 @pytest.mark.django_db
 def test_failed_audit_write_of_a_refusal_does_not_change_the_answer(post_as_gateway, monkeypatch, caplog):
-    monkeypatch.setitem(ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)")
-    assert post_as_gateway("/ws/", new_connection_id(), route="connect", query="ws_token=nope-nope-nope-nope-nope").status_code == 401
+    monkeypatch.setitem(
+        ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)"
+    )
+    assert (
+        post_as_gateway(
+            "/ws/", new_connection_id(), route="connect", query="ws_token=nope-nope-nope-nope-nope"
+        ).status_code
+        == 401
+    )
     assert "Could not store the connect attempt" in caplog.text
 
 
 @pytest.mark.django_db
 def test_accepted_connect_commits_its_audit_row_with_the_session(post_as_gateway, monkeypatch):
     # The row is written in the connect's transaction: both are kept, or neither.
-    monkeypatch.setitem(ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)")
+    monkeypatch.setitem(
+        ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)"
+    )
     cid = new_connection_id()
     assert post_as_gateway("/open/", cid, route="connect").status_code == 500
     assert not WebSocketSession.objects.filter(connection_id=cid).exists()
@@ -340,4 +354,6 @@ def test_conf_accepts_the_empty_default_and_strings():
     from django_aws_api_gateway_websockets import conf
 
     assert conf.value_problem("rate_limit_cache", "") is None
-    assert conf.value_problem("rate_limit_audit", "sometimes").startswith('WEBSOCKETS["rate_limit_audit"] must be one of')
+    assert conf.value_problem("rate_limit_audit", "sometimes").startswith(
+        'WEBSOCKETS["rate_limit_audit"] must be one of'
+    )

@@ -32,7 +32,11 @@ def atomic_requests(request, monkeypatch):
 
 
 def row_state(session):
-    return WebSocketSession.objects.filter(pk=session.pk).values("request_count", "updated_on", "channel_name", "connected").get()
+    return (
+        WebSocketSession.objects.filter(pk=session.pk)
+        .values("request_count", "updated_on", "channel_name", "connected")
+        .get()
+    )
 
 
 def send(post_as_gateway, session, body, path="/ws/", **kwargs):
@@ -223,7 +227,9 @@ def test_database_lost_after_the_insert_keeps_no_row(post_as_gateway, token, ato
     assert_nothing_kept(cid)
 
 
-def test_duplicate_connection_id_is_409_under_any_transaction_mode(post_as_gateway, session_row, token, atomic_requests):
+def test_duplicate_connection_id_is_409_under_any_transaction_mode(
+    post_as_gateway, session_row, token, atomic_requests
+):
     cid, response = connect(post_as_gateway, f"ws_token={token}", connection_id=session_row.connection_id)
     assert response.status_code == 409
     assert mail.outbox == []
@@ -273,7 +279,9 @@ def test_previous_secret_refused_after_the_grace_period_even_from_the_cache(post
     assert connect_with_secret(post_as_gateway, old) == 403
     assert connect_with_secret(post_as_gateway, "N" * 43) == 200
     session = WebSocketSession.objects.latest("pk")
-    message = post_as_gateway("/open/", session.connection_id, body={"handler": "echo"}, headers={"X-Gateway-Secret": old})
+    message = post_as_gateway(
+        "/open/", session.connection_id, body={"handler": "echo"}, headers={"X-Gateway-Secret": old}
+    )
     assert message.status_code == 403
 
 
@@ -292,7 +300,9 @@ def test_invalid_content_length_is_400(client, gateway, session_row, value):
     from django_aws_api_gateway_websockets.testing import integration_headers
 
     headers = integration_headers(gateway, session_row.connection_id)
-    response = client.post("/ws/default", b'{"handler": "whoami"}', content_type="application/json", headers=headers, CONTENT_LENGTH=value)
+    response = client.post(
+        "/ws/default", b'{"handler": "whoami"}', content_type="application/json", headers=headers, CONTENT_LENGTH=value
+    )
     assert response.status_code == 400
     assert mail.outbox == []
 

@@ -71,7 +71,9 @@ def connect(post_as_gateway, query="", path="/ws/", **kwargs):
 # --- 1. handler exposure ------------------------------------------------------------------------
 
 
-def test_allowed_handlers_on_a_subclass_does_not_keep_inherited_marked_handlers(review_urls, post_as_gateway, gateway, user):
+def test_allowed_handlers_on_a_subclass_does_not_keep_inherited_marked_handlers(
+    review_urls, post_as_gateway, gateway, user
+):
     # handlers.py allowed_handlers(): names = set(ALLOWED_HANDLERS) | marked. The docs promise
     # "exactly those": send_chat / explode (marked on the parent) must not be reachable.
     assert NarrowChatView.get_allowed_handlers() == frozenset({"whoami"})
@@ -126,7 +128,9 @@ def test_zero_grace_rotation_kills_the_old_secret_in_a_process_with_a_cached_rec
     ApiGateway.objects.filter(pk=gateway.pk).update(
         integration_secret="N" * 43, previous_integration_secret=old, secret_rotated_at=timezone.now()
     )
-    status = post_as_gateway("/open/", new_connection_id(), route="connect", headers={"X-Gateway-Secret": old}).status_code
+    status = post_as_gateway(
+        "/open/", new_connection_id(), route="connect", headers={"X-Gateway-Secret": old}
+    ).status_code
     assert status == 403
 
 
@@ -137,9 +141,13 @@ def test_previous_secret_is_not_accepted_for_a_rotation_dated_in_the_future(post
     settings.WEBSOCKETS = {"secret_grace_seconds": 60}
     old = gateway.integration_secret
     ApiGateway.objects.filter(pk=gateway.pk).update(
-        integration_secret="N" * 43, previous_integration_secret=old, secret_rotated_at=timezone.now() + timedelta(days=30)
+        integration_secret="N" * 43,
+        previous_integration_secret=old,
+        secret_rotated_at=timezone.now() + timedelta(days=30),
     )
-    status = post_as_gateway("/open/", new_connection_id(), route="connect", headers={"X-Gateway-Secret": old}).status_code
+    status = post_as_gateway(
+        "/open/", new_connection_id(), route="connect", headers={"X-Gateway-Secret": old}
+    ).status_code
     assert status == 403
 
 
@@ -251,10 +259,11 @@ def test_channel_rule_saved_while_the_rules_are_being_read_is_not_lost(monkeypat
         saved.append(real.objects.create(channel_name="vip", access=real.Access.STAFF_ONLY))
 
     monkeypatch.setattr(
-        channel_access, "ChannelPermission", SimpleNamespace(objects=SimpleNamespace(prefetch_related=read_then_admin_saves))
+        channel_access,
+        "ChannelPermission",
+        SimpleNamespace(objects=SimpleNamespace(prefetch_related=read_then_admin_saves)),
     )
     channel_access.may_join(None, "lobby")  # a request reads the rules; the admin saves meanwhile
     monkeypatch.setattr(channel_access, "ChannelPermission", real)
     assert saved
     assert channel_access.may_join(None, "vip") is False
-

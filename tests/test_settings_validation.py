@@ -51,7 +51,7 @@ def test_unknown_keys_are_named_with_the_closest_known_one(settings):
 @pytest.mark.parametrize(
     "name, value, expected",
     [
-        ("token_expiry_seconds", "60", 'WEBSOCKETS["token_expiry_seconds"] must be an integer, not \'60\' (str).'),
+        ("token_expiry_seconds", "60", "WEBSOCKETS[\"token_expiry_seconds\"] must be an integer, not '60' (str)."),
         ("rate_limit_max_attempts", True, "must be an integer, not True (bool)"),
         ("send_max_workers", 8.0, "must be an integer, not 8.0 (float)"),
         ("send_retry_base_delay", "0.05", "must be a number, not '0.05' (str)"),

@@ -18,8 +18,11 @@ def config_of(html):
 
 def test_config_for_a_deployed_api_with_custom_domain():
     gateway = ApiGateway.objects.create(
-        api_name="g", api_id="abc", api_endpoint="wss://abc.execute-api.eu-west-1.amazonaws.com",
-        stage_name="production", domain_name="ws.example.com",
+        api_name="g",
+        api_id="abc",
+        api_endpoint="wss://abc.execute-api.eu-west-1.amazonaws.com",
+        stage_name="production",
+        domain_name="ws.example.com",
     )
     html = render('{% websocket_config gateway channel="room-1" %}', gateway=gateway)
     assert html.startswith('<script id="ws-config" type="application/json">')
@@ -35,15 +38,22 @@ def test_config_for_a_deployed_api_with_custom_domain():
 
 def test_config_for_the_local_gateway_from_a_route_and_options():
     gateway = ApiGateway.objects.create(api_name="l", management_endpoint_url="http://127.0.0.1:8001/local")
-    route = ApiGatewayAdditionalRoute.objects.create(api_gateway=gateway, name="c", route_key="chat", integration_url="http://x/ws/chat")
+    route = ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=gateway, name="c", route_key="chat", integration_url="http://x/ws/chat"
+    )
     html = render('{% websocket_config route element_id="chat-ws" heartbeatMs=1000 %}', route=route)
     assert 'id="chat-ws"' in html
-    assert config_of(html) == {"url": "ws://127.0.0.1:8001/local", "tokenUrl": "/api/ws-token/", "channel": "", "heartbeatMs": 1000}
+    assert config_of(html) == {
+        "url": "ws://127.0.0.1:8001/local",
+        "tokenUrl": "/api/ws-token/",
+        "channel": "",
+        "heartbeatMs": 1000,
+    }
 
 
 def test_config_escapes_for_html():
     ApiGateway.objects.create(api_name="l", management_endpoint_url="http://127.0.0.1:8001/local")
-    html = render('{% websocket_config channel=name %}', name="</script><script>alert(1)")
+    html = render("{% websocket_config channel=name %}", name="</script><script>alert(1)")
     assert "</script><script>" not in html
 
 

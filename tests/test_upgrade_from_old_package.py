@@ -67,7 +67,7 @@ def raw_rows(alias, table):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)} ORDER BY 1")
         columns = [c[0] for c in cursor.description]
-        return {row[0]: dict(zip(columns, map(jsonable, row))) for row in cursor.fetchall()}
+        return {row[0]: dict(zip(columns, map(jsonable, row), strict=False)) for row in cursor.fetchall()}
 
 
 def websockets_setting(old):
@@ -105,6 +105,7 @@ class _Everything:
 @pytest.fixture
 def served_from():
     """``with served_from(alias):`` every query goes to the upgraded database."""
+
     def serve(alias):
         clear_gateway_cache()
         try:  # the channel rules' per-process copy (channel_access.py)
@@ -167,7 +168,8 @@ def test_41_upgrade_keeps_every_row_rule_and_hash(old_database_41, tmp_path):
     # channel permissions: every channel, rule and (rule, permission) pair, by app label + codename
     expected = {
         (channel["channel_name"], rule["id"]): rule["permissions"]
-        for channel in manifest["channel_permissions"] for rule in channel["rules"]
+        for channel in manifest["channel_permissions"]
+        for rule in channel["rules"]
     }
     assert rule_labels(alias) == expected
     assert {c.channel_name: c.access for c in ChannelPermission.objects.using(alias)} == {
@@ -296,7 +298,11 @@ def test_41_single_gateway_secret_has_no_previous(old_database_41, tmp_path):
     first = old_database_41.manifest["websockets_setting"]["gateway_secret"][0]
     upgrade(old_database_41, tmp_path, websockets={"gateway_secret": first})
     record = ApiGateway.objects.using(old_database_41.alias).first()
-    assert (record.integration_secret, record.previous_integration_secret, record.secret_rotated_at) == (first, "", None)
+    assert (record.integration_secret, record.previous_integration_secret, record.secret_rotated_at) == (
+        first,
+        "",
+        None,
+    )
     assert record.accepts_legacy_secret_header
 
 
@@ -306,8 +312,11 @@ def test_41_dry_run_reports_and_changes_nothing(old_database_41):
     output = dry_run(old)
     assert "Found the old package 4.1.0" in output
     assert "0015_alter_apigateway_provisioning_status" in output
-    for label, model in (("ChannelPermission", ChannelPermission), ("WebSocketToken", WebSocketToken),
-                         ("ConnectionRateLimit", ConnectionRateLimit)):
+    for label, model in (
+        ("ChannelPermission", ChannelPermission),
+        ("WebSocketToken", WebSocketToken),
+        ("ConnectionRateLimit", ConnectionRateLimit),
+    ):
         count = manifest["tables"][model._meta.db_table]["count"]
         assert f"would copy {count} {APP}.{label} row(s)" in output
     assert "would copy 3 channel rule <-> permission pair(s)" in output
@@ -400,7 +409,9 @@ def test_never_overwrites_an_earlier_fixture(old_database_41, tmp_path):
     fixture.write_text("[]")
     with pytest.raises(CommandError, match="exists"):
         upgrade(old_database_41, tmp_path)
-    assert fixture.read_text() == "[]" and history(old_database_41.alias) == sorted(old_database_41.manifest["migrations"])
+    assert fixture.read_text() == "[]" and history(old_database_41.alias) == sorted(
+        old_database_41.manifest["migrations"]
+    )
 
 
 def test_a_failure_while_saving_changes_nothing_and_leaves_no_half_file(old_database_41, tmp_path, monkeypatch):
@@ -429,7 +440,12 @@ def test_40_upgrade_keeps_every_row_and_its_tokens(old_database_40, tmp_path, se
         assert record.integration_secret == "" and not record.accepts_legacy_secret_header
     # no status in 4.0: derived from the flags, as our migration 0003 does
     status = {g.api_name: g.provisioning_status for g in ApiGateway.objects.using(alias)}
-    assert status == {"chat": "deployed", "notifications": "mapped", "half built": "pending", "routes-failed": "pending"}
+    assert status == {
+        "chat": "deployed",
+        "notifications": "mapped",
+        "half built": "pending",
+        "routes-failed": "pending",
+    }
     assert ChannelPermission.objects.using(alias).count() == 0
     assert history(alias) == sorted(legacy.own_migration_names())
     assert "aws_websockets.E038" not in {m.id for m in checks.run_checks(databases=[alias])}

@@ -64,9 +64,7 @@ class GatewayConfig:
             secret=record.integration_secret,
             target_base_endpoint=record.target_base_endpoint or "http://127.0.0.1:8000/ws/",
             route_selection_expression=record.route_selection_expression,
-            routes={
-                r.route_key: Route(r.integration_url, r.two_way) for r in record.additional_routes.all()
-            },
+            routes={r.route_key: Route(r.integration_url, r.two_way) for r in record.additional_routes.all()},
             default_route_two_way=record.default_route_two_way,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})

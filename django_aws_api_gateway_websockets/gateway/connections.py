@@ -4,7 +4,7 @@ import base64
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -16,7 +16,7 @@ def new_connection_id():
 
 def iso_timestamp(timestamp):
     """``2026-11-24T17:00:00.123000Z``: the form botocore parses into a datetime."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """Integration requests: what the local gateway POSTs to Django (SPEC §3)."""
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -73,11 +72,11 @@ def evaluate_mapping(mapping, context):
     for target, source in mapping.items():
         if not target.startswith(prefix):
             continue
-        name = target[len(prefix):]
+        name = target[len(prefix) :]
         if len(source) >= 2 and source[0] == source[-1] == "'":
             headers[name] = source[1:-1]
         elif source.startswith("context."):
-            value = context.get(source[len("context."):])
+            value = context.get(source[len("context.") :])
             if value is not None:
                 headers[name] = str(value)
     return headers
@@ -140,7 +139,7 @@ async def post(http, url, headers, body, timeout):
     try:
         async with http.post(url, data=body, headers=headers, timeout=limits) as response:
             return IntegrationResult(response.status, await response.read(), CIMultiDict(response.headers))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         logger.warning("integration timed out after %ss: %s", timeout, url)
         return IntegrationResult(TIMED_OUT, timed_out=True)
     except aiohttp.ClientError as exc:

@@ -50,7 +50,7 @@ def refusal_reason(result, config, query_string=""):
             reason = next((str(data[key]) for key in ("error", "message", "detail", "reason") if data.get(key)), "")
     elif "html" in content_type:
         start, end = text.lower().find("<title>"), text.lower().find("</title>")
-        reason = text[start + 7:end] if 0 <= start < end else ""
+        reason = text[start + 7 : end] if 0 <= start < end else ""
     else:
         reason = text
     reason = " ".join(reason.split())
@@ -103,7 +103,9 @@ class LocalGateway:
         if not is_loopback_host(host):
             logger.warning(
                 "The local gateway listens on %s: its Management API has no authentication, anyone who can "
-                "reach port %s can send to or close any connection.", host, self.port,
+                "reach port %s can send to or close any connection.",
+                host,
+                self.port,
             )
         logger.info("Local gateway for API %s on ws://%s:%s/%s", self.config.api_id, host, self.port, self.config.stage)
         return self.port
@@ -144,12 +146,17 @@ class LocalGateway:
             status = result.status if result.status >= 400 else 500
             logger.info(
                 "connect rejected %s from %s: Django answered %s%s",
-                conn.connection_id, conn.source_ip, result.status, refusal_reason(result, self.config, request.query_string),
+                conn.connection_id,
+                conn.source_ip,
+                result.status,
+                refusal_reason(result, self.config, request.query_string),
             )
             return web.Response(status=status, text=f"WebSocket connection rejected ({status})")
         # Django picks a subprotocol the way API Gateway expects: the header on its $connect answer.
         subprotocol = result.headers.get("Sec-WebSocket-Protocol")
-        conn.ws = web.WebSocketResponse(max_msg_size=self.config.max_payload, protocols=(subprotocol,) if subprotocol else ())
+        conn.ws = web.WebSocketResponse(
+            max_msg_size=self.config.max_payload, protocols=(subprotocol,) if subprotocol else ()
+        )
         await conn.ws.prepare(request)
         self.connections[conn.connection_id] = conn
         finished = asyncio.get_running_loop().create_future()
@@ -175,7 +182,7 @@ class LocalGateway:
             try:
                 # (aiohttp reads a timeout of 0 as "none": keep it positive.)
                 msg = await ws.receive(timeout=max(0.001, min(idle_left, life_left)))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 reason = "max lifetime" if life_left <= idle_left else "idle timeout"
                 await self.close(conn, reason=reason)
                 return
@@ -254,7 +261,9 @@ class LocalGateway:
             conn.close_reason = "frame over the payload limit (1009)"
         url = self.config.integration_for("$disconnect")[0]
         result = await self._integrate(conn, "$disconnect", url, b"")
-        logger.info("disconnect %s: %s; Django answered %s", conn.connection_id, conn.close_reason or "closed", result.status)
+        logger.info(
+            "disconnect %s: %s; Django answered %s", conn.connection_id, conn.close_reason or "closed", result.status
+        )
 
     async def not_served(self, request):
         return forbidden()

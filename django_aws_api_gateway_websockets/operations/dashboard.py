@@ -70,7 +70,10 @@ def snapshot(minutes=60, now=None):
     rest = ranked[MAX_CHANNEL_SERIES:]
     if rest:
         open_lines.append(
-            {"label": f"{len(rest)} more", "data": [sum(open_series[label][i] for label in rest) for i in range(minutes)]}
+            {
+                "label": f"{len(rest)} more",
+                "data": [sum(open_series[label][i] for label in rest) for i in range(minutes)],
+            }
         )
     return {
         "minutes": [int(minute.timestamp()) for minute in axis],
@@ -83,7 +86,7 @@ def snapshot(minutes=60, now=None):
         "open": open_lines,
         "events": {metric: per_metric[metric] for metric in ("connect", "disconnect", "message")},
         "sends": {metric.removeprefix("send_"): per_metric[metric] for metric in SEND_RESULTS},
-        "rejected": {reason: series for reason, series in sorted(per_label["rejected"].items())},
+        "rejected": dict(sorted(per_label["rejected"].items())),
         "totals": {
             metric: sum(per_metric[metric])
             for metric in ("connect", "disconnect", "message", "rejected", *SEND_RESULTS)

@@ -19,7 +19,9 @@ class MinuteCounter(models.Model):
     class Meta:
         verbose_name = "WebSocket operations"
         verbose_name_plural = "WebSocket operations"
-        constraints = [models.UniqueConstraint(fields=["minute", "metric", "label"], name="aws_ws_ops_minute_metric_label")]
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "metric", "label"], name="aws_ws_ops_minute_metric_label")
+        ]
         indexes = [models.Index(fields=["minute"], name="aws_ws_ops_minute")]
 
     def __str__(self):

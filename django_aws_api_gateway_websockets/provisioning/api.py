@@ -9,7 +9,13 @@ asked otherwise (``aws_only_routes``).
 
 import json
 
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+)
 from django.core.exceptions import ValidationError
 
 from .. import protocol
@@ -47,9 +53,7 @@ def desired_routes(record):
     """Route key -> (integration URL, two-way) that the record asks for."""
     base = record.target_base_endpoint
     if not base:
-        raise ProvisioningError(
-            f"set target_base_endpoint (e.g. https://www.example.com/ws/) first."
-        )
+        raise ProvisioningError("set target_base_endpoint (e.g. https://www.example.com/ws/) first.")
     base = base if base.endswith("/") else base + "/"
     routes = {
         key: (base + path, key == "$default" and record.default_route_two_way)
@@ -83,7 +87,7 @@ def update_params(current, wanted):
     params = dict(wanted)
     stale = [key for key in (current.get("RequestParameters") or {}) if key not in wanted["RequestParameters"]]
     if stale:
-        params["RequestParameters"] = {**{key: "" for key in stale}, **wanted["RequestParameters"]}
+        params["RequestParameters"] = {**dict.fromkeys(stale, ""), **wanted["RequestParameters"]}
     return params
 
 
@@ -226,7 +230,11 @@ class _ApiSync:
             self.plan.differs("only in record", f"API {record.api_id} (not in AWS any more)")
         if self.plan.dry_run:
             # A claim left by a stopped run: say whether its API would be adopted.
-            found = find_in_aws(record, self.client, force_create=force_create) if record.provisioning_status == CREATING else None
+            found = (
+                find_in_aws(record, self.client, force_create=force_create)
+                if record.provisioning_status == CREATING
+                else None
+            )
             if found:
                 self.plan.add(f"adopt API {found['ApiId']} '{found.get('Name')}' (tagged for this record)")
                 self.api_id = found["ApiId"]
@@ -247,7 +255,9 @@ class _ApiSync:
             # (by the record tag) and adopted rather than created twice.
             found = find_in_aws(record, self.client, force_create=force_create) if claimed == TAKEN_OVER else None
             if found:
-                self.change(f"adopt API {found['ApiId']} '{found.get('Name')}' (tagged for this record by a run that stopped before recording it)")
+                self.change(
+                    f"adopt API {found['ApiId']} '{found.get('Name')}' (tagged for this record by a run that stopped before recording it)"
+                )
                 self._record_api(found)
                 return found, False
             self.change(f"create WEBSOCKET API '{record.api_name}'")
@@ -345,7 +355,9 @@ class _ApiSync:
             label = f"integration {integration_id} ({integration.get('IntegrationMethod', '?')} {integration.get('IntegrationUri', '')}), used by no route"
             if _made_by_this_package(integration) or self.aws_only_routes == DELETE:
                 self.differs("only in AWS", f"{label}: deleted")
-                if self.change(f"delete unused integration {integration_id} (POST {integration.get('IntegrationUri')})"):
+                if self.change(
+                    f"delete unused integration {integration_id} (POST {integration.get('IntegrationUri')})"
+                ):
                     call(
                         "delete_integration",
                         self.client.delete_integration,
@@ -353,7 +365,9 @@ class _ApiSync:
                         IntegrationId=integration_id,
                     )
             else:
-                self.differs("only in AWS", f"{label}: kept (not made by this package; --delete-aws-only-routes deletes it)")
+                self.differs(
+                    "only in AWS", f"{label}: kept (not made by this package; --delete-aws-only-routes deletes it)"
+                )
                 self.plan.keep(f"unused integration {integration_id} (only in AWS)")
 
     def _remember_ids(self, route_key, route_id, integration_id):
@@ -386,7 +400,9 @@ class _ApiSync:
         except ValidationError as exc:
             self.not_imported[key] = "; ".join(exc.messages)
             return
-        if self.plan.add(f"import route {key} from AWS as an additional route (POST {uri}{', two-way' if two_way else ''})"):
+        if self.plan.add(
+            f"import route {key} from AWS as an additional route (POST {uri}{', two-way' if two_way else ''})"
+        ):
             row.save()
         desired[key] = (uri, two_way)
 
@@ -432,7 +448,9 @@ class _ApiSync:
             )
             return created["IntegrationId"]
         if any(integration.get(k) != v for k, v in wanted.items()):
-            self.differs("different", f"integration {integration_id} of route {key}: {integration_drift(integration, wanted)}")
+            self.differs(
+                "different", f"integration {integration_id} of route {key}: {integration_drift(integration, wanted)}"
+            )
             legacy = LEGACY_SECRET_PARAM in (integration.get("RequestParameters") or {})
             detail = (
                 f"mapped headers: {protocol.HEADER_SECRET} replaces the 4.1.0 header {LEGACY_SECRET_HEADER}"
@@ -475,7 +493,9 @@ class _ApiSync:
             two_way and route.get("RouteResponseSelectionExpression") != TWO_WAY_RESPONSE_KEY
         ):
             if integration_id != "(new)" and route.get("Target") != params["Target"]:
-                self.differs("different", f"route {key}: target {route.get('Target')} in AWS, {params['Target']} wanted")
+                self.differs(
+                    "different", f"route {key}: target {route.get('Target')} in AWS, {params['Target']} wanted"
+                )
             if two_way and route.get("RouteResponseSelectionExpression") != TWO_WAY_RESPONSE_KEY:
                 self.differs("different", f"route {key}: one-way in AWS, two-way in the record")
             if self.change(f"point {label} at its integration", route_key):
@@ -566,17 +586,24 @@ class _ApiSync:
         reported as drift but left alone."""
         record, differences = self.record, []
         if stage.get("Description", "") != record.stage_description:
-            differences.append(f"Description {stage.get('Description', '')!r} in AWS, {record.stage_description!r} in the record")
+            differences.append(
+                f"Description {stage.get('Description', '')!r} in AWS, {record.stage_description!r} in the record"
+            )
         current = stage.get("DefaultRouteSettings", {})
         wanted = settings.get("DefaultRouteSettings", {})
         for name in ("ThrottlingBurstLimit", "ThrottlingRateLimit"):
             if name in wanted and current.get(name) != wanted[name]:
                 differences.append(f"{name} {current.get(name)} in AWS, {wanted[name]} in the record")
             elif name not in wanted and current.get(name) is not None:
-                self.differs("only in AWS", f"stage '{record.stage_name}' {name} {current.get(name)} (the record's field is blank: left alone)")
+                self.differs(
+                    "only in AWS",
+                    f"stage '{record.stage_name}' {name} {current.get(name)} (the record's field is blank: left alone)",
+                )
         if "AccessLogSettings" in settings and stage.get("AccessLogSettings") != settings["AccessLogSettings"]:
             theirs = (stage.get("AccessLogSettings") or {}).get("DestinationArn", "none")
-            differences.append(f"access logs to {theirs} in AWS, to {record.access_log_destination_arn} in the record (or another format)")
+            differences.append(
+                f"access logs to {theirs} in AWS, to {record.access_log_destination_arn} in the record (or another format)"
+            )
         elif "AccessLogSettings" not in settings and (stage.get("AccessLogSettings") or {}).get("DestinationArn"):
             self.differs(
                 "only in AWS",
@@ -617,12 +644,14 @@ class _ApiSync:
                 f"(--delete-aws-only-routes)",
             )
             return
-        if self.plan.add(
-            f"stop accepting the 4.1.0 header {LEGACY_SECRET_HEADER} (accepts_legacy_secret_header=False): "
-            f"the deployed stage sends {protocol.HEADER_SECRET}"
-        ):
-            if record.deployment_id:  # deployed by this run, or already deployed and in sync
-                save(record, accepts_legacy_secret_header=False)
+        if (
+            self.plan.add(
+                f"stop accepting the 4.1.0 header {LEGACY_SECRET_HEADER} (accepts_legacy_secret_header=False): "
+                f"the deployed stage sends {protocol.HEADER_SECRET}"
+            )
+            and record.deployment_id
+        ):  # deployed by this run, or already deployed and in sync
+            save(record, accepts_legacy_secret_header=False)
 
 
 def sync_api(record, *, dry_run=False, client=None, aws_only_routes=KEEP, adopt=None, force_create=False):

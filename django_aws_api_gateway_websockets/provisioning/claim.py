@@ -16,7 +16,7 @@ claim with ``force``), and before creating anything looks the API up in AWS by t
 every API gets (``RECORD_TAG``): what the stopped run created is adopted, never duplicated.
 """
 
-from datetime import timedelta, timezone as dt_timezone
+from datetime import UTC, timedelta
 
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ RECORD_TAG = "django-aws-api-gateway-websockets:record"
 
 
 def record_tag_value(record):
-    created = record.created_on.astimezone(dt_timezone.utc) if record.created_on else None
+    created = record.created_on.astimezone(UTC) if record.created_on else None
     return f"{record.pk}/{created:%Y%m%dT%H%M%S.%fZ}" if created else str(record.pk)
 
 
@@ -62,9 +62,7 @@ def claim(record, *, force=False):
     refreshed and has its ``api_id``). Raises ``ProvisioningError`` when another run holds it."""
     now = timezone.now()
     rows = _model(record).objects.filter(pk=record.pk, api_id=record.api_id)
-    won = rows.exclude(provisioning_status=CREATING).update(
-        provisioning_status=CREATING, last_error="", updated_on=now
-    )
+    won = rows.exclude(provisioning_status=CREATING).update(provisioning_status=CREATING, last_error="", updated_on=now)
     outcome = FRESH
     if not won:
         current = _model(record).objects.filter(pk=record.pk).values("api_id", "updated_on").first()

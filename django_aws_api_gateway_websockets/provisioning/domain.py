@@ -10,7 +10,7 @@ def _check_record(record):
     if not record.api_created or not record.api_id:
         raise ProvisioningError(f"create the API first (createApiGateway --pk {record.pk}).")
     if not record.domain_name or not record.certificate_arn:
-        raise ProvisioningError(f"set domain_name and certificate_arn first.")
+        raise ProvisioningError("set domain_name and certificate_arn first.")
 
 
 def _check_certificate(record, acm):
@@ -102,9 +102,7 @@ def _alias(record, plan, config, route53):
         plan.add(f"UPSERT Route 53 alias {record.domain_name} -> (the new domain)")
         return
     if not config.get("ApiGatewayDomainName") or not config.get("HostedZoneId"):
-        raise ProvisioningError(
-            f"AWS gave no target name for {record.domain_name}; the alias cannot be made."
-        )
+        raise ProvisioningError(f"AWS gave no target name for {record.domain_name}; the alias cannot be made.")
     target = {
         "HostedZoneId": config["HostedZoneId"],
         "DNSName": config["ApiGatewayDomainName"],

@@ -37,10 +37,17 @@ def deploy_statements(record, region):
             f"arn:aws:apigateway:{region}::/domainnames/{record.domain_name}",
             f"arn:aws:apigateway:{region}::/domainnames/{record.domain_name}/*",
         ]
-    statements = [{"Sid": "ManageThisWebSocketApi", "Effect": "Allow", "Action": APIGATEWAY_ACTIONS, "Resource": resources}]
+    statements = [
+        {"Sid": "ManageThisWebSocketApi", "Effect": "Allow", "Action": APIGATEWAY_ACTIONS, "Resource": resources}
+    ]
     if record.certificate_arn:
         statements.append(
-            {"Sid": "CheckTheCertificate", "Effect": "Allow", "Action": "acm:DescribeCertificate", "Resource": record.certificate_arn}
+            {
+                "Sid": "CheckTheCertificate",
+                "Effect": "Allow",
+                "Action": "acm:DescribeCertificate",
+                "Resource": record.certificate_arn,
+            }
         )
     if record.hosted_zone_id:
         statements.append(

@@ -12,7 +12,9 @@ def delete_api(record, *, dry_run=False, client=None, route53=None):
     plan = Plan(dry_run)
     with recording(record, plan):
         client = client_for(record, "apigatewayv2", client)
-        if record.domain_name and (record.custom_domain_created or record.api_mapping_id or record.api_gateway_domain_name):
+        if record.domain_name and (
+            record.custom_domain_created or record.api_mapping_id or record.api_gateway_domain_name
+        ):
             delete_custom_domain(record, plan, client, route53)
             if not dry_run and record.provisioning_status in ("domain_created", "mapped"):
                 save(record, provisioning_status="deployed")

@@ -1,8 +1,8 @@
+from chat import views
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from chat import views
 from django_aws_api_gateway_websockets.refusals import WebSocketRefusalView
 from django_aws_api_gateway_websockets.views import WebSocketTokenView
 

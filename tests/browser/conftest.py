@@ -53,11 +53,15 @@ class Demo:
     def used_tokens(self):
         """How many tokens were consumed by a connect (read from the demo's SQLite file)."""
         with closing(sqlite3.connect(self.env["DEMO_DB"])) as db:
-            return db.execute("select count(*) from django_aws_api_gateway_websockets_websockettoken where used").fetchone()[0]
+            return db.execute(
+                "select count(*) from django_aws_api_gateway_websockets_websockettoken where used"
+            ).fetchone()[0]
 
     def connected_sessions(self):
         with closing(sqlite3.connect(self.env["DEMO_DB"])) as db:
-            return db.execute("select count(*) from django_aws_api_gateway_websockets_websocketsession where connected").fetchone()[0]
+            return db.execute(
+                "select count(*) from django_aws_api_gateway_websockets_websocketsession where connected"
+            ).fetchone()[0]
 
     def manage(self, *args):
         return subprocess.run([*MANAGE, *args], env=self.env, check=True, capture_output=True, text=True).stdout
@@ -111,8 +115,14 @@ def browser():
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()

@@ -36,11 +36,15 @@ def types(events):
 def test_heartbeat_and_lifetime_reconnect_with_a_fresh_token(demo, pages):
     page = pages("demo", demo)
     used_before = demo.used_tokens()
-    result = run_client(page, {"heartbeatMs": 250, "maxLifetimeMs": 2000}, """
+    result = run_client(
+        page,
+        {"heartbeatMs": 250, "maxLifetimeMs": 2000},
+        """
         client.connect();
         await sleep(3000);
         client.close();
-    """)
+    """,
+    )
     seen = types(result["events"])
     first_close = seen.index("close")
     # Heartbeats ({"handler": "ping"}) were answered by the view's built-in ping handler.
@@ -53,14 +57,18 @@ def test_heartbeat_and_lifetime_reconnect_with_a_fresh_token(demo, pages):
 
 def test_queue_is_bounded_and_flushed_on_open(demo, pages):
     page = pages("demo", demo)
-    result = run_client(page, {"queueLimit": 2}, """
+    result = run_client(
+        page,
+        {"queueLimit": 2},
+        """
         const accepted = ["one", "two", "three"].map((text) => client.send({ handler: "send_chat", text }));
         client.connect();
         await new Promise((resolve) => client.addEventListener("open", resolve));
         await sleep(1000);
         client.close();
         return accepted;
-    """)
+    """,
+    )
     assert result["returned"] == [True, True, False]
     dropped = [event for event in result["events"] if event["type"] == "dropped"]
     assert [event["detail"] for event in dropped] == [{"frame": '{"handler":"send_chat","text":"one"}'}]
@@ -74,14 +82,18 @@ def test_queue_is_bounded_and_flushed_on_open(demo, pages):
 def test_backoff_grows_with_jitter_up_to_the_cap_and_close_stops_for_good(demo, pages):
     page = pages("demo", demo)
     nobody_listens = f"ws://127.0.0.1:{free_port()}/local"
-    result = run_client(page, {"url": nobody_listens, "tokenUrl": "", "backoffBaseMs": 50, "backoffCapMs": 400}, """
+    result = run_client(
+        page,
+        {"url": nobody_listens, "tokenUrl": "", "backoffBaseMs": 50, "backoffCapMs": 400},
+        """
         client.connect();
         await sleep(3000);
         client.close();
         const stoppedAt = performance.now();
         await sleep(1500);
         return stoppedAt;
-    """)
+    """,
+    )
     delays = [event["detail"]["delay"] for event in result["events"] if event["type"] == "reconnecting"]
     assert len(delays) >= 6
     for attempt, delay in enumerate(delays):
@@ -95,12 +107,16 @@ def test_backoff_grows_with_jitter_up_to_the_cap_and_close_stops_for_good(demo, 
 def test_close_during_the_token_request_opens_no_socket(demo, pages):
     page = pages("demo", demo)
     used_before = demo.used_tokens()
-    result = run_client(page, {}, """
+    result = run_client(
+        page,
+        {},
+        """
         client.connect();   // the token request is now in flight
         client.close();
         await sleep(1500);
         return client.socket === null;
-    """)
+    """,
+    )
     assert result["returned"] is True
     assert "open" not in types(result["events"])
     assert demo.used_tokens() == used_before

@@ -12,7 +12,10 @@ ORIGIN = "https://www.example.com"
 @pytest.fixture
 def e2e_gateway(transactional_db, live_server):
     return ApiGateway.objects.create(
-        api_name="e2e", api_id="e2eapi0001", stage_name="local", region="us-east-1",
+        api_name="e2e",
+        api_id="e2eapi0001",
+        stage_name="local",
+        region="us-east-1",
         target_base_endpoint=f"{live_server.url}/ws/",
     )
 

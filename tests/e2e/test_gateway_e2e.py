@@ -66,7 +66,11 @@ def test_reused_token_is_refused(gateway_thread, browser_login, user):
 
 def test_custom_two_way_route(start_gateway, e2e_gateway, live_server, browser_login, user):
     ApiGatewayAdditionalRoute.objects.create(
-        api_gateway=e2e_gateway, name="echo", route_key="echo", integration_url=f"{live_server.url}/open/echo", two_way=True
+        api_gateway=e2e_gateway,
+        name="echo",
+        route_key="echo",
+        integration_url=f"{live_server.url}/open/echo",
+        two_way=True,
     )
     thread = start_gateway()
     with open_chat(thread, browser_login, user) as ws:

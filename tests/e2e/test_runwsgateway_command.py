@@ -26,7 +26,9 @@ def free_port():
 
 def endpoint_in(db_path):
     with sqlite3.connect(db_path) as db:
-        return db.execute("select management_endpoint_url from django_aws_api_gateway_websockets_apigateway").fetchone()[0]
+        return db.execute(
+            "select management_endpoint_url from django_aws_api_gateway_websockets_apigateway"
+        ).fetchone()[0]
 
 
 class Recorder(BaseHTTPRequestHandler):
@@ -58,7 +60,12 @@ def recorder():
 def run_gateway(tmp_path):
     """Start `manage.py runwsgateway` on a fresh SQLite file; yields (port, db_path, process)."""
     db_path = tmp_path / "db.sqlite3"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "SQLITE_NAME": str(db_path), "PYTHONPATH": os.getcwd()}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "SQLITE_NAME": str(db_path),
+        "PYTHONPATH": os.getcwd(),
+    }
     env.pop("TEST_DB", None)  # this process and its gateway share one SQLite file
     manage = [sys.executable, "-m", "django"]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
@@ -68,7 +75,10 @@ def run_gateway(tmp_path):
         port = free_port()
         process = subprocess.Popen(
             [*manage, "runwsgateway", f"127.0.0.1:{port}", "--target", target, *options],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         processes.append(process)
         banner = []

@@ -69,7 +69,7 @@ def test_a_deployed_record_is_byte_identical_after_sigkill(run_gateway, header_r
     assert companion["api_id"].startswith("local") and companion["region"] == "eu-west-1"
     # A session opened here belongs to the companion: Django sees its api id and its secret...
     with connect(f"ws://127.0.0.1:{port}/local", open_timeout=5) as client:
-        (path, headers), = [e for e in header_recorder.RequestHandlerClass.events if e[0] == "/ws/connect"]
+        ((path, headers),) = [e for e in header_recorder.RequestHandlerClass.events if e[0] == "/ws/connect"]
         assert headers["X-Amzn-Apigateway-Api-Id"] == companion["api_id"]
         assert headers["X-Gateway-Secret"] == companion["integration_secret"]
         # ...and a send through the companion's endpoint reaches the socket.
@@ -99,7 +99,10 @@ def test_a_busy_port_is_an_error_before_the_banner(run_gateway, tmp_path):  # no
     port, _, process = run_gateway(f"http://127.0.0.1:{free_port()}/ws/")
     second = subprocess.run(
         [*run_gateway.manage, "runwsgateway", f"127.0.0.1:{port}"],
-        env=run_gateway.env, capture_output=True, text=True, timeout=60,
+        env=run_gateway.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.returncode != 0
     assert "Cannot listen" in second.stderr
@@ -114,7 +117,10 @@ def test_listening_on_every_interface_warns_on_stderr(run_gateway):  # noqa: F81
     port = free_port()
     process = subprocess.Popen(
         [*run_gateway.manage, "runwsgateway", f"0.0.0.0:{port}", "--target", "http://127.0.0.1:9/ws/"],
-        env=run_gateway.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=run_gateway.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for line in process.stdout:

@@ -11,8 +11,16 @@ from django_aws_api_gateway_websockets.models import CleanupRun, WebSocketSessio
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-STEPS = ["token", "connect", "session row created", "message handled", "server -> client message",
-         "channel broadcast", "disconnect marked", "cleanup"]
+STEPS = [
+    "token",
+    "connect",
+    "session row created",
+    "message handled",
+    "server -> client message",
+    "channel broadcast",
+    "disconnect marked",
+    "cleanup",
+]
 
 
 def smoke(*args):
@@ -50,8 +58,9 @@ def test_smoke_test_fails_clearly_without_a_user(gateway_thread, e2e_gateway):
 
 
 def test_unreachable_endpoint_fails_at_connect(gateway, user):
-    lines, _text, error = smoke(f"--pk={gateway.pk}", f"--user={user.username}", "--url=ws://127.0.0.1:9/production",
-                                "--timeout=2")
+    lines, _text, error = smoke(
+        f"--pk={gateway.pk}", f"--user={user.username}", "--url=ws://127.0.0.1:9/production", "--timeout=2"
+    )
     assert error is not None
     assert lines[1].startswith("FAIL connect: ConnectionRefusedError")
 
@@ -61,10 +70,13 @@ def test_unknown_user_fails_the_token_step(gateway):
     assert error is not None and lines[0] == "FAIL token: no user 'nobody'"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--pk=999999"], "No ApiGateway record with pk 999999."),
-    (["--timeout=0"], "--timeout must be more than 0 seconds."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pk=999999"], "No ApiGateway record with pk 999999."),
+        (["--timeout=0"], "--timeout must be more than 0 seconds."),
+    ],
+)
 def test_bad_arguments(gateway, args, message):
     if not any(a.startswith("--pk") for a in args):
         args = [f"--pk={gateway.pk}", *args]

@@ -46,15 +46,21 @@ async def start_backend(connection_ids):
 
 
 def start_gateway(target, db_dir):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": os.getcwd(),
-           "SQLITE_NAME": os.path.join(db_dir, "db.sqlite3")}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": os.getcwd(),
+        "SQLITE_NAME": os.path.join(db_dir, "db.sqlite3"),
+    }
     env.pop("TEST_DB", None)
     subprocess.run([sys.executable, "-m", "django", "migrate", "-v0"], env=env, check=True)
     port = free_port()
     log_path = os.path.join(db_dir, "gateway.log")
     process = subprocess.Popen(
         [sys.executable, "-m", "django", "runwsgateway", f"127.0.0.1:{port}", "--target", target, "--two-way", "-v0"],
-        env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
     )
     while "Quit with CONTROL-C" not in open(log_path).read():
         assert process.poll() is None, open(log_path).read()

@@ -65,7 +65,9 @@ def test_config_rejects_bad_values():
 
 
 def test_nested_selection_expression():
-    config = GatewayConfig(api_id="a", target_base_endpoint="http://x/", route_selection_expression="$request.body.meta.kind")
+    config = GatewayConfig(
+        api_id="a", target_base_endpoint="http://x/", route_selection_expression="$request.body.meta.kind"
+    )
     assert protocol.select_route('{"meta": {"kind": "chat"}}', config.selection_key, {"chat"}) == "chat"
 
 
@@ -121,7 +123,10 @@ def test_the_records_mapping_is_what_the_gateway_applies(config, conn):
         "integration.request.header.X-Stage": "context.stage",
     }
     assert evaluate_mapping(extra, context) == {
-        "X-Request-Id": "req-9", "X-Route": "$default", "X-Event": "MESSAGE", "X-Stage": "local",
+        "X-Request-Id": "req-9",
+        "X-Route": "$default",
+        "X-Event": "MESSAGE",
+        "X-Stage": "local",
     }
     assert evaluate_mapping(extra, request_context(config, conn, "$connect", "r"))["X-Event"] == "CONNECT"
 
@@ -139,10 +144,19 @@ def test_connection_ids_look_like_aws_and_pass_validation():
 
 @pytest.mark.django_db
 def test_config_from_record():
-    record = ApiGateway.objects.create(api_name="r", api_id="rid", stage_name="dev", target_base_endpoint="http://h/ws/")
-    ApiGatewayAdditionalRoute.objects.create(api_gateway=record, name="n", route_key="news", integration_url="http://h/n")
+    record = ApiGateway.objects.create(
+        api_name="r", api_id="rid", stage_name="dev", target_base_endpoint="http://h/ws/"
+    )
+    ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=record, name="n", route_key="news", integration_url="http://h/n"
+    )
     config = GatewayConfig.from_record(record, idle_timeout=5, stage=None)
-    assert (config.api_id, config.stage, config.secret, config.idle_timeout) == ("rid", "dev", record.integration_secret, 5)
+    assert (config.api_id, config.stage, config.secret, config.idle_timeout) == (
+        "rid",
+        "dev",
+        record.integration_secret,
+        5,
+    )
     assert config.routes == {"news": Route("http://h/n", False)}
 
 

@@ -47,13 +47,13 @@ async def test_post_to_connection_reaches_the_client(backend, make_gateway):
 
 async def test_get_connection_describes_it(backend, make_gateway):
     gateway = await make_gateway()
-    before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+    before = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
     ws, connection_id = await open_socket(backend, gateway, user_agent_header="Mozilla/5.0 unit")
     await ws.send("activity")
     await backend.wait_for("/ws/default")
     info = await call(gateway, "get_connection", ConnectionId=connection_id)
     assert info["Identity"] == {"SourceIp": "127.0.0.1", "UserAgent": "Mozilla/5.0 unit"}
-    assert before < info["ConnectedAt"] <= info["LastActiveAt"] <= datetime.datetime.now(datetime.timezone.utc)
+    assert before < info["ConnectedAt"] <= info["LastActiveAt"] <= datetime.datetime.now(datetime.UTC)
     await ws.close()
 
 

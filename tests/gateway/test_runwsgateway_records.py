@@ -24,8 +24,18 @@ def test_the_config_repr_never_shows_the_secret():
 
 @pytest.mark.parametrize(
     "host,loopback",
-    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("10.0.0.1", False), ("myhost", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("10.0.0.1", False),
+        ("myhost", False),
+    ],
 )
 def test_loopback_hosts(host, loopback):
     assert records.is_loopback_host(host) is loopback
@@ -72,10 +82,17 @@ def run(monkeypatch):
 
 def deployed(**fields):
     values = dict(
-        api_name="prod", api_id="abc123defg", api_created=True, deployment_id="dep1",
-        api_endpoint="wss://abc123defg.execute-api.eu-west-1.amazonaws.com", stage_name="production",
-        region="eu-west-1", target_base_endpoint="https://www.example.com/ws/",
-        route_selection_expression="$request.body.kind", default_route_two_way=True, default_channel_name="lobby",
+        api_name="prod",
+        api_id="abc123defg",
+        api_created=True,
+        deployment_id="dep1",
+        api_endpoint="wss://abc123defg.execute-api.eu-west-1.amazonaws.com",
+        stage_name="production",
+        region="eu-west-1",
+        target_base_endpoint="https://www.example.com/ws/",
+        route_selection_expression="$request.body.kind",
+        default_route_two_way=True,
+        default_channel_name="lobby",
     )
     values.update(fields)
     return ApiGateway.objects.create(**values)
@@ -89,8 +106,13 @@ def row(record):
 @pytest.mark.parametrize("api", [None, "prod", "abc123defg"])
 def test_an_aws_record_is_played_by_a_companion_and_never_written(run, api):
     real = deployed()
-    ApiGatewayAdditionalRoute.objects.create(api_gateway=real, name="chat", route_key="chat",
-                                             integration_url="https://www.example.com/ws/chat", deployed=True)
+    ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=real,
+        name="chat",
+        route_key="chat",
+        integration_url="https://www.example.com/ws/chat",
+        deployed=True,
+    )
     before = row(real)
     run(*(["--api", api] if api else []))
     companion = run.during["prod-local"]
@@ -100,9 +122,13 @@ def test_an_aws_record_is_played_by_a_companion_and_never_written(run, api):
     assert records.is_local_record(companion)
     assert companion.api_id.startswith("local") and companion.api_id != real.api_id
     assert companion.integration_secret and companion.integration_secret != real.integration_secret
-    assert (companion.stage_name, companion.target_base_endpoint, companion.route_selection_expression,
-            companion.default_route_two_way, companion.default_channel_name) == (
-        "production", "https://www.example.com/ws/", "$request.body.kind", True, "lobby")
+    assert (
+        companion.stage_name,
+        companion.target_base_endpoint,
+        companion.route_selection_expression,
+        companion.default_route_two_way,
+        companion.default_channel_name,
+    ) == ("production", "https://www.example.com/ws/", "$request.body.kind", True, "lobby")
     assert companion.region == "eu-west-1"  # AWS_GATEWAY_REGION_NAME of tests/settings.py
     assert not companion.additional_routes.exists()  # routes are read from the real record
     banner = run.stdout.getvalue()
@@ -120,8 +146,16 @@ def test_an_aws_record_is_played_by_a_companion_and_never_written(run, api):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "fields",
-    [{"api_created": False}, {"api_created": False, "api_endpoint": ""}, {"custom_domain_created": True,
-     "api_created": False, "api_endpoint": "", "management_endpoint_url": "https://abc.example.com/prod"}],
+    [
+        {"api_created": False},
+        {"api_created": False, "api_endpoint": ""},
+        {
+            "custom_domain_created": True,
+            "api_created": False,
+            "api_endpoint": "",
+            "management_endpoint_url": "https://abc.example.com/prod",
+        },
+    ],
 )
 def test_what_counts_as_an_aws_record(run, fields):
     real = deployed(**fields)
@@ -133,8 +167,9 @@ def test_what_counts_as_an_aws_record(run, fields):
 
 @pytest.mark.django_db
 def test_a_local_record_is_served_directly(run):
-    local = ApiGateway.objects.create(api_name="dev", api_id="dev0000001", stage_name="local",
-                                      management_endpoint_url="http://127.0.0.1:8001/local")
+    local = ApiGateway.objects.create(
+        api_name="dev", api_id="dev0000001", stage_name="local", management_endpoint_url="http://127.0.0.1:8001/local"
+    )
     run()
     assert set(run.during) == {"dev"}
     assert run.during["dev"].management_endpoint_url == f"http://127.0.0.1:{run.port}/local"
@@ -182,8 +217,13 @@ def test_a_busy_port_fails_before_the_banner_and_writes_nothing(run):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "addr,debug,warned",
-    [("127.0.0.1", True, False), ("0.0.0.0", True, True), ("::", True, True), ("127.0.0.1", False, True),
-     ("localhost", True, False)],
+    [
+        ("127.0.0.1", True, False),
+        ("0.0.0.0", True, True),
+        ("::", True, True),
+        ("127.0.0.1", False, True),
+        ("localhost", True, False),
+    ],
 )
 def test_a_loud_warning_when_others_can_reach_the_management_api(run, settings, addr, debug, warned):
     settings.DEBUG = debug
@@ -204,8 +244,9 @@ def render(source, **context):
 @pytest.mark.django_db
 def test_the_template_tag_uses_the_served_companion_in_debug_only(settings):
     real = deployed()
-    route = ApiGatewayAdditionalRoute.objects.create(api_gateway=real, name="c", route_key="chat",
-                                                     integration_url="https://www.example.com/ws/chat")
+    route = ApiGatewayAdditionalRoute.objects.create(
+        api_gateway=real, name="c", route_key="chat", integration_url="https://www.example.com/ws/chat"
+    )
     companion, _ = records.get_or_create_companion(real)
     aws_url = "wss://abc123defg.execute-api.eu-west-1.amazonaws.com/production"
     settings.DEBUG = True

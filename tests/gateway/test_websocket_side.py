@@ -18,10 +18,18 @@ ORIGIN = "https://www.example.com"
 
 async def test_connect_forwards_the_handshake_and_query_string(backend, make_gateway):
     gateway = await make_gateway()
-    headers = {"Cookie": "sessionid=abc", "User-Agent": "Mozilla/5.0 test", "X-Forwarded-For": "6.6.6.6",
-               "X-Gateway-Secret": "forged"}
-    async with connect(f"{gateway.ws_url}?ws_token=t1&channel=room-1", origin=ORIGIN, additional_headers=headers,
-                       user_agent_header=None):
+    headers = {
+        "Cookie": "sessionid=abc",
+        "User-Agent": "Mozilla/5.0 test",
+        "X-Forwarded-For": "6.6.6.6",
+        "X-Gateway-Secret": "forged",
+    }
+    async with connect(
+        f"{gateway.ws_url}?ws_token=t1&channel=room-1",
+        origin=ORIGIN,
+        additional_headers=headers,
+        user_agent_header=None,
+    ):
         (request,) = await backend.wait_for("/ws/connect")
     assert request.query == "ws_token=t1&channel=room-1"
     assert request.body == b""

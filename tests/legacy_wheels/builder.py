@@ -89,7 +89,9 @@ def _locked(path: Path):
 
 def clean_env(extra=None) -> dict:
     """A minimal environment: nothing of ours (PYTHONPATH, virtualenv, settings) leaks across."""
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT") if key in os.environ}
+    env = {
+        key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT") if key in os.environ
+    }
     # pip's own configuration (index URL, proxy, certificates) is the user's, not ours
     env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")})
     env.update({k: v for k, v in os.environ.items() if k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")})
@@ -118,8 +120,16 @@ def ensure_venv(version: str) -> Path:
         base_python = os.environ.get("DAWSGW_LEGACY_PYTHON") or sys.executable
         steps = [
             [base_python, "-m", "venv", str(venv)],
-            [str(_venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-             "--quiet", *requirements],
+            [
+                str(_venv_python(venv)),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                *requirements,
+            ],
         ]
         for step in steps:
             try:
@@ -207,7 +217,10 @@ def build_old_database(version: str, db: dict, *, secret_key: str = DEFAULT_SECR
         manifest["from_template"] = str(template)
     else:
         manifest = _build(version, python, entry, secret_key)
-    manifest["timings"] = {"venv_seconds": round(venv_seconds, 2), "total_seconds": round(time.monotonic() - started, 2)}
+    manifest["timings"] = {
+        "venv_seconds": round(venv_seconds, 2),
+        "total_seconds": round(time.monotonic() - started, 2),
+    }
     return manifest
 
 
@@ -224,7 +237,10 @@ def _build(version: str, python: Path, entry: dict, secret_key: str) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"dawsgw-old-{version}-") as tmp:
         project = Path(tmp)
         settings = SETTINGS_TEMPLATE.format(
-            version=version, secret_key=secret_key, app=APP_LABEL, database=entry,
+            version=version,
+            secret_key=secret_key,
+            app=APP_LABEL,
+            database=entry,
             websockets=websockets_setting(version),
         )
         (project / "old_settings.py").write_text(settings)
@@ -245,8 +261,12 @@ def _pg_connect(db: dict):
     import psycopg
 
     return psycopg.connect(
-        dbname=db.get("MAINTENANCE_DB", "postgres"), user=db.get("USER") or None, password=db.get("PASSWORD") or None,
-        host=db.get("HOST") or None, port=db.get("PORT") or None, autocommit=True,
+        dbname=db.get("MAINTENANCE_DB", "postgres"),
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+        autocommit=True,
     )
 
 
@@ -278,9 +298,13 @@ def main(argv=None):
     parser.add_argument("target", help="a SQLite file path, or pg:<new database name> (PG* env vars)")
     args = parser.parse_args(argv)
     if args.target.startswith("pg:"):
-        server = {"ENGINE": "django.db.backends.postgresql", "USER": os.environ.get("PGUSER", "postgres"),
-                  "PASSWORD": os.environ.get("PGPASSWORD", ""), "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-                  "PORT": os.environ.get("PGPORT", "5432")}
+        server = {
+            "ENGINE": "django.db.backends.postgresql",
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "PASSWORD": os.environ.get("PGPASSWORD", ""),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+        }
         db = create_pg_database(server, args.target[3:])
     else:
         db = {"ENGINE": "django.db.backends.sqlite3", "NAME": args.target}

@@ -29,7 +29,7 @@ from django_aws_api_gateway_websockets import models as old  # noqa: E402
 
 APP = "django_aws_api_gateway_websockets"
 HAS_41 = hasattr(old, "ChannelPermission")  # 4.1.0 features, detected, not assumed
-PAST = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+PAST = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
 
 
 def accepts(method, name):
@@ -74,29 +74,49 @@ def make_gateways():
     G = old.ApiGateway
     specs = [
         dict(
-            api_name="chat", api_description="Chat API", default_channel_name="lobby",
-            target_base_endpoint="https://www.example.com/ws/", api_id="abc123def4",
-            api_endpoint="wss://abc123def4.execute-api.eu-west-1.amazonaws.com", deployment_id="dep123",
-            api_created=True, tags={"team": "web", "env": "prod"}, stage_name="production",
-            stage_description="live", _status="deployed",
+            api_name="chat",
+            api_description="Chat API",
+            default_channel_name="lobby",
+            target_base_endpoint="https://www.example.com/ws/",
+            api_id="abc123def4",
+            api_endpoint="wss://abc123def4.execute-api.eu-west-1.amazonaws.com",
+            deployment_id="dep123",
+            api_created=True,
+            tags={"team": "web", "env": "prod"},
+            stage_name="production",
+            stage_description="live",
+            _status="deployed",
         ),
         dict(
-            api_name="notifications", target_base_endpoint="https://www.example.com/notify",  # no slash: save adds it
-            domain_name="ws.example.com", certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234",
-            hosted_zone_id="Z0123456789ABCDEFGHIJ", api_id="ntf987zyx6",
-            api_endpoint="wss://ntf987zyx6.execute-api.eu-west-1.amazonaws.com", deployment_id="dep456",
-            api_gateway_domain_name="d-abcdef1234.execute-api.eu-west-1.amazonaws.com", api_mapping_id="map-42",
-            api_created=True, custom_domain_created=True, route_selection_expression="$request.body.route",
+            api_name="notifications",
+            target_base_endpoint="https://www.example.com/notify",  # no slash: save adds it
+            domain_name="ws.example.com",
+            certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234",
+            hosted_zone_id="Z0123456789ABCDEFGHIJ",
+            api_id="ntf987zyx6",
+            api_endpoint="wss://ntf987zyx6.execute-api.eu-west-1.amazonaws.com",
+            deployment_id="dep456",
+            api_gateway_domain_name="d-abcdef1234.execute-api.eu-west-1.amazonaws.com",
+            api_mapping_id="map-42",
+            api_created=True,
+            custom_domain_created=True,
+            route_selection_expression="$request.body.route",
             _status="mapped",
         ),
         dict(
-            api_name="half built", target_base_endpoint="https://staging.example.com/ws/",
-            _status="creating", _last_error="ConflictException: an API named 'half built' is being created",
+            api_name="half built",
+            target_base_endpoint="https://staging.example.com/ws/",
+            _status="creating",
+            _last_error="ConflictException: an API named 'half built' is being created",
         ),
         dict(
-            api_name="routes-failed", target_base_endpoint="https://www.example.com/other/", api_id="rtf555aaa1",
-            api_key_selection_expression="$request.header.x-custom-key", stage_name="dev",
-            _status="api_created", _last_error="BadRequestException: Invalid integration URI",
+            api_name="routes-failed",
+            target_base_endpoint="https://www.example.com/other/",
+            api_id="rtf555aaa1",
+            api_key_selection_expression="$request.header.x-custom-key",
+            stage_name="dev",
+            _status="api_created",
+            _last_error="BadRequestException: Invalid integration URI",
         ),
     ]
     gateways = {}
@@ -115,17 +135,36 @@ def make_gateways():
 def make_routes(gateways):
     R = old.ApiGatewayAdditionalRoute
     specs = [
-        dict(api_gateway=gateways["chat"], name="Typing", route_key="typing",
-             integration_url="https://www.example.com/ws/typing", deployed=True,
-             _aws=("rt01abc", "int01abc")),
-        dict(api_gateway=gateways["chat"], name="Presence", route_key="presence",
-             integration_url="https://www.example.com/ws/presence", deployed=False),
+        dict(
+            api_gateway=gateways["chat"],
+            name="Typing",
+            route_key="typing",
+            integration_url="https://www.example.com/ws/typing",
+            deployed=True,
+            _aws=("rt01abc", "int01abc"),
+        ),
+        dict(
+            api_gateway=gateways["chat"],
+            name="Presence",
+            route_key="presence",
+            integration_url="https://www.example.com/ws/presence",
+            deployed=False,
+        ),
         # the same route key on another gateway: unique per gateway since the old 0006
-        dict(api_gateway=gateways["notifications"], name="Typing too", route_key="typing",
-             integration_url="https://www.example.com/notify/typing", deployed=True,
-             _aws=("rt02def", "int02def")),
-        dict(api_gateway=gateways["half built"], name="Later", route_key="later",
-             integration_url="https://staging.example.com/ws/later"),
+        dict(
+            api_gateway=gateways["notifications"],
+            name="Typing too",
+            route_key="typing",
+            integration_url="https://www.example.com/notify/typing",
+            deployed=True,
+            _aws=("rt02def", "int02def"),
+        ),
+        dict(
+            api_gateway=gateways["half built"],
+            name="Later",
+            route_key="later",
+            integration_url="https://staging.example.com/ws/later",
+        ),
     ]
     routes = []
     for spec in specs:
@@ -146,14 +185,32 @@ def make_routes(gateways):
 def make_sessions(gateways, users, session_keys):
     S = old.WebSocketSession
     specs = [
-        dict(connection_id="Ab1cDEFGhIjKLmn=", channel_name="lobby", user=users["alice"],
-             api_gateway=gateways["chat"], request_count=5, _login="alice"),
-        dict(connection_id="Zz9yXWVUtSrQPon=", channel_name="staff-room", user=users["bob"],
-             api_gateway=gateways["chat"], connected=False, request_count=17, _login="bob"),
-        dict(connection_id="Qq8wERTYuIoPAsd=", channel_name="", user=None,
-             api_gateway=gateways["notifications"]),
-        dict(connection_id="Mm7nBVCXzLkJHgf=", channel_name="admins", user=users["carol"],
-             api_gateway=None, connected=False, _login="carol"),  # gateway deleted (SET_NULL)
+        dict(
+            connection_id="Ab1cDEFGhIjKLmn=",
+            channel_name="lobby",
+            user=users["alice"],
+            api_gateway=gateways["chat"],
+            request_count=5,
+            _login="alice",
+        ),
+        dict(
+            connection_id="Zz9yXWVUtSrQPon=",
+            channel_name="staff-room",
+            user=users["bob"],
+            api_gateway=gateways["chat"],
+            connected=False,
+            request_count=17,
+            _login="bob",
+        ),
+        dict(connection_id="Qq8wERTYuIoPAsd=", channel_name="", user=None, api_gateway=gateways["notifications"]),
+        dict(
+            connection_id="Mm7nBVCXzLkJHgf=",
+            channel_name="admins",
+            user=users["carol"],
+            api_gateway=None,
+            connected=False,
+            _login="carol",
+        ),  # gateway deleted (SET_NULL)
     ]
     sessions = []
     for spec in specs:
@@ -177,7 +234,11 @@ def make_tokens(users, session_keys):
     T.objects.filter(pk=stale.pk).update(created_at=PAST)
     return [
         {"token": t.token, "user": u, "raw_session_key": session_keys[u], "used": used, "stale": st}
-        for t, u, used, st in ((fresh, "alice", False, False), (spent, "bob", True, False), (stale, "alice", False, True))
+        for t, u, used, st in (
+            (fresh, "alice", False, False),
+            (spent, "bob", True, False),
+            (stale, "alice", False, True),
+        )
     ]
 
 
@@ -206,8 +267,12 @@ def make_channel_permissions(perms):
         ("staff-room", "staff_only", "", []),
         ("admins", "superuser_only", "Superusers only", []),
         # any one rule, each rule needs all of its permissions
-        ("reports", "permissions", "User admins or gateway viewers",
-         [["auth.view_user", "auth.change_user"], [f"{APP}.view_apigateway"]]),
+        (
+            "reports",
+            "permissions",
+            "User admins or gateway viewers",
+            [["auth.view_user", "auth.change_user"], [f"{APP}.view_apigateway"]],
+        ),
         # permissions with no rules admits only superusers; an empty rule is never satisfied
         ("locked", "permissions", "", [[]]),
     ]
@@ -221,8 +286,9 @@ def make_channel_permissions(perms):
             rule = Rule.objects.create(channel_permission=channel)
             rule.permissions.set([perms[label] for label in labels])
             rule_rows.append({"id": rule.pk, "permissions": sorted(labels)})
-        channels.append({"id": channel.pk, "channel_name": name, "access": access,
-                         "description": description, "rules": rule_rows})
+        channels.append(
+            {"id": channel.pk, "channel_name": name, "access": access, "description": description, "rules": rule_rows}
+        )
     return channels
 
 
@@ -261,7 +327,7 @@ def read_tables():
             qn = connection.ops.quote_name(table)
             cursor.execute(f"SELECT * FROM {qn} ORDER BY 1")
             columns = [c[0] for c in cursor.description]
-            rows = [dict(zip(columns, map(jsonable, row))) for row in cursor.fetchall()]
+            rows = [dict(zip(columns, map(jsonable, row), strict=False)) for row in cursor.fetchall()]
             tables[table] = {"count": len(rows), "columns": columns, "rows": rows}
     return tables
 
@@ -291,7 +357,7 @@ def read_schema():
                     for _cid, n, t, notnull, d, pk in cursor.fetchall()
                 ]
                 cursor.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=%s", [table])
-                indexes = {n: s for n, s in cursor.fetchall()}
+                indexes = dict(cursor.fetchall())
             constraints = {
                 name: {k: v for k, v in c.items() if v and k != "type" or k == "unique"}
                 for name, c in connection.introspection.get_constraints(cursor, table).items()
@@ -315,8 +381,9 @@ def main(manifest_path):
     if empty:
         raise SystemExit(f"seed_old: tables left empty: {empty}")
 
-    import django_aws_api_gateway_websockets as pkg_module  # noqa: F401
     from importlib.metadata import version
+
+    import django_aws_api_gateway_websockets as pkg_module  # noqa: F401
 
     manifest = {
         "package_version": version("django-aws-api-gateway-websockets"),
@@ -328,35 +395,58 @@ def main(manifest_path):
         "migrations": list(
             MigrationRecorder.Migration.objects.filter(app=APP).order_by("id").values_list("name", flat=True)
         ),
-        "users": {name: {"id": u.pk, "is_staff": u.is_staff, "is_superuser": u.is_superuser,
-                         "password": u.password} for name, u in users.items()},
+        "users": {
+            name: {"id": u.pk, "is_staff": u.is_staff, "is_superuser": u.is_superuser, "password": u.password}
+            for name, u in users.items()
+        },
         "session_keys": session_keys,
         "gateways": [
-            {"id": g.pk, "api_name": g.api_name, "api_id": g.api_id, "deployment_id": g.deployment_id,
-             "target_base_endpoint": g.target_base_endpoint, "domain_name": g.domain_name,
-             "api_mapping_id": g.api_mapping_id, "api_created": g.api_created,
-             "custom_domain_created": g.custom_domain_created, "tags": g.tags,
-             "provisioning_status": getattr(g, "provisioning_status", None),
-             "last_error": getattr(g, "last_error", None)}
+            {
+                "id": g.pk,
+                "api_name": g.api_name,
+                "api_id": g.api_id,
+                "deployment_id": g.deployment_id,
+                "target_base_endpoint": g.target_base_endpoint,
+                "domain_name": g.domain_name,
+                "api_mapping_id": g.api_mapping_id,
+                "api_created": g.api_created,
+                "custom_domain_created": g.custom_domain_created,
+                "tags": g.tags,
+                "provisioning_status": getattr(g, "provisioning_status", None),
+                "last_error": getattr(g, "last_error", None),
+            }
             for g in gateways.values()
         ],
         "routes": [
-            {"id": r.pk, "api_gateway_id": r.api_gateway_id, "name": r.name, "route_key": r.route_key,
-             "integration_url": r.integration_url, "deployed": r.deployed,
-             "route_id": getattr(r, "route_id", None), "integration_id": getattr(r, "integration_id", None)}
+            {
+                "id": r.pk,
+                "api_gateway_id": r.api_gateway_id,
+                "name": r.name,
+                "route_key": r.route_key,
+                "integration_url": r.integration_url,
+                "deployed": r.deployed,
+                "route_id": getattr(r, "route_id", None),
+                "integration_id": getattr(r, "integration_id", None),
+            }
             for r in routes
         ],
         "sessions": [
-            {"id": s.pk, "connection_id": s.connection_id, "channel_name": s.channel_name,
-             "user_id": s.user_id, "api_gateway_id": s.api_gateway_id, "connected": s.connected,
-             "request_count": s.request_count, "session_key_hash": getattr(s, "session_key_hash", None),
-             "auth_hash": getattr(s, "auth_hash", None)}
+            {
+                "id": s.pk,
+                "connection_id": s.connection_id,
+                "channel_name": s.channel_name,
+                "user_id": s.user_id,
+                "api_gateway_id": s.api_gateway_id,
+                "connected": s.connected,
+                "request_count": s.request_count,
+                "session_key_hash": getattr(s, "session_key_hash", None),
+                "auth_hash": getattr(s, "auth_hash", None),
+            }
             for s in sessions
         ],
         "tokens": tokens,
         "attempts": [
-            {"id": a.pk, "ip_address": a.ip_address, "user_id": a.user_id, "successful": a.successful}
-            for a in attempts
+            {"id": a.pk, "ip_address": a.ip_address, "user_id": a.user_id, "successful": a.successful} for a in attempts
         ],
         "channel_permissions": channels,
         "channel_decisions": channel_decisions(users) if HAS_41 else {},

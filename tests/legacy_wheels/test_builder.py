@@ -34,8 +34,10 @@ OLD_41_MIGRATIONS = OLD_40_MIGRATIONS + [
     "0014_websocketsession_auth_hash_and_more",
     "0015_alter_apigateway_provisioning_status",
 ]
-TABLES_40 = {f"{APP}_{name}" for name in ("apigateway", "apigatewayadditionalroute", "websocketsession",
-                                            "websockettoken", "connectionratelimit")}
+TABLES_40 = {
+    f"{APP}_{name}"
+    for name in ("apigateway", "apigatewayadditionalroute", "websocketsession", "websockettoken", "connectionratelimit")
+}
 TABLES_41 = TABLES_40 | {f"{APP}_channelpermission", f"{APP}_channelpermissionrule"}  # + the M2M table
 
 
@@ -43,7 +45,7 @@ def fetch(alias, sql, params=()):
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         columns = [c[0] for c in cursor.description]
-        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+        return [dict(zip(columns, row, strict=False)) for row in cursor.fetchall()]
 
 
 def assert_manifest_matches(old):
@@ -58,10 +60,25 @@ def assert_manifest_matches(old):
         assert len(rows) == expected["count"], table
         # every row, every column: same primary keys and the same text values
         assert [r["id"] for r in rows] == [r["id"] for r in expected["rows"]], table
-        for row, seeded in zip(rows, expected["rows"]):
-            for column in ("api_name", "route_key", "connection_id", "channel_name", "token", "session_key",
-                           "ip_address", "access", "provisioning_status", "last_error", "route_id",
-                           "integration_id", "session_key_hash", "auth_hash", "user_id", "api_gateway_id"):
+        for row, seeded in zip(rows, expected["rows"], strict=False):
+            for column in (
+                "api_name",
+                "route_key",
+                "connection_id",
+                "channel_name",
+                "token",
+                "session_key",
+                "ip_address",
+                "access",
+                "provisioning_status",
+                "last_error",
+                "route_id",
+                "integration_id",
+                "session_key_hash",
+                "auth_hash",
+                "user_id",
+                "api_gateway_id",
+            ):
                 if column in seeded:
                     assert row[column] == seeded[column], (table, column)
     applied = [r["name"] for r in fetch(alias, "SELECT name FROM django_migrations WHERE app = %s ORDER BY id", [APP])]
@@ -76,7 +93,7 @@ def test_old_41_database_is_the_real_4_1_schema_with_every_table_seeded(old_data
     assert manifest["package_version"] == "4.1.0"
     assert manifest["migrations"] == OLD_41_MIGRATIONS
     tables = assert_manifest_matches(old_database_41)
-    assert TABLES_41 <= tables and len(tables) == len(TABLES_41) + 1  # the rule<->permission M2M table
+    assert tables >= TABLES_41 and len(tables) == len(TABLES_41) + 1  # the rule<->permission M2M table
 
     alias = old_database_41.alias
     gateways = {r["api_name"]: r for r in fetch(alias, f"SELECT * FROM {APP}_apigateway")}
@@ -92,7 +109,9 @@ def test_old_41_database_is_the_real_4_1_schema_with_every_table_seeded(old_data
 
     hashes = manifest["hashes"]
     with override_settings(SECRET_KEY=manifest["secret_key"]):
-        alice_hash = salted_hmac(hashes["session_key_salt"], manifest["session_keys"]["alice"], algorithm="sha256").hexdigest()
+        alice_hash = salted_hmac(
+            hashes["session_key_salt"], manifest["session_keys"]["alice"], algorithm="sha256"
+        ).hexdigest()
     tokens = fetch(alias, f"SELECT token, session_key FROM {APP}_websockettoken")
     assert {t["session_key"] for t in tokens if t["token"] == manifest["tokens"][0]["token"]} == {alice_hash}
     sessions = {r["connection_id"]: r for r in fetch(alias, f"SELECT * FROM {APP}_websocketsession")}
@@ -101,8 +120,13 @@ def test_old_41_database_is_the_real_4_1_schema_with_every_table_seeded(old_data
     assert sessions["Qq8wERTYuIoPAsd="]["session_key_hash"] == ""  # anonymous: empty, not NULL
 
     access = {r["channel_name"]: r["access"] for r in fetch(alias, f"SELECT * FROM {APP}_channelpermission")}
-    assert access == {"open": "allow_all", "staff-room": "staff_only", "admins": "superuser_only",
-                      "reports": "permissions", "locked": "permissions"}
+    assert access == {
+        "open": "allow_all",
+        "staff-room": "staff_only",
+        "admins": "superuser_only",
+        "reports": "permissions",
+        "locked": "permissions",
+    }
     m2m = next(t for t in tables if t not in TABLES_41)
     pairs = fetch(
         alias,

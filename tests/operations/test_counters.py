@@ -10,8 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 pytestmark = [
-    pytest.mark.skipif(not apps.is_installed("django_aws_api_gateway_websockets.operations"),
-                       reason="needs --ds tests.settings_operations"),
+    pytest.mark.skipif(
+        not apps.is_installed("django_aws_api_gateway_websockets.operations"),
+        reason="needs --ds tests.settings_operations",
+    ),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -73,7 +75,9 @@ def test_dashboard_walks_open_connections_back_from_the_rows(django_user_model):
     from django_aws_api_gateway_websockets.operations.dashboard import snapshot
     from django_aws_api_gateway_websockets.operations.models import MinuteCounter
 
-    gateway = ApiGateway.objects.create(api_name="chat", api_id="abc123", target_base_endpoint="https://x.example.com/ws/")
+    gateway = ApiGateway.objects.create(
+        api_name="chat", api_id="abc123", target_base_endpoint="https://x.example.com/ws/"
+    )
     user = django_user_model.objects.create_user("bob")
     for i in range(3):
         WebSocketSession.objects.create(connection_id=f"c{i}", channel_name="lobby", user=user, api_gateway=gateway)

@@ -15,7 +15,7 @@ class ProvisioningCommand(BaseCommand):
         try:
             return ApiGateway.objects.get(pk=pk)
         except ApiGateway.DoesNotExist:
-            raise CommandError(f"No ApiGateway record with pk {pk}.")
+            raise CommandError(f"No ApiGateway record with pk {pk}.") from None
 
     def run_step(self, function, record, **kwargs):
         """Run a provisioning function and print one line per step as it happens (what changes,
@@ -34,8 +34,7 @@ class ProvisioningCommand(BaseCommand):
             raise CommandError(
                 f"{exc} (the steps printed above ran in this order, the last one may not have completed; "
                 "re-run the command to complete: it converges, with no duplicates)"
-            )
+            ) from exc
         if not plan.changed:
             self.stdout.write("  nothing to change")
         return plan
-

@@ -29,7 +29,5 @@ class Command(BaseCommand):
             raise CommandError("--token-age and --rate-limit-age must be zero or more.")
         removed = {"tokens": cleanup_tokens(token_age), "rate_limits": cleanup_attempts(rate_limit_age)}
         self.stdout.write(self.style.SUCCESS(f"Deleted {removed['tokens']} WebSocket token(s)."))
-        self.stdout.write(
-            self.style.SUCCESS(f"Deleted {removed['rate_limits']} connection attempt record(s).")
-        )
+        self.stdout.write(self.style.SUCCESS(f"Deleted {removed['rate_limits']} connection attempt record(s)."))
         signals.cleanup_run.send(sender=type(self), command="cleanupWebSocketTokens", removed=removed)

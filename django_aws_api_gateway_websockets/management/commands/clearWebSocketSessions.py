@@ -12,7 +12,7 @@ class Command(BaseCommand):
     help = (
         "Delete disconnected WebSocket sessions. --older-than DAYS keeps recent ones; "
         "--stale first marks sessions disconnected that are older than API Gateway's 2-hour cap. "
-        "Also prunes the channel history past its retention (WEBSOCKETS[\"history_*\"])."
+        'Also prunes the channel history past its retention (WEBSOCKETS["history_*"]).'
     )
 
     def add_arguments(self, parser):
@@ -38,7 +38,9 @@ class Command(BaseCommand):
             cutoff = now - timedelta(seconds=protocol.MAX_CONNECTION_SECONDS)
             stale_rows = WebSocketSession.objects.filter(connected=True, created_on__lt=cutoff)
             announce = get_setting("presence_cleanup_broadcast")
-            channels = set(stale_rows.exclude(channel_name="").values_list("channel_name", flat=True)) if announce else ()
+            channels = (
+                set(stale_rows.exclude(channel_name="").values_list("channel_name", flat=True)) if announce else ()
+            )
             removed["stale_marked"] = stale_rows.update(connected=False, updated_on=now)
             self.stdout.write(f"Marked {removed['stale_marked']} stale session(s) disconnected.")
             for channel in sorted(channels):  # the channels' presence, reconciled
@@ -47,9 +49,7 @@ class Command(BaseCommand):
         if older_than:
             sessions = sessions.filter(updated_on__lt=now - timedelta(days=older_than))
         removed["sessions"], _ = sessions.delete()
-        self.stdout.write(
-            self.style.SUCCESS(f"Deleted {removed['sessions']} disconnected session(s).")
-        )
+        self.stdout.write(self.style.SUCCESS(f"Deleted {removed['sessions']} disconnected session(s)."))
         removed["history_messages"] = history.prune(now)
         self.stdout.write(f"Pruned {removed['history_messages']} channel history message(s).")
         signals.cleanup_run.send(sender=type(self), command="clearWebSocketSessions", removed=removed)

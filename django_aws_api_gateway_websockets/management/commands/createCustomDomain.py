@@ -14,7 +14,9 @@ class Command(ProvisioningCommand):
 
     def handle(self, *args, pk, dry_run, **options):
         record = self.get_record(pk)
-        self.stdout.write(f"{'Plan for' if dry_run else 'Creating'} custom domain {record.domain_name or '(none set)'}:")
+        self.stdout.write(
+            f"{'Plan for' if dry_run else 'Creating'} custom domain {record.domain_name or '(none set)'}:"
+        )
         self.run_step(create_custom_domain, record, dry_run=dry_run)
         if dry_run:
             return

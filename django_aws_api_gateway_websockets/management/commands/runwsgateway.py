@@ -42,26 +42,43 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default=DEFAULT_ADDRPORT, help=f"Default {DEFAULT_ADDRPORT}.")
-        parser.add_argument("--target", help=f"Base URL of the WebSocket view. Default: the record's target_base_endpoint, else {DEFAULT_TARGET}.")
-        parser.add_argument("--api", help="The ApiGateway record: pk, api_id or api_name. Default: the only record, else a new local one.")
+        parser.add_argument(
+            "--target",
+            help=f"Base URL of the WebSocket view. Default: the record's target_base_endpoint, else {DEFAULT_TARGET}.",
+        )
+        parser.add_argument(
+            "--api",
+            help="The ApiGateway record: pk, api_id or api_name. Default: the only record, else a new local one.",
+        )
         parser.add_argument("--stage", help="Stage name in the URL. Default: the record's stage_name.")
-        parser.add_argument("--management-latency-ms", type=milliseconds, default=0, help="Delay every @connections call (benchmarks).")
-        parser.add_argument("--idle-timeout", type=seconds, default=protocol.IDLE_TIMEOUT_SECONDS, help="Seconds (default 600, as AWS).")
-        parser.add_argument("--max-lifetime", type=seconds, default=protocol.MAX_CONNECTION_SECONDS, help="Seconds (default 7200, as AWS).")
-        parser.add_argument("--two-way", action="store_true", help="Send Django's response to every message back to the sender.")
+        parser.add_argument(
+            "--management-latency-ms", type=milliseconds, default=0, help="Delay every @connections call (benchmarks)."
+        )
+        parser.add_argument(
+            "--idle-timeout", type=seconds, default=protocol.IDLE_TIMEOUT_SECONDS, help="Seconds (default 600, as AWS)."
+        )
+        parser.add_argument(
+            "--max-lifetime",
+            type=seconds,
+            default=protocol.MAX_CONNECTION_SECONDS,
+            help="Seconds (default 7200, as AWS).",
+        )
+        parser.add_argument(
+            "--two-way", action="store_true", help="Send Django's response to every message back to the sender."
+        )
 
     def handle(self, *args, **options):
         try:
             from ...gateway import GatewayConfig, LocalGateway, records
         except ImportError as exc:
             raise CommandError(
-                f"The local gateway needs aiohttp: pip install \"django-aws-api-gateway-websockets[local]\" ({exc})"
-            )
+                f'The local gateway needs aiohttp: pip install "django-aws-api-gateway-websockets[local]" ({exc})'
+            ) from exc
         host, port = self._parse_addrport(options["addrport"])
         try:
             record, chosen = self._resolve_record(options["api"])
         except DatabaseError as exc:  # most often: migrate was never run
-            raise CommandError(f"Cannot read the ApiGateway records ({exc}). Run `manage.py migrate` first.")
+            raise CommandError(f"Cannot read the ApiGateway records ({exc}). Run `manage.py migrate` first.") from exc
         if not records.is_local_record(record):  # _resolve_record never returns one: never write it
             raise CommandError(f"ApiGateway '{record.api_name}' exists in AWS: runwsgateway does not write to it.")
         try:
@@ -78,7 +95,7 @@ class Command(BaseCommand):
                 two_way=options["two_way"],
             )
         except ValueError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self._configure_logging(options["verbosity"])
         for warning in self._warnings(host):
             self.stderr.write(warning)
@@ -88,7 +105,7 @@ class Command(BaseCommand):
                 # Listen first: a busy port is an error before anything is written or announced.
                 port = runner.run(gateway.start(host, port))
             except OSError as exc:
-                raise CommandError(f"Cannot listen on {host}:{port}: {exc}")
+                raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
             previous_endpoint = record.management_endpoint_url
             endpoint = f"http://{self._reachable(host)}:{port}/{config.stage}"
             try:
@@ -204,7 +221,9 @@ class Command(BaseCommand):
                 raise CommandError("Several ApiGateway records exist: choose one with --api.")
             if not existing:
                 record = ApiGateway.objects.create(
-                    api_name="local", api_id=records.new_local_api_id(), stage_name="local",
+                    api_name="local",
+                    api_id=records.new_local_api_id(),
+                    stage_name="local",
                     region=records.local_region(),
                 )
                 return record, record
@@ -214,7 +233,7 @@ class Command(BaseCommand):
         try:
             companion, _ = records.get_or_create_companion(chosen)
         except ValueError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         return companion, chosen
 
     def _configure_logging(self, verbosity):

@@ -45,7 +45,9 @@ class Command(ProvisioningCommand):
         record = self.get_record(pk)
         mode = "import" if import_aws_routes else "delete" if delete_aws_only_routes else "keep"
         options = {"aws_only_routes": mode, "adopt": adopt, "force_create": force_create}
-        self.stdout.write(f"{'Plan for' if dry_run else 'Syncing'} '{record.api_name}' ({record.api_id or 'not created'}):")
+        self.stdout.write(
+            f"{'Plan for' if dry_run else 'Syncing'} '{record.api_name}' ({record.api_id or 'not created'}):"
+        )
         if rotate_secret and not dry_run:
             plan = self.run_step(provisioning.rotate_secret, record, **options)
         else:

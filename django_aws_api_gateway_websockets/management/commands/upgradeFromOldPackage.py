@@ -43,8 +43,12 @@ class Command(BaseCommand):
         except (DatabaseError, OSError) as exc:
             raise CommandError(f"Upgrade stopped before anything was changed: {exc}") from exc
         self.report_creating(plan)
-        self.stdout.write(self.style.SUCCESS("Upgraded. Keep the fixture (it holds secrets: keep it private) "
-                                             "until you have checked the data, then delete it."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Upgraded. Keep the fixture (it holds secrets: keep it private) "
+                "until you have checked the data, then delete it."
+            )
+        )
         if plan.version == legacy.V41 and plan.secrets:
             self.stdout.write(
                 "Next: `syncApiGateway --pk N` for each record: it maps X-Gateway-Secret on the integrations and "
@@ -59,28 +63,33 @@ class Command(BaseCommand):
 
     def report_creating(self, plan):
         for record in plan.creating:
-            self.stdout.write(self.style.WARNING(
-                f"Record {record.pk} ({record.api_name!r}) was left 'creating' by the old package: a run may have "
-                "created its API in AWS without recording the id. It keeps that status, so provisioning will not "
-                "create a second API: `createApiGateway` looks for one of that name in AWS first; if 4.1.0 made it, "
-                f"adopt it with `createApiGateway --pk {record.pk} --adopt API_ID`."
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Record {record.pk} ({record.api_name!r}) was left 'creating' by the old package: a run may have "
+                    "created its API in AWS without recording the id. It keeps that status, so provisioning will not "
+                    "create a second API: `createApiGateway` looks for one of that name in AWS first; if 4.1.0 made it, "
+                    f"adopt it with `createApiGateway --pk {record.pk} --adopt API_ID`."
+                )
+            )
 
     def dry_run(self, plan):
-        self.stdout.write(f"Found the old package {plan.version} on '{plan.alias}' (migrations "
-                          f"{', '.join(plan.migrations)}).")
+        self.stdout.write(
+            f"Found the old package {plan.version} on '{plan.alias}' (migrations {', '.join(plan.migrations)})."
+        )
         for label, rows in plan.counts().items():
             self.stdout.write(f"  would copy {rows} {label} row(s)")
         if plan.version == legacy.V41:
             self.stdout.write(f"  would copy {plan.pair_count} channel rule <-> permission pair(s)")
-        self.stdout.write("  tokens keep working: stored as SHA-256"
-                          + (", session keys hashed" if plan.version == legacy.V40 else ""))
+        self.stdout.write(
+            "  tokens keep working: stored as SHA-256" + (", session keys hashed" if plan.version == legacy.V40 else "")
+        )
         self.stdout.write(f"  {legacy.describe_secrets(plan)}")
         self.stdout.write(f"  would drop the tables {', '.join(plan.drop_tables)}")
         self.report_creating(plan)
         if plan.uncarried:
-            self.stdout.write(self.style.WARNING("Cannot be carried over (the upgrade refuses to run without "
-                                                 "--discard-uncarried):"))
+            self.stdout.write(
+                self.style.WARNING("Cannot be carried over (the upgrade refuses to run without --discard-uncarried):")
+            )
             for item in plan.uncarried:
                 self.stdout.write(f"  {item}")
         else:

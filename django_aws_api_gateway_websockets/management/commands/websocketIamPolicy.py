@@ -19,7 +19,9 @@ class Command(ProvisioningCommand):
         kind = parser.add_mutually_exclusive_group(required=True)
         kind.add_argument("--runtime", action="store_const", const="runtime", dest="kind")
         kind.add_argument("--deploy", action="store_const", const="deploy", dest="kind")
-        parser.add_argument("--account-id", help="AWS account id for --runtime; default: asked from STS (GetCallerIdentity).")
+        parser.add_argument(
+            "--account-id", help="AWS account id for --runtime; default: asked from STS (GetCallerIdentity)."
+        )
 
     def handle(self, *args, pk, kind, account_id, **options):
         record = self.get_record(pk)
@@ -28,11 +30,11 @@ class Command(ProvisioningCommand):
         try:
             policy = iam_policy(record, kind, account_id)
         except ProvisioningError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(policy, indent=2))
 
     def caller_account(self, record):
         try:
             return aws.get_client("sts", region=record.region or None).get_caller_identity()["Account"]
         except (ClientError, BotoCoreError) as exc:
-            raise CommandError(f"Cannot ask STS for the account id ({exc}); pass --account-id.")
+            raise CommandError(f"Cannot ask STS for the account id ({exc}); pass --account-id.") from exc

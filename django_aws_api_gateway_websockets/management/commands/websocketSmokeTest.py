@@ -42,13 +42,13 @@ class Command(BaseCommand):
         except ImportError:
             raise CommandError(
                 'The smoke test needs the websockets library: pip install "django-aws-api-gateway-websockets[local]"'
-            )
+            ) from None
         if timeout <= 0:
             raise CommandError("--timeout must be more than 0 seconds.")
         try:
             record = ApiGateway.objects.get(pk=pk)
         except ApiGateway.DoesNotExist:
-            raise CommandError(f"No ApiGateway record with pk {pk}.")
+            raise CommandError(f"No ApiGateway record with pk {pk}.") from None
         url = url or record.websocket_url
         if not url:
             raise CommandError(f"ApiGateway '{record.api_name}' has no WebSocket URL yet: pass --url wss://...")
@@ -89,7 +89,9 @@ class Command(BaseCommand):
             except Exception as exc:  # AWS, database or network trouble: report it as the step's failure
                 failed, line = True, f"FAIL {name}: {type(exc).__name__}: {exc}"
             else:
-                line = f"PASS {name} [{(time.monotonic() - started) * 1000:.0f} ms]" + (f" ({detail})" if detail else "")
+                line = f"PASS {name} [{(time.monotonic() - started) * 1000:.0f} ms]" + (
+                    f" ({detail})" if detail else ""
+                )
             self.stdout.write(self.style.ERROR(line) if failed else self.style.SUCCESS(line))
         return failed
 
@@ -111,7 +113,7 @@ class Command(BaseCommand):
             except TimeoutError:
                 break
             except Exception as exc:
-                raise StepFailed(f"socket closed: {exc}")
+                raise StepFailed(f"socket closed: {exc}") from exc
             try:
                 if json.loads(frame) == expected:
                     return
@@ -125,7 +127,7 @@ class Command(BaseCommand):
         try:
             user = get_user_model().objects.get_by_natural_key(username)
         except get_user_model().DoesNotExist:
-            raise StepFailed(f"no user '{username}'")
+            raise StepFailed(f"no user '{username}'") from None
         # Issued server-side, so bound to no browser session (as for a cookieless client).
         state["token"] = tokens.issue_token(user, "")
         return f"for {username}"
@@ -146,7 +148,7 @@ class Command(BaseCommand):
                     "\n     hint: the view requires a token (USE_WS_TOKEN): pass --user <username> "
                     "to connect with a token issued for that user"
                 )
-            raise StepFailed(f"{type(exc).__name__}: {exc}{hint}")
+            raise StepFailed(f"{type(exc).__name__}: {exc}{hint}") from exc
         return url
 
     def session_row(self, record, channel, state):

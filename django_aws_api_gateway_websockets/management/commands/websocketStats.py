@@ -89,7 +89,9 @@ class Command(BaseCommand):
             if hidden:
                 self.stdout.write(f"    ... {hidden} more channel(s)")
         line = f"Stale sessions (connected for more than 2 hours, API Gateway's cap): {stats['stale']}"
-        self.stdout.write(self.style.WARNING(f"{line} - run clearWebSocketSessions --stale") if stats["stale"] else line)
+        self.stdout.write(
+            self.style.WARNING(f"{line} - run clearWebSocketSessions --stale") if stats["stale"] else line
+        )
         self.stdout.write(f"Disconnected rows kept: {stats['disconnected_rows']}")
         self.stdout.write(f"Tokens stored: {stats['tokens']}")
         self.stdout.write(f"Connection attempts stored: {stats['connection_attempts']}")

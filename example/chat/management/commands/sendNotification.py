@@ -18,7 +18,9 @@ class Command(BaseCommand):
             try:
                 target = get_user_model().objects.get_by_natural_key(user)
             except get_user_model().DoesNotExist:
-                raise CommandError(f"No user '{user}'.")
+                raise CommandError(f"No user '{user}'.") from None
         Notification.objects.create(text=text)
         result = push_notification(text, target)
-        self.stdout.write(f"Delivered to {len(result.delivered)} connection(s); {len(result.gone)} gone; {len(result.failed)} failed.")
+        self.stdout.write(
+            f"Delivered to {len(result.delivered)} connection(s); {len(result.gone)} gone; {len(result.failed)} failed."
+        )

@@ -35,12 +35,17 @@ class Command(BaseCommand):
         gateway, _ = ApiGateway.objects.update_or_create(
             api_name="demo",
             defaults={
-                "api_id": "demo000001", "stage_name": "local",
-                "target_base_endpoint": f"{django_url}/ws/", "default_route_two_way": True,
+                "api_id": "demo000001",
+                "stage_name": "local",
+                "target_base_endpoint": f"{django_url}/ws/",
+                "default_route_two_way": True,
             },
         )
         ApiGatewayAdditionalRoute.objects.update_or_create(
-            api_gateway=gateway, route_key="staff",
+            api_gateway=gateway,
+            route_key="staff",
             defaults={"name": "Staff chat", "integration_url": f"{django_url}/ws-staff/staff"},
         )
-        self.stdout.write(f"Users: demo / demo (chat) and staff / staff (chat, staff channel, admin). Gateway record {gateway.pk}.")
+        self.stdout.write(
+            f"Users: demo / demo (chat) and staff / staff (chat, staff channel, admin). Gateway record {gateway.pk}."
+        )
