@@ -144,7 +144,9 @@ def record(stream, data, wire_stream=None):
     with transaction.atomic(using=db):
         seq = next_seq(stream, db)
         payload = f"{head}{seq}}}"
-        ChannelMessage.objects.using(db).bulk_create([ChannelMessage(stream=stream, seq=seq, payload=payload, created_on=now)])
+        ChannelMessage.objects.using(db).bulk_create(
+            [ChannelMessage(stream=stream, seq=seq, payload=payload, created_on=now)]
+        )
     return seq, payload
 
 
@@ -205,9 +207,7 @@ def _retention_floor(last):
 def replay(stream, after):
     """The messages of ``stream`` after ``after`` within the retention window (2 queries)."""
     db = router.db_for_read(ChannelMessage)
-    last = (
-        ChannelSequence.objects.using(db).filter(stream=stream).values_list("last_seq", flat=True).first() or 0
-    )
+    last = ChannelSequence.objects.using(db).filter(stream=stream).values_list("last_seq", flat=True).first() or 0
     if after >= last:
         return Replay(stream, after, last, [], gap=after > last)
     cutoff = timezone.now() - timedelta(seconds=get_setting("history_max_age_seconds"))
@@ -262,9 +262,13 @@ def prune(now=None):
 def stats():
     """``{stream: (oldest kept seq, last seq)}`` for the admin and websocketStats."""
     kept = dict(
-        ChannelMessage.objects.values("stream").annotate(first=Min("seq"), last=Max("seq")).values_list("stream", "first")
+        ChannelMessage.objects.values("stream")
+        .annotate(first=Min("seq"), last=Max("seq"))
+        .values_list("stream", "first")
     )
-    return {stream: (kept.get(stream), last) for stream, last in ChannelSequence.objects.values_list("stream", "last_seq")}
+    return {
+        stream: (kept.get(stream), last) for stream, last in ChannelSequence.objects.values_list("stream", "last_seq")
+    }
 
 
 def resume_session(session, channel=None, after=None, user_after=None, *, channel_position=False, user_position=False):
@@ -284,16 +288,20 @@ def resume_session(session, channel=None, after=None, user_after=None, *, channe
     for stream, since in wanted:
         wire = _wire(stream)
         if since is None:
-            answer[wire] = (
-                ChannelSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first() or 0
-            )
+            answer[wire] = ChannelSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first() or 0
             continue
         found = replay(stream, since)
         answer[wire] = found.last
         if found.gap:
             frames.append(
                 json.dumps(
-                    {"type": "resume_gap", "stream": wire, "after": since, "seq": found.last, "first_kept": found.first_kept},
+                    {
+                        "type": "resume_gap",
+                        "stream": wire,
+                        "after": since,
+                        "seq": found.last,
+                        "first_kept": found.first_kept,
+                    },
                     separators=(",", ":"),
                 )
             )

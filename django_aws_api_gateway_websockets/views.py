@@ -23,13 +23,13 @@ from typing import Any, TypeAlias
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
-from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import signals as model_signals
 from django.db.models import F
+from django.db.models import signals as model_signals
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -102,7 +102,10 @@ def _insert_session(**values):
     if (
         model_signals.pre_save.has_listeners(WebSocketSession)
         or model_signals.post_save.has_listeners(WebSocketSession)
-        or not (connection.vendor == "postgresql" or (connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)))
+        or not (
+            connection.vendor == "postgresql"
+            or (connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35))
+        )
     ):
         return WebSocketSession.objects.using(db).create(**values)
     now = timezone.now()
@@ -376,8 +379,10 @@ class WebSocketView(View):
             token, channel = self._check_connection(request, cookie_user)
             # The login behind the connection: the Django session the token was issued to
             # (else the one whose cookie came along), and the user's auth hash.
-            session_key_hash = token.session_key if token is not None else login.hash_session_key(
-                getattr(getattr(request, "session", None), "session_key", None)
+            session_key_hash = (
+                token.session_key
+                if token is not None
+                else login.hash_session_key(getattr(getattr(request, "session", None), "session_key", None))
             )
             try:
                 self.websocket_session = _insert_session(
@@ -389,7 +394,7 @@ class WebSocketView(View):
                     auth_hash=login.auth_hash(request.user),
                 )
             except IntegrityError:
-                raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE)
+                raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
             signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
             if self.BROADCAST_PRESENCE:  # to the others: the new socket cannot be posted to yet
                 presence.announce_on_commit(channel, "join", self.websocket_session, exclude=self.websocket_session.pk)
@@ -400,7 +405,7 @@ class WebSocketView(View):
                 ratelimit.audit_attempt(ip, request.user, successful=True, own_savepoint=False)
             return response
 
-        request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
+        _ = request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
         # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
         return self._in_transaction(open_connection, request, kept_below=300)
 
@@ -473,15 +478,18 @@ class WebSocketView(View):
 
     def _disconnect(self, request, *args, **kwargs):
         session = self._load_session(request)
-        WebSocketSession.objects.filter(pk=session.pk).update(
-            connected=False, updated_on=timezone.now()
-        )
+        WebSocketSession.objects.filter(pk=session.pk).update(connected=False, updated_on=timezone.now())
         session.connected = False
         if self.BROADCAST_PRESENCE:
             presence.announce_on_commit(session.channel_name, "leave", session)
         logger.info(
             "WebSocket disconnected",
-            extra={"connection_id": session.connection_id, "route": self.route, "reason": "", "user_id": session.user_id},
+            extra={
+                "connection_id": session.connection_id,
+                "route": self.route,
+                "reason": "",
+                "user_id": session.user_id,
+            },
         )
 
         # The socket is gone whatever the receivers and the hook do: the row above stays
@@ -513,7 +521,12 @@ class WebSocketView(View):
         logger.debug(
             "WebSocket message for %s",
             handler_name,
-            extra={"connection_id": session.connection_id, "route": self.route, "reason": "", "user_id": session.user_id},
+            extra={
+                "connection_id": session.connection_id,
+                "route": self.route,
+                "reason": "",
+                "user_id": session.user_id,
+            },
         )
 
         def handle_message():
@@ -540,7 +553,7 @@ class WebSocketView(View):
         try:
             body = request.body
         except (UnreadablePostError, OSError):
-            raise Rejection(400, "The request body could not be read.")
+            raise Rejection(400, "The request body could not be read.") from None
         if len(body) != int(declared):
             raise Rejection(400, "The body does not match its Content-Length.")
 
@@ -555,9 +568,9 @@ class WebSocketView(View):
                 request.body.decode("utf-8"), parse_constant=_reject_non_json_constant, parse_float=_finite_float
             )
         except (UnicodeDecodeError, ValueError):
-            raise Rejection(400, "Message body is not valid JSON.")
+            raise Rejection(400, "Message body is not valid JSON.") from None
         except RecursionError:  # thousands of nested brackets: hostile, not a bug of ours
-            raise Rejection(400, "Message body is nested too deeply.")
+            raise Rejection(400, "Message body is nested too deeply.") from None
         if not isinstance(body, dict):
             raise Rejection(400, "Message body must be a JSON object.")
         if _nesting_exceeds(body, self.MAX_JSON_DEPTH):
@@ -652,9 +665,7 @@ class WebSocketView(View):
         """Both lists apply when both are set."""
         if self.permissions_required and not self.has_any_permission(request):
             return False
-        if self.all_permissions_required and not self.has_all_permission(request):
-            return False
-        return True
+        return not (self.all_permissions_required and not self.has_all_permission(request))
 
     def can_join_channel(self, request: HttpRequest, channel_name: str) -> bool:
         """Whether ``request.user`` may join ``channel_name``: on $connect and change_channel.
@@ -703,8 +714,12 @@ class WebSocketView(View):
         if after is not None and not channel:
             raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
         streams = history.resume_session(
-            self.websocket_session, channel, after, user_after,
-            channel_position="after" in self.body, user_position="user_after" in self.body,
+            self.websocket_session,
+            channel,
+            after,
+            user_after,
+            channel_position="after" in self.body,
+            user_position="user_after" in self.body,
         )
         return {"type": "resumed", "streams": streams}
 

@@ -1,5 +1,6 @@
 """Channel history (history.py): sequence numbers, concurrent senders, retention, resume, presence."""
 
+import io
 import json
 import threading
 from datetime import timedelta
@@ -48,9 +49,15 @@ def test_send_to_channel_stamps_gap_free_numbers_and_keeps_the_payload(gateway, 
     sent = [history.send_to_channel("room-1", {"type": "chat", "n": i}) for i in range(3)]
     assert [s.seq for s in sent] == [1, 2, 3]
     assert sorted(sent[0].result.delivered) == sorted([a.connection_id, b.connection_id])
-    assert capture.sent_to(a.connection_id) == [{"type": "chat", "n": i, "stream": "room-1", "seq": i + 1} for i in range(3)]
+    assert capture.sent_to(a.connection_id) == [
+        {"type": "chat", "n": i, "stream": "room-1", "seq": i + 1} for i in range(3)
+    ]
     assert capture.sent_to(other.connection_id) == []
-    assert list(ChannelMessage.objects.filter(stream="room-1").order_by("seq").values_list("seq", flat=True)) == [1, 2, 3]
+    assert list(ChannelMessage.objects.filter(stream="room-1").order_by("seq").values_list("seq", flat=True)) == [
+        1,
+        2,
+        3,
+    ]
     assert json.loads(ChannelMessage.objects.get(stream="room-1", seq=2).payload) == capture.sent_to(b.connection_id)[1]
     # Another channel counts on its own.
     assert history.send_to_channel("room-2", "plain").seq == 1
@@ -84,11 +91,10 @@ def test_history_costs_two_writes_per_broadcast_whatever_the_audience(gateway, c
 def test_an_outer_rollback_gives_the_number_back_and_sends_nothing(gateway, capture):
     a = make_session(gateway)
     history.send_to_channel("room-1", {"n": 1})
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            sent = history.send_to_channel("room-1", {"n": 2})
-            assert sent.seq == 2 and sent.result is None  # waits for the commit
-            raise RuntimeError
+    with pytest.raises(RuntimeError), transaction.atomic():
+        sent = history.send_to_channel("room-1", {"n": 2})
+        assert sent.seq == 2 and sent.result is None  # waits for the commit
+        raise RuntimeError
     assert [m["n"] for m in capture.sent_to(a.connection_id)] == [1]
     assert history.send_to_channel("room-1", {"n": 3}).seq == 2
 
@@ -104,7 +110,12 @@ def test_history_off_sends_without_numbers(gateway, capture, settings):
 
 def test_history_settings_are_validated():
     errors, _ = conf.validate_settings(
-        {"history_max_messages": 0, "history_max_age_seconds": "1", "history_enabled": 1, "presence_cleanup_broadcast": True}
+        {
+            "history_max_messages": 0,
+            "history_max_age_seconds": "1",
+            "history_enabled": 1,
+            "presence_cleanup_broadcast": True,
+        }
     )
     assert len(errors) == 3, errors
 
@@ -186,9 +197,11 @@ def test_cleanup_command_prunes_by_count_and_age(gateway, capture, settings):
         history.send_to_channel("room-1", {"n": i})
     history.send_to_channel("room-2", {"n": 0})
     ChannelMessage.objects.filter(stream="room-2").update(created_on=timezone.now() - timedelta(days=2))
-    call_command("clearWebSocketSessions", stdout=open("/dev/null", "w"))
+    call_command("clearWebSocketSessions", stdout=io.StringIO())
     assert list(ChannelMessage.objects.order_by("stream", "seq").values_list("stream", "seq")) == [
-        ("room-1", 4), ("room-1", 5), ("room-1", 6)
+        ("room-1", 4),
+        ("room-1", 5),
+        ("room-1", 6),
     ]
     assert history.send_to_channel("room-2", {}).seq == 2  # numbering continues after pruning
 
@@ -217,7 +230,11 @@ def test_resume_replays_channel_and_user_stream_after_commit(post, gateway, user
     assert response.json() == {"type": "resumed", "streams": {"room-1": 4, "@user": 1}}
     frames = capture.sent_to(me.connection_id)
     assert frames[0]["type"] == "replay" and [m["seq"] for m in frames[0]["messages"]] == [3, 4]
-    assert frames[1] == {"type": "replay", "stream": "@user", "messages": [{"type": "dm", "text": "hi", "stream": "@user", "seq": 1}]}
+    assert frames[1] == {
+        "type": "replay",
+        "stream": "@user",
+        "messages": [{"type": "dm", "text": "hi", "stream": "@user", "seq": 1}],
+    }
     assert frames[2] == {"type": "resumed", "streams": {"room-1": 4, "@user": 1}}
 
 
@@ -329,5 +346,5 @@ def test_stale_cleanup_reconciles_presence(gateway, user, capture, settings):
     alive = make_session(gateway)
     dead = make_session(gateway, user=user)
     WebSocketSession.objects.filter(pk=dead.pk).update(created_on=timezone.now() - timedelta(hours=3))
-    call_command("clearWebSocketSessions", "--stale", stdout=open("/dev/null", "w"))
+    call_command("clearWebSocketSessions", "--stale", stdout=io.StringIO())
     assert [(m["event"], m["users"], m["anonymous"]) for m in capture.sent_to(alive.connection_id)] == [("sync", [], 1)]

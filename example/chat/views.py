@@ -48,7 +48,12 @@ class ChatWebSocketView(WebSocketView):
         # Numbered and kept in the room's history: a browser that was reconnecting gets it on resume.
         send_to_channel(
             self.websocket_session.channel_name,
-            {"type": "chat", "user": request.user.get_username(), "text": text, "room": self.websocket_session.channel_name},
+            {
+                "type": "chat",
+                "user": request.user.get_username(),
+                "text": text,
+                "room": self.websocket_session.channel_name,
+            },
         )
 
     def default(self, request, *args, **kwargs):

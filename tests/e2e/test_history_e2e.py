@@ -7,10 +7,9 @@ import threading
 import time
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidHandshake
-from websockets.sync.client import connect
-
 from django.db import connections
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
 
 from django_aws_api_gateway_websockets.history import send_to_channel
 from django_aws_api_gateway_websockets.models import ApiGateway, ChannelMessage
