@@ -11,7 +11,9 @@ export PGPORT ?= 5432
 export PGUSER ?= postgres
 DEMO_VENV ?= .venv-demo
 
-.PHONY: venv test test-sqlite test-postgres test-matrix demo bench bench-connect
+.PHONY: venv lint lint-mypy test test-sqlite test-postgres test-matrix demo bench bench-connect
+# The modules annotated so far, checked by mypy (strict flags on the Django-free ones, pyproject).
+TYPED := protocol security handlers process_cache channel_access login
 
 ## make venv: the package (editable, with the local gateway and Celery) and the dev and bench
 ## dependency groups (pip >= 25.1 reads them); redone when pyproject.toml changes.
@@ -22,6 +24,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+## make lint: ruff (lint and format), mypy on the typed modules, biome on the browser scripts
+## (the same as pre-commit runs).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory lint-mypy
+	@if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund && npx --no-install biome lint --error-on-warnings; \
+	elif [ -n "$$CI" ]; then echo "lint: npm is missing (apt-get install npm)" >&2; exit 1; \
+	else echo "lint: no npm: the browser scripts are NOT linted (apt-get install npm)" >&2; fi
+
+lint-mypy: venv
+	$(VENV)/bin/mypy --follow-imports=silent $(TYPED:%=django_aws_api_gateway_websockets/%.py)
 
 ## make test: the whole suite - SQLite (unit, end-to-end, browser), PostgreSQL (unit, end-to-end),
 ## then CI's subset of the matrix on the built wheel (noxfile.py; `nox` alone runs all of it).

@@ -16,25 +16,35 @@ saving or deleting a rule clears this process's copy at once. Permission checks 
 own permission cache (``user.has_perms``): no query per rule.
 """
 
+from typing import TYPE_CHECKING
+
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from .conf import get_setting
 from .models import ChannelPermission, ChannelPermissionRule
 from .process_cache import ProcessCache
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
 Access = ChannelPermission.Access
 
 _cache = ProcessCache()
 
 
-def channel_rules():
+Rules = dict[str, tuple[str, list[frozenset[str]]]]
+
+
+def channel_rules() -> Rules:
     """``{channel_name: (access, [frozenset of "app_label.codename", ...])}`` for every rule."""
-    return _cache.get("rules", _read_rules, get_setting("gateway_cache_seconds"))
+    rules: Rules = _cache.get("rules", _read_rules, get_setting("gateway_cache_seconds"))
+    return rules
 
 
-def _read_rules():
-    rules = {}
-    permission_sets = {}
+def _read_rules() -> Rules:
+    rules: Rules = {}
+    permission_sets: dict[int, set[str]] = {}
     pairs = ChannelPermissionRule.permissions.through.objects.values_list(
         "channelpermissionrule_id", "permission__content_type__app_label", "permission__codename"
     )
@@ -48,11 +58,13 @@ def _read_rules():
     return rules
 
 
-def clear_channel_rules_cache(**kwargs):
+def clear_channel_rules_cache(**kwargs: object) -> None:
     _cache.clear()
 
 
-def may_join(user, channel_name, *, allow_unlisted=True):
+def may_join(
+    user: "AbstractBaseUser | AnonymousUser | None", channel_name: str, *, allow_unlisted: bool = True
+) -> bool:
     """Whether ``user`` (anonymous users included) may join ``channel_name``."""
     rule = channel_rules().get(channel_name)
     if rule is None:
@@ -62,12 +74,14 @@ def may_join(user, channel_name, *, allow_unlisted=True):
         return True
     if user is None or not user.is_authenticated or not user.is_active:
         return False
-    if user.is_superuser:
+    # A custom user model without PermissionsMixin has no flags and no permissions.
+    if getattr(user, "is_superuser", False):
         return True
     if access == Access.STAFF_ONLY:
-        return user.is_staff
-    if access == Access.PERMISSIONS:
-        return any(permissions and user.has_perms(permissions) for permissions in permission_sets)
+        return bool(getattr(user, "is_staff", False))
+    has_perms = getattr(user, "has_perms", None)
+    if access == Access.PERMISSIONS and has_perms is not None:
+        return any(permissions and has_perms(permissions) for permissions in permission_sets)
     return False  # superuser_only, or a level this version does not know
 
 

@@ -1,5 +1,5 @@
 // The WebSocket operations page: four uPlot charts, refreshed from the admin's data/ URL.
-(function () {
+(() => {
   "use strict";
   const root = document.getElementById("ops");
   if (!root || typeof uPlot === "undefined") return;
@@ -33,10 +33,10 @@
     element.dataset.series = String(lines.length);
     const plot = new uPlot({
       width: width(element), height: 220,
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [{}, { size: 50, incrs: COUNTS }],
       series: [{}, ...lines.map((line) => ({ label: line.label, stroke: line.color, width: 2,
-        fill: line.color + "18", points: { show: false } }))],
+        fill: `${line.color}18`, points: { show: false } }))],
     }, data, element);
     charts[id] = { plot, key };
   }
@@ -65,7 +65,7 @@
       }
       return tr;
     }));
-    document.getElementById("ops-updated").textContent = "updated " + new Date(snapshot.generated_at).toLocaleTimeString();
+    document.getElementById("ops-updated").textContent = `updated ${new Date(snapshot.generated_at).toLocaleTimeString()}`;
     root.dataset.generatedAt = snapshot.generated_at;
   }
 
@@ -74,7 +74,7 @@
       const response = await fetch(root.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } });
       if (response.ok) render(await response.json());
       else document.getElementById("ops-updated").textContent = `refresh failed (${response.status})`;
-    } catch (error) {
+    } catch (_error) {
       document.getElementById("ops-updated").textContent = "refresh failed (network)";
     }
   }

@@ -52,14 +52,14 @@ const LIFECYCLE = new Set([
 const USER_STREAM = "@user"; // the wire name of the user's direct-message stream
 
 export function csrfTokenFromCookie(name = "csrftoken") {
-  const match = document.cookie.split("; ").find((part) => part.startsWith(name + "="));
+  const match = document.cookie.split("; ").find((part) => part.startsWith(`${name}=`));
   return match ? decodeURIComponent(match.slice(name.length + 1)) : "";
 }
 
 export class WebSocketClient extends EventTarget {
   constructor(options) {
     super();
-    if (!options || !options.url) throw new Error("WebSocketClient needs a url");
+    if (!options?.url) throw new Error("WebSocketClient needs a url");
     this.options = { ...DEFAULTS, ...options };
     this.channel = this.options.channel;
     this.queue = [];
@@ -84,7 +84,7 @@ export class WebSocketClient extends EventTarget {
   _defaultRefusalUrl() {
     if (this.options.refusalUrl !== undefined) return this.options.refusalUrl;
     const tokenUrl = this.options.tokenUrl;
-    return tokenUrl ? tokenUrl.replace(/\/?$/, "/") + "refusal/" : null;
+    return tokenUrl ? `${tokenUrl.replace(/\/?$/, "/")}refusal/` : null;
   }
 
   // Build a client from the JSON that the {% websocket_config %} template tag renders.
@@ -228,8 +228,8 @@ export class WebSocketClient extends EventTarget {
       }
       if (!response.ok) return null;
       const answer = await response.json();
-      return answer && answer.refused ? answer : null;
-    } catch (error) {
+      return answer?.refused ? answer : null;
+    } catch (_error) {
       return null;
     }
   }
@@ -272,7 +272,7 @@ export class WebSocketClient extends EventTarget {
     let data = event.data;
     try {
       data = JSON.parse(event.data);
-    } catch (error) {
+    } catch (_error) {
       // Not JSON: delivered as the raw string.
     }
     if (data && data.type === "replay" && Array.isArray(data.messages)) {
