@@ -16,6 +16,8 @@ disconnected = Signal()
 message_received = Signal()
 #: A @connections call failed for reasons other than "gone". kwargs: connection_id, error.
 send_failed = Signal()
+#: A send finished. kwargs: result (the SendResult: delivered, gone, failed).
+send_completed = Signal()
 #: Connections found gone (410) while sending; already marked disconnected.
 #: kwargs: connection_ids (list).
 connection_gone = Signal()

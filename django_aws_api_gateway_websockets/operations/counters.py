@@ -113,7 +113,4 @@ def connect_receivers():
     signals.connection_rejected.connect(on_rejected, dispatch_uid=uid + "rejected")
     signals.connection_gone.connect(on_gone, dispatch_uid=uid + "gone")
     signals.send_failed.connect(on_send_failed, dispatch_uid=uid + "send_failed")
-    # Delivered counts need a signal carrying the SendResult; listened to when sending.py sends it.
-    completed = getattr(signals, "send_completed", None)
-    if completed is not None:
-        completed.connect(on_send_completed, dispatch_uid=uid + "send_completed")
+    signals.send_completed.connect(on_send_completed, dispatch_uid=uid + "send_completed")
