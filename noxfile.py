@@ -59,7 +59,10 @@ def run_tests(session, django, db, markers):
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     shutil.copytree(ROOT / "tests", scratch / "tests", ignore=shutil.ignore_patterns("__pycache__", "browser"))
-    shutil.copy(ROOT / "pyproject.toml", scratch / "pyproject.toml")  # the pytest settings
+    # The pytest settings, and what tests of the newcomer's path read (never the package itself).
+    for name in ("pyproject.toml", "README.md", "Makefile"):
+        shutil.copy(ROOT / name, scratch / name)
+    shutil.copytree(ROOT / "example", scratch / "example", ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
     env = {"TEST_DB": db, "PG_TEST_NAME": f"test_nox_{session.python.replace('.', '')}_{django.replace('.', '')}"}
     with session.chdir(scratch):
         # The package must come from the wheel, never from a source tree.

@@ -38,6 +38,7 @@ def test_not_in_production():
     assert w080() == []
 
 
+@pytest.mark.django_db  # Django 6 runs the database checks in `check` too
 @override_settings(DEBUG=True, CSRF_TRUSTED_ORIGINS=["https://www.example.com"])
 def test_manage_py_check_reports_it(capsys):
     from django.core.management import call_command
