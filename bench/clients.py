@@ -87,7 +87,7 @@ class Clients:
         if self.received < k:
             try:
                 await asyncio.wait_for(self.event.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         got, self.received, self.expected = self.received, 0, None
         self.event.clear()

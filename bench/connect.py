@@ -82,8 +82,11 @@ def legacy_python():
 
     python = builder.ensure_venv("4.1.0")
     if subprocess.run([str(python), "-c", "import gunicorn"], capture_output=True).returncode:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "gunicorn>=22"],
-                       check=True, env=builder.clean_env())
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "gunicorn>=22"],
+            check=True,
+            env=builder.clean_env(),
+        )
     return python
 
 
@@ -92,11 +95,18 @@ def target_env(target, db, redis_url=None):
     path = [str(PROJECT)] + ([str(ROOT)] if target != "41" else [])
     if redis_url:
         env["BENCH_RATE_LIMIT_CACHE"] = redis_url
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "bench_settings", "BENCH_TARGET": "41" if target == "41" else "ours", "BENCH_PG_NAME": db,
-        "PYTHONPATH": os.pathsep.join(path), "PYTHONNOUSERSITE": "1",
-        "PGHOST": PG["host"], "PGPORT": PG["port"], "PGUSER": PG["user"],
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            "BENCH_TARGET": "41" if target == "41" else "ours",
+            "BENCH_PG_NAME": db,
+            "PYTHONPATH": os.pathsep.join(path),
+            "PYTHONNOUSERSITE": "1",
+            "PGHOST": PG["host"],
+            "PGPORT": PG["port"],
+            "PGUSER": PG["user"],
+        }
+    )
     return env
 
 
@@ -116,14 +126,16 @@ def build_requests(seed, cids):
 
     connects, messages, disconnects = [], [], []
     body = '{"handler": "bench"}'
-    for i, (cid, c) in enumerate(zip(cids, seed["connects"])):
+    for i, (cid, c) in enumerate(zip(cids, seed["connects"], strict=False)):
         connects.append(
             f"POST /ws/connect?ws_token={c['token']}&channel=bench HTTP/1.1\r\n{common(cid, i, 0)}"
             f"Cookie: sessionid={c['session']}\r\nOrigin: https://{HOST}\r\n"
             "Sec-Websocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
             f"Sec-Websocket-Key: {secrets.token_urlsafe(16)}==\r\nSec-Websocket-Version: 13\r\n\r\n"
         )
-        messages.append(f"POST /ws/default HTTP/1.1\r\n{common(cid, i, len(body))}Content-Type: application/json\r\n\r\n{body}")
+        messages.append(
+            f"POST /ws/default HTTP/1.1\r\n{common(cid, i, len(body))}Content-Type: application/json\r\n\r\n{body}"
+        )
         disconnects.append(f"POST /ws/disconnect HTTP/1.1\r\n{common(cid, i, 0)}\r\n")
     return connects, messages, disconnects
 
@@ -131,8 +143,12 @@ def build_requests(seed, cids):
 def load(port, requests, tmp):
     path = Path(tmp) / "requests.json"
     path.write_text(json.dumps(requests))
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "loadgen.py"), "127.0.0.1", str(port), str(CLIENTS), str(path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "127.0.0.1", str(port), str(CLIENTS), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -143,8 +159,10 @@ def start_redis():
     if not shutil.which("redis-server"):
         return None, None
     port = free_port()
-    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -163,16 +181,37 @@ def run_target(target, python, redis_url=None):
     with tempfile.TemporaryDirectory(prefix="ws-bench-connect-") as tmp:
         try:
             seed_path = Path(tmp) / "seed.json"
-            subprocess.run([str(python), str(PROJECT / "seed.py"), str(WARM + N), str(N_USERS), str(seed_path)],
-                           cwd=PROJECT, env=env, check=True)
+            subprocess.run(
+                [str(python), str(PROJECT / "seed.py"), str(WARM + N), str(N_USERS), str(seed_path)],
+                cwd=PROJECT,
+                env=env,
+                check=True,
+            )
             seed = json.loads(seed_path.read_text())
             cids = [f"b{target.replace('-', '')}{i:09d}AA=" for i in range(WARM + N)]
             connects, messages, disconnects = build_requests(seed, cids)
             port = free_port()
             gunicorn = subprocess.Popen(
-                [str(python), "-m", "gunicorn", "bench_wsgi:application", "--workers", "2", "--worker-class", "gthread",
-                 "--threads", str(THREADS), "--keep-alive", "75", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-                cwd=PROJECT, env=env,
+                [
+                    str(python),
+                    "-m",
+                    "gunicorn",
+                    "bench_wsgi:application",
+                    "--workers",
+                    "2",
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    str(THREADS),
+                    "--keep-alive",
+                    "75",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=PROJECT,
+                env=env,
             )
             for _ in range(200):
                 try:
@@ -185,7 +224,11 @@ def run_target(target, python, redis_url=None):
                 warm = load(port, phase, tmp)
                 assert warm["statuses"] == {"200": len(phase)}, (target, warm)
             results = {}
-            for name, phase in (("connect", connects[WARM:]), ("message", messages[WARM:]), ("disconnect", disconnects[WARM:])):
+            for name, phase in (
+                ("connect", connects[WARM:]),
+                ("message", messages[WARM:]),
+                ("disconnect", disconnects[WARM:]),
+            ):
                 workers = children(gunicorn.pid)
                 backends = [row[0] for row in pg_admin(f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}'")]
                 cpu_before = sum(map(cpu_seconds, workers)), sum(map(cpu_seconds, backends))
@@ -239,10 +282,16 @@ def main():
             results[f"{route}_cpu_ms_per_request{suffix}"] = f["cpu_ms_per_request"]
             results[f"{route}_db_cpu_ms_per_request{suffix}"] = f["db_cpu_ms_per_request"]
         if ours and theirs:
-            results[f"{route}_cpu_ratio_vs_upstream_41"] = ours[route]["cpu_ms_per_request"] / theirs[route]["cpu_ms_per_request"]
+            results[f"{route}_cpu_ratio_vs_upstream_41"] = (
+                ours[route]["cpu_ms_per_request"] / theirs[route]["cpu_ms_per_request"]
+            )
     results["setup"] = {
-        "requests_per_route": N, "warm_up": WARM, "keepalive_clients": CLIENTS, "gunicorn": f"2 workers, gthread, {THREADS} threads",
-        "cpus": os.cpu_count(), "python": sys.version.split()[0],
+        "requests_per_route": N,
+        "warm_up": WARM,
+        "keepalive_clients": CLIENTS,
+        "gunicorn": f"2 workers, gthread, {THREADS} threads",
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
         "rate_limit_backend": "database (ours, 41); redis (ours-redis, *_redis_limiter keys)",
         "loadavg_before": loadavg,
     }

@@ -57,13 +57,13 @@ RESUME_CLIENTS, RESUME_MESSAGES, DROP_P = 50, 300, 0.05
 
 def _prepare_database():
     if PG:
+        import psycopg
         from django.db import connections
 
-        import psycopg
-
         settings = connections["default"].settings_dict
-        with psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname="postgres",
-                             autocommit=True) as admin:
+        with psycopg.connect(
+            host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname="postgres", autocommit=True
+        ) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{settings["NAME"]}"')
             admin.execute(f'CREATE DATABASE "{settings["NAME"]}"')
     call_command("migrate", verbosity=0)
@@ -71,7 +71,10 @@ def _prepare_database():
 
 def _sessions(gateway, channel, n):
     WebSocketSession.objects.bulk_create(
-        [WebSocketSession(connection_id=f"{channel}-{i:06d}=", channel_name=channel, api_gateway=gateway) for i in range(n)],
+        [
+            WebSocketSession(connection_id=f"{channel}-{i:06d}=", channel_name=channel, api_gateway=gateway)
+            for i in range(n)
+        ],
         batch_size=1000,
     )
 
@@ -131,7 +134,9 @@ def queries_per_broadcast(gateway):
                     send()
                 sql = [q["sql"].split()[0].upper() for q in ctx.captured_queries]
                 counts[f"history_{name}_{n}_connections"] = {"queries": len(sql), "inserts": sql.count("INSERT")}
-    counts["extra_queries_per_broadcast"] = counts[f"history_on_{N}_connections"]["queries"] - counts[f"history_off_{N}_connections"]["queries"]
+    counts["extra_queries_per_broadcast"] = (
+        counts[f"history_on_{N}_connections"]["queries"] - counts[f"history_off_{N}_connections"]["queries"]
+    )
     counts["extra_queries_independent_of_audience"] = (
         counts["history_on_10_connections"]["queries"] - counts["history_off_10_connections"]["queries"]
         == counts["extra_queries_per_broadcast"]
@@ -210,7 +215,10 @@ def resume_fraction(gateway):
 def main():
     _prepare_database()
     gateway = ApiGateway.objects.create(
-        api_name="bench-history", api_id="benchhist1", region="us-east-1", management_endpoint_url="http://127.0.0.1:9/local"
+        api_name="bench-history",
+        api_id="benchhist1",
+        region="us-east-1",
+        management_endpoint_url="http://127.0.0.1:9/local",
     )
     result = {"database": connection.vendor, "history_max_messages": history.get_setting("history_max_messages")}
     result.update(throughput(gateway))

@@ -26,7 +26,11 @@ def measure(clients, ids, endpoint_url):
     ids_file.write_text("\n".join(ids))
     harness = subprocess.Popen(
         [str(python), str(ROOT / "bench" / "legacy41_harness.py"), str(ids_file), endpoint_url, json.dumps(PAYLOAD)],
-        cwd=ROOT, env=builder.clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=builder.clean_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         warm = int(harness.stdout.readline().split()[1])

@@ -27,7 +27,12 @@ def main(ids_file, endpoint_url, payload_json):
         SECRET_KEY="bench-41",
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions", "django_aws_api_gateway_websockets"],
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django_aws_api_gateway_websockets",
+        ],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db}},
         AWS_GATEWAY_REGION_NAME="us-east-1",
         AWS_ACCESS_KEY_ID="AKIDBENCHEXAMPLE",
@@ -50,9 +55,13 @@ def main(ids_file, endpoint_url, payload_json):
 
     models.get_boto3_client = get_boto3_client
     gateway = models.ApiGateway.objects.create(api_name="bench", api_id="bench00001", stage_name="bench")
-    ids = open(ids_file).read().split()
+    with open(ids_file) as file:
+        ids = file.read().split()
     models.WebSocketSession.objects.bulk_create(
-        [models.WebSocketSession(connection_id=cid, channel_name="all", api_gateway=gateway, connected=True) for cid in ids],
+        [
+            models.WebSocketSession(connection_id=cid, channel_name="all", api_gateway=gateway, connected=True)
+            for cid in ids
+        ],
         batch_size=500,
     )
     payload = json.loads(payload_json)

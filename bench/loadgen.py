@@ -83,14 +83,18 @@ async def main(host, port, clients, path):
     def pct(p):
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
 
-    print(json.dumps({
-        "count": len(latencies),
-        "seconds": seconds,
-        "per_s": len(latencies) / seconds,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "statuses": statuses,
-    }))
+    print(
+        json.dumps(
+            {
+                "count": len(latencies),
+                "seconds": seconds,
+                "per_s": len(latencies) / seconds,
+                "p50_ms": pct(0.50),
+                "p99_ms": pct(0.99),
+                "statuses": statuses,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

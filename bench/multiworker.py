@@ -70,9 +70,30 @@ def start_workers(redis_url, processes, sharing, account_rate):
         "BENCH_ACCOUNT_RATE": str(account_rate),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker", "-P", "prefork", "-c", str(processes),
-         "-O", "fair", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.celery_app",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(processes),
+            "-O",
+            "fair",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -85,8 +106,18 @@ def _app(redis_url):
     return app
 
 
-def measure(clients, record, n, *, processes=3, sharing="processes", chunks_per_process=2, prefix="multiworker",
-            account_rate=ACCOUNT_RATE, burst=5_000):
+def measure(
+    clients,
+    record,
+    n,
+    *,
+    processes=3,
+    sharing="processes",
+    chunks_per_process=2,
+    prefix="multiworker",
+    account_rate=ACCOUNT_RATE,
+    burst=5_000,
+):
     """Broadcast to the ``n`` open sockets (rows of ``record`` in channel "all") from ``processes``
     workers, the gateway enforcing ``account_rate`` calls/s with bursts of ``burst``. ``sharing``:
     "processes" (``send_rate_processes``), "cache" (``send_rate_limit_cache`` on Redis) or "none"
@@ -120,23 +151,27 @@ def measure(clients, record, n, *, processes=3, sharing="processes", chunks_per_
         delivered = sum(o["delivered"] for o in outcomes)
         failed = {cid: code for o in outcomes for cid, code in o["failed"].items()}
         ideal = n / account_rate
-        results.update({
-            f"{prefix}_broadcast_throttle": f"{account_rate}/s, burst {burst}",
-            f"{prefix}_broadcast_rate_sharing": {
-                "cache": "send_rate_limit_cache (Redis)", "processes": f"send_rate_processes={processes}", "none": "none",
-            }[sharing],
-            f"{prefix}_broadcast_processes": processes,
-            f"{prefix}_broadcast_sockets": n,
-            f"{prefix}_broadcast_seconds": elapsed,
-            f"{prefix}_broadcast_ideal_seconds": ideal,
-            f"{prefix}_broadcast_seconds_vs_ideal": elapsed / ideal,
-            f"{prefix}_broadcast_delivered_fraction": exact / n,
-            f"{prefix}_broadcast_reported_delivered": delivered,
-            f"{prefix}_broadcast_frames_received": int(received),
-            f"{prefix}_broadcast_sockets_missing_duplicated_wrong": [missing, duplicated, wrong],
-            f"{prefix}_broadcast_failed": len(failed),
-            f"{prefix}_broadcast_429_retries": sum(o.get("throttled_retries", 0) for o in outcomes),
-        })
+        results.update(
+            {
+                f"{prefix}_broadcast_throttle": f"{account_rate}/s, burst {burst}",
+                f"{prefix}_broadcast_rate_sharing": {
+                    "cache": "send_rate_limit_cache (Redis)",
+                    "processes": f"send_rate_processes={processes}",
+                    "none": "none",
+                }[sharing],
+                f"{prefix}_broadcast_processes": processes,
+                f"{prefix}_broadcast_sockets": n,
+                f"{prefix}_broadcast_seconds": elapsed,
+                f"{prefix}_broadcast_ideal_seconds": ideal,
+                f"{prefix}_broadcast_seconds_vs_ideal": elapsed / ideal,
+                f"{prefix}_broadcast_delivered_fraction": exact / n,
+                f"{prefix}_broadcast_reported_delivered": delivered,
+                f"{prefix}_broadcast_frames_received": int(received),
+                f"{prefix}_broadcast_sockets_missing_duplicated_wrong": [missing, duplicated, wrong],
+                f"{prefix}_broadcast_failed": len(failed),
+                f"{prefix}_broadcast_429_retries": sum(o.get("throttled_retries", 0) for o in outcomes),
+            }
+        )
         if failed:
             results[f"{prefix}_broadcast_failed_example"] = next(iter(failed.items()))
     finally:

@@ -106,7 +106,9 @@ def measure(n=CALLS):
         aws.clear_clients()
         signed = backends.Endpoint(tls_url, "eu-west-1")
         results["sender_cpu_us_per_call_tls_sigv4"] = _cpu_per_call(lambda k: fan_out(k, backend, signed), n)
-        tls_client = aws.get_client("apigatewaymanagementapi", endpoint_url=tls_url, region="eu-west-1", max_pool_connections=64)
+        tls_client = aws.get_client(
+            "apigatewaymanagementapi", endpoint_url=tls_url, region="eu-west-1", max_pool_connections=64
+        )
 
         def boto3_tls_loop(k):
             for cid in ids[:k]:

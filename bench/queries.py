@@ -24,9 +24,12 @@ def _admin_connection():
     import psycopg
 
     return psycopg.connect(
-        host=os.environ.get("PGHOST", "127.0.0.1"), port=os.environ.get("PGPORT", "5432"),
-        user=os.environ.get("PGUSER", "postgres"), password=os.environ.get("PGPASSWORD", ""),
-        dbname="postgres", autocommit=True,
+        host=os.environ.get("PGHOST", "127.0.0.1"),
+        port=os.environ.get("PGPORT", "5432"),
+        user=os.environ.get("PGUSER", "postgres"),
+        password=os.environ.get("PGPASSWORD", ""),
+        dbname="postgres",
+        autocommit=True,
     )
 
 
@@ -65,6 +68,7 @@ def count():
     from django.test.utils import CaptureQueriesContext, setup_test_environment
 
     from django_aws_api_gateway_websockets import protocol, tokens
+    from django_aws_api_gateway_websockets.channel_access import channel_rules
     from django_aws_api_gateway_websockets.gateways import get_gateway
     from django_aws_api_gateway_websockets.models import ApiGateway
     from django_aws_api_gateway_websockets.testing import integration_headers
@@ -73,7 +77,9 @@ def count():
     setup_test_environment()
     user = get_user_model().objects.create_user("bench")
     record = ApiGateway.objects.create(api_name="queries", api_id="queries01", region="us-east-1")
-    get_gateway(record.api_id)  # a warm process
+    # A warm process, as after its first request: the cached ApiGateway record and channel rules.
+    get_gateway(record.api_id)
+    channel_rules()
     browser = Client()
     browser.force_login(user)  # the browser's session cookie (a database session)
     gateway = Client()  # API Gateway's later requests carry no cookie
@@ -83,10 +89,13 @@ def count():
     steps = {
         # $connect: API Gateway forwards the handshake's headers, the browser's cookie with them.
         "connect": lambda: browser.post(
-            f"/ws/{protocol.CONNECT}?{query}", headers=integration_headers(record, connection_id, route=protocol.CONNECT)
+            f"/ws/{protocol.CONNECT}?{query}",
+            headers=integration_headers(record, connection_id, route=protocol.CONNECT),
         ),
         "message": lambda: gateway.post(
-            f"/ws/{protocol.DEFAULT}", '{"x":1}', content_type="application/json",
+            f"/ws/{protocol.DEFAULT}",
+            '{"x":1}',
+            content_type="application/json",
             headers=integration_headers(record, connection_id),
         ),
         "disconnect": lambda: gateway.post(

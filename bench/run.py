@@ -25,10 +25,9 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
+from bench import percall  # noqa: E402
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession  # noqa: E402
 from django_aws_api_gateway_websockets.sending import management_client, send_to_sessions  # noqa: E402
-
-from bench import percall  # noqa: E402
 
 N_BROADCAST = int(os.environ.get("BENCH_N", 10_000))
 N_SERIAL = int(os.environ.get("BENCH_SERIAL_N", 1_000))
@@ -50,8 +49,12 @@ GATEWAY_PORT = _free_port()
 class Process:
     def __init__(self, *args, env=None):
         self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
     def ask(self, line):
@@ -73,8 +76,17 @@ class Process:
 
 def start_gateway(record, backend, *flags):
     gateway = Process(
-        "-m", "django", "runwsgateway", f"127.0.0.1:{GATEWAY_PORT}", "--api", record.api_name,
-        "--target", backend, "-v0", *flags, env={"PYTHONPATH": str(ROOT)},
+        "-m",
+        "django",
+        "runwsgateway",
+        f"127.0.0.1:{GATEWAY_PORT}",
+        "--api",
+        record.api_name,
+        "--target",
+        backend,
+        "-v0",
+        *flags,
+        env={"PYTHONPATH": str(ROOT)},
     )
     gateway.read_until("Quit with CONTROL-C")
     time.sleep(0.3)
@@ -114,7 +126,9 @@ def timed_broadcast(clients, n, profile_to=None):
     received = int(clients.ask(f"expect {n} 30")[1])
     assert len(result.delivered) == n and received == n, (len(result.delivered), received, result.failed)
     # Each socket received exactly the broadcast's frame, once.
-    exact, missing, duplicated, wrong = map(int, clients.ask(f"sockets {hashlib.sha1(encode_message(payload)).hexdigest()}")[1:])
+    exact, missing, duplicated, wrong = map(
+        int, clients.ask(f"sockets {hashlib.sha1(encode_message(payload)).hexdigest()}")[1:]
+    )
     assert (exact, missing, duplicated, wrong) == (n, 0, 0, 0), (exact, missing, duplicated, wrong)
     return elapsed, cpu
 
@@ -123,9 +137,21 @@ def profile_gateway(gateway, name):
     """py-spy on the gateway process for the next few seconds (BENCH_PROFILE=1): where its CPU goes."""
     out = ROOT / "bench" / "results" / name
     spy = subprocess.Popen(
-        ["py-spy", "record", "--pid", str(gateway.proc.pid), "--duration", "3", "--format", "raw",
-         "--output", str(out), "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(gateway.proc.pid),
+            "--duration",
+            "3",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return spy, out
 
@@ -161,9 +187,13 @@ def serial_loop(clients, record, ids):
 
 def query_counts():
     """Every SQL statement per event on PostgreSQL, as a user's requests run (bench/queries.py)."""
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "queries.py")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "queries.py")], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     if done.returncode:
-        return {"queries_error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+        return {
+            "queries_error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        }
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     sql = counts.pop("queries_sql")
     (ROOT / "bench" / "results" / "queries-sql.json").write_text(json.dumps(sql, indent=2) + "\n")
@@ -185,7 +215,9 @@ def sending_extras(clients, record, ids, broadcast_seconds):
     except Exception as exc:  # no package index for the 4.1.0 wheel, ...
         results["upstream_41_send_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     try:
-        results.update(multiworker.measure(clients, record, len(ids), processes=int(os.environ.get("BENCH_MW_PROCESSES", 3))))
+        results.update(
+            multiworker.measure(clients, record, len(ids), processes=int(os.environ.get("BENCH_MW_PROCESSES", 3)))
+        )
     except Exception as exc:  # no redis-server, ...
         results["multiworker_broadcast_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     results.update(lifetime_check(clients))
@@ -198,8 +230,17 @@ def scaled_throttle_phase(record, backend, clients):
 
     rate, burst = int(os.environ.get("BENCH_GW_RATE", 2_000)), int(os.environ.get("BENCH_GW_BURST", 1_000))
     gateway = Process(
-        str(ROOT / "bench" / "throttled_gateway.py"), str(rate), str(burst), f"127.0.0.1:{GATEWAY_PORT}",
-        "--api", record.api_name, "--target", backend, "-v0", "--management-latency-ms", "10",
+        str(ROOT / "bench" / "throttled_gateway.py"),
+        str(rate),
+        str(burst),
+        f"127.0.0.1:{GATEWAY_PORT}",
+        "--api",
+        record.api_name,
+        "--target",
+        backend,
+        "-v0",
+        "--management-latency-ms",
+        "10",
         env={"PYTHONPATH": str(ROOT)},
     )
     gateway.read_until("Quit with CONTROL-C")
@@ -210,10 +251,18 @@ def scaled_throttle_phase(record, backend, clients):
         for sharing, suffix in (("processes", ""), ("cache", "_shared_cache"), ("none", "_unshared")):
             prefix = "multiworker_scaled_throttle" + suffix
             try:
-                results.update(multiworker.measure(
-                    clients, record, n, processes=int(os.environ.get("BENCH_MW_PROCESSES", 3)), sharing=sharing,
-                    prefix=prefix, account_rate=rate, burst=burst,
-                ))
+                results.update(
+                    multiworker.measure(
+                        clients,
+                        record,
+                        n,
+                        processes=int(os.environ.get("BENCH_MW_PROCESSES", 3)),
+                        sharing=sharing,
+                        prefix=prefix,
+                        account_rate=rate,
+                        burst=burst,
+                    )
+                )
             except Exception as exc:
                 results[f"{prefix}_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:
@@ -241,7 +290,9 @@ def lifetime_check(clients):
     endpoint = Endpoint.for_gateway(rows[0].api_gateway)
     return {
         "lifetime_sends_1_to_128_frames_received": received,
-        "lifetime_pools_for_the_endpoint": backend.pool_count(endpoint) if isinstance(backend, AiohttpBackend) else None,
+        "lifetime_pools_for_the_endpoint": backend.pool_count(endpoint)
+        if isinstance(backend, AiohttpBackend)
+        else None,
         "lifetime_rss_growth_mb": rss_mb() - before,
     }
 

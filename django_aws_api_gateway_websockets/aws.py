@@ -68,9 +68,7 @@ def _get_session():
                     raise ImproperlyConfigured(f"AWS_IAM_PROFILE: {exc}") from exc
             elif key_id or secret:
                 if not (key_id and secret):
-                    raise ImproperlyConfigured(
-                        "Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither."
-                    )
+                    raise ImproperlyConfigured("Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither.")
                 _session = boto3.session.Session(
                     aws_access_key_id=key_id, aws_secret_access_key=secret, botocore_session=_botocore_session
                 )
@@ -121,9 +119,7 @@ def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = session.client(
-                    service, region_name=region, endpoint_url=endpoint_url, config=config
-                )
+                client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
                 _clients[key] = client
     return client
 

@@ -116,7 +116,9 @@ class SendOptions:
 
     def deadline(self, calls):
         """A bound on a whole send of ``calls`` calls (a backstop: each call has its own timeouts)."""
-        per_call = (self.connect_timeout + self.timeout) * (self.retries + 1) + self.base_delay * 2 ** (self.retries + 1)
+        per_call = (self.connect_timeout + self.timeout) * (self.retries + 1) + self.base_delay * 2 ** (
+            self.retries + 1
+        )
         pacing = calls / (self.rate / self.processes) if self.rate else 0.0
         waves = math.ceil(calls / self.workers)
         return per_call + pacing + waves * (self.connect_timeout + self.timeout) + 30.0
@@ -273,7 +275,9 @@ class AiohttpBackend(BaseSendBackend):
 
     def delete(self, endpoint, connection_id, options):
         try:
-            return self._loop.run(self._call("DELETE", endpoint, connection_id, b"", options, {}), timeout=options.deadline(1))
+            return self._loop.run(
+                self._call("DELETE", endpoint, connection_id, b"", options, {}), timeout=options.deadline(1)
+            )
         except TimeoutError:
             return transport.uncertain("SendDeadline")
 
@@ -284,7 +288,9 @@ class AiohttpBackend(BaseSendBackend):
 
         async def worker():
             for connection_id, endpoint in pending:
-                results[connection_id] = await self._call("POST", endpoint, connection_id, payload, options, signers, reach)
+                results[connection_id] = await self._call(
+                    "POST", endpoint, connection_id, payload, options, signers, reach
+                )
 
         # ``workers`` coroutines, not one task per connection: a 10,000-connection send makes 128.
         await asyncio.gather(*(worker() for _ in range(min(options.workers, len(jobs)))))
@@ -294,7 +300,9 @@ class AiohttpBackend(BaseSendBackend):
         key = (method, endpoint)
         if key not in signers:
             credentials, error = _credentials(endpoint)
-            signers[key] = error or transport.SigV4Signer(credentials, endpoint.region, endpoint.host_header, payload, method)
+            signers[key] = error or transport.SigV4Signer(
+                credentials, endpoint.region, endpoint.host_header, payload, method
+            )
         return signers[key]
 
     async def _call(self, method, endpoint, connection_id, payload, options, signers, reach=None):
@@ -318,11 +326,18 @@ class AiohttpBackend(BaseSendBackend):
                 headers = signer.headers(path) if signer is not None else {}
                 try:
                     async with pool.session.request(
-                        method, url, data=payload, headers=headers, timeout=pool.request_timeout,
-                        proxy=pool.proxy, proxy_auth=pool.proxy_auth,
+                        method,
+                        url,
+                        data=payload,
+                        headers=headers,
+                        timeout=pool.request_timeout,
+                        proxy=pool.proxy,
+                        proxy_auth=pool.proxy_auth,
                     ) as response:
                         await response.read()
-                        code, retry = transport.status_outcome(response.status, response.headers.get("x-amzn-ErrorType", ""))
+                        code, retry = transport.status_outcome(
+                            response.status, response.headers.get("x-amzn-ErrorType", "")
+                        )
                     reach.connected(endpoint)
                 except Exception as exc:  # every client error: classified, never raised
                     if not _not_sent(exc):
@@ -389,7 +404,9 @@ class Boto3Backend(BaseSendBackend):
 
     def delete(self, endpoint, connection_id, options):
         client = self._client(endpoint, options)
-        return self._retrying(lambda: client.delete_connection(ConnectionId=connection_id), endpoint, options, _Reachability())
+        return self._retrying(
+            lambda: client.delete_connection(ConnectionId=connection_id), endpoint, options, _Reachability()
+        )
 
     @staticmethod
     def _retrying(call, endpoint, options, reach):
@@ -448,7 +465,7 @@ def backend_path():
             if legacy not in transport.TRANSPORT_BACKENDS:
                 raise ValueError(
                     f'WEBSOCKETS["send_transport"] (deprecated: use "send_backend") must be one of '
-                    f'{", ".join(transport.TRANSPORTS)}, not {legacy!r}'
+                    f"{', '.join(transport.TRANSPORTS)}, not {legacy!r}"
                 )
             path = transport.TRANSPORT_BACKENDS[legacy]
     return path

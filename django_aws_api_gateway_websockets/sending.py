@@ -67,8 +67,7 @@ def encode_message(data):
         payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":")).encode("utf-8")
     if len(payload) > protocol.MAX_PAYLOAD_BYTES:
         raise MessageTooLarge(
-            f"Message is {len(payload)} bytes; API Gateway accepts at most "
-            f"{protocol.MAX_PAYLOAD_BYTES} bytes."
+            f"Message is {len(payload)} bytes; API Gateway accepts at most {protocol.MAX_PAYLOAD_BYTES} bytes."
         )
     return payload
 
@@ -132,6 +131,7 @@ def send_to_sessions(sessions, data, *, max_workers=None):
             extra={"connection_id": connection_id, "route": "", "reason": error, "user_id": None},
         )
         signals.send_failed.send(sender=send_to_sessions, connection_id=connection_id, error=error)
+    signals.send_completed.send(sender=send_to_sessions, result=result)
     return result
 
 

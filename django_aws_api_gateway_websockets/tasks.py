@@ -13,8 +13,7 @@ try:
     from celery import shared_task
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "django_aws_api_gateway_websockets.tasks needs Celery: "
-        'pip install "django-aws-api-gateway-websockets[celery]"'
+        'django_aws_api_gateway_websockets.tasks needs Celery: pip install "django-aws-api-gateway-websockets[celery]"'
     ) from exc
 
 from .models import WebSocketSession

@@ -136,8 +136,8 @@ class CacheRateLimiter:
             if self.left > 0 and self.window is not None and self.window >= current:
                 self.left -= 1
                 return max(0.0, self.window * self.WINDOW - now)
-            window = current if self.window is None else max(current, self.window)
-            for window in range(window, window + 600):  # at most a minute ahead
+            first = current if self.window is None else max(current, self.window)
+            for window in range(first, first + 600):  # at most a minute ahead
                 key = f"{self.key}:{window}"
                 self.cache.add(key, 0, timeout=int(window * self.WINDOW - now) + 5)
                 try:

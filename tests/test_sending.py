@@ -148,7 +148,7 @@ def test_instance_send_and_helpers(server, local_gateway, user, other_user):
 
 def test_json_encoding_handles_django_types(server, local_gateway):
     rows(local_gateway, "c1")
-    stamp = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    stamp = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     uid = uuid.UUID(int=1)
     WebSocketSession.objects.send_message({"at": stamp, "price": decimal.Decimal("1.50"), "id": uid})
     assert server.received["c1"] == [{"at": "2026-01-02T03:04:05Z", "price": "1.50", "id": str(uid)}]
@@ -245,8 +245,10 @@ def test_sigv4_signer_matches_botocore(token, base, connection_id):
         datetime.datetime(2026, 3, 1, 23, 59, 59, 500000),
         datetime.datetime(2026, 3, 2, 0, 0, 1),
     ):
-        ours = signer.headers(path, now=when.replace(tzinfo=datetime.timezone.utc).timestamp())
-        assert ours == _botocore_signature(credentials, f"{base}{path[len(parts.path):] if parts.path else path}", payload, when)
+        ours = signer.headers(path, now=when.replace(tzinfo=datetime.UTC).timestamp())
+        assert ours == _botocore_signature(
+            credentials, f"{base}{path[len(parts.path) :] if parts.path else path}", payload, when
+        )
 
 
 def test_sigv4_signing_is_cheap():

@@ -21,8 +21,14 @@ PAYLOAD = b'{"type":"chat","text":"hi"}'
 
 def options(**overrides):
     values = dict(
-        workers=16, retries=3, base_delay=0.001, timeout=1.0, connect_timeout=0.5,
-        rate=0, processes=1, rate_cache="",
+        workers=16,
+        retries=3,
+        base_delay=0.001,
+        timeout=1.0,
+        connect_timeout=0.5,
+        rate=0,
+        processes=1,
+        rate_cache="",
     )
     values.update(overrides)
     return SendOptions(**values)
@@ -36,7 +42,17 @@ def certs(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def network_env(monkeypatch):
     """No proxy or CA bundle from the machine's environment; fresh clients, credentials, pools."""
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy", "AWS_CA_BUNDLE", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "AWS_CA_BUNDLE",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     aws.clear_clients()
     yield monkeypatch
@@ -71,8 +87,21 @@ def post(backend, server_url, ids, **overrides):
 
 def test_faults_never_duplicate_and_are_classified(backend, server):
     ids = [
-        "ok-1", "ok-2", "chunked-1", "gonechunked-1", "truncate-1", "truncatehead-1", "reset-1",
-        "stall-1", "bigheaders-1", "throttle2-1", "e500-1", "e502-1", "e503once-1", "closeafter-1", "ok-3",
+        "ok-1",
+        "ok-2",
+        "chunked-1",
+        "gonechunked-1",
+        "truncate-1",
+        "truncatehead-1",
+        "reset-1",
+        "stall-1",
+        "bigheaders-1",
+        "throttle2-1",
+        "e500-1",
+        "e502-1",
+        "e503once-1",
+        "closeafter-1",
+        "ok-3",
     ]
     outcome, elapsed = post(backend, server.url, ids)
     assert outcome["ok-1"] is None and outcome["ok-2"] is None and outcome["ok-3"] is None
@@ -83,9 +112,14 @@ def test_faults_never_duplicate_and_are_classified(backend, server):
     assert outcome["throttle2-1"] is None and server.posts["throttle2-1"] == 3
     assert outcome["e503once-1"] is None and server.posts["e503once-1"] == 2
     # Maybe applied: reported, never re-sent.
-    for cid in ("truncate-1", "truncatehead-1", "reset-1", "stall-1", "e500-1", "e502-1"):
+    for cid in ("truncatehead-1", "reset-1", "stall-1", "e500-1", "e502-1"):
         assert transport.is_uncertain(outcome[cid]), (cid, outcome[cid])
+    # A 200 whose body was cut short: the status line already says AWS applied it. aiohttp
+    # reports the broken body (uncertain); newer botocore (1.44) does not read the empty body
+    # of PostToConnection and counts it delivered. Either way: never sent twice (below).
+    assert outcome["truncate-1"] is None or transport.is_uncertain(outcome["truncate-1"])
     if isinstance(backend, backends.AiohttpBackend):
+        assert transport.is_uncertain(outcome["truncate-1"]), outcome["truncate-1"]
         # An unbounded header block is refused (aiohttp's limits), as a maybe-delivered call.
         assert transport.is_uncertain(outcome["bigheaders-1"]), outcome["bigheaders-1"]
     else:
@@ -102,10 +136,15 @@ def test_truncation_under_load_never_duplicates(backend, server):
     ids = [f"{kind}-{i}" for i in range(40) for kind in ("ok", "truncate", "reset", "ok")]
     ids = list(dict.fromkeys(ids))
     outcome, _ = post(backend, server.url, ids, workers=8)
-    assert {n for n in server.posts.values()} == {1}, {c: n for c, n in server.posts.items() if n != 1}
+    assert set(server.posts.values()) == {1}, {c: n for c, n in server.posts.items() if n != 1}
     assert sum(server.posts.values()) == len(ids)
     assert all(outcome[cid] is None for cid in ids if cid.startswith("ok"))
-    assert all(transport.is_uncertain(outcome[cid]) for cid in ids if not cid.startswith("ok"))
+    assert all(transport.is_uncertain(outcome[cid]) for cid in ids if cid.startswith("reset"))
+    # A 200 with a cut body was applied: uncertain (aiohttp) or delivered (botocore >= 1.44).
+    truncated = [outcome[cid] for cid in ids if cid.startswith("truncate")]
+    assert all(result is None or transport.is_uncertain(result) for result in truncated)
+    if isinstance(backend, backends.AiohttpBackend):
+        assert all(transport.is_uncertain(result) for result in truncated)
 
 
 def test_signed_requests_carry_sigv4(server):
@@ -191,8 +230,13 @@ def test_refreshable_role_credentials_are_refreshed_between_sends(certs, network
     tokens = iter(f"session-token-{i}" for i in range(100))
 
     def refresh():
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1)  # always "about to expire"
-        return {"access_key": "ASIAROLE", "secret_key": "role-secret", "token": next(tokens), "expiry_time": expiry.isoformat()}
+        expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)  # always "about to expire"
+        return {
+            "access_key": "ASIAROLE",
+            "secret_key": "role-secret",
+            "token": next(tokens),
+            "expiry_time": expiry.isoformat(),
+        }
 
     credentials = RefreshableCredentials.create_from_metadata(refresh(), refresh_using=refresh, method="test-role")
     monkeypatch.setattr(aws, "get_credentials", lambda: credentials)

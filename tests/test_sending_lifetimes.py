@@ -19,7 +19,9 @@ PAYLOAD = b'{"x":1}'
 
 
 def options(**overrides):
-    values = dict(workers=128, retries=2, base_delay=0.001, timeout=5.0, connect_timeout=2.0, rate=0, processes=1, rate_cache="")
+    values = dict(
+        workers=128, retries=2, base_delay=0.001, timeout=5.0, connect_timeout=2.0, rate=0, processes=1, rate_cache=""
+    )
     values.update(overrides)
     return SendOptions(**values)
 

@@ -66,7 +66,7 @@ def test_chunks_cover_every_connected_row_once(eager_app, server):
 @pytest.mark.django_db
 def test_message_is_encoded_once_by_the_caller(eager_app, server):
     connected_rows(server, 1)
-    stamp = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    stamp = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
     broadcast_in_chunks(WebSocketSession.objects.all(), {"at": stamp})
     # DjangoJSONEncoder's form, even though Celery's own JSON would have carried a datetime.
     assert server.received["c0"] == [{"at": "2026-01-02T03:04:05Z"}]

@@ -55,6 +55,9 @@ else:
     if os.environ.get("BENCH_RATE_LIMIT_CACHE"):  # e.g. redis://127.0.0.1:6390/0
         CACHES = {
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "ratelimit": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["BENCH_RATE_LIMIT_CACHE"]},
+            "ratelimit": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": os.environ["BENCH_RATE_LIMIT_CACHE"],
+            },
         }
         WEBSOCKETS["rate_limit_cache"] = "ratelimit"

@@ -3,7 +3,6 @@ sessions, the gateway record and one fresh token per connect, with that package'
 Writes JSON: the gateway's api id and secret, and per connect (cookie, raw token)."""
 
 import json
-import os
 import secrets
 import sys
 
@@ -11,11 +10,11 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from django.conf import settings  # noqa: E402
 from django_aws_api_gateway_websockets import models  # noqa: E402
 
 n_connects, n_users, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -45,13 +44,19 @@ if settings.TARGET == "41":
 else:
     from django_aws_api_gateway_websockets import login, tokens
 
-    gateway = models.ApiGateway.objects.create(api_name="bench", api_id="bench00001", stage_name="bench", region="us-east-1")
+    gateway = models.ApiGateway.objects.create(
+        api_name="bench", api_id="bench00001", stage_name="bench", region="us-east-1"
+    )
     secret = gateway.integration_secret
     raws, rows = [], []
     for i in range(n_connects):
         raw = secrets.token_urlsafe(tokens.RAW_TOKEN_BYTES)
         u = i % n_users
-        rows.append(models.WebSocketToken(token=tokens.hash_token(raw), user=users[u], session_key=login.hash_session_key(sessions[u])))
+        rows.append(
+            models.WebSocketToken(
+                token=tokens.hash_token(raw), user=users[u], session_key=login.hash_session_key(sessions[u])
+            )
+        )
         raws.append(raw)
     models.WebSocketToken.objects.bulk_create(rows, batch_size=2000)
 
@@ -60,7 +65,9 @@ with open(out, "w") as f:
         {
             "api_id": gateway.api_id,
             "secret": secret,
-            "connects": [{"session": sessions[i % n_users], "token": raws[i], "user": i % n_users} for i in range(n_connects)],
+            "connects": [
+                {"session": sessions[i % n_users], "token": raws[i], "user": i % n_users} for i in range(n_connects)
+            ],
         },
         f,
     )

@@ -55,6 +55,9 @@ def test_signals_feed_the_counters(ws_client, django_user_model):
     signals.send_failed.send(sender=None, connection_id="x", error="LimitExceededException")
     signals.send_failed.send(sender=None, connection_id="y", error="ForbiddenException")
     signals.connection_gone.send(sender=None, connection_ids=["a", "b"])
+    from django_aws_api_gateway_websockets.sending import SendResult
+
+    signals.send_completed.send(sender=None, result=SendResult(delivered=["c1", "c2", "c3"]))
     gateway = ws.gateway.pk
     assert counts() == {
         ("connect", f"{gateway}|room-1"): 1,
@@ -66,6 +69,7 @@ def test_signals_feed_the_counters(ws_client, django_user_model):
         ("send_throttled", ""): 1,
         ("send_failed", ""): 1,
         ("send_gone", ""): 2,
+        ("send_delivered", ""): 3,
     }
 
 
