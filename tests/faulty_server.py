@@ -112,26 +112,17 @@ def _error(status, reason, code):
     return _answer(status, reason, [("x-amzn-ErrorType", code), ("Content-Type", "application/json")], body)
 
 
-class FaultyServer:
-    """A threaded raw-socket server; ``tls=(cert_file, key_file)`` wraps it in TLS."""
+class _AcceptLoop:
+    """A listening socket on 127.0.0.1 and a thread handing each connection to ``_handle``."""
 
-    def __init__(self, tls=None, stage="prod"):
-        self.posts = Counter()
-        self.headers = {}  # connection id -> the last request's headers
-        self.lock = threading.Lock()
+    def __init__(self, backlog):
         self.stop = threading.Event()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
+        self.sock.listen(backlog)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.context = None
-        if tls:
-            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.context.load_cert_chain(*tls)
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}/{stage}"
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self):
@@ -150,6 +141,25 @@ class FaultyServer:
             except OSError:
                 continue
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn):
+        raise NotImplementedError
+
+
+class FaultyServer(_AcceptLoop):
+    """A threaded raw-socket server; ``tls=(cert_file, key_file)`` wraps it in TLS."""
+
+    def __init__(self, tls=None, stage="prod"):
+        super().__init__(backlog=256)
+        self.posts = Counter()
+        self.headers = {}  # connection id -> the last request's headers
+        self.lock = threading.Lock()
+        self.context = None
+        if tls:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*tls)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/{stage}"
 
     def _handle(self, conn):
         try:
@@ -277,37 +287,14 @@ class Blackhole:
         self.sock.close()
 
 
-class Proxy:
+class Proxy(_AcceptLoop):
     """An HTTP proxy: ``CONNECT host:port`` tunnels (https) and absolute-URI requests (http)."""
 
     def __init__(self):
+        super().__init__(backlog=64)
         self.connects = []  # CONNECT targets
         self.forwarded = []  # absolute URIs of plain requests
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
-
-    def _serve(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def _handle(self, conn):
         try:
