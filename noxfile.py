@@ -59,10 +59,11 @@ def run_tests(session, django, db, markers):
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     shutil.copytree(ROOT / "tests", scratch / "tests", ignore=shutil.ignore_patterns("__pycache__", "browser"))
-    # The pytest settings, and what tests of the newcomer's path read (never the package itself).
+    # The pytest settings, and what tests of the docs and the newcomer's path read (never the package).
     for name in ("pyproject.toml", "README.md", "Makefile"):
         shutil.copy(ROOT / name, scratch / name)
     shutil.copytree(ROOT / "example", scratch / "example", ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
+    shutil.copytree(ROOT / "docs", scratch / "docs")  # tests/test_checks.py: every check id documented
     env = {"TEST_DB": db, "PG_TEST_NAME": f"test_nox_{session.python.replace('.', '')}_{django.replace('.', '')}"}
     with session.chdir(scratch):
         # The package must come from the wheel, never from a source tree.
