@@ -2,18 +2,18 @@
 
 import io
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_aws_api_gateway_websockets import conf, history, presence
 from django_aws_api_gateway_websockets.models import ChannelMessage, ChannelSequence, WebSocketSession
 from django_aws_api_gateway_websockets.testing import ManagementAPICapture
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
+from tests.concurrency import in_threads
 
 
 def make_session(gateway, channel="room-1", user=None, **extra):
@@ -123,27 +123,6 @@ def test_history_settings_are_validated():
 # --- concurrent senders (several processes' worth of connections) ----------------------------
 
 
-def _in_threads(n, work):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_senders_get_distinct_gap_free_numbers(gateway, capture):
     listener = make_session(gateway)
@@ -155,7 +134,7 @@ def test_concurrent_senders_get_distinct_gap_free_numbers(gateway, capture):
         ]
 
     listener_in_busy = make_session(gateway, channel="busy")
-    results = _in_threads(senders, work)
+    results = in_threads(senders, work)
     assert not [r for r in results if isinstance(r, Exception)], results
     channel_seqs = sorted(seq for r in results for seq in r[:-1])
     assert channel_seqs == list(range(1, senders * each + 1))

@@ -8,17 +8,17 @@ they fail instead, as ``.ci/run`` installs and starts ``redis-server``.
 """
 
 import os
-import threading
 import uuid
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_aws_api_gateway_websockets import checks, ratelimit, signals, tokens
 from django_aws_api_gateway_websockets.models import ConnectionRateCounter, ConnectionRateLimit, WebSocketSession
 from django_aws_api_gateway_websockets.testing.client import integration_headers, new_connection_id
+from tests.concurrency import in_threads
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 ON_POSTGRES = os.environ.get("TEST_DB") == "postgres"
@@ -152,7 +152,7 @@ def test_redis_backend(redis_cache, user):
 
 def test_redis_counter_holds_under_concurrency(redis_cache):
     """48 threads at once against one IP key (limit 5): exactly 5 admitted."""
-    results = _in_threads(48, lambda i: ratelimit.hit("198.51.100.1", None, 5, 1).allowed)
+    results = in_threads(48, lambda i: ratelimit.hit("198.51.100.1", None, 5, 1).allowed)
     assert results.count(True) == 5, results
 
 
@@ -253,28 +253,6 @@ def test_e054_unknown_alias(settings):
 # --- concurrency through the view, on PostgreSQL ----------------------------------------------------
 
 
-def _in_threads(n, work):
-    """``work(i)`` in ``n`` threads released at once; each thread closes its DB connections."""
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
 def _connect(gateway, path, ip, cookies=None, query=""):
     client = Client()
     if cookies:
@@ -290,7 +268,7 @@ def test_simultaneous_connects_from_one_ip_admit_at_most_the_limit(gateway, sett
     if backend == "redis":
         request.getfixturevalue("redis_cache")
     settings.WEBSOCKETS = {**getattr(settings, "WEBSOCKETS", {}), "rate_limit_max_attempts": 3}
-    statuses = _in_threads(24, lambda i: _connect(gateway, "/open/", "203.0.113.5"))
+    statuses = in_threads(24, lambda i: _connect(gateway, "/open/", "203.0.113.5"))
     assert sorted(statuses) == [200] * 3 + [429] * 21, statuses
     assert WebSocketSession.objects.count() == 3
     assert ConnectionRateLimit.objects.filter(reason=signals.REASON_RATE_LIMIT).count() == 1
@@ -308,7 +286,7 @@ def test_simultaneous_connects_of_one_user_admit_at_most_the_limit(gateway, user
     login.force_login(user)
     session_key = login.session.session_key
     raws = [tokens.issue_token(user, session_key) for _ in range(24)]
-    statuses = _in_threads(
+    statuses = in_threads(
         24, lambda i: _connect(gateway, "/ws/", f"203.0.113.{i + 10}", login.cookies, f"ws_token={raws[i]}")
     )
     assert sorted(statuses) == [200] * 3 + [429] * 21, statuses
@@ -324,7 +302,7 @@ def test_simultaneous_connects_of_one_user_admit_at_most_the_limit(gateway, user
 def test_one_token_used_twice_at_once_admits_one(gateway, user, settings):
     settings.WEBSOCKETS = {**getattr(settings, "WEBSOCKETS", {}), "rate_limit_max_attempts": 100}
     raw = tokens.issue_token(user, "browser-session")
-    statuses = _in_threads(8, lambda i: _connect(gateway, "/ws/", f"203.0.113.{i + 50}", query=f"ws_token={raw}"))
+    statuses = in_threads(8, lambda i: _connect(gateway, "/ws/", f"203.0.113.{i + 50}", query=f"ws_token={raw}"))
     assert sorted(statuses) == [200] + [401] * 7, statuses
 
 

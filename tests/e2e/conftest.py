@@ -1,5 +1,8 @@
 """Django on a live server + the local gateway in-process + real WebSocket clients."""
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 import requests
 
@@ -65,3 +68,29 @@ def browser_login(live_server, client):
         return cookie, fetch_token
 
     return login
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """A backend that accepts every event and remembers ``(path, headers)``."""
+
+    events = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.events.append((self.path.split("?")[0], self.headers))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    """A Django stand-in on a free port; its events: ``recorder.RequestHandlerClass.events``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("R", (_Recorder,), {"events": []}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()

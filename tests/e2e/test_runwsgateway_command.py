@@ -6,10 +6,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from contextlib import ExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -29,31 +27,6 @@ def endpoint_in(db_path):
         return db.execute(
             "select management_endpoint_url from django_aws_api_gateway_websockets_apigateway"
         ).fetchone()[0]
-
-
-class Recorder(BaseHTTPRequestHandler):
-    """A backend that accepts every event and remembers (path, connectionId)."""
-
-    events = []
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.events.append((self.path.split("?")[0], self.headers["connectionId"]))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def recorder():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("R", (Recorder,), {"events": []}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -135,13 +108,13 @@ def test_ctrl_c_closes_sockets_and_sends_their_disconnect(run_gateway, recorder)
     port, _, process = run_gateway(f"http://127.0.0.1:{recorder.server_port}/ws/")
     with ExitStack() as stack:
         clients = [stack.enter_context(connect(f"ws://127.0.0.1:{port}/local", open_timeout=5)) for _ in range(3)]
-        connected = {cid for path, cid in recorder.RequestHandlerClass.events if path == "/ws/connect"}
+        connected = {h["connectionId"] for path, h in recorder.RequestHandlerClass.events if path == "/ws/connect"}
         assert len(connected) == 3
         out = interrupt(process)
         for client in clients:
             with pytest.raises(ConnectionClosed):
                 client.recv(timeout=5)
             assert client.close_code == 1001
-    disconnected = {cid for path, cid in recorder.RequestHandlerClass.events if path == "/ws/disconnect"}
+    disconnected = {h["connectionId"] for path, h in recorder.RequestHandlerClass.events if path == "/ws/disconnect"}
     assert disconnected == connected
     assert out.count("gateway shutting down") == 3

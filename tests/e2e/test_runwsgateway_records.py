@@ -4,8 +4,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -33,35 +31,10 @@ def rows(db_path):
         return {r["api_name"]: dict(r) for r in db.execute(f"select * from {TABLE} order by id")}
 
 
-class HeaderRecorder(BaseHTTPRequestHandler):
-    """A backend that accepts every event and remembers (path, headers)."""
-
-    events = []
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.events.append((self.path.split("?")[0], dict(self.headers)))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def header_recorder():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("R", (HeaderRecorder,), {"events": []}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def test_a_deployed_record_is_byte_identical_after_sigkill(run_gateway, header_recorder):  # noqa: F811
+def test_a_deployed_record_is_byte_identical_after_sigkill(run_gateway, recorder):  # noqa: F811
     subprocess.run([*run_gateway.manage, "shell", "-c", CREATE_DEPLOYED], env=run_gateway.env, check=True)
     before = rows(run_gateway.db_path)["prod"]
-    port, db_path, process = run_gateway(f"http://127.0.0.1:{header_recorder.server_port}/ws/")
+    port, db_path, process = run_gateway(f"http://127.0.0.1:{recorder.server_port}/ws/")
     during = rows(db_path)
     assert during["prod"] == before
     companion = during["prod-local"]
@@ -69,7 +42,7 @@ def test_a_deployed_record_is_byte_identical_after_sigkill(run_gateway, header_r
     assert companion["api_id"].startswith("local") and companion["region"] == "eu-west-1"
     # A session opened here belongs to the companion: Django sees its api id and its secret...
     with connect(f"ws://127.0.0.1:{port}/local", open_timeout=5) as client:
-        ((path, headers),) = [e for e in header_recorder.RequestHandlerClass.events if e[0] == "/ws/connect"]
+        ((path, headers),) = [e for e in recorder.RequestHandlerClass.events if e[0] == "/ws/connect"]
         assert headers["X-Amzn-Apigateway-Api-Id"] == companion["api_id"]
         assert headers["X-Gateway-Secret"] == companion["integration_secret"]
         # ...and a send through the companion's endpoint reaches the socket.
