@@ -492,6 +492,9 @@ class WebSocketView(View):
             },
         )
 
+        if not signals.disconnected.has_listeners(type(self)) and type(self).disconnect is WebSocketView.disconnect:
+            return JsonResponse({})  # nothing else to run: no transaction (two round trips) either
+
         # The socket is gone whatever the receivers and the hook do: the row above stays
         # marked; only their own writes roll back when they fail.
         def after_disconnect():

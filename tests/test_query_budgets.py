@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_aws_api_gateway_websockets import channel_access, tokens
+from django_aws_api_gateway_websockets import channel_access, signals, tokens
 from django_aws_api_gateway_websockets.gateways import get_gateway
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
@@ -90,3 +90,13 @@ def test_cold_gateway_cache_costs_one_more_query(post_as_gateway, session_row, g
     with CaptureQueriesContext(connection) as context:
         post_as_gateway("/open/", new_connection_id(), route="connect")
     assert len(statements(context)) == cold - 1
+
+
+@pytest.mark.django_db
+def test_a_plain_disconnect_opens_no_transaction(post_as_gateway, session_row, warm):
+    from tests.views import ChatView
+
+    assert not signals.disconnected.has_listeners(ChatView)
+    with CaptureQueriesContext(connection) as context:
+        assert post_as_gateway("/ws/", session_row.connection_id, route="disconnect").status_code == 200
+    assert len(context.captured_queries) == 2, [q["sql"] for q in context.captured_queries]  # no SAVEPOINT
