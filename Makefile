@@ -11,7 +11,7 @@ export PGPORT ?= 5432
 export PGUSER ?= postgres
 DEMO_VENV ?= .venv-demo
 
-.PHONY: venv lint lint-mypy test test-sqlite test-postgres test-matrix demo bench bench-connect
+.PHONY: venv lint lint-mypy docs test test-sqlite test-postgres test-matrix demo bench bench-connect
 # The modules annotated so far, checked by mypy (strict flags on the Django-free ones, pyproject).
 TYPED := protocol security handlers process_cache channel_access login
 
@@ -20,7 +20,7 @@ TYPED := protocol security handlers process_cache channel_access login
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade "pip>=25.1"
-	$(PIP) -e ".[local,celery]" --group dev --group bench
+	$(PIP) -e ".[local,celery]" --group dev --group bench --group docs
 	touch $@
 
 venv: $(VENV)/.installed
@@ -37,6 +37,11 @@ lint: venv
 
 lint-mypy: venv
 	$(VENV)/bin/mypy --follow-imports=silent $(TYPED:%=django_aws_api_gateway_websockets/%.py)
+
+## make docs: the documentation site (mkdocs.yml, docs/) built strictly: a broken link or any
+## other warning fails; the site goes to site/ (ignored).
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 ## make test: the whole suite - SQLite (unit, end-to-end, browser), PostgreSQL (unit, end-to-end),
 ## then CI's subset of the matrix on the built wheel (noxfile.py; `nox` alone runs all of it).
