@@ -34,7 +34,7 @@ Browsers connected to them are disconnected. The Django records are kept and can
 def _run(modeladmin, request, records, function, done):
     """One message per record: the steps taken, or the error (also kept in ``last_error``);
     then, as a warning, the drift the run found (e.g. routes that exist only in AWS, which
-    the admin actions keep: ``syncApiGateway --import-aws-routes`` or
+    the admin actions keep: ``sync_api_gateway --import-aws-routes`` or
     ``--delete-aws-only-routes`` deal with them)."""
     for record in records:
         try:

@@ -24,7 +24,7 @@ from . import aws, conf, protocol, security
 from .gateway.records import LOCAL_API_ID_PREFIX, is_local_record, is_loopback_url
 
 NAMESPACE = "aws_websockets"
-CLEANUP_COMMANDS = ("clearWebSocketSessions", "cleanupWebSocketTokens")
+CLEANUP_COMMANDS = ("clear_websocket_sessions", "cleanup_websocket_tokens")
 CLEANUP_MAX_AGE = timedelta(days=1)
 MIN_SECRET_LENGTH = 32  # generate_integration_secret gives 43 characters
 MAX_TOKEN_EXPIRY_SECONDS = 3600
@@ -210,7 +210,7 @@ def check_migration_history(app_configs, databases=None, **kwargs):
                 Error(
                     f"Database '{alias}' holds the old django-aws-api-gateway-websockets schema "
                     f"(migrations {', '.join(old)} applied), not this package's.",
-                    hint=f"Run `manage.py upgradeFromOldPackage --database {alias}`: it saves the rows to a "
+                    hint=f"Run `manage.py upgrade_from_old_package --database {alias}`: it saves the rows to a "
                     "fixture, recreates the tables and loads them back (docs/upgrading.md).",
                     id=f"{NAMESPACE}.E038",
                 )
@@ -473,7 +473,7 @@ def _record_messages(alias):
             Warning(
                 "No ApiGateway record exists.",
                 hint="Create one in the admin (target_base_endpoint = https://<your site>/ws/), "
-                "then run createApiGateway --pk N.",
+                "then run create_api_gateway --pk N.",
                 id=f"{NAMESPACE}.W030",
             )
         ]
@@ -503,7 +503,7 @@ def _record_messages(alias):
             messages.append(
                 Warning(
                     f"{name} is not created and deployed in AWS.",
-                    hint=f"Run createApiGateway --pk {record.pk}.",
+                    hint=f"Run create_api_gateway --pk {record.pk}.",
                     id=f"{NAMESPACE}.W031",
                 )
             )
@@ -511,7 +511,7 @@ def _record_messages(alias):
             messages.append(
                 Warning(
                     f"{name} still accepts the 4.1.0 secret header X-Ws-Gateway-Secret (upgraded; integrations not re-synced).",
-                    hint=f"Run syncApiGateway --pk {record.pk}: it maps X-Gateway-Secret on every integration, deploys, "
+                    hint=f"Run sync_api_gateway --pk {record.pk}: it maps X-Gateway-Secret on every integration, deploys, "
                     "and stops accepting the old header.",
                     id=f"{NAMESPACE}.W051",
                 )
@@ -520,7 +520,7 @@ def _record_messages(alias):
             messages.append(
                 Warning(
                     f"{name} has no integration secret: anyone who knows its api id can call your view.",
-                    hint=f"Run syncApiGateway --pk {record.pk} --rotate-secret.",
+                    hint=f"Run sync_api_gateway --pk {record.pk} --rotate-secret.",
                     id=f"{NAMESPACE}.W032",
                 )
             )
@@ -529,7 +529,7 @@ def _record_messages(alias):
                 Warning(
                     f"{name} has an integration secret of {len(record.integration_secret)} characters, "
                     f"shorter than {MIN_SECRET_LENGTH}: it can be guessed.",
-                    hint=f"Run syncApiGateway --pk {record.pk} --rotate-secret (a new secret has 43 characters).",
+                    hint=f"Run sync_api_gateway --pk {record.pk} --rotate-secret (a new secret has 43 characters).",
                     id=f"{NAMESPACE}.W045",
                 )
             )
@@ -543,7 +543,7 @@ def _record_messages(alias):
             messages.append(
                 Warning(
                     f"{name} has routes not deployed in AWS: {', '.join(undeployed)}.",
-                    hint=f"Run syncApiGateway --pk {record.pk}.",
+                    hint=f"Run sync_api_gateway --pk {record.pk}.",
                     id=f"{NAMESPACE}.W036",
                 )
             )
@@ -564,7 +564,7 @@ def _shared_secret_messages(records):
                 Warning(
                     f"ApiGateway records {', '.join(map(str, pks))} share one integration secret: a request "
                     "from any of these APIs passes for the others.",
-                    hint="Give each its own: run syncApiGateway --pk N --rotate-secret for N in "
+                    hint="Give each its own: run sync_api_gateway --pk N --rotate-secret for N in "
                     f"{', '.join(map(str, pks[1:]))}.",
                     id=f"{NAMESPACE}.W046",
                 )
@@ -637,7 +637,7 @@ def _cleanup_messages(alias):
     return [
         Warning(
             f"{' and '.join(missing)} did not run in the last 24 hours.",
-            hint="Schedule clearWebSocketSessions --stale --older-than 1 and cleanupWebSocketTokens "
+            hint="Schedule clear_websocket_sessions --stale --older-than 1 and cleanup_websocket_tokens "
             "(docs/production.md, Scheduled cleanup).",
             id=f"{NAMESPACE}.W040",
         )
@@ -654,7 +654,7 @@ def _stale_messages(alias):
     return [
         Warning(
             f"{stale} session(s) are still marked connected after API Gateway's 2-hour cap (missed $disconnect).",
-            hint="Broadcasts try them in vain: run clearWebSocketSessions --stale, and schedule it.",
+            hint="Broadcasts try them in vain: run clear_websocket_sessions --stale, and schedule it.",
             id=f"{NAMESPACE}.W041",
         )
     ]

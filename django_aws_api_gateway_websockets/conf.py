@@ -53,7 +53,7 @@ DEFAULTS = {
     "history_enabled": True,
     "history_max_messages": 1000,
     "history_max_age_seconds": 86400,
-    # clearWebSocketSessions --stale announces the stale connections it closes as presence
+    # clear_websocket_sessions --stale announces the stale connections it closes as presence
     # "leave" events to their channels (for views with BROADCAST_PRESENCE; presence.py).
     "presence_cleanup_broadcast": False,
 }

@@ -15,7 +15,7 @@ bounded per-stream log and send it, stamped, to the stream's connected sessions:
   transaction), so a replay can always find what a connection was sent.
 * Retention: the last ``WEBSOCKETS["history_max_messages"]`` messages of a stream, none older
   than ``history_max_age_seconds``. Replays apply both bounds exactly, whenever the rows are
-  pruned (``clearWebSocketSessions`` prunes them).
+  pruned (``clear_websocket_sessions`` prunes them).
 * ``replay(stream, after)`` gives the payloads after ``after`` in order, or says that part of
   the gap is gone (the client must reload its state). The view's built-in ``resume`` handler
   uses it.
@@ -260,7 +260,7 @@ def prune(now=None):
 
 
 def stats():
-    """``{stream: (oldest kept seq, last seq)}`` for the admin and websocketStats."""
+    """``{stream: (oldest kept seq, last seq)}`` for the admin and websocket_stats."""
     kept = dict(
         ChannelMessage.objects.values("stream")
         .annotate(first=Min("seq"), last=Max("seq"))

@@ -37,7 +37,7 @@ migrated, SQLite and PostgreSQL; see tests/legacy_wheels):
   ``X-Ws-Gateway-Secret``. The upgrade puts the first on every record as ``integration_secret``,
   the second as ``previous_integration_secret`` (accepted for ``secret_grace_seconds`` after
   ``secret_rotated_at`` = the upgrade) and sets ``accepts_legacy_secret_header`` until
-  ``syncApiGateway`` maps ``X-Gateway-Secret`` on the integrations. It is read from
+  ``sync_api_gateway`` maps ``X-Gateway-Secret`` on the integrations. It is read from
   ``settings.WEBSOCKETS`` directly: ``conf`` does not know the key.
 - ``provisioning_status`` ``creating`` means a 4.1.0 run claimed the record and may have created
   the API in AWS without recording its id; it is carried as is (``Plan.creating``) so provisioning
@@ -561,16 +561,16 @@ def describe_secrets(plan):
     if plan.version != V41:
         return (
             "integration_secret: empty on every record (4.0.x integrations send none); "
-            "set one with `syncApiGateway --pk N --rotate-secret`"
+            "set one with `sync_api_gateway --pk N --rotate-secret`"
         )
     if not plan.secrets:
         return (
             'integration_secret: empty on every record (no WEBSOCKETS["gateway_secret"] configured); '
-            "set one with `syncApiGateway --pk N --rotate-secret`"
+            "set one with `sync_api_gateway --pk N --rotate-secret`"
         )
     text = (
         'integration_secret = WEBSOCKETS["gateway_secret"][0] on every record, header X-Ws-Gateway-Secret '
-        "accepted until `syncApiGateway --pk N` re-syncs"
+        "accepted until `sync_api_gateway --pk N` re-syncs"
     )
     if len(plan.secrets) > 1:
         text += '; previous_integration_secret = WEBSOCKETS["gateway_secret"][1], accepted for secret_grace_seconds'

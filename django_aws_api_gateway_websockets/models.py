@@ -91,7 +91,7 @@ class ApiGateway(models.Model):
         default=generate_integration_secret,
         help_text=_(
             "Sent by API Gateway as the X-Gateway-Secret header on every integration "
-            "request; requests without it are rejected. Rotate with syncApiGateway."
+            "request; requests without it are rejected. Rotate with sync_api_gateway."
         ),
     )
     previous_integration_secret = models.CharField(
@@ -135,8 +135,8 @@ class ApiGateway(models.Model):
         default=False,
         editable=False,
         help_text=_(
-            "Set by upgradeFromOldPackage: the integrations still send the 4.1.0 header "
-            "X-Ws-Gateway-Secret. Cleared when syncApiGateway puts X-Gateway-Secret on them."
+            "Set by upgrade_from_old_package: the integrations still send the 4.1.0 header "
+            "X-Ws-Gateway-Secret. Cleared when sync_api_gateway puts X-Gateway-Secret on them."
         ),
     )
     provisioning_status = models.CharField(
@@ -408,7 +408,7 @@ class ConnectionRateCounter(models.Model):
 
 
 class CleanupRun(models.Model):
-    """When a cleanup command last ran, and what it removed (for checks and websocketStats)."""
+    """When a cleanup command last ran, and what it removed (for checks and websocket_stats)."""
 
     command = models.CharField(max_length=64)
     ran_at = models.DateTimeField(auto_now_add=True, db_index=True)

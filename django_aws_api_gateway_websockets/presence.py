@@ -2,7 +2,7 @@
 
 ``presence(channel)`` is one query. A row counts while it is ``connected`` and younger than
 API Gateway's 2-hour connection cap, so a socket that died without a ``$disconnect`` stops
-counting at the latest then (``clearWebSocketSessions --stale`` marks such rows; a send that
+counting at the latest then (``clear_websocket_sessions --stale`` marks such rows; a send that
 finds a connection gone marks it at once).
 
 Views with ``BROADCAST_PRESENCE = True`` announce joins and leaves to the channel, after the

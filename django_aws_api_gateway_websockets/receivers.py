@@ -11,13 +11,13 @@ from .signals import cleanup_run
 
 logger = logging.getLogger("django_aws_api_gateway_websockets.cleanup")
 
-# Enough history for websocketStats and the W040 check; a 5-minute schedule adds ~9,000 rows a month.
+# Enough history for websocket_stats and the W040 check; a 5-minute schedule adds ~9,000 rows a month.
 CLEANUP_HISTORY = timedelta(days=30)
 
 
 @receiver(cleanup_run)
 def record_cleanup(sender, command, removed, **kwargs):
-    """Persist the run (``check --deploy`` and ``websocketStats`` read it), log it, prune old runs."""
+    """Persist the run (``check --deploy`` and ``websocket_stats`` read it), log it, prune old runs."""
     run = CleanupRun.objects.create(command=command, removed=removed)
     CleanupRun.objects.filter(ran_at__lt=run.ran_at - CLEANUP_HISTORY).delete()
     logger.info(

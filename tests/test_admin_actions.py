@@ -73,7 +73,7 @@ def test_each_record_gets_its_own_truthful_message(record, client, modeladmin, a
 def test_custom_domain_failure_message(record, modeladmin, admin_user):
     request = post(admin_user)
     admin_actions.create_custom_domain(modeladmin, request, ApiGateway.objects.all())
-    assert texts(request) == [("error", f"chat: create the API first (createApiGateway --pk {record.pk}).")]
+    assert texts(request) == [("error", f"chat: create the API first (create_api_gateway --pk {record.pk}).")]
 
 
 def test_delete_asks_for_confirmation_in_the_admin_then_deletes(record, client, admin_client):

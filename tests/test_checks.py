@@ -54,7 +54,7 @@ def deployed(gateway):
 
 @pytest.fixture
 def cleaned_up(db):
-    for command in ("clearWebSocketSessions", "cleanupWebSocketTokens"):
+    for command in ("clear_websocket_sessions", "cleanup_websocket_tokens"):
         CleanupRun.objects.create(command=command)
 
 
@@ -203,7 +203,7 @@ def test_additional_routes_are_checked_like_the_target(secure, deployed, cleaned
     )
     assert ids(deploy=True) == ["aws_websockets.E034", "aws_websockets.W033", "aws_websockets.W036"]
     assert "route 'hooks'" in messages("aws_websockets.E034")[0].msg
-    assert messages("aws_websockets.W036")[0].hint == f"Run syncApiGateway --pk {deployed.pk}."
+    assert messages("aws_websockets.W036")[0].hint == f"Run sync_api_gateway --pk {deployed.pk}."
 
 
 @pytest.mark.django_db
@@ -215,9 +215,9 @@ def test_a_record_left_on_a_local_gateway(secure, deployed, cleaned_up):
 
 @pytest.mark.django_db
 def test_each_cleanup_command_must_have_run_within_a_day(secure, deployed, cleaned_up):
-    CleanupRun.objects.filter(command="clearWebSocketSessions").update(ran_at=timezone.now() - timedelta(days=2))
+    CleanupRun.objects.filter(command="clear_websocket_sessions").update(ran_at=timezone.now() - timedelta(days=2))
     [warning] = messages("aws_websockets.W040")
-    assert warning.msg.startswith("clearWebSocketSessions did not run") and "cleanupWebSocketTokens" not in warning.msg
+    assert warning.msg.startswith("clear_websocket_sessions did not run") and "cleanup_websocket_tokens" not in warning.msg
 
 
 @pytest.mark.django_db
@@ -226,7 +226,7 @@ def test_stale_sessions(secure, deployed, cleaned_up):
     WebSocketSession.objects.create(connection_id="old", api_gateway=deployed)
     WebSocketSession.objects.filter(connection_id="old").update(created_on=timezone.now() - timedelta(hours=3))
     [warning] = messages("aws_websockets.W041")
-    assert warning.msg.startswith("1 session(s)") and "clearWebSocketSessions --stale" in warning.hint
+    assert warning.msg.startswith("1 session(s)") and "clear_websocket_sessions --stale" in warning.hint
 
 
 @pytest.mark.django_db

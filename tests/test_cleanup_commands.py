@@ -28,7 +28,7 @@ def make_session(gateway, cid, connected, age_days=0, created_hours=0):
 def test_clear_sessions_deletes_disconnected_only(gateway):
     make_session(gateway, "a", True)
     make_session(gateway, "b", False)
-    assert "Deleted 1 disconnected session(s)." in run("clearWebSocketSessions")
+    assert "Deleted 1 disconnected session(s)." in run("clear_websocket_sessions")
     assert list(WebSocketSession.objects.values_list("connection_id", flat=True)) == ["a"]
 
 
@@ -65,10 +65,10 @@ def test_cleanup_tokens_and_rate_limits(user):
     receiver = lambda sender, command, removed, **kw: seen.append((command, removed))  # noqa: E731
     signals.cleanup_run.connect(receiver)
     try:
-        out = run("cleanupWebSocketTokens", "--token-age=300", "--rate-limit-age=7")
+        out = run("cleanup_websocket_tokens", "--token-age=300", "--rate-limit-age=7")
     finally:
         signals.cleanup_run.disconnect(receiver)
     assert "Deleted 1 WebSocket token(s)." in out
     assert "Deleted 1 connection attempt record(s)." in out
     assert WebSocketToken.objects.count() == 1 and ConnectionRateLimit.objects.count() == 1
-    assert seen == [("cleanupWebSocketTokens", {"tokens": 1, "rate_limits": 1})]
+    assert seen == [("cleanup_websocket_tokens", {"tokens": 1, "rate_limits": 1})]

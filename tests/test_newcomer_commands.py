@@ -33,7 +33,7 @@ def test_a_failed_run_has_already_printed_what_it_created(record, client):
 
 @pytest.mark.django_db
 def test_smoke_test_without_user_on_a_token_view_says_to_pass_user(record, monkeypatch):
-    from django_aws_api_gateway_websockets.management.commands import websocketSmokeTest
+    from django_aws_api_gateway_websockets.management.commands import websocket_smoke_test
 
     class Refused(Exception):
         pass
@@ -48,7 +48,7 @@ def test_smoke_test_without_user_on_a_token_view_says_to_pass_user(record, monke
     text = out.getvalue()
     assert "FAIL connect" in text and "HTTP 401" in text
     assert "hint: the view requires a token (USE_WS_TOKEN): pass --user <username>" in text
-    assert websocketSmokeTest  # imported: the module the hint lives in
+    assert websocket_smoke_test  # imported: the module the hint lives in
 
 
 def test_demo_on_a_busy_port_exits_non_zero_before_any_banner(tmp_path):

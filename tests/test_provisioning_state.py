@@ -377,7 +377,7 @@ def test_dry_run_reports_drift_of_routes_integrations_and_stage(record, client):
             call.response.update(DefaultRouteSettings={"ThrottlingBurstLimit": 50, "ThrottlingRateLimit": 10.0})
     queue(client.stubber, [c for c in calls if c.operation.startswith("get_")])
     out = StringIO()
-    call_command("syncApiGateway", pk=record.pk, dry_run=True, stdout=out)
+    call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
     text = out.getvalue()
     assert "Drift between AWS and the record:\n" in text
     assert (

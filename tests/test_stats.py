@@ -1,4 +1,4 @@
-"""Monitoring: websocketStats, the CleanupRun record, and the structured log records (docs/monitoring.md)."""
+"""Monitoring: websocket_stats, the CleanupRun record, and the structured log records (docs/monitoring.md)."""
 
 import json
 import logging
@@ -20,7 +20,7 @@ LOG_FIELDS = ("connection_id", "route", "reason", "user_id")
 
 def stats(*args):
     out = StringIO()
-    call_command("websocketStats", *args, stdout=out)
+    call_command("websocket_stats", *args, stdout=out)
     return out.getvalue()
 
 
@@ -75,8 +75,8 @@ def test_stats_json_per_gateway_and_channel(gateway, user):
     }
     assert by_name["(no gateway)"]["pk"] is None and by_name["(no gateway)"]["channels"] == {"": 1}
     assert (data["tokens"], data["connection_attempts"]) == (1, 1)
-    assert data["last_cleanup"]["cleanupWebSocketTokens"]["removed"] == {"tokens": 0, "rate_limits": 0}
-    assert data["last_cleanup"]["clearWebSocketSessions"] is None
+    assert data["last_cleanup"]["cleanup_websocket_tokens"]["removed"] == {"tokens": 0, "rate_limits": 0}
+    assert data["last_cleanup"]["clear_websocket_sessions"] is None
 
 
 def test_busiest_channels_first_and_a_cap_per_gateway(gateway):
@@ -103,12 +103,12 @@ def test_stats_text_warns_about_stale_sessions_until_cleared(gateway):
         in text
     )
     assert (
-        "Stale sessions (connected for more than 2 hours, API Gateway's cap): 1 - run clearWebSocketSessions --stale"
+        "Stale sessions (connected for more than 2 hours, API Gateway's cap): 1 - run clear_websocket_sessions --stale"
         in text
     )
-    assert "Last clearWebSocketSessions: never" in text
+    assert "Last clear_websocket_sessions: never" in text
 
-    call_command("clearWebSocketSessions", "--stale", "--older-than=1", stdout=StringIO())
+    call_command("clear_websocket_sessions", "--stale", "--older-than=1", stdout=StringIO())
 
     text = stats()
     assert "Stale sessions (connected for more than 2 hours, API Gateway's cap): 0\n" in text
@@ -126,10 +126,10 @@ def test_negative_channel_cap_is_refused():
 def test_cleanup_runs_are_recorded_and_pruned_after_30_days():
     call_command("clearWebSocketSessions", stdout=StringIO())
     first = CleanupRun.objects.get()
-    assert (first.command, first.removed) == ("clearWebSocketSessions", {"sessions": 0, "history_messages": 0})
+    assert (first.command, first.removed) == ("clear_websocket_sessions", {"sessions": 0, "history_messages": 0})
     CleanupRun.objects.filter(pk=first.pk).update(ran_at=timezone.now() - timedelta(days=31))
     call_command("cleanupWebSocketTokens", stdout=StringIO())
-    assert list(CleanupRun.objects.values_list("command", flat=True)) == ["cleanupWebSocketTokens"]
+    assert list(CleanupRun.objects.values_list("command", flat=True)) == ["cleanup_websocket_tokens"]
 
 
 # --- structured logs ---------------------------------------------------------------------
@@ -166,8 +166,8 @@ def test_every_event_is_logged_once_with_the_structured_fields(package_logs, ws_
     ):
         record = records[message]
         assert (record.levelname, record.connection_id, record.user_id) == (level, client.connection_id, user.pk)
-    cleanup = records["Cleanup cleanupWebSocketTokens removed {'tokens': 1, 'rate_limits': 0}"]  # the used token
-    assert (cleanup.name, cleanup.command) == ("django_aws_api_gateway_websockets.cleanup", "cleanupWebSocketTokens")
+    cleanup = records["Cleanup cleanup_websocket_tokens removed {'tokens': 1, 'rate_limits': 0}"]  # the used token
+    assert (cleanup.name, cleanup.command) == ("django_aws_api_gateway_websockets.cleanup", "cleanup_websocket_tokens")
     assert_formattable(package_logs)
 
 

@@ -79,7 +79,7 @@ def upgrade(old, tmp_path, *args, websockets=None, name="upgrade.json"):
     fixture = tmp_path / name
     out = StringIO()
     with override_settings(WEBSOCKETS=websockets_setting(old) if websockets is None else websockets):
-        call_command("upgradeFromOldPackage", *args, database=old.alias, fixture=str(fixture), stdout=out)
+        call_command("upgrade_from_old_package", *args, database=old.alias, fixture=str(fixture), stdout=out)
     return out.getvalue(), fixture
 
 
@@ -202,7 +202,7 @@ def test_41_upgrade_keeps_every_row_rule_and_hash(old_database_41, tmp_path):
         assert before <= record.secret_rotated_at <= timezone.now()
         assert record.accepts_legacy_secret_header is True
     assert first not in output and second not in output
-    assert "syncApiGateway --pk N" in output and "X-Ws-Gateway-Secret" in output
+    assert "sync_api_gateway --pk N" in output and "X-Ws-Gateway-Secret" in output
 
     # the old schema is gone: our tables only (the M2M under this backend's name), our history
     through = ChannelPermissionRule.permissions.through._meta.db_table
@@ -238,7 +238,7 @@ def test_41_old_deployment_keeps_working_and_forgeries_are_refused(old_database_
         return Client().post("/ws/default", data=body, content_type="application/json", headers=headers)
 
     with served_from(alias), override_settings(WEBSOCKETS=websockets_setting(old)):
-        # what the 4.1.0 integrations send until syncApiGateway re-syncs them
+        # what the 4.1.0 integrations send until sync_api_gateway re-syncs them
         accepted = message(**{OLD_HEADER: first})
         assert accepted.status_code == 200, accepted.content
         assert accepted.json() == {"type": "whoami", "user": "alice"}  # the session and its login carried

@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
                 ('created_on', models.DateTimeField(auto_now_add=True)),
                 ('updated_on', models.DateTimeField(auto_now=True)),
                 ('region', models.CharField(blank=True, default='', help_text='AWS region of this API; blank uses AWS_GATEWAY_REGION_NAME.', max_length=32)),
-                ('integration_secret', models.CharField(blank=True, default=django_aws_api_gateway_websockets.models.generate_integration_secret, help_text='Sent by API Gateway as the X-Gateway-Secret header on every integration request; requests without it are rejected. Rotate with syncApiGateway.', max_length=128)),
+                ('integration_secret', models.CharField(blank=True, default=django_aws_api_gateway_websockets.models.generate_integration_secret, help_text='Sent by API Gateway as the X-Gateway-Secret header on every integration request; requests without it are rejected. Rotate with sync_api_gateway.', max_length=128)),
                 ('management_endpoint_url', models.URLField(blank=True, default='', help_text='Management API (@connections) endpoint. Blank derives https://{api_id}.execute-api.{region}.amazonaws.com/{stage}.')),
                 ('throttling_burst_limit', models.PositiveIntegerField(blank=True, help_text="Stage default route burst limit; blank keeps AWS's default.", null=True)),
                 ('throttling_rate_limit', models.FloatField(blank=True, help_text="Stage default route requests per second; blank keeps AWS's default.", null=True)),

@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apigateway',
             name='accepts_legacy_secret_header',
-            field=models.BooleanField(default=False, editable=False, help_text='Set by upgradeFromOldPackage: the integrations still send the 4.1.0 header X-Ws-Gateway-Secret. Cleared when syncApiGateway puts X-Gateway-Secret on them.'),
+            field=models.BooleanField(default=False, editable=False, help_text='Set by upgrade_from_old_package: the integrations still send the 4.1.0 header X-Ws-Gateway-Secret. Cleared when sync_api_gateway puts X-Gateway-Secret on them.'),
         ),
         migrations.AddField(
             model_name='apigateway',

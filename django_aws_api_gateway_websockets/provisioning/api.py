@@ -291,7 +291,7 @@ class _ApiSync:
         if record.api_id and record.api_id != api_id:
             raise ProvisioningError(
                 f"ApiGateway '{record.api_name}' (pk {record.pk}) already records API {record.api_id}; "
-                f"--adopt is for a record without an API (deleteApiGateway first, or correct api_id)."
+                f"--adopt is for a record without an API (delete_api_gateway first, or correct api_id)."
             )
         api = find("get_api", self.client.get_api, ApiId=api_id)
         if api is None:

@@ -8,7 +8,7 @@ DOMAIN_CONFIG = {"EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}
 
 def _check_record(record):
     if not record.api_created or not record.api_id:
-        raise ProvisioningError(f"create the API first (createApiGateway --pk {record.pk}).")
+        raise ProvisioningError(f"create the API first (create_api_gateway --pk {record.pk}).")
     if not record.domain_name or not record.certificate_arn:
         raise ProvisioningError("set domain_name and certificate_arn first.")
 

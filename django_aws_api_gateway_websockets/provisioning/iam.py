@@ -11,7 +11,7 @@ APIGATEWAY_ACTIONS = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "ap
 
 def runtime_statements(record, region, account_id):
     if not record.api_id:
-        raise ProvisioningError(f"the API has no id yet; run createApiGateway --pk {record.pk} first.")
+        raise ProvisioningError(f"the API has no id yet; run create_api_gateway --pk {record.pk} first.")
     return [
         {
             # POST (send), GET (connection info) and DELETE (close) on this stage only.

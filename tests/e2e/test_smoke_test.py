@@ -1,4 +1,4 @@
-"""websocketSmokeTest against the local gateway: every automatable step of the deployment smoke test."""
+"""websocket_smoke_test against the local gateway: every automatable step of the deployment smoke test."""
 
 import re
 import sys
@@ -27,7 +27,7 @@ def smoke(*args):
     """Run the command; (its step lines, its whole output, the CommandError or None)."""
     out = StringIO()
     try:
-        call_command("websocketSmokeTest", *args, stdout=out)
+        call_command("websocket_smoke_test", *args, stdout=out)
         error = None
     except CommandError as exc:
         error = exc
@@ -41,7 +41,7 @@ def test_smoke_test_passes_every_step(gateway_thread, e2e_gateway, user):
     assert [re.sub(r" \[\d+ ms\].*", "", line) for line in lines] == [f"PASS {step}" for step in STEPS]
     assert "PASS connect [" in text and gateway_thread.ws_url in text  # derived from the record
     assert not WebSocketSession.objects.exists()  # cleaned up after itself
-    assert CleanupRun.objects.filter(command="cleanupWebSocketTokens").exists()
+    assert CleanupRun.objects.filter(command="cleanup_websocket_tokens").exists()
 
 
 def test_explicit_url(gateway_thread, e2e_gateway, user):
