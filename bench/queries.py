@@ -69,7 +69,7 @@ def count():
 
     from django_aws_api_gateway_websockets import protocol, tokens
     from django_aws_api_gateway_websockets.channel_access import channel_rules
-    from django_aws_api_gateway_websockets.gateways import get_gateway
+    from django_aws_api_gateway_websockets.gateway_lookup import get_gateway
     from django_aws_api_gateway_websockets.models import ApiGateway
     from django_aws_api_gateway_websockets.testing import integration_headers
     from django_aws_api_gateway_websockets.testing.client import new_connection_id

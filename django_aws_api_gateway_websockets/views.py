@@ -38,7 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import channel_access, history, login, presence, protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
-from .gateways import get_gateway
+from .gateway_lookup import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
 from .models import ApiGateway, WebSocketSession
 

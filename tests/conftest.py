@@ -3,7 +3,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
 from django_aws_api_gateway_websockets.channel_access import clear_channel_rules_cache
-from django_aws_api_gateway_websockets.gateways import clear_gateway_cache
+from django_aws_api_gateway_websockets.gateway_lookup import clear_gateway_cache
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession
 from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id

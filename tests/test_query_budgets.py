@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_aws_api_gateway_websockets import channel_access, signals, tokens
-from django_aws_api_gateway_websockets.gateways import get_gateway
+from django_aws_api_gateway_websockets.gateway_lookup import get_gateway
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
 

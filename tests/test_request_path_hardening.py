@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_aws_api_gateway_websockets import signals, tokens
-from django_aws_api_gateway_websockets.gateways import get_gateway
+from django_aws_api_gateway_websockets.gateway_lookup import get_gateway
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession, WebSocketToken
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 from tests.views import ChatView, ExplicitView, LegacyChatView

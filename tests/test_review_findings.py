@@ -15,7 +15,7 @@ from django.urls import include, path
 from django.utils import timezone
 
 from django_aws_api_gateway_websockets import channel_access, signals, tokens
-from django_aws_api_gateway_websockets.gateways import get_gateway
+from django_aws_api_gateway_websockets.gateway_lookup import get_gateway
 from django_aws_api_gateway_websockets.models import (
     ApiGateway,
     ChannelPermission,
@@ -121,7 +121,7 @@ def test_zero_grace_rotation_kills_the_old_secret_in_a_process_with_a_cached_rec
     # docs/security.md: "if the old secret must die at once, set secret_grace_seconds low";
     # step 3: "the previous secret stops being accepted, in every process, whatever it has
     # cached". A process that cached the record before the rotation still has the old secret as
-    # the *current* one (gateways.py cache, views._connect_gateway re-reads only on mismatch).
+    # the *current* one (gateway_lookup.py cache, views._connect_gateway re-reads only on mismatch).
     settings.WEBSOCKETS = {"secret_grace_seconds": 0}
     old = gateway.integration_secret
     get_gateway(gateway.api_id)  # cached before the rotation (another process rotates)

@@ -26,7 +26,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from django_aws_api_gateway_websockets import legacy, login, tokens
-from django_aws_api_gateway_websockets.gateways import clear_gateway_cache
+from django_aws_api_gateway_websockets.gateway_lookup import clear_gateway_cache
 from django_aws_api_gateway_websockets.models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,

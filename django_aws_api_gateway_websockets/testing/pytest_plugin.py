@@ -18,7 +18,7 @@ def ws_capture():
 
 @pytest.fixture
 def ws_client(ws_capture, db):
-    from ..gateways import clear_gateway_cache
+    from ..gateway_lookup import clear_gateway_cache
     from .client import WebSocketTestClient
 
     clear_gateway_cache()

@@ -1,5 +1,8 @@
 """Looking up the ``ApiGateway`` record an integration request claims to come from.
 
+(Nothing to do with the ``gateway`` package, the local gateway: this is the request path's
+process cache of ``ApiGateway`` records.)
+
 ``$connect`` has no session row to join, so the record is read by api id; a short
 per-process cache keeps that off the database on the hot path (SPEC §7 budgets).
 Saving or deleting a record clears this process's cache at once; other processes see
