@@ -11,6 +11,7 @@ are thread-safe, and building one costs milliseconds (the old package built one 
 
 import os
 import threading
+from typing import Any, cast
 
 import boto3
 import botocore.session
@@ -23,24 +24,25 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 _lock = threading.Lock()
-_clients = {}
-_session = None
-_botocore_session = None
+# boto3 and botocore ship no annotations: their clients and sessions are ``Any`` here.
+_clients: dict[tuple[str, str, str | None, int | None, tuple[float, float] | None], Any] = {}
+_session: Any = None
+_botocore_session: Any = None
 
 CREDENTIAL_SETTINGS = ("AWS_IAM_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 REGION_SETTINGS = ("AWS_GATEWAY_REGION_NAME", "AWS_REGION_NAME")
 
 
-def configured_region():
+def configured_region() -> str | None:
     """The region from settings, or ``None`` when neither setting is set."""
     for name in REGION_SETTINGS:
         value = getattr(settings, name, None)
         if value:
-            return value
+            return cast(str, value)
     return None
 
 
-def get_region_name(region=None):
+def get_region_name(region: str | None = None) -> str:
     """Resolve the region for a call: explicit, settings, then the boto3 session's own."""
     region = region or configured_region() or _get_session().region_name
     if not region:
@@ -51,7 +53,7 @@ def get_region_name(region=None):
     return region
 
 
-def _get_session():
+def _get_session() -> Any:
     global _session, _botocore_session
     with _lock:
         if _session is None:
@@ -77,7 +79,7 @@ def _get_session():
         return _session
 
 
-def get_credentials():
+def get_credentials() -> Any:
     """The credentials botocore resolved for the configured session (``None``: none found).
 
     Refreshable when they come from a role (container, instance, assume-role profile): call
@@ -86,21 +88,28 @@ def get_credentials():
     return _get_session().get_credentials()
 
 
-def ca_bundle():
+def ca_bundle() -> str:
     """The CA bundle boto3's clients verify TLS with: ``AWS_CA_BUNDLE`` / the profile's
     ``ca_bundle``, else botocore's default (certifi's bundle)."""
     _get_session()
     from botocore.httpsession import get_cert_path
 
     configured = _botocore_session.get_config_variable("ca_bundle")
-    return configured or get_cert_path(True)
+    return cast(str, configured or get_cert_path(True))
 
 
-def is_local_endpoint(endpoint_url):
-    return bool(endpoint_url) and endpoint_url.startswith("http://")
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    return bool(endpoint_url and endpoint_url.startswith("http://"))
 
 
-def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=None, timeouts=None):
+def get_client(
+    service: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    max_pool_connections: int | None = None,
+    timeouts: tuple[float, float] | None = None,
+) -> Any:
     """A cached, thread-safe boto3 client for ``service``; ``timeouts``: ``(connect, read)`` seconds."""
     region = get_region_name(region)
     key = (service, region, endpoint_url, max_pool_connections, timeouts)
@@ -124,12 +133,12 @@ def get_client(service, *, region=None, endpoint_url=None, max_pool_connections=
     return client
 
 
-def get_boto3_client(service="apigatewayv2", **kwargs):
+def get_boto3_client(service: str = "apigatewayv2", **kwargs: Any) -> Any:
     """Compatibility with the old package's helper of this name."""
     return get_client(service, **kwargs)
 
 
-def clear_clients():
+def clear_clients() -> None:
     """Forget cached clients and the session (credentials or settings changed)."""
     global _session, _botocore_session
     with _lock:
@@ -137,7 +146,7 @@ def clear_clients():
         _session = _botocore_session = None
 
 
-def _forget_after_fork():
+def _forget_after_fork() -> None:
     # boto3 clients' connection pools must not be shared with the parent process.
     global _lock, _session, _botocore_session
     _lock = threading.Lock()
@@ -149,6 +158,6 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @receiver(setting_changed)
-def _reset_on_setting_change(setting, **kwargs):
+def _reset_on_setting_change(setting: str, **kwargs: Any) -> None:
     if setting in CREDENTIAL_SETTINGS + REGION_SETTINGS:
         clear_clients()

@@ -11,12 +11,16 @@ with the same message.
 """
 
 import difflib
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-DEFAULTS = {
+if TYPE_CHECKING:
+    from django.apps import AppConfig
+
+DEFAULTS: dict[str, int | float | str | bool] = {
     # Tokens (WebSocketTokenView).
     "token_rate_limit_per_minute": 20,
     "token_expiry_seconds": 60,
@@ -59,7 +63,7 @@ DEFAULTS = {
 }
 
 # The smallest value a number setting accepts (numbers not listed: any).
-MINIMUMS = {
+MINIMUMS: dict[str, int | float] = {
     "token_rate_limit_per_minute": 1,
     "token_expiry_seconds": 1,
     "rate_limit_max_attempts": 1,
@@ -79,7 +83,7 @@ MINIMUMS = {
 }
 
 
-def choices(name):
+def choices(name: str) -> tuple[str, ...] | None:
     """The values ``name`` accepts, or ``None`` when it is not limited to a set."""
     if name == "send_transport":
         from .transport import TRANSPORTS  # the one list; imported only when needed
@@ -90,7 +94,7 @@ def choices(name):
     return None
 
 
-def _type_problem(name, value):
+def _type_problem(name: str, value: object) -> str | None:
     """What is wrong with the type of ``value`` for setting ``name`` (``None``: nothing)."""
     kind = type(DEFAULTS[name])
     if kind is int:
@@ -107,7 +111,7 @@ def _type_problem(name, value):
     return f'WEBSOCKETS["{name}"] must be {expected}, not {value!r} ({type(value).__name__}).'
 
 
-def value_problem(name, value):
+def value_problem(name: str, value: Any) -> str | None:
     """What is wrong with ``value`` for the known setting ``name`` (``None``: nothing; ``None`` values mean the default)."""
     if value is None or value == DEFAULTS[name] and type(value) is type(DEFAULTS[name]):
         return None
@@ -124,7 +128,7 @@ def value_problem(name, value):
     return None
 
 
-def unknown_key_problem(key):
+def unknown_key_problem(key: object) -> str:
     """The message for a key ``DEFAULTS`` does not know, with the closest known name."""
     message = f"WEBSOCKETS has an unknown key {key!r}: it is ignored."
     close = difflib.get_close_matches(str(key), DEFAULTS, n=1) if isinstance(key, str) else []
@@ -136,7 +140,7 @@ def unknown_key_problem(key):
 NOT_A_DICT = "settings.WEBSOCKETS must be a dict."
 
 
-def validate_settings(user):
+def validate_settings(user: object) -> tuple[list[str], list[str]]:
     """``(errors, unknown)``: messages for bad values and for unknown keys of ``WEBSOCKETS``.
 
     ``user`` is the ``WEBSOCKETS`` value (``None`` or empty: all defaults).
@@ -145,7 +149,8 @@ def validate_settings(user):
         return [], []
     if not isinstance(user, dict):
         return [f"{NOT_A_DICT} It is {type(user).__name__}."], []
-    errors, unknown = [], []
+    errors: list[str] = []
+    unknown: list[str] = []
     for key, value in user.items():
         if key in DEFAULTS:
             problem = value_problem(key, value)
@@ -157,7 +162,7 @@ def validate_settings(user):
 
 
 # (name, type, value) of values whose type was found right: get_setting checks each once.
-_checked = set()
+_checked: set[tuple[str, type[object], object]] = set()
 _CHECKED_MAX = 1024
 
 
@@ -193,16 +198,16 @@ def get_setting(name: str) -> Any:
 
 # --- Checks of the send_* settings that need more than a type (registered with the app's checks).
 
-from django.core.checks import Error, Warning, register  # noqa: E402
+from django.core.checks import CheckMessage, Error, Warning, register  # noqa: E402
 
 
 @register("aws_websockets")
-def check_send_settings(app_configs, **kwargs):
+def check_send_settings(app_configs: Sequence["AppConfig"] | None, **kwargs: Any) -> list[CheckMessage]:
     """``send_transport`` is deprecated (W070); ``send_backend`` must import (E071)."""
     user = getattr(settings, "WEBSOCKETS", None)
     if not isinstance(user, dict):
         return []
-    messages = []
+    messages: list[CheckMessage] = []
     transport = user.get("send_transport")
     if transport and value_problem("send_transport", transport) is None:
         from .transport import TRANSPORT_BACKENDS

@@ -21,6 +21,7 @@ import os
 import random
 import threading
 import time
+from typing import Protocol
 from urllib.parse import quote
 
 from botocore.utils import normalize_url_path
@@ -47,30 +48,30 @@ _retries = [0]  # 429/503 answers retried by this process (a list: incremented f
 _retries_lock = threading.Lock()
 
 
-def count_throttled_retry():
+def count_throttled_retry() -> None:
     with _retries_lock:
         _retries[0] += 1
 
 
-def throttled_retries():
+def throttled_retries() -> int:
     """How many throttled (429/503) calls this process has retried since it started."""
     return _retries[0]
 
 
-def uncertain(reason):
+def uncertain(reason: str) -> str:
     return f"{UNCERTAIN}:{reason}"
 
 
-def is_uncertain(code):
+def is_uncertain(code: object) -> bool:
     return isinstance(code, str) and code.startswith(UNCERTAIN + ":")
 
 
-def _backoff(base_delay, attempt):
+def _backoff(base_delay: float, attempt: int) -> float:
     # Full jitter: retries of many concurrent senders spread over the window.
     return random.uniform(0, base_delay * 2**attempt)
 
 
-def status_outcome(status, error_type):
+def status_outcome(status: int, error_type: str | None) -> tuple[str | None, bool]:
     """``(code, retryable)`` for an HTTP answer: ``(None, False)`` is delivered."""
     if 200 <= status < 300:
         return None, False
@@ -90,13 +91,13 @@ class RateLimiter:
     Thread-safe; one per (region, rate) per process (``limiter_for``), shared by concurrent sends.
     """
 
-    def __init__(self, rate):
+    def __init__(self, rate: float) -> None:
         self.rate = rate
         self.interval = 1.0 / rate if rate else 0.0
         self.next_slot = time.monotonic()
         self.lock = threading.Lock()
 
-    def delay(self):
+    def delay(self) -> float:
         """Seconds the caller must wait before its call (0 when under the ceiling)."""
         if not self.interval:
             return 0.0
@@ -117,16 +118,17 @@ class CacheRateLimiter:
 
     WINDOW = 0.1
 
-    def __init__(self, rate, alias, key):
+    def __init__(self, rate: float, alias: str, key: str) -> None:
         from django.core.cache import caches
 
         self.rate, self.cache, self.key = rate, caches[alias], f"ws-send-rate:{key}"
         self.allowance = max(1, int(rate * self.WINDOW))
         self.block = max(1, self.allowance // 20)
         self.lock = threading.Lock()
-        self.window, self.left = None, 0
+        self.window: int | None = None
+        self.left = 0
 
-    def delay(self):
+    def delay(self) -> float:
         """Seconds to wait before the call; the call is counted (reserved) in that window."""
         if not self.rate:
             return 0.0
@@ -153,11 +155,13 @@ class CacheRateLimiter:
             return max(0.0, window * self.WINDOW - now)
 
 
-_limiters = {}
+_limiters: dict[tuple[str, float, int, str], "RateLimiter | CacheRateLimiter"] = {}
 _limiters_lock = threading.Lock()
 
 
-def limiter_for(region, rate, processes=1, cache_alias=""):
+def limiter_for(
+    region: str, rate: float, processes: int = 1, cache_alias: str = ""
+) -> "RateLimiter | CacheRateLimiter":
     """The process's limiter for ``region`` (AWS's throttle is per account and region)."""
     share = rate / processes if rate else 0
     key = (region, rate, processes, cache_alias)
@@ -169,7 +173,7 @@ def limiter_for(region, rate, processes=1, cache_alias=""):
         return limiter
 
 
-def _forget_after_fork():
+def _forget_after_fork() -> None:
     # A lock another thread held at the fork stays held in the child: new ones.
     global _limiters_lock, _retries_lock
     _limiters.clear()
@@ -181,6 +185,17 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class Credentials(Protocol):
+    """What the signer reads of botocore's frozen credentials (``ReadOnlyCredentials``)."""
+
+    @property
+    def access_key(self) -> str: ...
+    @property
+    def secret_key(self) -> str: ...
+    @property
+    def token(self) -> str | None: ...
 
 
 class SigV4Signer:
@@ -195,17 +210,20 @@ class SigV4Signer:
 
     SERVICE = "execute-api"
 
-    def __init__(self, credentials, region, host, payload, method="POST"):
+    def __init__(self, credentials: Credentials, region: str, host: str, payload: bytes, method: str = "POST") -> None:
         self.credentials, self.region, self.host, self.method = credentials, region, host, method
         self.payload_hash = hashlib.sha256(payload).hexdigest() if payload else EMPTY_SHA256
         token = credentials.token
         self.signed_headers = "host;x-amz-date" + (";x-amz-security-token" if token else "")
         self.token_line = f"x-amz-security-token:{token}\n" if token else ""
-        self.second, self.stamp = None, None
-        self.day, self.key, self.scope = None, None, None
+        self.second: int | None = None
+        self.stamp = ""
+        self.day: str | None = None
+        self.key = b""
+        self.scope = ""
         self.lock = threading.Lock()
 
-    def _timestamp(self, now):
+    def _timestamp(self, now: float) -> tuple[str, bytes, str]:
         second = int(now)
         if second != self.second:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
@@ -219,7 +237,7 @@ class SigV4Signer:
             self.second, self.stamp = second, stamp
         return self.stamp, self.key, self.scope
 
-    def headers(self, path, now=None):
+    def headers(self, path: str, now: float | None = None) -> dict[str, str]:
         """The ``X-Amz-Date``, ``X-Amz-Security-Token`` and ``Authorization`` headers for ``path``."""
         with self.lock:
             stamp, key, scope = self._timestamp(time.time() if now is None else now)
