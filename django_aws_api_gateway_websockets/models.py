@@ -1,5 +1,6 @@
 """Database models. Thin on purpose: AWS calls live in ``provisioning`` and ``sending``,
-token and rate-limit rules in ``tokens`` and ``ratelimit``; the methods here delegate.
+token and rate-limit rules in ``tokens`` and ``ratelimit``; the methods that delegate to them
+(the 4.x model API) are mixed in from ``compat``, so this module imports none of those.
 """
 
 import secrets
@@ -11,6 +12,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import protocol
+from .compat import (
+    ConnectionRateLimitMethods,
+    WebSocketSessionMethods,
+    WebSocketSessionQuerySetMethods,
+    WebSocketTokenMethods,
+)
 
 MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES
 
@@ -225,7 +232,7 @@ class ApiGatewayAdditionalRoute(models.Model):
         return self.name
 
 
-class WebSocketSessionQuerySet(models.QuerySet):
+class WebSocketSessionQuerySet(WebSocketSessionQuerySetMethods, models.QuerySet):
     def connected(self):
         return self.filter(connected=True)
 
@@ -235,21 +242,8 @@ class WebSocketSessionQuerySet(models.QuerySet):
     def in_channel(self, name):
         return self.filter(channel_name=name)
 
-    def send_message(self, data):
-        """Send ``data`` (JSON-encoded) to every connected row; returns a ``SendResult``."""
-        from .sending import send_to_sessions
 
-        return send_to_sessions(self.connected(), data)
-
-    def send_to_channel(self, channel, data):
-        """Store ``data`` in ``channel``'s history (a sequence number) and send it to these
-        rows' connected sessions in that channel (history.py); returns a ``ChannelSendResult``."""
-        from .history import send_to_channel
-
-        return send_to_channel(channel, data, sessions=self)
-
-
-class WebSocketSession(models.Model):
+class WebSocketSession(WebSocketSessionMethods, models.Model):
     """One WebSocket connection held by API Gateway."""
 
     connection_id = models.CharField(max_length=255, unique=True)
@@ -286,20 +280,8 @@ class WebSocketSession(models.Model):
     def __str__(self):
         return self.connection_id
 
-    def send_message(self, data):
-        """Send ``data`` to this connection; returns a ``SendResult``."""
-        from .sending import send_to_sessions
 
-        return send_to_sessions([self], data)
-
-    def close(self):
-        """Ask API Gateway to close this connection (DELETE @connections)."""
-        from .sending import close_connection
-
-        return close_connection(self)
-
-
-class WebSocketToken(models.Model):
+class WebSocketToken(WebSocketTokenMethods, models.Model):
     """A single-use connect token. ``token`` holds the SHA-256 of the raw value, never the raw value."""
 
     token = models.CharField(max_length=64, unique=True, validators=[RegexValidator(r"^[a-f0-9]{64}\Z")])
@@ -316,35 +298,8 @@ class WebSocketToken(models.Model):
     def __str__(self):
         return f"token for {self.user} ({self.created_at:%Y-%m-%d %H:%M:%S})"
 
-    @classmethod
-    def generate_token(cls, user, session_key):
-        """Create a token; returns the raw value (shown once, to the browser)."""
-        from .tokens import issue_token
 
-        return issue_token(user, session_key)
-
-    @classmethod
-    def validate_and_consume(cls, token_value, session_key=None, max_age_seconds=None):
-        """Consume a raw token; returns its user, or ``None``."""
-        from .tokens import consume_token
-
-        token = consume_token(token_value, session_key, max_age_seconds)
-        return token.user if token else None
-
-    @classmethod
-    def cleanup_expired(cls, max_age_seconds=300):
-        from .tokens import cleanup_tokens
-
-        return cleanup_tokens(max_age_seconds)
-
-    @classmethod
-    def check_rate_limit(cls, user, max_tokens_per_minute=None):
-        from .tokens import may_issue_token
-
-        return may_issue_token(user, max_tokens_per_minute)
-
-
-class ConnectionRateLimit(models.Model):
+class ConnectionRateLimit(ConnectionRateLimitMethods, models.Model):
     """One connect attempt: the rate limiter's counter and the admin's audit trail."""
 
     ip_address = models.GenericIPAddressField(db_index=True)
@@ -368,24 +323,6 @@ class ConnectionRateLimit(models.Model):
 
     def __str__(self):
         return f"{self.ip_address} at {self.attempt_time:%Y-%m-%d %H:%M:%S}"
-
-    @classmethod
-    def check_rate_limit(cls, ip_address, user=None, max_attempts=None, window_minutes=None):
-        from .ratelimit import check_connect_rate
-
-        return check_connect_rate(ip_address, user, max_attempts, window_minutes)
-
-    @classmethod
-    def record_attempt(cls, ip_address, user=None, successful=False, reason=""):
-        from .ratelimit import record_connect_attempt
-
-        return record_connect_attempt(ip_address, user, successful, reason)
-
-    @classmethod
-    def cleanup_old_records(cls, days=7):
-        from .ratelimit import cleanup_attempts
-
-        return cleanup_attempts(days)
 
 
 class ConnectionRateCounter(models.Model):
