@@ -13,7 +13,7 @@ DEMO_VENV ?= .venv-demo
 
 .PHONY: venv lint lint-mypy docs test test-sqlite test-postgres test-matrix demo bench bench-connect
 # The modules annotated so far, checked by mypy (strict flags on the Django-free ones, pyproject).
-TYPED := protocol security handlers process_cache channel_access login conf signals eventloop transport aws
+TYPED := protocol security handlers process_cache channel_access login conf signals eventloop transport aws backends
 
 ## make venv: the package (editable, with the local gateway and Celery) and the dev and bench
 ## dependency groups (pip >= 25.1 reads them); redone when pyproject.toml changes.
@@ -41,7 +41,7 @@ lint-mypy: venv
 ## make docs: the documentation site (mkdocs.yml, docs/) built strictly: a broken link or any
 ## other warning fails; the site goes to site/ (ignored).
 docs: venv
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 ## make test: the whole suite - SQLite (unit, end-to-end, browser), PostgreSQL (unit, end-to-end),
 ## then CI's subset of the matrix on the built wheel (noxfile.py; `nox` alone runs all of it).

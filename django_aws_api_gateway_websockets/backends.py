@@ -23,10 +23,12 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from urllib.parse import SplitResult, quote, urlsplit
 
 from django.utils.module_loading import import_string
 
@@ -34,15 +36,21 @@ from . import aws, transport
 from .conf import get_setting
 from .eventloop import BackgroundLoop
 
+if TYPE_CHECKING:
+    from .models import ApiGateway
+
 try:  # at import, not on the first send: the import costs a few hundred milliseconds
     import aiohttp
     from yarl import URL
 except ImportError:  # pragma: no cover - a dependency
-    aiohttp = URL = None
+    aiohttp = URL = None  # type: ignore[assignment, misc]
 
 DEFAULT_BACKEND = "django_aws_api_gateway_websockets.backends.AiohttpBackend"
 GONE = transport.GONE
 CONNECT_ATTEMPTS = 3  # a connection that cannot be opened: tried this often, then the endpoint is down
+
+#: A call's outcome: ``None`` (delivered, or closed) or an error code (``"GoneException"``...).
+Outcome = str | None
 
 
 @dataclass(frozen=True)
@@ -53,35 +61,35 @@ class Endpoint:
     region: str
 
     @classmethod
-    def for_gateway(cls, gateway):
+    def for_gateway(cls, gateway: "ApiGateway") -> Self:
         return cls(gateway.management_endpoint.rstrip("/"), aws.get_region_name(gateway.region_name))
 
     @cached_property
-    def parts(self):
+    def parts(self) -> SplitResult:
         return urlsplit(self.url)
 
     @cached_property
-    def origin(self):
+    def origin(self) -> tuple[str, str | None, int]:
         parts = self.parts
         return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
     @cached_property
-    def host_header(self):
+    def host_header(self) -> str | None:
         parts = self.parts
         default = 443 if parts.scheme == "https" else 80
         return parts.hostname if parts.port in (None, default) else f"{parts.hostname}:{parts.port}"
 
     @cached_property
-    def signed(self):
+    def signed(self) -> bool:
         """AWS endpoints are signed; plain-http ones (the local gateway) are not."""
         return not aws.is_local_endpoint(self.url)
 
     @cached_property
-    def base(self):
+    def base(self) -> str:
         """``scheme://host[:port]`` as in the URL."""
         return f"{self.parts.scheme}://{self.parts.netloc}"
 
-    def path(self, connection_id):
+    def path(self, connection_id: str) -> str:
         return f"{self.parts.path}/@connections/{quote(connection_id, safe='')}"
 
 
@@ -99,7 +107,7 @@ class SendOptions:
     rate_cache: str
 
     @classmethod
-    def from_settings(cls, max_workers=None):
+    def from_settings(cls, max_workers: int | None = None) -> Self:
         return cls(
             workers=max(1, max_workers or get_setting("send_max_workers")),
             retries=get_setting("send_max_retries"),
@@ -111,12 +119,12 @@ class SendOptions:
             rate_cache=get_setting("send_rate_limit_cache"),
         )
 
-    def limiter(self, region):
+    def limiter(self, region: str) -> transport.RateLimiter | transport.CacheRateLimiter:
         return transport.limiter_for(region, self.rate, self.processes, self.rate_cache)
 
-    def deadline(self, calls):
+    def deadline(self, calls: int) -> float:
         """A bound on a whole send of ``calls`` calls (a backstop: each call has its own timeouts)."""
-        per_call = (self.connect_timeout + self.timeout) * (self.retries + 1) + self.base_delay * 2 ** (
+        per_call: float = (self.connect_timeout + self.timeout) * (self.retries + 1) + self.base_delay * 2 ** (
             self.retries + 1
         )
         pacing = calls / (self.rate / self.processes) if self.rate else 0.0
@@ -127,7 +135,9 @@ class SendOptions:
 class BaseSendBackend:
     """What a send backend implements. One instance per process (``get_backend``)."""
 
-    def post_many(self, jobs, payload, options):
+    def post_many(
+        self, jobs: Sequence[tuple[str, Endpoint]], payload: bytes, options: SendOptions
+    ) -> dict[str, Outcome]:
         """POST ``payload`` to each ``(connection_id, Endpoint)`` of ``jobs``.
 
         Returns ``{connection_id: None}`` (delivered) or an error code: ``"GoneException"``, an
@@ -135,11 +145,11 @@ class BaseSendBackend:
         """
         raise NotImplementedError
 
-    def delete(self, endpoint, connection_id, options):
+    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
         """DELETE ``@connections/{id}``: ``None`` (closed), ``"GoneException"`` or an error code."""
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         """Release pools and connections (tests, shutdown)."""
 
 
@@ -149,16 +159,16 @@ class _Reachability:
     blackholed endpoint costs a few connect timeouts, not one per call). Once it answered, each
     call has its own ``CONNECT_ATTEMPTS``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.failures = {}  # endpoint -> connect failures
-        self.reached = set()
-        self.down = {}  # endpoint -> error code
+        self.failures: dict[Endpoint, int] = {}  # endpoint -> connect failures
+        self.reached: set[Endpoint] = set()
+        self.down: dict[Endpoint, str] = {}  # endpoint -> error code
 
-    def check(self, endpoint):
+    def check(self, endpoint: Endpoint) -> str | None:
         return self.down.get(endpoint)
 
-    def failed(self, endpoint, code, attempts):
+    def failed(self, endpoint: Endpoint, code: str, attempts: int) -> bool:
         """Record a connect failure (the call's ``attempts``-th); True: give up the call."""
         with self.lock:
             count = self.failures[endpoint] = self.failures.get(endpoint, 0) + 1
@@ -166,13 +176,13 @@ class _Reachability:
                 self.down[endpoint] = code
             return endpoint in self.down or attempts >= CONNECT_ATTEMPTS
 
-    def connected(self, endpoint):
+    def connected(self, endpoint: Endpoint) -> None:
         if endpoint not in self.reached:
             with self.lock:
                 self.reached.add(endpoint)
 
 
-def _credentials(endpoint):
+def _credentials(endpoint: Endpoint) -> tuple[Any, str | None]:
     """``(frozen credentials, None)`` or ``(None, error code)`` for a signed endpoint."""
     try:
         credentials = aws.get_credentials()
@@ -186,7 +196,7 @@ def _credentials(endpoint):
 class _Pool:
     """One endpoint's aiohttp session (its connection pool) and in-flight bound, in the loop thread."""
 
-    def __init__(self, endpoint, options):
+    def __init__(self, endpoint: Endpoint, options: SendOptions) -> None:
         connector = aiohttp.TCPConnector(
             limit=0,  # the semaphore below bounds the connections: never a wait inside aiohttp
             ttl_dns_cache=300,
@@ -209,7 +219,7 @@ class _Pool:
         self.request_timeout = self.timeout(options)
 
     @staticmethod
-    def env_proxy(endpoint):
+    def env_proxy(endpoint: Endpoint) -> tuple["URL | None", "aiohttp.BasicAuth | None"]:
         from aiohttp.helpers import get_env_proxy_for_url
 
         try:
@@ -218,25 +228,25 @@ class _Pool:
             return None, None
 
     @staticmethod
-    def ssl_context():
+    def ssl_context() -> ssl.SSLContext:
         """Verify as boto3 does: AWS_CA_BUNDLE / the profile's ca_bundle, else botocore's default bundle."""
         return ssl.create_default_context(cafile=aws.ca_bundle())
 
     @staticmethod
-    def timeout(options):
+    def timeout(options: SendOptions) -> "aiohttp.ClientTimeout":
         return aiohttp.ClientTimeout(
             total=options.connect_timeout + options.timeout,
             connect=options.connect_timeout,  # TCP, proxy CONNECT and TLS handshake
             sock_read=options.timeout,
         )
 
-    def adjust(self, options):
+    def adjust(self, options: SendOptions) -> None:
         if options.workers != self.workers:
             self.workers, self.semaphore = options.workers, asyncio.Semaphore(options.workers)
         self.request_timeout = self.timeout(options)
 
 
-def _not_sent(exc):
+def _not_sent(exc: BaseException) -> bool:
     """The request provably never left: the connection was not opened."""
     return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
 
@@ -244,20 +254,21 @@ def _not_sent(exc):
 class AiohttpBackend(BaseSendBackend):
     """aiohttp from one background event loop per process; one pool per endpoint, reused."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         if aiohttp is None:  # pragma: no cover
             raise ImportError("AiohttpBackend needs aiohttp (a dependency of the package).")
         self._loop = BackgroundLoop("ws-send-loop")
-        self._pools = {}  # (scheme, host, port) -> _Pool; touched only from the loop thread
+        # (scheme, host, port) -> _Pool; touched only from the loop thread
+        self._pools: dict[tuple[str, str | None, int], _Pool] = {}
         self._loop.on_new_loop(self._pools.clear)  # after fork: the parent's pools are not ours
 
-    def pool_count(self, endpoint=None):
+    def pool_count(self, endpoint: Endpoint | None = None) -> int:
         """Pools kept (for ``endpoint``'s origin only, when given): one per endpoint."""
         if endpoint is None:
             return len(self._pools)
         return sum(1 for origin in list(self._pools) if origin == endpoint.origin)
 
-    def _pool(self, endpoint, options):
+    def _pool(self, endpoint: Endpoint, options: SendOptions) -> _Pool:
         pool = self._pools.get(endpoint.origin)
         if pool is None or pool.session.closed:
             pool = self._pools[endpoint.origin] = _Pool(endpoint, options)
@@ -265,15 +276,17 @@ class AiohttpBackend(BaseSendBackend):
             pool.adjust(options)
         return pool
 
-    def post_many(self, jobs, payload, options):
-        results = {}
+    def post_many(
+        self, jobs: Sequence[tuple[str, Endpoint]], payload: bytes, options: SendOptions
+    ) -> dict[str, Outcome]:
+        results: dict[str, Outcome] = {}
         try:
             self._loop.run(self._post_all(jobs, payload, options, results), timeout=options.deadline(len(jobs)))
         except TimeoutError:
             pass
         return {cid: results.get(cid, transport.uncertain("SendDeadline")) for cid, _ in jobs}
 
-    def delete(self, endpoint, connection_id, options):
+    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
         try:
             return self._loop.run(
                 self._call("DELETE", endpoint, connection_id, b"", options, {}), timeout=options.deadline(1)
@@ -281,12 +294,19 @@ class AiohttpBackend(BaseSendBackend):
         except TimeoutError:
             return transport.uncertain("SendDeadline")
 
-    async def _post_all(self, jobs, payload, options, results):
-        signers, reach = {}, _Reachability()
+    async def _post_all(
+        self,
+        jobs: Sequence[tuple[str, Endpoint]],
+        payload: bytes,
+        options: SendOptions,
+        results: dict[str, Outcome],
+    ) -> None:
+        signers: dict[tuple[str, Endpoint], transport.SigV4Signer | str] = {}
+        reach = _Reachability()
 
         pending = iter(jobs)  # shared by the workers: one loop thread, so each next() is atomic
 
-        async def worker():
+        async def worker() -> None:
             for connection_id, endpoint in pending:
                 results[connection_id] = await self._call(
                     "POST", endpoint, connection_id, payload, options, signers, reach
@@ -296,7 +316,12 @@ class AiohttpBackend(BaseSendBackend):
         await asyncio.gather(*(worker() for _ in range(min(options.workers, len(jobs)))))
 
     @staticmethod
-    def _signer(method, endpoint, payload, signers):
+    def _signer(
+        method: str,
+        endpoint: Endpoint,
+        payload: bytes,
+        signers: dict[tuple[str, Endpoint], transport.SigV4Signer | str],
+    ) -> transport.SigV4Signer | str:
         key = (method, endpoint)
         if key not in signers:
             credentials, error = _credentials(endpoint)
@@ -305,7 +330,16 @@ class AiohttpBackend(BaseSendBackend):
             )
         return signers[key]
 
-    async def _call(self, method, endpoint, connection_id, payload, options, signers, reach=None):
+    async def _call(
+        self,
+        method: str,
+        endpoint: Endpoint,
+        connection_id: str,
+        payload: bytes,
+        options: SendOptions,
+        signers: dict[tuple[str, Endpoint], transport.SigV4Signer | str],
+        reach: _Reachability | None = None,
+    ) -> Outcome:
         reach = _Reachability() if reach is None else reach
         signer = self._signer(method, endpoint, payload, signers) if endpoint.signed else None
         if isinstance(signer, str):
@@ -314,6 +348,8 @@ class AiohttpBackend(BaseSendBackend):
         limiter = options.limiter(endpoint.region)
         path = endpoint.path(connection_id)
         url = URL(endpoint.base + path, encoded=True)  # already quoted
+        code: Outcome
+        connect_code: str | None
         code, connect_failures, connect_code = "LimitExceededException", 0, None
         for attempt in range(options.retries + 1):
             connect_code = None
@@ -354,11 +390,11 @@ class AiohttpBackend(BaseSendBackend):
             await asyncio.sleep(transport._backoff(options.base_delay, attempt))
         return code
 
-    def close(self):
+    def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         if pools:
 
-            async def close_all():
+            async def close_all() -> None:
                 for pool in pools:
                     await pool.session.close()
 
@@ -371,7 +407,7 @@ class AiohttpBackend(BaseSendBackend):
 class Boto3Backend(BaseSendBackend):
     """boto3's ``post_to_connection`` from a bounded pool of threads; one client per endpoint."""
 
-    def _client(self, endpoint, options):
+    def _client(self, endpoint: Endpoint, options: SendOptions) -> Any:
         return aws.get_client(
             "apigatewaymanagementapi",
             region=endpoint.region,
@@ -380,10 +416,13 @@ class Boto3Backend(BaseSendBackend):
             timeouts=(options.connect_timeout, options.timeout),
         )
 
-    def post_many(self, jobs, payload, options):
-        clients, reach = {}, _Reachability()
+    def post_many(
+        self, jobs: Sequence[tuple[str, Endpoint]], payload: bytes, options: SendOptions
+    ) -> dict[str, Outcome]:
+        clients: dict[Endpoint, Any] = {}  # endpoint -> boto3 client, or the error that prevented one
+        reach = _Reachability()
 
-        def post(job):
+        def post(job: tuple[str, Endpoint]) -> tuple[str, Outcome]:
             connection_id, endpoint = job
             client = clients.get(endpoint)
             if client is None:
@@ -402,14 +441,16 @@ class Boto3Backend(BaseSendBackend):
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ws-send") as pool:
             return dict(pool.map(post, jobs))
 
-    def delete(self, endpoint, connection_id, options):
+    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
         client = self._client(endpoint, options)
         return self._retrying(
             lambda: client.delete_connection(ConnectionId=connection_id), endpoint, options, _Reachability()
         )
 
     @staticmethod
-    def _retrying(call, endpoint, options, reach):
+    def _retrying(
+        call: Callable[[], object], endpoint: Endpoint, options: SendOptions, reach: _Reachability
+    ) -> Outcome:
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -421,6 +462,7 @@ class Boto3Backend(BaseSendBackend):
         )
 
         limiter = options.limiter(endpoint.region)
+        code: Outcome
         code, connect_failures = "LimitExceededException", 0
         for attempt in range(options.retries + 1):
             if reach.check(endpoint):
@@ -451,14 +493,14 @@ class Boto3Backend(BaseSendBackend):
 
 
 # One instance per backend class per process.
-_instances = {}
+_instances: dict[str, BaseSendBackend] = {}
 _instances_lock = threading.Lock()
-_override = []  # backends installed by ManagementAPICapture (innermost last)
+_override: list[BaseSendBackend] = []  # backends installed by ManagementAPICapture (innermost last)
 
 
-def backend_path():
+def backend_path() -> str:
     """The configured backend's dotted path (``send_backend``, else the deprecated ``send_transport``)."""
-    path = get_setting("send_backend")
+    path: str = get_setting("send_backend")
     if path == DEFAULT_BACKEND:
         legacy = get_setting("send_transport")
         if legacy:
@@ -471,7 +513,7 @@ def backend_path():
     return path
 
 
-def get_backend():
+def get_backend() -> BaseSendBackend:
     """The process's instance of the configured backend (or the one a test capture installed)."""
     if _override:
         return _override[-1]
@@ -485,21 +527,24 @@ def get_backend():
     return backend
 
 
-class use_backend:
+B = TypeVar("B", bound=BaseSendBackend)
+
+
+class use_backend(Generic[B]):
     """Context manager: every send in this process goes through ``backend`` meanwhile."""
 
-    def __init__(self, backend):
+    def __init__(self, backend: B) -> None:
         self.backend = backend
 
-    def __enter__(self):
+    def __enter__(self) -> B:
         _override.append(self.backend)
         return self.backend
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         _override.remove(self.backend)
 
 
-def reset_backends():
+def reset_backends() -> None:
     """Close and forget every backend instance (settings changed, tests)."""
     with _instances_lock:
         instances = list(_instances.values())
@@ -508,7 +553,7 @@ def reset_backends():
         backend.close()
 
 
-def _forget_after_fork():
+def _forget_after_fork() -> None:
     global _instances_lock
     _instances_lock = threading.Lock()
     # The instances stay: their loop and pools renew themselves in the child (BackgroundLoop).

@@ -210,7 +210,9 @@ class SigV4Signer:
 
     SERVICE = "execute-api"
 
-    def __init__(self, credentials: Credentials, region: str, host: str, payload: bytes, method: str = "POST") -> None:
+    def __init__(
+        self, credentials: Credentials, region: str, host: str | None, payload: bytes, method: str = "POST"
+    ) -> None:
         self.credentials, self.region, self.host, self.method = credentials, region, host, method
         self.payload_hash = hashlib.sha256(payload).hexdigest() if payload else EMPTY_SHA256
         token = credentials.token
