@@ -103,7 +103,7 @@ def test_refusal_view_tells_the_browser_why(client, django_user_model, rf):
 
 @pytest.mark.django_db
 def test_a_script_gets_a_token_as_the_readme_says(django_user_model):
-    """README, Clients other than a browser: POST with the session and the CSRF token."""
+    """docs/browser-client.md, Clients other than a browser: POST with the session and the CSRF token."""
     from django.test import Client
     from django.urls import reverse
 

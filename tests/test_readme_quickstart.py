@@ -1,4 +1,4 @@
-"""README, "Your first page, locally": its files, written literally into a fresh
+"""docs/tutorial.md, "Your first page, locally": its files, written literally into a fresh
 `django-admin startproject`, give a project that passes `check` with no issue and migrates."""
 
 import os
@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_quickstart(readme, where):
-    section = readme.split("## Your first page, locally")[1].split("\n## ")[0]
+def write_quickstart(tutorial, where):
+    section = tutorial.split("## Your first page, locally")[1].split("\n## ")[0]
     written = []
     for intro, lang, body in re.findall(r"([^\n]*)\n\n```(\w+)\n(.*?)```", section, re.S):
         match = re.match(r"(Append to )?`([^`]+)`", intro)
@@ -31,7 +31,7 @@ def test_readme_quickstart_project_checks_clean_and_migrates(tmp_path):
     run = lambda *args: subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
     assert run(sys.executable, "-m", "django", "startproject", "mysite", ".").returncode == 0
     assert run(sys.executable, "manage.py", "startapp", "chat").returncode == 0
-    written = write_quickstart((ROOT / "README.md").read_text(), tmp_path)
+    written = write_quickstart((ROOT / "docs" / "tutorial.md").read_text(), tmp_path)
     assert written == ["mysite/settings.py", "chat/views.py", "chat/templates/chat/page.html", "mysite/urls.py"]
     check = run(sys.executable, "manage.py", "check")
     assert check.returncode == 0 and "no issues" in check.stdout, check.stderr
