@@ -85,6 +85,15 @@ def may_join(
     return False  # superuser_only, or a level this version does not know
 
 
+def admits_everyone(channel_name: str, *, allow_unlisted: bool = True) -> bool:
+    """Whether anyone may join ``channel_name``, whoever they are (no rule, or ``allow_all``):
+    the connect then needs no user to decide."""
+    rule = channel_rules().get(channel_name)
+    if rule is None:
+        return allow_unlisted
+    return rule[0] == Access.ALLOW_ALL
+
+
 for _signal in (post_save, post_delete):
     _signal.connect(clear_channel_rules_cache, sender=ChannelPermission, dispatch_uid=f"channel_rules_{_signal}_cp")
     _signal.connect(clear_channel_rules_cache, sender=ChannelPermissionRule, dispatch_uid=f"channel_rules_{_signal}_r")

@@ -47,7 +47,13 @@ def auth_hash(user):
     get_hash = getattr(user, "get_session_auth_hash", None)
     if user is None or not user.is_authenticated or get_hash is None:
         return ""
-    return _keyed_hash(AUTH_HASH_SALT, get_hash())
+    return hash_auth_value(get_hash())
+
+
+def hash_auth_value(session_auth_hash: str | None) -> str:
+    """The keyed hash stored for a session auth hash (``user.get_session_auth_hash()``, or the
+    copy Django keeps in the login's session); "" for none."""
+    return _keyed_hash(AUTH_HASH_SALT, session_auth_hash)
 
 
 def connection_outlived_login(session):

@@ -266,23 +266,34 @@ def record_connect_attempt(ip_address, user=None, successful=False, reason="", m
 _INSERT_SQL = {}
 
 
+def audit_insert_sql(connection):
+    """``INSERT INTO <audit table> (ip_address, user_id, attempt_time, successful, reason)``,
+    without its values (one ``VALUES`` row here; a ``SELECT`` in connect_sql.py)."""
+    sql = _INSERT_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(c) for c in ("ip_address", "user_id", "attempt_time", "successful", "reason"))
+        sql = _INSERT_SQL[connection.vendor] = f"INSERT INTO {qn(ConnectionRateLimit._meta.db_table)} ({columns})"
+    return sql
+
+
+def audit_enabled(successful):
+    """Whether ``WEBSOCKETS["rate_limit_audit"]`` keeps a row for this outcome."""
+    mode = get_setting("rate_limit_audit")
+    return not (mode == "off" or (mode == "refusals" and successful))
+
+
 def audit_attempt(ip_address, user=None, successful=False, reason="", own_savepoint=True):
     """Add the audit row of a connect attempt (no counting): one plain ``INSERT``, no model
     instance. ``WEBSOCKETS["rate_limit_audit"]``: ``"all"``, ``"refusals"`` (no row for an
     accepted connect) or ``"off"``. A failure is logged, never raised: the decision is made.
     ``own_savepoint=False`` (the view, inside the connect's transaction, for an accepted
     connect): the row is part of that transaction, and a failure fails it."""
-    mode = get_setting("rate_limit_audit")
-    if mode == "off" or (mode == "refusals" and successful):
+    if not audit_enabled(successful):
         return
     db = router.db_for_write(ConnectionRateLimit)
     connection = connections[db]
-    sql = _INSERT_SQL.get(connection.vendor)
-    if sql is None:
-        qn = connection.ops.quote_name
-        columns = ", ".join(qn(c) for c in ("ip_address", "user_id", "attempt_time", "successful", "reason"))
-        sql = f"INSERT INTO {qn(ConnectionRateLimit._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s)"
-        _INSERT_SQL[connection.vendor] = sql
+    sql = audit_insert_sql(connection) + " VALUES (%s, %s, %s, %s, %s)"
     ops = connection.ops
     params = [
         ops.adapt_ipaddressfield_value(ip_address),

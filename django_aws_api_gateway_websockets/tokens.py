@@ -53,7 +53,7 @@ def find_valid_token(raw, session_key=None, max_age_seconds=None):
     the session the token was issued to; without one (the browser talks to the raw
     ``execute-api`` domain), the short-lived single-use token alone identifies the user.
     """
-    if not isinstance(raw, str) or not 20 <= len(raw) <= 128:
+    if not is_plausible_token(raw):
         return None
     max_age = max_age_seconds or get_setting("token_expiry_seconds")
     tokens = WebSocketToken.objects.select_related("user").filter(
@@ -82,12 +82,16 @@ def consume_token(raw, session_key=None, max_age_seconds=None):
     return None
 
 
-def _spend_statement(connection, with_session):
+def spend_statement(connection, with_session, with_user=False):
     """``(sql, user field names or None, converters, needs is_active param)`` of the
     one-statement spend on this connection. PostgreSQL returns the user's row with the token
     (``UPDATE … FROM``); SQLite's RETURNING can only name the token's columns, so there the
-    user is read by a second query."""
-    key = (connection.alias, connection.vendor, with_session)
+    user is read by a second query. The returned columns are named ``c0``, ``c1``, … (the
+    token's id, session key and user id, then the user's fields), so the statement also
+    serves as a ``WITH`` clause (connect_sql.py). Parameters: used (``True``), the token's
+    hash, ``False``, the oldest creation time, then ``True`` when it needs is_active, the
+    session key's hash ``with_session``, the user's pk ``with_user``."""
+    key = (connection.alias, connection.vendor, with_session, with_user)
     cached = _SPEND_SQL.get(key)
     if cached is not None:
         return cached
@@ -98,13 +102,13 @@ def _spend_statement(connection, with_session):
     fields = list(User._meta.concrete_fields)
     active = next((f for f in fields if f.attname == "is_active"), None)
     where = [f"{tok}.{qn('token')} = %s", f"{tok}.{qn('used')} = %s", f"{tok}.{qn('created_at')} >= %s"]
-    returning = f"{tok}.{qn('id')}, {tok}.{qn('session_key')}, {tok}.{qn('user_id')}"
+    returning = [f"{tok}.{qn('id')}", f"{tok}.{qn('session_key')}", f"{tok}.{qn('user_id')}"]
     joined = connection.vendor == "postgresql"
     if joined:
         where.append(f"{user_pk} = {tok}.{qn('user_id')}")
         if active is not None:  # an inactive user's token stays unspent
             where.append(f"{usr}.{qn(active.column)} = %s")
-        returning += ", " + ", ".join(f"{usr}.{qn(f.column)}" for f in fields)
+        returning += [f"{usr}.{qn(f.column)}" for f in fields]
         from_clause = f" FROM {usr}"
     else:
         from_clause = ""
@@ -112,7 +116,10 @@ def _spend_statement(connection, with_session):
             where.append(f"{tok}.{qn('user_id')} IN (SELECT {user_pk} FROM {usr} WHERE {usr}.{qn(active.column)} = %s)")
     if with_session:
         where.append(f"{tok}.{qn('session_key')} = %s")
-    sql = f"UPDATE {tok} SET {qn('used')} = %s{from_clause} WHERE {' AND '.join(where)} RETURNING {returning}"
+    if with_user:
+        where.append(f"{tok}.{qn('user_id')} = %s")
+    columns = ", ".join(f"{column} AS {qn(f'c{i}')}" for i, column in enumerate(returning))
+    sql = f"UPDATE {tok} SET {qn('used')} = %s{from_clause} WHERE {' AND '.join(where)} RETURNING {columns}"
     converters = []
     if joined:
         for field in fields:
@@ -121,6 +128,37 @@ def _spend_statement(connection, with_session):
     names = [f.attname for f in fields] if joined else None
     cached = _SPEND_SQL[key] = (sql, names, converters, active is not None)
     return cached
+
+
+def spend_params(raw, max_age_seconds, connection, active_column, session_key=None, user_id=None):
+    """The parameters of ``spend_statement``'s SQL, in order."""
+    max_age = max_age_seconds or get_setting("token_expiry_seconds")
+    params = [
+        True,
+        hash_token(raw),
+        False,
+        connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(seconds=max_age)),
+    ]
+    if active_column:
+        params.append(True)
+    if session_key:
+        params.append(hash_session_key(session_key))
+    if user_id is not None:
+        params.append(user_id)
+    return params
+
+
+def user_from_row(values, names, converters, connection):
+    """The user model instance from the user's columns a PostgreSQL spend returned."""
+    values = list(values)
+    for i, (funcs, column) in enumerate(converters):
+        for func in funcs:
+            values[i] = func(values[i], column, connection)
+    return get_user_model().from_db(connection.alias, names, values)
+
+
+def is_plausible_token(raw):
+    return isinstance(raw, str) and 20 <= len(raw) <= 128
 
 
 _SPEND_SQL = {}
@@ -137,25 +175,15 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
     ``user``, ``session_key``) or ``None``. Call it in a transaction that a later refusal rolls
     back (the view's connect does). Of two concurrent uses exactly one wins: the other's
     UPDATE waits for the row, then no longer matches ``used = false``."""
-    if not isinstance(raw, str) or not 20 <= len(raw) <= 128:
+    if not is_plausible_token(raw):
         return None
     db = router.db_for_write(WebSocketToken)
     connection = connections[db]
     if not _one_statement_spend(connection):
         token = find_valid_token(raw, session_key, max_age_seconds)
         return token if token is not None and mark_used(token) else None
-    max_age = max_age_seconds or get_setting("token_expiry_seconds")
-    sql, names, converters, active_column = _spend_statement(connection, bool(session_key))
-    params = [
-        True,
-        hash_token(raw),
-        False,
-        connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(seconds=max_age)),
-    ]
-    if active_column:
-        params.append(True)
-    if session_key:
-        params.append(hash_session_key(session_key))
+    sql, names, converters, active_column = spend_statement(connection, bool(session_key))
+    params = spend_params(raw, max_age_seconds, connection, active_column, session_key)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -164,11 +192,7 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
     if names is None:
         user = get_user_model()._default_manager.using(db).get(pk=row[2])
     else:
-        values = list(row[3:])
-        for i, (funcs, column) in enumerate(converters):
-            for func in funcs:
-                values[i] = func(values[i], column, connection)
-        user = get_user_model().from_db(db, names, values)
+        user = user_from_row(row[3:], names, converters, connection)
     if not user.is_active:
         return None  # the caller's transaction must roll the spend back (the view raises)
     return SimpleNamespace(pk=row[0], id=row[0], user_id=user.pk, user=user, session_key=row[1], used=True)

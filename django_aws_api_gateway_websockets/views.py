@@ -21,22 +21,20 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
-from django.db.models import signals as model_signals
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import channel_access, history, login, presence, protocol, ratelimit, security, signals, tokens
+from . import channel_access, connect_sql, history, login, presence, protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
 from .gateway_lookup import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
@@ -88,65 +86,6 @@ def _nesting_exceeds(value, limit):
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
-
-
-_INSERT_SESSION_SQL = {}
-
-
-def _insert_session(**values):
-    """The connect's ``WebSocketSession`` row: one plain ``INSERT … RETURNING`` (no query
-    compilation per request) where the database has it and no ``pre_save``/``post_save``
-    receiver listens for the model; else ``objects.create``. Returns the instance."""
-    db = router.db_for_write(WebSocketSession)
-    connection = connections[db]
-    if (
-        model_signals.pre_save.has_listeners(WebSocketSession)
-        or model_signals.post_save.has_listeners(WebSocketSession)
-        or not (
-            connection.vendor == "postgresql"
-            or (connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35))
-        )
-    ):
-        return WebSocketSession.objects.using(db).create(**values)
-    now = timezone.now()
-    session = WebSocketSession(created_on=now, updated_on=now, **values)
-    fields = [f for f in WebSocketSession._meta.concrete_fields if not f.primary_key]
-    sql = _INSERT_SESSION_SQL.get(connection.vendor)
-    if sql is None:
-        qn = connection.ops.quote_name
-        sql = _INSERT_SESSION_SQL[connection.vendor] = (
-            f"INSERT INTO {qn(WebSocketSession._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(WebSocketSession._meta.pk.column)}"
-        )
-    params = [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        session.pk = cursor.fetchone()[0]
-    session._state.adding, session._state.db = False, db
-    return session
-
-
-def _load_db_session(session):
-    """Load a database-backed Django session with one plain ``SELECT`` (what
-    ``SessionStore.load`` does, without building the ORM query each time); other session
-    engines, or one already loaded, are left to Django."""
-    if type(session) is not DbSessionStore or hasattr(session, "_session_cache"):
-        return
-    model = session.model
-    db = router.db_for_read(model)
-    connection = connections[db]
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {qn('session_data')} FROM {qn(model._meta.db_table)} WHERE {qn('session_key')} = %s AND {qn('expire_date')} > %s",
-            [session.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
-        )
-        row = cursor.fetchone()
-    if row is None:  # as SessionStore.load: no (or an expired) session, a new key if saved
-        session._session_key = None
-        session._session_cache = {}
-    else:
-        session._session_cache = session.decode(row[0])
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -332,7 +271,7 @@ class WebSocketView(View):
         session = getattr(request, "session", None)
         if session is None or not session.session_key:
             return None
-        _load_db_session(session)
+        connect_sql.load_db_session(session)
         user_id = session.get(SESSION_KEY)
         if user_id is None:
             return None
@@ -385,7 +324,7 @@ class WebSocketView(View):
                 else login.hash_session_key(getattr(getattr(request, "session", None), "session_key", None))
             )
             try:
-                self.websocket_session = _insert_session(
+                self.websocket_session = connect_sql.insert_session(
                     connection_id=self.connection_id,
                     channel_name=channel,
                     user=request.user if request.user.is_authenticated else None,
@@ -406,8 +345,72 @@ class WebSocketView(View):
             return response
 
         _ = request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
+        if self._connects_in_one_statement(cookie_user):
+            response = self._connect_in_one_statement(request, cookie_user, ip)
+            if response is not None:
+                return response
         # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
         return self._in_transaction(open_connection, request, kept_below=300)
+
+    def _connects_in_one_statement(self, cookie_user):
+        """Whether this connect may run as one statement (connect_sql.py): a token with the
+        cookie's login, and nothing of the project's to run between the checks and the commit:
+        no hook or check overridden, no permission lists, no presence, no ``connected``
+        receiver (PostgreSQL, outside a transaction: ``one_statement_connect_supported``)."""
+        cls = type(self)
+        base = WebSocketView
+        return (
+            self.USE_WS_TOKEN
+            and cookie_user is not None
+            and not self.BROADCAST_PRESENCE
+            and not self.permissions_required
+            and not self.all_permissions_required
+            and cls.connect is base.connect
+            and cls._additional_connection_checks is base._additional_connection_checks
+            and cls.has_required_permissions is base.has_required_permissions
+            and cls.can_join_channel is base.can_join_channel
+            and cls._check_connection is base._check_connection
+            and not signals.connected.has_listeners(cls)
+            and connect_sql.one_statement_connect_supported()
+        )
+
+    def _connect_in_one_statement(self, request, cookie_user, ip):
+        """The connect as one statement, when every check before the token's can pass without
+        the user: the origin, one token, a valid channel that admits everyone. ``None``: the
+        general path decides (and refuses in the documented order)."""
+        origin = request.headers.get("Origin")
+        if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
+            return None
+        raw_tokens = request.GET.getlist(protocol.QUERY_TOKEN)
+        channels = request.GET.getlist(protocol.QUERY_CHANNEL)
+        if len(raw_tokens) != 1 or not tokens.is_plausible_token(raw_tokens[0]) or len(channels) > 1:
+            return None
+        channel = channels[0] if channels else ""
+        if channel and not protocol.is_valid_channel_name(channel):
+            return None
+        channel = channel or self.api_gateway.default_channel_name
+        if not channel_access.admits_everyone(channel, allow_unlisted=self.ALLOW_UNLISTED_CHANNELS):
+            return None
+        try:
+            opened = connect_sql.connect_in_one_statement(
+                raw_token=raw_tokens[0],
+                session_key=request.session.session_key,
+                user_id=cookie_user,
+                session_auth_hash=request.session.get(HASH_SESSION_KEY),
+                audit_ip=ip if self.RATE_LIMIT_ENABLED else None,
+                connection_id=self.connection_id,
+                channel_name=channel,
+                api_gateway=self.api_gateway,
+            )
+        except IntegrityError:
+            raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
+        except Exception as exc:
+            return self.handle_exception(request, exc)
+        if opened is None:
+            raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
+        self.websocket_session, request.user = opened
+        self._connect_user = request.user
+        return JsonResponse({})
 
     def _in_transaction(self, step, request, kept_below=400):
         """Run ``step`` (returning a handler result) in a transaction (a savepoint under
@@ -478,9 +481,10 @@ class WebSocketView(View):
 
     def _disconnect(self, request, *args, **kwargs):
         session = self._load_session(request)
+        was_connected = session.connected  # else a send found it gone (410) and announced its leave
         WebSocketSession.objects.filter(pk=session.pk).update(connected=False, updated_on=timezone.now())
         session.connected = False
-        if self.BROADCAST_PRESENCE:
+        if self.BROADCAST_PRESENCE and was_connected:
             presence.announce_on_commit(session.channel_name, "leave", session)
         logger.info(
             "WebSocket disconnected",

@@ -1,0 +1,185 @@
+"""The hand-written SQL of the ``$connect`` path: the statements every connect runs, written
+once per database connection instead of compiled by the ORM on every request.
+
+- ``load_db_session``: the browser's Django session row (what ``SessionStore.load`` does);
+- ``insert_session``: the connection's row, one ``INSERT … RETURNING``;
+- ``connect_in_one_statement``: on PostgreSQL, when nothing of the project's runs between the
+  connect's checks and its commit (docs/architecture.md#connect), the token spend,
+  the connection's row and the attempt's audit row in one statement::
+
+      WITH spent AS (UPDATE <token> SET used = true FROM <user> WHERE … RETURNING …),
+           conn AS (INSERT INTO <connection> (…) SELECT … FROM spent RETURNING id),
+           audit AS (INSERT INTO <attempt> (…) SELECT … FROM spent)
+      SELECT conn.id, spent.* FROM spent CROSS JOIN conn
+
+  One statement is one transaction: a token that does not match (used, expired, another
+  user's or session's, an inactive user) inserts nothing, and a duplicate connection id fails
+  the whole statement, so the token stays unspent (the same outcomes as the general path's
+  transaction, in one round trip instead of five).
+"""
+
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.db import connections, router
+from django.db.models import signals as model_signals
+from django.utils import timezone
+
+from . import login, ratelimit, tokens
+from .models import WebSocketSession
+
+_INSERT_SQL: dict[tuple[str, str], tuple[str, list]] = {}
+_CONNECT_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _session_insert(connection):
+    """``(INSERT INTO <table> (<columns>), fields)`` for the connection's row."""
+    key = (connection.alias, connection.vendor)
+    cached = _INSERT_SQL.get(key)
+    if cached is None:
+        qn = connection.ops.quote_name
+        fields = [f for f in WebSocketSession._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(qn(f.column) for f in fields)
+        cached = _INSERT_SQL[key] = (f"INSERT INTO {qn(WebSocketSession._meta.db_table)} ({columns})", fields)
+    return cached
+
+
+def _new_session(db, values):
+    now = timezone.now()
+    session = WebSocketSession(created_on=now, updated_on=now, **values)
+    session._state.db = db
+    return session
+
+
+def _saved(session, pk):
+    session.pk = pk
+    session._state.adding = False
+    return session
+
+
+def _plain_insert_supported(connection):
+    """A plain ``INSERT … RETURNING`` may stand in for ``objects.create``: the database has
+    RETURNING and no ``pre_save``/``post_save`` receiver listens for the model."""
+    if model_signals.pre_save.has_listeners(WebSocketSession) or model_signals.post_save.has_listeners(
+        WebSocketSession
+    ):
+        return False
+    if connection.vendor == "postgresql":
+        return True
+    return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
+
+
+def insert_session(**values):
+    """The connect's ``WebSocketSession`` row: one plain ``INSERT … RETURNING`` where the
+    database has it and no save receiver listens for the model; else ``objects.create``."""
+    db = router.db_for_write(WebSocketSession)
+    connection = connections[db]
+    if not _plain_insert_supported(connection):
+        return WebSocketSession.objects.using(db).create(**values)
+    session = _new_session(db, values)
+    insert, fields = _session_insert(connection)
+    qn = connection.ops.quote_name
+    sql = f"{insert} VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(WebSocketSession._meta.pk.column)}"
+    params = [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _saved(session, cursor.fetchone()[0])
+
+
+def load_db_session(session):
+    """Load a database-backed Django session with one plain ``SELECT`` (what
+    ``SessionStore.load`` does, without building the ORM query each time); other session
+    engines, or one already loaded, are left to Django."""
+    if type(session) is not DbSessionStore or hasattr(session, "_session_cache"):
+        return
+    model = session.model
+    db = router.db_for_read(model)
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {qn('session_data')} FROM {qn(model._meta.db_table)} "
+            f"WHERE {qn('session_key')} = %s AND {qn('expire_date')} > %s",
+            [session.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        row = cursor.fetchone()
+    if row is None:  # as SessionStore.load: no (or an expired) session, a new key if saved
+        session._session_key = None
+        session._session_cache = {}
+    else:
+        session._session_cache = session.decode(row[0])
+
+
+def one_statement_connect_supported():
+    """PostgreSQL (data-modifying ``WITH``), outside any transaction (``ATOMIC_REQUESTS``:
+    a failing statement would break the request's transaction), a user model with an
+    ``is_active`` column, and no save receiver for the connection's row."""
+    db = router.db_for_write(WebSocketSession)
+    connection = connections[db]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    if router.db_for_write(tokens.WebSocketToken) != db or router.db_for_write(ratelimit.ConnectionRateLimit) != db:
+        return False
+    return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[3]
+
+
+def _connect_sql(connection, audit):
+    key = (connection.alias, audit)
+    sql = _CONNECT_SQL.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        spend = tokens.spend_statement(connection, True, True)[0]
+        insert, fields = _session_insert(connection)
+        pk = qn(WebSocketSession._meta.pk.column)
+        parts = [
+            f"WITH spent AS ({spend})",
+            f"conn AS ({insert} SELECT {', '.join(['%s'] * len(fields))} FROM spent RETURNING {pk})",
+        ]
+        if audit:  # spent.c2: the token's user
+            parts.append(
+                f"audit AS ({ratelimit.audit_insert_sql(connection)} SELECT %s, spent.c2, %s, %s, %s FROM spent)"
+            )
+        sql = _CONNECT_SQL[key] = ", ".join(parts) + f" SELECT conn.{pk}, spent.* FROM spent CROSS JOIN conn"
+    return sql
+
+
+def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_hash, audit_ip, **values):
+    """Spend ``raw_token`` (issued to ``user_id`` under the Django session ``session_key``),
+    store the connection's row (``values``: its fields, ``user`` and ``session_key_hash``
+    excepted) and, when ``audit_ip`` is given, the accepted attempt's audit row: one
+    statement. Returns ``(session, user)``, or ``None`` when the token does not match; a
+    duplicate connection id raises ``IntegrityError`` (and nothing is kept).
+
+    ``session_auth_hash`` is the login's hash as the Django session recorded it; when the
+    user's current one differs (a password changed meanwhile), the row is corrected at once.
+    """
+    db = router.db_for_write(WebSocketSession)
+    connection = connections[db]
+    _, names, converters, active_column = tokens.spend_statement(connection, True, True)
+    audit = audit_ip is not None and ratelimit.audit_enabled(True)
+    session = _new_session(
+        db,
+        {
+            **values,
+            "user_id": user_id,
+            "session_key_hash": login.hash_session_key(session_key),
+            "auth_hash": login.hash_auth_value(session_auth_hash),
+        },
+    )
+    _, fields = _session_insert(connection)
+    params = tokens.spend_params(raw_token, None, connection, active_column, session_key, user_id)
+    params += [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields]
+    if audit:
+        ops = connection.ops
+        params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
+    with connection.cursor() as cursor:
+        cursor.execute(_connect_sql(connection, audit), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    user = tokens.user_from_row(row[4:], names, converters, connection)
+    _saved(session, row[0])
+    current = login.auth_hash(user)
+    if current != session.auth_hash:
+        WebSocketSession.objects.using(db).filter(pk=session.pk).update(auth_hash=current)
+        session.auth_hash = current
+    session.user = user
+    return session, user
