@@ -8,12 +8,17 @@ extra); ``config`` and ``records`` (which record ``runwsgateway`` may write to) 
 they can be imported without it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import GatewayConfig, Route
+
+if TYPE_CHECKING:  # what __getattr__ below imports on first use
+    from .server import GatewayThread, LocalGateway
 
 __all__ = ["GatewayConfig", "GatewayThread", "LocalGateway", "Route"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # Imported on first use: importing the package must not need aiohttp.
     if name in ("GatewayThread", "LocalGateway"):
         from . import server

@@ -8,20 +8,28 @@ turns them into the modeled exceptions (``GoneException``, ``PayloadTooLargeExce
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .. import protocol
-from .connections import iso_timestamp
+from .connections import Connection, iso_timestamp
+
+if TYPE_CHECKING:
+    from .server import LocalGateway
+
+#: One ``@connections`` operation on an open connection.
+Operation = Callable[[web.Request, Connection], Awaitable[web.StreamResponse]]
 
 logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
 
 
-def aws_error(status, error_type, message):
+def aws_error(status: int, error_type: str, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status, headers={"x-amzn-ErrorType": error_type})
 
 
-def forbidden():
+def forbidden() -> web.Response:
     """What API Gateway answers for a path or stage it does not serve."""
     return aws_error(403, "ForbiddenException", "Forbidden")
 
@@ -29,13 +37,13 @@ def forbidden():
 class TokenBucket:
     """AWS's throttle: ``rate`` requests per second on average, bursts up to ``burst``. 0 = off."""
 
-    def __init__(self, rate, burst):
+    def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
         self.tokens = float(burst)
         self.updated = time.monotonic()
 
-    def take(self):
+    def take(self) -> bool:
         if not self.rate:
             return True
         now = time.monotonic()
@@ -50,24 +58,25 @@ class TokenBucket:
 class ManagementApi:
     """``POST | GET | DELETE /<stage>/@connections/{id}`` for a ``LocalGateway``."""
 
-    def __init__(self, gateway):
+    def __init__(self, gateway: "LocalGateway") -> None:
         self.gateway = gateway
         self.config = gateway.config
         self.throttle = TokenBucket(self.config.management_rate_limit, self.config.management_burst_limit)
 
-    def add_routes(self, router, stage_path):
+    def add_routes(self, router: web.UrlDispatcher, stage_path: str) -> None:
         path = stage_path + "/@connections/{connection_id}"
         router.add_post(path, self.call(self.post_to_connection))
         router.add_get(path, self.call(self.get_connection))
         router.add_delete(path, self.call(self.delete_connection))
 
-    def call(self, operation):
+    def call(self, operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Latency, throttling, id checks and one log line around an operation."""
 
-        async def handler(request):
+        async def handler(request: web.Request) -> web.StreamResponse:
             if self.config.management_latency_ms:
                 await asyncio.sleep(self.config.management_latency_ms / 1000)
             connection_id = request.match_info["connection_id"]
+            response: web.StreamResponse
             if not self.throttle.take():
                 response = aws_error(429, "LimitExceededException", "Rate exceeded")
             elif not protocol.is_valid_connection_id(connection_id):
@@ -84,7 +93,7 @@ class ManagementApi:
 
         return handler
 
-    async def post_to_connection(self, request, conn):
+    async def post_to_connection(self, request: web.Request, conn: Connection) -> web.Response:
         max_payload = self.config.max_payload
         if (request.content_length or 0) > max_payload:
             return aws_error(413, "PayloadTooLargeException", f"Message too long; max {max_payload} bytes")
@@ -100,7 +109,7 @@ class ManagementApi:
             return aws_error(410, "GoneException", f"Connection {conn.connection_id} is gone")
         return web.Response(status=200)
 
-    async def get_connection(self, request, conn):
+    async def get_connection(self, request: web.Request, conn: Connection) -> web.Response:
         return web.json_response(
             {
                 # The wire names of botocore's GetConnection output shape.
@@ -110,6 +119,6 @@ class ManagementApi:
             }
         )
 
-    async def delete_connection(self, request, conn):
+    async def delete_connection(self, request: web.Request, conn: Connection) -> web.Response:
         await self.gateway.close(conn, reason="closed by the server (DELETE @connections)")
         return web.Response(status=204)

@@ -7,6 +7,7 @@ needs) and reused; the AWS record is only read.
 """
 
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -14,18 +15,21 @@ from django.db import IntegrityError, transaction
 
 from .config import is_loopback_host
 
+if TYPE_CHECKING:
+    from ..models import ApiGateway
+
 COMPANION_SUFFIX = "-local"
 LOCAL_API_ID_PREFIX = "local"  # AWS api ids are 10 letters and digits: never 15 starting so
 
 
-def is_loopback_url(url):
+def is_loopback_url(url: str) -> bool:
     try:
         return is_loopback_host(urlsplit(url).hostname)
     except ValueError:
         return False
 
 
-def is_local_record(record):
+def is_local_record(record: "ApiGateway") -> bool:
     """Never created in AWS, and not pointed at anything but this machine."""
     return (
         not record.api_created
@@ -36,20 +40,20 @@ def is_local_record(record):
     )
 
 
-def is_served_locally(record):
+def is_served_locally(record: "ApiGateway") -> bool:
     """A local record a local gateway serves (or served and was killed before restoring it)."""
     return is_local_record(record) and is_loopback_url(record.management_endpoint_url)
 
 
-def companion_name(record):
+def companion_name(record: "ApiGateway") -> str:
     return record.api_name[: 255 - len(COMPANION_SUFFIX)] + COMPANION_SUFFIX
 
 
-def new_local_api_id():
+def new_local_api_id() -> str:
     return f"{LOCAL_API_ID_PREFIX}{uuid.uuid4().hex[:10]}"
 
 
-def local_region():
+def local_region() -> str:
     """AWS_GATEWAY_REGION_NAME (or the boto3 default); blank, which means the same, if none."""
     from ..aws import get_region_name
 
@@ -59,7 +63,7 @@ def local_region():
         return ""
 
 
-def find_companion(record):
+def find_companion(record: "ApiGateway") -> "ApiGateway | None":
     """The local companion of an AWS record, or ``None``."""
     from ..models import ApiGateway
 
@@ -67,7 +71,7 @@ def find_companion(record):
     return companion if companion is not None and is_local_record(companion) else None
 
 
-def get_or_create_companion(record):
+def get_or_create_companion(record: "ApiGateway") -> "tuple[ApiGateway, bool]":
     """``(companion, created)``: the local record that stands in for the AWS ``record``."""
     from ..models import ApiGateway
 
@@ -98,7 +102,7 @@ def get_or_create_companion(record):
     return existing, False
 
 
-def served_locally(record):
+def served_locally(record: "ApiGateway | None") -> "ApiGateway | None":
     """The record browsers should use in development: ``record``, or the companion a running
     local gateway serves in its place."""
     if record is None or is_local_record(record):

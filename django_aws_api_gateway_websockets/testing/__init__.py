@@ -5,10 +5,16 @@ same route selection, token handled), and ``ManagementAPICapture`` installs the 
 backend (``InMemoryBackend``) so that what your code sends can be asserted on.
 """
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ below imports on first use
+    from .capture import InMemoryBackend, ManagementAPICapture, default_capture
+    from .client import WebSocketTestClient, integration_headers
+
 __all__ = ["InMemoryBackend", "ManagementAPICapture", "WebSocketTestClient", "default_capture", "integration_headers"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # Lazy: the pytest plugin in this package loads before Django is set up.
     if name in ("ManagementAPICapture", "InMemoryBackend", "default_capture"):
         from . import capture

@@ -11,12 +11,14 @@ locmem ``EMAIL_BACKEND``): every ``@connections`` call is recorded, nothing leav
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
 
-from ..backends import BaseSendBackend, use_backend
+from ..backends import BaseSendBackend, Endpoint, Outcome, SendOptions, use_backend
 from ..transport import GONE
 
 
-def _decoded(payload):
+def _decoded(payload: bytes) -> Any:
     try:
         return json.loads(payload)
     except ValueError:
@@ -32,40 +34,42 @@ class ManagementAPICapture:
     with ``code`` (``"LimitExceededException"``, ``"ForbiddenException"``...).
     """
 
-    active = None  # the capture installed now, shared by every WebSocketTestClient
+    # The capture installed now, shared by every WebSocketTestClient.
+    active: ClassVar["ManagementAPICapture | None"] = None
 
-    def __init__(self):
-        self.messages = defaultdict(list)
-        self.raw = defaultdict(list)  # connection id -> payload bytes, as posted
-        self.endpoints = defaultdict(list)  # connection id -> endpoint URLs posted through
-        self.gone = set()
-        self.failures = {}
-        self.deleted = []
+    def __init__(self) -> None:
+        self.messages: defaultdict[str, list[Any]] = defaultdict(list)
+        self.raw: defaultdict[str, list[bytes]] = defaultdict(list)  # connection id -> payload bytes, as posted
+        self.endpoints: defaultdict[str, list[str]] = defaultdict(list)  # connection id -> endpoint URLs posted through
+        self.gone: set[str] = set()
+        self.failures: dict[str, str] = {}
+        self.deleted: list[str] = []
         self.lock = threading.Lock()
-        self._previous = None
-        self._installed = None
+        self._previous: ManagementAPICapture | None = None
+        self._installed: use_backend[InMemoryBackend] | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._previous = ManagementAPICapture.active
         ManagementAPICapture.active = self
         self._installed = use_backend(InMemoryBackend(self))
         self._installed.__enter__()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._installed is not None, "__exit__ without __enter__"
         self._installed.__exit__(*exc_info)
         ManagementAPICapture.active = self._previous
 
-    def mark_gone(self, connection_id):
+    def mark_gone(self, connection_id: str) -> None:
         self.gone.add(connection_id)
 
-    def fail(self, connection_id, code):
+    def fail(self, connection_id: str, code: str) -> None:
         self.failures[connection_id] = code
 
-    def sent_to(self, connection_id):
+    def sent_to(self, connection_id: str) -> list[Any]:
         return list(self.messages.get(connection_id, []))
 
-    def clear(self):
+    def clear(self) -> None:
         with self.lock:
             self.messages.clear()
             self.raw.clear()
@@ -73,7 +77,7 @@ class ManagementAPICapture:
             self.deleted.clear()
 
     # What InMemoryBackend calls.
-    def post(self, endpoint, connection_id, payload):
+    def post(self, endpoint: Endpoint, connection_id: str, payload: bytes) -> Outcome:
         with self.lock:
             if connection_id in self.gone:
                 return GONE
@@ -84,7 +88,7 @@ class ManagementAPICapture:
             self.messages[connection_id].append(_decoded(payload))
             return None
 
-    def delete(self, endpoint, connection_id):
+    def delete(self, endpoint: Endpoint, connection_id: str) -> Outcome:
         with self.lock:
             if connection_id in self.gone:
                 return GONE
@@ -99,15 +103,17 @@ default_capture = ManagementAPICapture()  # where InMemoryBackend records outsid
 class InMemoryBackend(BaseSendBackend):
     """A send backend that records into a ``ManagementAPICapture`` (the active one by default)."""
 
-    def __init__(self, capture=None):
+    def __init__(self, capture: ManagementAPICapture | None = None) -> None:
         self.capture = capture
 
-    def _target(self):
+    def _target(self) -> ManagementAPICapture:
         return self.capture or ManagementAPICapture.active or default_capture
 
-    def post_many(self, jobs, payload, options):
+    def post_many(
+        self, jobs: Sequence[tuple[str, Endpoint]], payload: bytes, options: SendOptions
+    ) -> dict[str, Outcome]:
         capture = self._target()
         return {connection_id: capture.post(endpoint, connection_id, payload) for connection_id, endpoint in jobs}
 
-    def delete(self, endpoint, connection_id, options):
+    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
         return self._target().delete(endpoint, connection_id)
