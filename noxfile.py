@@ -2,6 +2,7 @@
 
     nox                      # the whole matrix (3 Pythons x 3 Djangos x 2 databases)
     nox -s ci                # the representative subset CI runs (make test-matrix)
+    nox -s typing            # mypy --strict on a project's use of the public API, on the wheel
     nox -l                   # list the sessions
 
 Each session builds the wheel once (``dist/``), installs it with the test dependencies into
@@ -29,6 +30,12 @@ UNSUPPORTED = {("3.11", "6.0"), ("3.11", "6.1")}
 TEST_DEPENDENCIES = [
     *nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "test"),
     "pytest-cov>=5",
+]
+# What type-checks a downstream project's code (pyproject.toml's "lint" group, without ruff).
+TYPING_DEPENDENCIES = [
+    dep
+    for dep in nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "lint")
+    if not dep.startswith("ruff")
 ]
 # The coverage floor of the package's own code (today's level; raise it, never lower it).
 COVERAGE_FLOOR = 90  # measured 94% (tests-3.12, Django 6.1, SQLite) on 2026-11-26
@@ -102,8 +109,47 @@ def tests(session, django, db):
     run_tests(session, django, db, markers="not browser")
 
 
+def check_downstream_typing(session, django="6.1"):
+    """``mypy --strict`` with django-stubs on tests/typing/downstream.py, a project's use of the
+    public API, against the installed wheel: its ``py.typed`` and annotations are what a project
+    that type-checks strictly sees (the package's own errors are not reported there, its API is)."""
+    wheel = built_wheel(session)
+    session.install(f"{wheel}[local,testing]", DJANGOS[django], *TYPING_DEPENDENCIES)
+    scratch = Path(session.create_tmp()) / "typing"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(ROOT / "tests" / "typing", scratch, ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"))
+    with session.chdir(scratch):
+        session.run(
+            "python",
+            "-c",
+            "import django_aws_api_gateway_websockets as p, pathlib; "
+            "assert 'site-packages' in p.__file__, p.__file__; "
+            "assert (pathlib.Path(p.__file__).parent / 'py.typed').is_file(), 'py.typed is not in the wheel'; "
+            "print('type-checking against', p.__file__)",
+        )
+        session.run(
+            "python",
+            "-m",
+            "mypy",
+            "--strict",
+            "--config-file",
+            "mypy.ini",
+            "--no-incremental",
+            "downstream.py",
+            env={"PYTHONPATH": str(scratch)},  # downstream_settings, for django-stubs' plugin
+        )
+
+
+@nox.session(python="3.12", name="typing")
+def typing_session(session):
+    """A downstream project's strict type check of the public API, on the built wheel."""
+    check_downstream_typing(session)
+
+
 @nox.session(python="3.12")
 def ci(session):
-    """The subset CI runs: the newest Django on the built wheel, SQLite and PostgreSQL."""
+    """The subset CI runs: the newest Django on the built wheel, SQLite and PostgreSQL, and
+    the downstream type check."""
     for db in DATABASES:
         run_tests(session, "6.1", db, markers="not browser")
+    check_downstream_typing(session)

@@ -7,15 +7,19 @@ once per database connection instead of compiled by the ORM on every request.
   connect's checks and its commit (docs/architecture.md#connect), the token spend,
   the connection's row and the attempt's audit row in one statement::
 
-      WITH spent AS (UPDATE <token> SET used = true FROM <user> WHERE … RETURNING …),
+      WITH hit AS (INSERT INTO <counter> … ON CONFLICT … DO UPDATE … RETURNING key, count),
+           spent AS (UPDATE <token> SET used = true FROM <user> WHERE … AND <every count
+                     within the limit> RETURNING …),
            conn AS (INSERT INTO <connection> (…) SELECT … FROM spent RETURNING id),
            audit AS (INSERT INTO <attempt> (…) SELECT … FROM spent)
-      SELECT conn.id, spent.* FROM spent CROSS JOIN conn
+      SELECT <the counts>, conn.id, spent.* FROM … LEFT JOIN (spent CROSS JOIN conn) ON TRUE
 
-  One statement is one transaction: a token that does not match (used, expired, another
-  user's or session's, an inactive user) inserts nothing, and a duplicate connection id fails
-  the whole statement, so the token stays unspent (the same outcomes as the general path's
-  transaction, in one round trip instead of five).
+  One statement is one transaction: past the rate limit, or with a token that does not
+  match (used, expired, another user's or session's, an inactive user), it counts the attempt
+  and changes nothing else; a duplicate connection id fails the whole statement, so the token
+  stays unspent. The outcomes of the general path (the count, then the checks and the writes
+  in a transaction), in one round trip instead of six. With the counters in a cache
+  (``WEBSOCKETS["rate_limit_cache"]``) the count is that cache's operation, then the statement.
 """
 
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
@@ -121,39 +125,63 @@ def one_statement_connect_supported():
     return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[3]
 
 
-def _connect_sql(connection, audit):
-    key = (connection.alias, audit)
+def _connect_sql(connection, audit, n_keys):
+    """The statement: ``n_keys`` rate-limit counters (0: counted elsewhere) counted first, the
+    token spent only when every counter is within the limit."""
+    key = (connection.alias, audit, n_keys)
     sql = _CONNECT_SQL.get(key)
     if sql is None:
         qn = connection.ops.quote_name
-        spend = tokens.spend_statement(connection, True, True)[0]
+        count = qn("count")
+        within = f"(SELECT COUNT(*) FROM hit WHERE hit.{count} <= %s) = %s" if n_keys else ""
+        spend = tokens.spend_statement(connection, True, True, within)[0]
         insert, fields = _session_insert(connection)
         pk = qn(WebSocketSession._meta.pk.column)
-        parts = [
-            f"WITH spent AS ({spend})",
+        parts = [f"hit AS ({ratelimit.upsert_sql(connection, n_keys)})"] if n_keys else []
+        parts += [
+            f"spent AS ({spend})",
             f"conn AS ({insert} SELECT {', '.join(['%s'] * len(fields))} FROM spent RETURNING {pk})",
         ]
         if audit:  # spent.c2: the token's user
             parts.append(
                 f"audit AS ({ratelimit.audit_insert_sql(connection)} SELECT %s, spent.c2, %s, %s, %s FROM spent)"
             )
-        sql = _CONNECT_SQL[key] = ", ".join(parts) + f" SELECT conn.{pk}, spent.* FROM spent CROSS JOIN conn"
+        hits = f"ARRAY(SELECT hit.{qn('key')} FROM hit), ARRAY(SELECT hit.{count} FROM hit)" if n_keys else "NULL, NULL"
+        sql = _CONNECT_SQL[key] = (
+            f"WITH {', '.join(parts)} SELECT {hits}, conn.{pk}, spent.* FROM (SELECT 1) AS one "
+            "LEFT JOIN (spent CROSS JOIN conn) ON TRUE"
+        )
     return sql
 
 
-def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_hash, audit_ip, **values):
+def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_hash, audit_ip, counting, **values):
     """Spend ``raw_token`` (issued to ``user_id`` under the Django session ``session_key``),
     store the connection's row (``values``: its fields, ``user`` and ``session_key_hash``
     excepted) and, when ``audit_ip`` is given, the accepted attempt's audit row: one
-    statement. Returns ``(session, user)``, or ``None`` when the token does not match; a
-    duplicate connection id raises ``IntegrityError`` (and nothing is kept).
+    statement. With ``counting`` (``ratelimit.counting``), the attempt is counted by the same
+    statement first, and nothing else happens past the limit.
+
+    Returns ``(decision, session, user)``: the rate limit's ``Decision`` (``None`` without
+    ``counting``), then ``None, None`` when refused or when the token does not match. A
+    duplicate connection id raises ``IntegrityError`` (and nothing is kept, the count neither).
 
     ``session_auth_hash`` is the login's hash as the Django session recorded it; when the
     user's current one differs (a password changed meanwhile), the row is corrected at once.
     """
     db = router.db_for_write(WebSocketSession)
     connection = connections[db]
-    _, names, converters, active_column = tokens.spend_statement(connection, True, True)
+    decision = None
+    if counting and not ratelimit.counted_by_one_statement(connection):
+        decision = ratelimit.count_attempt(counting)  # the cache's own atomic operation
+        if not decision.allowed:
+            return decision, None, None
+        counting = None
+    n_keys = len(counting.keys) if counting else 0
+    params = []
+    if counting:
+        params += ratelimit.upsert_statement(connection, counting.keys, counting.max_attempts, counting.window_seconds)[
+            1
+        ]
     audit = audit_ip is not None and ratelimit.audit_enabled(True)
     session = _new_session(
         db,
@@ -164,22 +192,29 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
             "auth_hash": login.hash_auth_value(session_auth_hash),
         },
     )
+    _, names, converters, active_column = tokens.spend_statement(connection, True, True)
     _, fields = _session_insert(connection)
-    params = tokens.spend_params(raw_token, None, connection, active_column, session_key, user_id)
+    params += tokens.spend_params(raw_token, None, connection, active_column, session_key, user_id)
+    if n_keys:
+        params += [counting.max_attempts, n_keys]
     params += [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields]
     if audit:
         ops = connection.ops
         params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
     with connection.cursor() as cursor:
-        cursor.execute(_connect_sql(connection, audit), params)
+        cursor.execute(_connect_sql(connection, audit, n_keys), params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    user = tokens.user_from_row(row[4:], names, converters, connection)
-    _saved(session, row[0])
+    if counting:
+        decision = ratelimit.decide(
+            ratelimit.counts_of(counting.keys, dict(zip(row[0], row[1], strict=True))), counting.max_attempts
+        )
+    if row[2] is None:
+        return decision, None, None
+    user = tokens.user_from_row(row[6:], names, converters, connection)
+    _saved(session, row[2])
     current = login.auth_hash(user)
     if current != session.auth_hash:
         WebSocketSession.objects.using(db).filter(pk=session.pk).update(auth_hash=current)
         session.auth_hash = current
     session.user = user
-    return session, user
+    return decision, session, user

@@ -140,7 +140,7 @@ def _upsert_supported(connection):
 _SQL = {}
 
 
-def _upsert_sql(connection, n_keys):
+def upsert_sql(connection, n_keys):
     cache_key = (connection.vendor, n_keys)
     sql = _SQL.get(cache_key)
     if sql is None:
@@ -160,22 +160,34 @@ def _upsert_sql(connection, n_keys):
     return sql
 
 
+def upsert_statement(connection, keys, max_attempts, window_seconds):
+    """``(sql, params)`` of the one-statement count (``RETURNING key, count``; no row for a
+    key already past the limit)."""
+    now = _now_ms()
+    expires = now + window_seconds * 1000
+    params = []
+    for key in keys:
+        params += [key, expires]
+    params += [now, now, max_attempts, now]
+    return upsert_sql(connection, len(keys)), params
+
+
+def counts_of(keys, returned):
+    """The counts ``upsert_statement`` returned (``{key: count}``), in ``keys``' order."""
+    return [returned.get(key) for key in keys]
+
+
 def _database_hit(keys, max_attempts, window_seconds):
     """Counts after this attempt, ``None`` for a key already past the limit (left unchanged)."""
     db = router.db_for_write(ConnectionRateCounter)
     connection = connections[db]
-    now = _now_ms()
-    expires = now + window_seconds * 1000
     if _upsert_supported(connection):
-        params = []
-        for key in keys:
-            params += [key, expires]
-        params += [now, now, max_attempts, now]
+        sql, params = upsert_statement(connection, keys, max_attempts, window_seconds)
         with connection.cursor() as cursor:
-            cursor.execute(_upsert_sql(connection, len(keys)), params)
-            returned = dict(cursor.fetchall())
-        return [returned.get(key) for key in keys]
-    return _locked_hit(db, keys, max_attempts, now, expires)
+            cursor.execute(sql, params)
+            return counts_of(keys, dict(cursor.fetchall()))
+    now = _now_ms()
+    return _locked_hit(db, keys, max_attempts, now, now + window_seconds * 1000)
 
 
 def _locked_hit(db, keys, max_attempts, now, expires):
@@ -219,18 +231,50 @@ def _database_peek(keys):
 # --- the decision ---------------------------------------------------------------------------
 
 
+class Counting(NamedTuple):
+    """What one attempt counts: the keys, the limit, the window."""
+
+    keys: list[str]
+    max_attempts: int
+    window_seconds: int
+
+
+def counting(ip_address, user=None, max_attempts=None, window_minutes=None):
+    """The keys and limits of one attempt; ``None`` when a window of 0 counts nothing (check
+    W049 warns)."""
+    max_attempts, window_seconds = _limits(max_attempts, window_minutes)
+    if window_seconds <= 0:
+        return None
+    return Counting(counter_keys(ip_address, user, window_seconds), max_attempts, window_seconds)
+
+
+def counted_by_one_statement(connection):
+    """Whether the counters are database rows that one upsert statement changes (they can
+    then be counted inside another statement: connect_sql.py)."""
+    return limiter_cache() is None and _upsert_supported(connection)
+
+
 def hit(ip_address, user=None, max_attempts=None, window_minutes=None):
     """Count one connect attempt for this IP (and user) and decide: one atomic operation per
     request (two keys in one statement or one pipeline). Returns a ``Decision``."""
-    max_attempts, window_seconds = _limits(max_attempts, window_minutes)
-    if window_seconds <= 0:  # a window of 0 counts nothing (check W049 warns)
+    return count_attempt(counting(ip_address, user, max_attempts, window_minutes))
+
+
+def count_attempt(count):
+    """``hit`` for the keys and limits of ``counting`` (``None``: nothing to count)."""
+    if count is None:
         return Decision(True, 0, False)
-    keys = counter_keys(ip_address, user, window_seconds)
     cache = limiter_cache()
     if cache is not None:
-        counts = _cache_hit(cache, keys, max_attempts, window_seconds)
+        counts = _cache_hit(cache, count.keys, count.max_attempts, count.window_seconds)
     else:
-        counts = _database_hit(keys, max_attempts, window_seconds)
+        counts = _database_hit(count.keys, count.max_attempts, count.window_seconds)
+    return decide(counts, count.max_attempts)
+
+
+def decide(counts, max_attempts):
+    """The ``Decision`` from the keys' counts after this attempt (``None``: a key already past
+    the limit)."""
     over = max_attempts + 1
     counts = [over + 1 if count is None else count for count in counts]  # None: past the limit already
     attempts = max(counts)

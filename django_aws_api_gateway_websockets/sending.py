@@ -17,7 +17,9 @@
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
@@ -39,25 +41,25 @@ class MessageTooLarge(ValueError):
 class SendResult:
     """What happened to each connection a send was addressed to."""
 
-    delivered: list = field(default_factory=list)
-    gone: list = field(default_factory=list)
-    failed: dict = field(default_factory=dict)  # connection id -> error code
+    delivered: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # connection id -> error code
     throttled_retries: int = 0  # 429/503 answers retried (this process's, while the send ran)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.failed
 
     @property
-    def uncertain(self):
+    def uncertain(self) -> list[str]:
         """Ids whose call may or may not have been delivered (never re-sent: no duplicates)."""
         return [cid for cid, code in self.failed.items() if transport.is_uncertain(code)]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.delivered) + len(self.gone) + len(self.failed)
 
 
-def encode_message(data):
+def encode_message(data: object) -> bytes:
     """Bytes to post: ``str``/``bytes`` as given, anything else as JSON."""
     if isinstance(data, bytes):
         payload = data
@@ -72,7 +74,7 @@ def encode_message(data):
     return payload
 
 
-def management_client(gateway, max_pool_connections=None):
+def management_client(gateway: ApiGateway, max_pool_connections: int | None = None) -> Any:
     """A boto3 Management API client for ``gateway``'s endpoint and region (for your own calls)."""
     return aws.get_client(
         "apigatewaymanagementapi",
@@ -82,14 +84,18 @@ def management_client(gateway, max_pool_connections=None):
     )
 
 
-def _targets(sessions):
+def _targets(
+    sessions: "QuerySet[WebSocketSession] | Iterable[WebSocketSession]",
+) -> list[tuple[int, str, int | None]]:
     """``[(pk, connection_id, gateway_id)]`` without building model instances."""
     if isinstance(sessions, QuerySet):
         return list(sessions.values_list("pk", "connection_id", "api_gateway_id"))
     return [(s.pk, s.connection_id, s.api_gateway_id) for s in sessions]
 
 
-def send_to_sessions(sessions, data, *, max_workers=None):
+def send_to_sessions(
+    sessions: "QuerySet[WebSocketSession] | Iterable[WebSocketSession]", data: object, *, max_workers: int | None = None
+) -> SendResult:
     """Post ``data`` to every session in ``sessions`` (a queryset or an iterable of rows)."""
     payload = encode_message(data)
     targets = _targets(sessions)
@@ -99,7 +105,8 @@ def send_to_sessions(sessions, data, *, max_workers=None):
     backend = backends.get_backend()
     options = backends.SendOptions.from_settings(max_workers)
     gateways = ApiGateway.objects.in_bulk({gw for _, _, gw in targets if gw is not None})
-    endpoints = {}  # gateway id -> Endpoint, or the configuration error for its rows
+    # gateway id -> Endpoint, or the configuration error for its rows
+    endpoints: dict[int | None, backends.Endpoint | str] = {}
     for gateway_id, gateway in gateways.items():
         try:
             endpoints[gateway_id] = backends.Endpoint.for_gateway(gateway)
@@ -135,7 +142,7 @@ def send_to_sessions(sessions, data, *, max_workers=None):
     return result
 
 
-def _mark_gone(pks, connection_ids):
+def _mark_gone(pks: list[int], connection_ids: list[str]) -> None:
     for start in range(0, len(pks), UPDATE_BATCH):
         WebSocketSession.objects.filter(pk__in=pks[start : start + UPDATE_BATCH]).update(connected=False)
     if connection_ids:
@@ -156,12 +163,12 @@ def _mark_gone(pks, connection_ids):
 class CloseFailed(Exception):
     """API Gateway did not close the connection; ``code`` says why (an AWS error code)."""
 
-    def __init__(self, connection_id, code):
+    def __init__(self, connection_id: str, code: str) -> None:
         super().__init__(f"Could not close {connection_id}: {code}")
         self.connection_id, self.code = connection_id, code
 
 
-def close_connection(session):
+def close_connection(session: WebSocketSession) -> bool:
     """Ask API Gateway to close ``session``'s socket. True when it was open, False when gone.
 
     Raises ``CloseFailed`` for any other answer.

@@ -82,7 +82,7 @@ def consume_token(raw, session_key=None, max_age_seconds=None):
     return None
 
 
-def spend_statement(connection, with_session, with_user=False):
+def spend_statement(connection, with_session, with_user=False, condition=""):
     """``(sql, user field names or None, converters, needs is_active param)`` of the
     one-statement spend on this connection. PostgreSQL returns the user's row with the token
     (``UPDATE … FROM``); SQLite's RETURNING can only name the token's columns, so there the
@@ -90,8 +90,9 @@ def spend_statement(connection, with_session, with_user=False):
     token's id, session key and user id, then the user's fields), so the statement also
     serves as a ``WITH`` clause (connect_sql.py). Parameters: used (``True``), the token's
     hash, ``False``, the oldest creation time, then ``True`` when it needs is_active, the
-    session key's hash ``with_session``, the user's pk ``with_user``."""
-    key = (connection.alias, connection.vendor, with_session, with_user)
+    session key's hash ``with_session``, the user's pk ``with_user``; ``condition``: one more
+    SQL condition (with its own parameters after those)."""
+    key = (connection.alias, connection.vendor, with_session, with_user, condition)
     cached = _SPEND_SQL.get(key)
     if cached is not None:
         return cached
@@ -118,6 +119,8 @@ def spend_statement(connection, with_session, with_user=False):
         where.append(f"{tok}.{qn('session_key')} = %s")
     if with_user:
         where.append(f"{tok}.{qn('user_id')} = %s")
+    if condition:
+        where.append(condition)
     columns = ", ".join(f"{column} AS {qn(f'c{i}')}" for i, column in enumerate(returning))
     sql = f"UPDATE {tok} SET {qn('used')} = %s{from_clause} WHERE {' AND '.join(where)} RETURNING {columns}"
     converters = []

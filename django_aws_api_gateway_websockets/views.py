@@ -231,19 +231,18 @@ class WebSocketView(View):
             cookie_user = self._session_user_id(request)
         else:
             cookie_user = getattr(request, "user", None) or AnonymousUser()
-        if self.RATE_LIMIT_ENABLED:
-            # One atomic operation decides (ratelimit.py); past the limit nothing is written
-            # but the first refusal's audit row.
-            decision = ratelimit.hit(ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
-            if not decision.allowed:
-                if decision.first_refusal:
-                    self._record_attempt(ip, cookie_user, signals.REASON_RATE_LIMIT)
-                raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
         self._connect_user = cookie_user
         try:
-            response = self._open_connection(request, cookie_user, *args, ip=ip, **kwargs)
+            response = None
+            if self._connects_in_one_statement(cookie_user):
+                response = self._connect_in_one_statement(request, cookie_user, ip)
+            if response is None:  # the general path
+                if self.RATE_LIMIT_ENABLED:
+                    self._enforce_rate_limit(ip, cookie_user, self._rate_limit_decision(ip, cookie_user))
+                response = self._open_connection(request, cookie_user, *args, ip=ip, **kwargs)
         except Rejection as rejection:
-            self._record_attempt(ip, self._connect_user, rejection.reason)
+            if rejection.reason != signals.REASON_RATE_LIMIT:  # the limiter keeps its own audit rows
+                self._record_attempt(ip, self._connect_user, rejection.reason)
             raise
         if response.status_code >= 300:  # refused by the connect hook, or failed: nothing was kept
             reason = signals.REASON_CHECK if response.status_code < 500 else signals.REASON_ERROR
@@ -263,6 +262,17 @@ class WebSocketView(View):
             },
         )
         return response
+
+    def _rate_limit_decision(self, ip, user):
+        return ratelimit.hit(ip, user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
+
+    def _enforce_rate_limit(self, ip, user, decision):
+        """One atomic operation decided (ratelimit.py); past the limit nothing is written but
+        the first refusal's audit row."""
+        if not decision.allowed:
+            if decision.first_refusal:
+                self._record_attempt(ip, user, signals.REASON_RATE_LIMIT)
+            raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
 
     @staticmethod
     def _session_user_id(request):
@@ -345,10 +355,6 @@ class WebSocketView(View):
             return response
 
         _ = request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
-        if self._connects_in_one_statement(cookie_user):
-            response = self._connect_in_one_statement(request, cookie_user, ip)
-            if response is not None:
-                return response
         # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
         return self._in_transaction(open_connection, request, kept_below=300)
 
@@ -391,25 +397,34 @@ class WebSocketView(View):
         channel = channel or self.api_gateway.default_channel_name
         if not channel_access.admits_everyone(channel, allow_unlisted=self.ALLOW_UNLISTED_CHANNELS):
             return None
+        counting = None
+        if self.RATE_LIMIT_ENABLED:
+            counting = ratelimit.counting(ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
         try:
-            opened = connect_sql.connect_in_one_statement(
+            decision, session, user = connect_sql.connect_in_one_statement(
                 raw_token=raw_tokens[0],
                 session_key=request.session.session_key,
                 user_id=cookie_user,
                 session_auth_hash=request.session.get(HASH_SESSION_KEY),
                 audit_ip=ip if self.RATE_LIMIT_ENABLED else None,
+                counting=counting,
                 connection_id=self.connection_id,
                 channel_name=channel,
                 api_gateway=self.api_gateway,
             )
         except IntegrityError:
+            # The failed statement counted nothing: count the attempt by itself.
+            if self.RATE_LIMIT_ENABLED:
+                self._enforce_rate_limit(ip, cookie_user, self._rate_limit_decision(ip, cookie_user))
             raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
         except Exception as exc:
             return self.handle_exception(request, exc)
-        if opened is None:
+        if decision is not None:
+            self._enforce_rate_limit(ip, cookie_user, decision)
+        if session is None:
             raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
-        self.websocket_session, request.user = opened
-        self._connect_user = request.user
+        self.websocket_session, request.user = session, user
+        self._connect_user = user
         return JsonResponse({})
 
     def _in_transaction(self, step, request, kept_below=400):

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django_aws_api_gateway_websockets import login, signals, tokens
 from django_aws_api_gateway_websockets.models import (
     ChannelPermission,
+    ConnectionRateCounter,
     ConnectionRateLimit,
     WebSocketSession,
     WebSocketToken,
@@ -40,7 +41,7 @@ def connect(post_as_gateway, query, path="/ws/", cid=None):
 
 
 def one_statement_used(queries):
-    return any(q["sql"].startswith("WITH spent AS") for q in queries)
+    return any(q["sql"].startswith("WITH ") and "spent AS (UPDATE" in q["sql"] for q in queries)
 
 
 def test_connect_is_one_statement_after_the_session_read_and_the_count(client, post_as_gateway, token, user, gateway):
@@ -65,8 +66,8 @@ def test_connect_is_one_statement_after_the_session_read_and_the_count(client, p
     assert (attempt.successful, attempt.user_id, attempt.reason) == (True, user.pk, "")
     if ONE_STATEMENT:
         assert one_statement_used(ctx.captured_queries)
-        # the browser's session row, the rate-limit counters, the connect itself
-        assert len(ctx.captured_queries) == 3, [q["sql"] for q in ctx.captured_queries]
+        # the browser's session row, then the count and the connect in one statement
+        assert len(ctx.captured_queries) == 2, [q["sql"] for q in ctx.captured_queries]
 
 
 def test_spent_token_is_refused_and_nothing_is_kept(post_as_gateway, token):
@@ -86,6 +87,8 @@ def test_duplicate_connection_id_is_409_and_the_token_stays_unspent(client, user
     second = tokens.issue_token(user, client.session.session_key)
     assert connect(post_as_gateway, f"ws_token={second}", cid=cid)[1].status_code == 409
     assert WebSocketSession.objects.count() == 1
+    # the refused attempt still counts (IP and user)
+    assert set(ConnectionRateCounter.objects.values_list("count", flat=True)) == {2}
     assert WebSocketToken.objects.get(token=tokens.hash_token(second)).used is False
     assert connect(post_as_gateway, f"ws_token={second}")[1].status_code == 200
 
@@ -113,6 +116,22 @@ def test_password_changed_without_signals_stores_the_current_login_hash(user, po
     cid, response = connect(post_as_gateway, f"ws_token={token}")
     assert response.status_code == 200
     assert WebSocketSession.objects.get(connection_id=cid).auth_hash == login.auth_hash(user)
+
+
+def test_past_the_limit_the_statement_counts_and_changes_nothing_else(settings, client, user, post_as_gateway):
+    settings.WEBSOCKETS = {"rate_limit_max_attempts": 2}
+    raws = [tokens.issue_token(user, client.session.session_key) for _ in range(4)]
+    statuses = [connect(post_as_gateway, f"ws_token={raw}")[1].status_code for raw in raws]
+    assert statuses == [200, 200, 429, 429]
+    assert WebSocketSession.objects.count() == 2
+    assert WebSocketToken.objects.filter(used=True).count() == 2
+    # one audit row per accepted connect, one for the first refusal only; counters capped
+    assert list(ConnectionRateLimit.objects.order_by("pk").values_list("successful", "reason")) == [
+        (True, ""),
+        (True, ""),
+        (False, "rate_limit"),
+    ]
+    assert set(ConnectionRateCounter.objects.values_list("count", flat=True)) == {3}
 
 
 @pytest.mark.parametrize("mode, rows", [("refusals", 0), ("off", 0), ("all", 1)])

@@ -1,7 +1,11 @@
 import ipaddress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self
 
 from .. import protocol
+
+if TYPE_CHECKING:
+    from ..models import ApiGateway
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class GatewayConfig:
     stage: str = "local"
     secret: str = field(default="", repr=False)  # never in a repr, a log line or a traceback
     route_selection_expression: str = "$request.body.action"
-    routes: dict = field(default_factory=dict)  # route key -> Route
+    routes: dict[str, Route] = field(default_factory=dict)  # route key -> Route
     default_route_two_way: bool = False
     two_way: bool = False  # --two-way: every route relays Django's response
     idle_timeout: float = protocol.IDLE_TIMEOUT_SECONDS
@@ -34,7 +38,7 @@ class GatewayConfig:
     management_rate_limit: float = 10_000
     management_burst_limit: int = 5_000
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.target_base_endpoint.startswith(("http://", "https://")):
             raise ValueError(f"target_base_endpoint must be an http(s) URL, not {self.target_base_endpoint!r}")
         if not self.stage or "/" in self.stage:
@@ -43,10 +47,10 @@ class GatewayConfig:
             self.target_base_endpoint += "/"
 
     @property
-    def selection_key(self):
+    def selection_key(self) -> str | None:
         return protocol.selection_key_from_expression(self.route_selection_expression)
 
-    def integration_for(self, route_key):
+    def integration_for(self, route_key: str) -> tuple[str, bool]:
         """``(url, two_way)`` of the integration behind a route key."""
         if route_key in self.routes:
             route = self.routes[route_key]
@@ -56,9 +60,9 @@ class GatewayConfig:
         return self.target_base_endpoint + path, two_way
 
     @classmethod
-    def from_record(cls, record, **overrides):
+    def from_record(cls, record: "ApiGateway", **overrides: Any) -> Self:
         """Build from an ``ApiGateway`` row and its additional routes."""
-        values = dict(
+        values: dict[str, Any] = dict(
             api_id=record.api_id,
             stage=record.stage_name,
             secret=record.integration_secret,
@@ -71,7 +75,7 @@ class GatewayConfig:
         return cls(**values)
 
 
-def is_loopback_host(host):
+def is_loopback_host(host: str | None) -> bool:
     """``127.0.0.1``, ``::1``, ``localhost``: only this machine can reach it."""
     host = (host or "").strip("[]").lower()
     if host == "localhost" or host.endswith(".localhost"):
@@ -81,4 +85,4 @@ def is_loopback_host(host):
     except ValueError:
         return False  # a host name: it may resolve to any interface
     mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+    return bool((mapped or address).is_loopback)

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 
-def new_connection_id():
+def new_connection_id() -> str:
     """An id shaped like API Gateway's (16 characters, ``L0SM9cOFvHcCIhw=``), safe in URL paths."""
     return base64.urlsafe_b64encode(os.urandom(11)).decode()
 
 
-def iso_timestamp(timestamp):
+def iso_timestamp(timestamp: float) -> str:
     """``2026-11-24T17:00:00.123000Z``: the form botocore parses into a datetime."""
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat().replace("+00:00", "Z")
 
@@ -24,14 +24,14 @@ class Connection:
     connection_id: str
     source_ip: str
     user_agent: str
-    ws: web.WebSocketResponse = None
+    ws: web.WebSocketResponse | None = None  # set once the handshake is accepted
     connected_at: float = field(default_factory=time.time)
     last_active_at: float = field(default_factory=time.time)
     close_reason: str = ""
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self.ws is not None and not self.ws.closed
 
-    def touch(self):
+    def touch(self) -> None:
         self.last_active_at = time.time()

@@ -2,12 +2,18 @@
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from multidict import CIMultiDict
 
 from .. import protocol
+
+if TYPE_CHECKING:
+    from .config import GatewayConfig
+    from .connections import Connection
 
 logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
 
@@ -36,29 +42,29 @@ UNREACHABLE = 502
 class IntegrationResult:
     status: int
     body: bytes = b""
-    headers: CIMultiDict = field(default_factory=CIMultiDict)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     timed_out: bool = False
     request_id: str = ""
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return 200 <= self.status < 300
 
     @property
-    def failed(self):
+    def failed(self) -> bool:
         """No usable answer: Django down, timed out, or a server error."""
         return self.status >= 500
 
 
-def trace_id():
+def trace_id() -> str:
     return f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
 
 
-def new_request_id():
+def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-def evaluate_mapping(mapping, context):
+def evaluate_mapping(mapping: Mapping[str, str], context: Mapping[str, object]) -> dict[str, str]:
     """Apply ``RequestParameters``: ``integration.request.header.X`` <- context variable or 'static'.
 
     Only header targets are evaluated (the package maps nothing else); a context variable the
@@ -67,7 +73,7 @@ def evaluate_mapping(mapping, context):
     >>> evaluate_mapping({"integration.request.header.a": "'s'", "integration.request.header.b": "context.connectionId"}, {"connectionId": "c1"})
     {'a': 's', 'b': 'c1'}
     """
-    headers = {}
+    headers: dict[str, str] = {}
     prefix = "integration.request.header."
     for target, source in mapping.items():
         if not target.startswith(prefix):
@@ -82,7 +88,9 @@ def evaluate_mapping(mapping, context):
     return headers
 
 
-def request_context(config, connection, route_key, request_id):
+def request_context(
+    config: "GatewayConfig", connection: "Connection", route_key: str, request_id: str
+) -> dict[str, str | int]:
     """The ``context.*`` variables of one request, as API Gateway names them."""
     return {
         "connectionId": connection.connection_id,
@@ -99,13 +107,19 @@ def request_context(config, connection, route_key, request_id):
     }
 
 
-def build_headers(config, connection, route_key, request_id, browser_headers=None):
+def build_headers(
+    config: "GatewayConfig",
+    connection: "Connection",
+    route_key: str,
+    request_id: str,
+    browser_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """The headers of one integration request for ``connection`` on ``route_key``.
 
     ``browser_headers`` (``$connect`` only) are the handshake's; other events carry API
     Gateway's own User-Agent and nothing from the browser.
     """
-    headers = {}
+    headers: dict[str, str] = {}
     forwarded_for = connection.source_ip
     if browser_headers is not None:
         mapped = {target.rsplit(".", 1)[1].lower() for target in protocol.request_parameters("x")}
@@ -132,7 +146,9 @@ def build_headers(config, connection, route_key, request_id, browser_headers=Non
     return headers
 
 
-async def post(http, url, headers, body, timeout):
+async def post(
+    http: aiohttp.ClientSession, url: str, headers: Mapping[str, str], body: bytes, timeout: float
+) -> IntegrationResult:
     """POST one integration request. Django down gives 502, no answer in ``timeout`` 504."""
     # Connect and read timeouts, not a total: time queued for a pooled connection is ours, not Django's.
     limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)

@@ -5,6 +5,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
+from typing import cast
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -13,7 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .. import protocol
 from ..eventloop import new_event_loop
 from . import integration
-from .config import is_loopback_host
+from .config import GatewayConfig, is_loopback_host
 from .connections import Connection, new_connection_id
 from .management_api import ManagementApi, forbidden
 
@@ -27,7 +29,7 @@ STOP_GRACE_SECONDS = 5
 REASON_MAX_CHARS = 200
 
 
-def refusal_reason(result, config, query_string=""):
+def refusal_reason(result: integration.IntegrationResult, config: GatewayConfig, query_string: str | None = "") -> str:
     """Why Django refused a ``$connect``, for the log line: ``': "Origin not allowed."'``.
 
     The ``error``/``message``/``detail`` of a JSON answer, else the ``<title>`` of an HTML page
@@ -67,14 +69,16 @@ def refusal_reason(result, config, query_string=""):
 class LocalGateway:
     """Plays API Gateway for one API: ``ws://host:port/<stage>`` and ``/<stage>/@connections/{id}``."""
 
-    def __init__(self, config):
+    def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.connections = {}  # connection id -> Connection, open sockets only
-        self.http = None
-        self.runner = None
-        self.port = None
-        self._finishing = set()  # futures, done once a socket's $disconnect has been sent
-        self._messages = set()  # in-flight message integrations (kept: the loop holds weak refs)
+        self.connections: dict[str, Connection] = {}  # connection id -> Connection, open sockets only
+        self.http: aiohttp.ClientSession | None = None
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+        # Futures, done once a socket's $disconnect has been sent.
+        self._finishing: set[asyncio.Future[None]] = set()
+        # In-flight message integrations (kept: the loop holds weak refs).
+        self._messages: set[asyncio.Future[None]] = set()
         self._stopping = False
         # One byte over the payload limit: a bigger @connections body is a 413 of ours, not aiohttp's.
         self.app = web.Application(client_max_size=config.max_payload + 1)
@@ -86,7 +90,7 @@ class LocalGateway:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def start(self, host="127.0.0.1", port=8001):
+    async def start(self, host: str = "127.0.0.1", port: int = 8001) -> int:
         """Listen; returns the bound port (``port=0`` picks a free one)."""
         # Keep-alive connections to Django, like API Gateway's integration pool.
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
@@ -99,7 +103,7 @@ class LocalGateway:
             await self.runner.cleanup()
             await self.http.close()
             raise
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = port = cast(asyncio.Server, site._server).sockets[0].getsockname()[1]
         if not is_loopback_host(host):
             logger.warning(
                 "The local gateway listens on %s: its Management API has no authentication, anyone who can "
@@ -108,9 +112,9 @@ class LocalGateway:
                 self.port,
             )
         logger.info("Local gateway for API %s on ws://%s:%s/%s", self.config.api_id, host, self.port, self.config.stage)
-        return self.port
+        return port
 
-    async def stop(self):
+    async def stop(self) -> None:
         """Close every socket (1001), send their $disconnect events, then stop listening."""
         self._stopping = True
         finishing = list(self._finishing)
@@ -132,7 +136,7 @@ class LocalGateway:
 
     # --- the WebSocket side ---------------------------------------------------------
 
-    async def handle_websocket(self, request):
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
         if not web.WebSocketResponse().can_prepare(request).ok:
             return web.Response(status=426, text="Upgrade Required: this URL takes WebSocket connections.")
         if self._stopping:
@@ -172,8 +176,9 @@ class LocalGateway:
                 self._finishing.discard(finished)
         return conn.ws
 
-    async def _receive_loop(self, conn):
+    async def _receive_loop(self, conn: Connection) -> None:
         ws = conn.ws
+        assert ws is not None  # accepted: the handshake is done
         deadline = conn.connected_at + self.config.max_lifetime
         while True:
             now = time.time()
@@ -201,7 +206,7 @@ class LocalGateway:
                 conn.close_reason = conn.close_reason or f"client closed ({ws.close_code})"
                 return
 
-    def _select_route(self, data):
+    def _select_route(self, data: bytes) -> str:
         """The frame's route key; a frame that cannot be evaluated goes to ``$default`` (as on AWS)."""
         try:
             text = data.decode("utf-8", errors="replace")
@@ -210,14 +215,14 @@ class LocalGateway:
             logger.warning("route selection failed for a %s-byte frame: sent to $default", len(data), exc_info=True)
             return "$default"
 
-    async def _route_message(self, conn, data):
+    async def _route_message(self, conn: Connection, data: bytes) -> None:
         try:
             await self._forward_message(conn, data)
         except Exception:
             # A task's exception would only surface as "Task exception was never retrieved".
             logger.exception("message from %s could not be forwarded", conn.connection_id)
 
-    async def _forward_message(self, conn, data):
+    async def _forward_message(self, conn: Connection, data: bytes) -> None:
         route_key = self._select_route(data)
         url, two_way = self.config.integration_for(route_key)
         result = await self._integrate(conn, route_key, url, data)
@@ -232,31 +237,42 @@ class LocalGateway:
         elif two_way and result.body:
             await self.send(conn, result.body)
 
-    async def _integrate(self, conn, route_key, url, body, browser_headers=None):
+    async def _integrate(
+        self,
+        conn: Connection,
+        route_key: str,
+        url: str,
+        body: bytes,
+        browser_headers: Mapping[str, str] | None = None,
+    ) -> integration.IntegrationResult:
+        assert self.http is not None  # started
         request_id = integration.new_request_id()
         headers = integration.build_headers(self.config, conn, route_key, request_id, browser_headers)
         result = await integration.post(self.http, url, headers, body, self.config.integration_timeout)
         result.request_id = request_id
         return result
 
-    async def send(self, conn, data):
+    async def send(self, conn: Connection, data: str | bytes | bytearray) -> None:
         """One frame to the client: text when it is UTF-8 (as API Gateway relays JSON), else binary."""
+        assert conn.ws is not None  # callers check conn.is_open
         if isinstance(data, (bytes, bytearray)):
+            raw = data
             try:
-                data = data.decode("utf-8")
+                data = raw.decode("utf-8")
             except UnicodeDecodeError:
-                await conn.ws.send_bytes(bytes(data))
+                await conn.ws.send_bytes(bytes(raw))
                 return
         await conn.ws.send_str(data)
 
-    async def close(self, conn, code=GOING_AWAY, reason="closed"):
+    async def close(self, conn: Connection, code: int = GOING_AWAY, reason: str = "closed") -> None:
         conn.close_reason = conn.close_reason or reason
-        if conn.is_open:
+        if conn.is_open and conn.ws is not None:
             await conn.ws.close(code=code, message=reason.encode()[:120])
 
-    async def _finish(self, conn):
+    async def _finish(self, conn: Connection) -> None:
         """The socket is gone: forget it and tell Django ($disconnect)."""
         self.connections.pop(conn.connection_id, None)
+        assert conn.ws is not None  # accepted: the handshake is done
         if conn.ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
             conn.close_reason = "frame over the payload limit (1009)"
         url = self.config.integration_for("$disconnect")[0]
@@ -265,21 +281,21 @@ class LocalGateway:
             "disconnect %s: %s; Django answered %s", conn.connection_id, conn.close_reason or "closed", result.status
         )
 
-    async def not_served(self, request):
+    async def not_served(self, request: web.Request) -> web.Response:
         return forbidden()
 
 
 class GatewayThread:
     """Runs a ``LocalGateway`` on its own event loop in a daemon thread (sync tests, demo, bench)."""
 
-    def __init__(self, config, host="127.0.0.1", port=0):
+    def __init__(self, config: GatewayConfig, host: str = "127.0.0.1", port: int = 0) -> None:
         self.gateway = LocalGateway(config)
         self.host = host
         self.requested_port = port
         self.loop = new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="local-gateway", daemon=True)
 
-    def start(self):
+    def start(self) -> int:
         """Start listening; returns the bound port."""
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(self.gateway.start(self.host, self.requested_port), self.loop)
@@ -290,18 +306,18 @@ class GatewayThread:
             raise
 
     @property
-    def port(self):
+    def port(self) -> int | None:
         return self.gateway.port
 
     @property
-    def ws_url(self):
+    def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}/{self.gateway.config.stage}"
 
     @property
-    def management_url(self):
+    def management_url(self) -> str:
         return f"http://{self.host}:{self.port}/{self.gateway.config.stage}"
 
-    def stop(self):
+    def stop(self) -> None:
         """Close the sockets, send their $disconnect events, stop the thread."""
         try:
             asyncio.run_coroutine_threadsafe(self.gateway.stop(), self.loop).result(
@@ -310,6 +326,6 @@ class GatewayThread:
         finally:
             self._stop_loop()
 
-    def _stop_loop(self):
+    def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)

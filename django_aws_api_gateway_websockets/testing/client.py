@@ -4,6 +4,8 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlencode, urlsplit
 
 from django.test import Client
@@ -12,13 +14,20 @@ from .. import protocol, tokens
 from ..models import ApiGateway
 from .capture import ManagementAPICapture
 
+if TYPE_CHECKING:
+    # django-stubs' alias of settings.AUTH_USER_MODEL (the project's own user model).
+    from django.contrib.auth.models import _User
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse  # what Client.post returns
 
-def new_connection_id():
+
+def new_connection_id() -> str:
     """An id shaped like AWS's (``L0SM9cOFvHcCIhw=``)."""
     return base64.b64encode(os.urandom(10)).decode().replace("/", "_").replace("+", "-")
 
 
-def integration_headers(gateway, connection_id, *, route=protocol.DEFAULT, source_ip="127.0.0.1"):
+def integration_headers(
+    gateway: ApiGateway, connection_id: str, *, route: str = protocol.DEFAULT, source_ip: str = "127.0.0.1"
+) -> dict[str, str]:
     """The headers API Gateway sends on an integration request (SPEC §3)."""
     headers = {
         "X-Forwarded-For": source_ip,
@@ -36,7 +45,7 @@ def integration_headers(gateway, connection_id, *, route=protocol.DEFAULT, sourc
     return headers
 
 
-def find_or_create_gateway():
+def find_or_create_gateway() -> ApiGateway:
     """The only ``ApiGateway`` record, or a new one for tests."""
     gateways = list(ApiGateway.objects.all()[:2])
     if len(gateways) == 1:
@@ -64,40 +73,56 @@ class WebSocketTestClient:
     connect URL. ``messages`` lists what the code under test posted to this connection.
     """
 
-    def __init__(self, path="/ws/", *, user=None, gateway=None, client=None, source_ip="127.0.0.1", origin=None):
+    def __init__(
+        self,
+        path: str = "/ws/",
+        *,
+        user: "_User | None" = None,
+        gateway: ApiGateway | None = None,
+        client: Client | None = None,
+        source_ip: str = "127.0.0.1",
+        origin: str | None = None,
+    ) -> None:
         self.path = path if path.endswith("/") else path + "/"
         self.user = user
         self.gateway = gateway
         self.client = client or Client()
         self.source_ip = source_ip
         self.origin = origin
-        self.connection_id = None
+        self.connection_id: str | None = None
         self.connected = False
-        self.capture = None
-        self._own_capture = None
+        self.capture: ManagementAPICapture | None = None
+        self._own_capture: ManagementAPICapture | None = None
         if user is not None:
             self.client.force_login(user)
 
     # Context manager: installs a ManagementAPICapture unless one is active already.
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.capture = ManagementAPICapture.active
         if self.capture is None:
             self._own_capture = self.capture = ManagementAPICapture().__enter__()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> None:
         if self.connected:
             self.disconnect()
         if self._own_capture is not None:
             self._own_capture.__exit__(*exc_info)
             self._own_capture = None
 
-    def _gateway(self):
+    def _gateway(self) -> ApiGateway:
         if self.gateway is None:
             self.gateway = find_or_create_gateway()
         return self.gateway
 
-    def connect(self, *, channel=None, query=None, token=True, connection_id=None):
+    def connect(
+        self,
+        *,
+        channel: str | None = None,
+        query: Mapping[str, str] | None = None,
+        token: bool = True,
+        connection_id: str | None = None,
+    ) -> "TestResponse":
         """POST ``connect`` as API Gateway does on a handshake; returns the response."""
         gateway = self._gateway()
         params = dict(query or {})
@@ -105,8 +130,8 @@ class WebSocketTestClient:
             params[protocol.QUERY_CHANNEL] = channel
         if token and self.user is not None and protocol.QUERY_TOKEN not in params:
             params[protocol.QUERY_TOKEN] = tokens.issue_token(self.user, self.client.session.session_key)
-        self.connection_id = connection_id or new_connection_id()
-        headers = integration_headers(gateway, self.connection_id, route=protocol.CONNECT, source_ip=self.source_ip)
+        self.connection_id = connection_id = connection_id or new_connection_id()
+        headers = integration_headers(gateway, connection_id, route=protocol.CONNECT, source_ip=self.source_ip)
         if self.origin:
             headers["Origin"] = self.origin
         url = f"{self.path}{protocol.CONNECT}"
@@ -116,32 +141,32 @@ class WebSocketTestClient:
         self.connected = 200 <= response.status_code < 300
         return response
 
-    def send(self, data):
+    def send(self, data: object) -> "TestResponse":
         """Send a frame: routed like API Gateway (custom route key, else ``$default``)."""
         self._require_connection()
         text = data if isinstance(data, str) else json.dumps(data)
         return self.client.post(self._message_url(text), text, content_type="application/json", headers=self._headers())
 
-    def disconnect(self):
+    def disconnect(self) -> "TestResponse":
         """The client went away: POST ``disconnect``, and later sends to it are gone (410)."""
-        self._require_connection()
+        connection_id = self._require_connection()
         response = self.client.post(f"{self.path}{protocol.DISCONNECT}", headers=self._headers(protocol.DISCONNECT))
         self.connected = False
         if self.capture is not None:
-            self.capture.mark_gone(self.connection_id)
+            self.capture.mark_gone(connection_id)
         return response
 
     @property
-    def messages(self):
+    def messages(self) -> list[Any]:
         """What the code under test posted to this connection, JSON-decoded."""
         if self.capture is None:
             raise RuntimeError("Use WebSocketTestClient as a context manager (or the ws_client fixture).")
-        return self.capture.sent_to(self.connection_id)
+        return self.capture.sent_to(self.connection_id) if self.connection_id is not None else []
 
-    def _headers(self, route=protocol.DEFAULT):
-        return integration_headers(self._gateway(), self.connection_id, route=route, source_ip=self.source_ip)
+    def _headers(self, route: str = protocol.DEFAULT) -> dict[str, str]:
+        return integration_headers(self._gateway(), self._require_connection(), route=route, source_ip=self.source_ip)
 
-    def _message_url(self, text):
+    def _message_url(self, text: str) -> str:
         gateway = self._gateway()
         routes = {r.route_key: r.integration_url for r in gateway.additional_routes.all()}
         key = protocol.select_route(
@@ -151,6 +176,7 @@ class WebSocketTestClient:
             return urlsplit(routes[key]).path
         return f"{self.path}{protocol.DEFAULT}"
 
-    def _require_connection(self):
+    def _require_connection(self) -> str:
         if self.connection_id is None:
             raise RuntimeError("Call connect() first.")
+        return self.connection_id
