@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
-from .config import is_loopback_host
+from .config import is_loopback_host as is_loopback_host  # re-exported: runwsgateway imports it from here
 
 if TYPE_CHECKING:
     from ..models import ApiGateway
