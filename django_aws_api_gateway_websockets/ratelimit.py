@@ -250,7 +250,7 @@ def counting(ip_address, user=None, max_attempts=None, window_minutes=None):
 
 def counted_by_one_statement(connection):
     """Whether the counters are database rows that one upsert statement changes (they can
-    then be counted inside another statement: connect_sql.py)."""
+    then be counted inside another statement: request_sql.py)."""
     return limiter_cache() is None and _upsert_supported(connection)
 
 
@@ -312,7 +312,7 @@ _INSERT_SQL = {}
 
 def audit_insert_sql(connection):
     """``INSERT INTO <audit table> (ip_address, user_id, attempt_time, successful, reason)``,
-    without its values (one ``VALUES`` row here; a ``SELECT`` in connect_sql.py)."""
+    without its values (one ``VALUES`` row here; a ``SELECT`` in request_sql.py)."""
     sql = _INSERT_SQL.get(connection.vendor)
     if sql is None:
         qn = connection.ops.quote_name

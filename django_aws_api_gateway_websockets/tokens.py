@@ -24,6 +24,7 @@ from django.utils import timezone
 from .conf import get_setting
 from .login import hash_session_key
 from .models import WebSocketToken
+from .sql_rows import ModelColumns
 
 RAW_TOKEN_BYTES = 32
 
@@ -83,12 +84,12 @@ def consume_token(raw, session_key=None, max_age_seconds=None):
 
 
 def spend_statement(connection, with_session, with_user=False, condition=""):
-    """``(sql, user field names or None, converters, needs is_active param)`` of the
+    """``(sql, the user's ModelColumns or None, needs is_active param)`` of the
     one-statement spend on this connection. PostgreSQL returns the user's row with the token
     (``UPDATE … FROM``); SQLite's RETURNING can only name the token's columns, so there the
     user is read by a second query. The returned columns are named ``c0``, ``c1``, … (the
     token's id, session key and user id, then the user's fields), so the statement also
-    serves as a ``WITH`` clause (connect_sql.py). Parameters: used (``True``), the token's
+    serves as a ``WITH`` clause (request_sql.py). Parameters: used (``True``), the token's
     hash, ``False``, the oldest creation time, then ``True`` when it needs is_active, the
     session key's hash ``with_session``, the user's pk ``with_user``; ``condition``: one more
     SQL condition (with its own parameters after those)."""
@@ -104,12 +105,12 @@ def spend_statement(connection, with_session, with_user=False, condition=""):
     active = next((f for f in fields if f.attname == "is_active"), None)
     where = [f"{tok}.{qn('token')} = %s", f"{tok}.{qn('used')} = %s", f"{tok}.{qn('created_at')} >= %s"]
     returning = [f"{tok}.{qn('id')}", f"{tok}.{qn('session_key')}", f"{tok}.{qn('user_id')}"]
-    joined = connection.vendor == "postgresql"
-    if joined:
+    user_columns = ModelColumns(User, connection, usr) if connection.vendor == "postgresql" else None
+    if user_columns is not None:
         where.append(f"{user_pk} = {tok}.{qn('user_id')}")
         if active is not None:  # an inactive user's token stays unspent
             where.append(f"{usr}.{qn(active.column)} = %s")
-        returning += [f"{usr}.{qn(f.column)}" for f in fields]
+        returning += user_columns.columns
         from_clause = f" FROM {usr}"
     else:
         from_clause = ""
@@ -123,13 +124,7 @@ def spend_statement(connection, with_session, with_user=False, condition=""):
         where.append(condition)
     columns = ", ".join(f"{column} AS {qn(f'c{i}')}" for i, column in enumerate(returning))
     sql = f"UPDATE {tok} SET {qn('used')} = %s{from_clause} WHERE {' AND '.join(where)} RETURNING {columns}"
-    converters = []
-    if joined:
-        for field in fields:
-            column = field.get_col(User._meta.db_table)
-            converters.append((connection.ops.get_db_converters(column) + field.get_db_converters(connection), column))
-    names = [f.attname for f in fields] if joined else None
-    cached = _SPEND_SQL[key] = (sql, names, converters, active is not None)
+    cached = _SPEND_SQL[key] = (sql, user_columns, active is not None)
     return cached
 
 
@@ -149,15 +144,6 @@ def spend_params(raw, max_age_seconds, connection, active_column, session_key=No
     if user_id is not None:
         params.append(user_id)
     return params
-
-
-def user_from_row(values, names, converters, connection):
-    """The user model instance from the user's columns a PostgreSQL spend returned."""
-    values = list(values)
-    for i, (funcs, column) in enumerate(converters):
-        for func in funcs:
-            values[i] = func(values[i], column, connection)
-    return get_user_model().from_db(connection.alias, names, values)
 
 
 def is_plausible_token(raw):
@@ -185,17 +171,17 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
     if not _one_statement_spend(connection):
         token = find_valid_token(raw, session_key, max_age_seconds)
         return token if token is not None and mark_used(token) else None
-    sql, names, converters, active_column = spend_statement(connection, bool(session_key))
+    sql, user_columns, active_column = spend_statement(connection, bool(session_key))
     params = spend_params(raw, max_age_seconds, connection, active_column, session_key)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    if names is None:
+    if user_columns is None:
         user = get_user_model()._default_manager.using(db).get(pk=row[2])
     else:
-        user = user_from_row(row[3:], names, converters, connection)
+        user = user_columns.instance(row[3:])
     if not user.is_active:
         return None  # the caller's transaction must roll the spend back (the view raises)
     return SimpleNamespace(pk=row[0], id=row[0], user_id=user.pk, user=user, session_key=row[1], used=True)

@@ -27,14 +27,12 @@ from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
 from django.db import IntegrityError, router, transaction
-from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import channel_access, connect_sql, history, login, presence, protocol, ratelimit, security, signals, tokens
+from . import channel_access, history, login, presence, protocol, ratelimit, request_sql, security, signals, tokens
 from .conf import get_setting
 from .gateway_lookup import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
@@ -206,11 +204,7 @@ class WebSocketView(View):
 
     def _load_session(self, request):
         """The connection's row with its gateway and user: one query for the whole request."""
-        session = (
-            WebSocketSession.objects.select_related("api_gateway", "user")
-            .filter(connection_id=self.connection_id)
-            .first()
-        )
+        session = request_sql.load_connection(self.connection_id)
         if session is None:
             # Answer a forged request with 403 and a genuine one with 404.
             self._authenticate_gateway(request, get_gateway(request.headers.get(protocol.HEADER_API_ID)))
@@ -281,7 +275,7 @@ class WebSocketView(View):
         session = getattr(request, "session", None)
         if session is None or not session.session_key:
             return None
-        connect_sql.load_db_session(session)
+        request_sql.load_db_session(session)
         user_id = session.get(SESSION_KEY)
         if user_id is None:
             return None
@@ -334,7 +328,7 @@ class WebSocketView(View):
                 else login.hash_session_key(getattr(getattr(request, "session", None), "session_key", None))
             )
             try:
-                self.websocket_session = connect_sql.insert_session(
+                self.websocket_session = request_sql.insert_session(
                     connection_id=self.connection_id,
                     channel_name=channel,
                     user=request.user if request.user.is_authenticated else None,
@@ -359,7 +353,7 @@ class WebSocketView(View):
         return self._in_transaction(open_connection, request, kept_below=300)
 
     def _connects_in_one_statement(self, cookie_user):
-        """Whether this connect may run as one statement (connect_sql.py): a token with the
+        """Whether this connect may run as one statement (request_sql.py): a token with the
         cookie's login, and nothing of the project's to run between the checks and the commit:
         no hook or check overridden, no permission lists, no presence, no ``connected``
         receiver (PostgreSQL, outside a transaction: ``one_statement_connect_supported``)."""
@@ -377,7 +371,7 @@ class WebSocketView(View):
             and cls.can_join_channel is base.can_join_channel
             and cls._check_connection is base._check_connection
             and not signals.connected.has_listeners(cls)
-            and connect_sql.one_statement_connect_supported()
+            and request_sql.one_statement_connect_supported()
         )
 
     def _connect_in_one_statement(self, request, cookie_user, ip):
@@ -401,7 +395,7 @@ class WebSocketView(View):
         if self.RATE_LIMIT_ENABLED:
             counting = ratelimit.counting(ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
         try:
-            decision, session, user = connect_sql.connect_in_one_statement(
+            decision, session, user = request_sql.connect_in_one_statement(
                 raw_token=raw_tokens[0],
                 session_key=request.session.session_key,
                 user_id=cookie_user,
@@ -497,8 +491,7 @@ class WebSocketView(View):
     def _disconnect(self, request, *args, **kwargs):
         session = self._load_session(request)
         was_connected = session.connected  # else a send found it gone (410) and announced its leave
-        WebSocketSession.objects.filter(pk=session.pk).update(connected=False, updated_on=timezone.now())
-        session.connected = False
+        request_sql.mark_disconnected(session)
         if self.BROADCAST_PRESENCE and was_connected:
             presence.announce_on_commit(session.channel_name, "leave", session)
         logger.info(
@@ -557,9 +550,7 @@ class WebSocketView(View):
             )
             result = getattr(self, handler_name)(request, *args, **kwargs)
             # Counted only for a message that was handled: the transaction rolls it back otherwise.
-            WebSocketSession.objects.filter(pk=session.pk).update(
-                request_count=F("request_count") + 1, updated_on=timezone.now()
-            )
+            request_sql.count_message(session)
             return result
 
         return self._in_transaction(handle_message, request)

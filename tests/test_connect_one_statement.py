@@ -1,4 +1,4 @@
-"""$connect as one statement (connect_sql.py): outside a transaction, on PostgreSQL, a view
+"""$connect as one statement (request_sql.py): outside a transaction, on PostgreSQL, a view
 with nothing of its own between the checks and the commit connects with one SQL statement
 after the session read and the rate-limit count, and every outcome is the general path's.
 
@@ -226,14 +226,14 @@ def test_atomic_requests_get_the_general_path(settings, post_as_gateway, token):
 
 
 def test_a_database_error_is_a_500_and_keeps_nothing(monkeypatch, post_as_gateway, token):
-    from django_aws_api_gateway_websockets import connect_sql
+    from django_aws_api_gateway_websockets import request_sql
 
-    real = connect_sql._connect_sql
+    real = request_sql._request_sql
 
     def broken(conn, audit):
         return real(conn, audit).replace("SELECT conn.", "SELECT no_such_column, conn.")
 
-    monkeypatch.setattr(connect_sql, "_connect_sql", broken)
+    monkeypatch.setattr(request_sql, "_request_sql", broken)
     response = connect(post_as_gateway, f"ws_token={token}")[1]
     if ONE_STATEMENT:
         assert response.status_code == 500

@@ -22,16 +22,20 @@ once per database connection instead of compiled by the ORM on every request.
   (``WEBSOCKETS["rate_limit_cache"]``) the count is that cache's operation, then the statement.
 """
 
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.db import connections, router
 from django.db.models import signals as model_signals
 from django.utils import timezone
 
 from . import login, ratelimit, tokens
-from .models import WebSocketSession
+from .models import ApiGateway, WebSocketSession
+from .sql_rows import ModelColumns
 
 _INSERT_SQL: dict[tuple[str, str], tuple[str, list]] = {}
-_CONNECT_SQL: dict[tuple[str, bool], str] = {}
+_CONNECT_SQL: dict[tuple[str, bool, int], str] = {}
+_LOAD_SQL: dict[str, tuple[str, ModelColumns, ModelColumns, ModelColumns]] = {}
+_UPDATE_SQL: dict[tuple[str, str], str] = {}
 
 
 def _session_insert(connection):
@@ -88,6 +92,81 @@ def insert_session(**values):
         return _saved(session, cursor.fetchone()[0])
 
 
+def _load_statement(connection):
+    cached = _LOAD_SQL.get(connection.alias)
+    if cached is None:
+        qn = connection.ops.quote_name
+        User = get_user_model()
+        meta = WebSocketSession._meta
+        rows, gateways, users = (qn(m._meta.db_table) for m in (WebSocketSession, ApiGateway, User))
+        columns = [
+            ModelColumns(m, connection, t) for m, t in ((WebSocketSession, rows), (ApiGateway, gateways), (User, users))
+        ]
+        select = ", ".join(c for model_columns in columns for c in model_columns.columns)
+        sql = (
+            f"SELECT {select} FROM {rows} "
+            f"LEFT OUTER JOIN {gateways} ON {gateways}.{qn(ApiGateway._meta.pk.column)} = {rows}.{qn(meta.get_field('api_gateway').column)} "
+            f"LEFT OUTER JOIN {users} ON {users}.{qn(User._meta.pk.column)} = {rows}.{qn(meta.get_field('user').column)} "
+            f"WHERE {rows}.{qn(meta.get_field('connection_id').column)} = %s"
+        )
+        cached = _LOAD_SQL[connection.alias] = (sql, *columns)
+    return cached
+
+
+def load_connection(connection_id):
+    """The connection's row with its gateway record and user (``select_related``), or
+    ``None``: one plain ``SELECT`` per message and ``$disconnect``."""
+    db = router.db_for_read(WebSocketSession)
+    connection = connections[db]
+    sql, sessions, gateways, users = _load_statement(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n, m = len(sessions), len(sessions) + len(gateways)
+    session = sessions.instance(row[:n])
+    # Assigned through the descriptors, as select_related caches them (None when absent).
+    session.api_gateway = gateways.instance(row[n:m]) if row[n] is not None else None
+    session.user = users.instance(row[m:]) if row[m] is not None else None
+    return session
+
+
+_ASSIGNMENTS = {
+    # name: the SET clause (before updated_on) from quote_name
+    "count_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1",
+    "mark_disconnected": lambda qn: f"{qn('connected')} = %s",
+}
+
+
+def _update_session(session, name, params):
+    """``UPDATE`` the connection's row by one of ``_ASSIGNMENTS``, with ``updated_on`` now."""
+    db = router.db_for_write(WebSocketSession)
+    connection = connections[db]
+    sql = _UPDATE_SQL.get((connection.alias, name))
+    if sql is None:
+        qn = connection.ops.quote_name
+        sql = _UPDATE_SQL[connection.alias, name] = (
+            f"UPDATE {qn(WebSocketSession._meta.db_table)} SET {_ASSIGNMENTS[name](qn)}, "
+            f"{qn('updated_on')} = %s WHERE {qn(WebSocketSession._meta.pk.column)} = %s"
+        )
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(now), session.pk])
+    session.updated_on = now
+
+
+def count_message(session):
+    """One more handled message on the connection's row (``request_count``, ``updated_on``)."""
+    _update_session(session, "count_message", [])
+
+
+def mark_disconnected(session):
+    """The connection's row marked disconnected (``connected``, ``updated_on``)."""
+    _update_session(session, "mark_disconnected", [False])
+    session.connected = False
+
+
 def load_db_session(session):
     """Load a database-backed Django session with one plain ``SELECT`` (what
     ``SessionStore.load`` does, without building the ORM query each time); other session
@@ -122,10 +201,10 @@ def one_statement_connect_supported():
         return False
     if router.db_for_write(tokens.WebSocketToken) != db or router.db_for_write(ratelimit.ConnectionRateLimit) != db:
         return False
-    return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[3]
+    return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[2]
 
 
-def _connect_sql(connection, audit, n_keys):
+def _request_sql(connection, audit, n_keys):
     """The statement: ``n_keys`` rate-limit counters (0: counted elsewhere) counted first, the
     token spent only when every counter is within the limit."""
     key = (connection.alias, audit, n_keys)
@@ -192,7 +271,7 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
             "auth_hash": login.hash_auth_value(session_auth_hash),
         },
     )
-    _, names, converters, active_column = tokens.spend_statement(connection, True, True)
+    _, user_columns, active_column = tokens.spend_statement(connection, True, True)
     _, fields = _session_insert(connection)
     params += tokens.spend_params(raw_token, None, connection, active_column, session_key, user_id)
     if n_keys:
@@ -202,7 +281,7 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
         ops = connection.ops
         params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
     with connection.cursor() as cursor:
-        cursor.execute(_connect_sql(connection, audit, n_keys), params)
+        cursor.execute(_request_sql(connection, audit, n_keys), params)
         row = cursor.fetchone()
     if counting:
         decision = ratelimit.decide(
@@ -210,7 +289,7 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
         )
     if row[2] is None:
         return decision, None, None
-    user = tokens.user_from_row(row[6:], names, converters, connection)
+    user = user_columns.instance(row[6:])
     _saved(session, row[2])
     current = login.auth_hash(user)
     if current != session.auth_hash:

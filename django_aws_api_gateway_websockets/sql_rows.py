@@ -1,0 +1,37 @@
+"""Model instances from rows of hand-written SQL (request_sql.py, tokens.py): a model's
+column list for a ``SELECT``/``RETURNING``, and ``Model.from_db`` on the values with the
+database's and the fields' converters applied, as the ORM would."""
+
+from typing import Any
+
+from django.db.models import Model
+
+
+class ModelColumns:
+    """The concrete columns of ``model`` on ``connection``, qualified by ``table`` (an alias or
+    the quoted table name)."""
+
+    def __init__(self, model: type[Model], connection: Any, table: str) -> None:
+        qn = connection.ops.quote_name
+        self.model = model
+        self.connection = connection
+        fields = list(model._meta.concrete_fields)
+        self.names = [f.attname for f in fields]
+        self.columns = [f"{table}.{qn(f.column)}" for f in fields]
+        self.converters = []
+        for field in fields:
+            column = field.get_col(model._meta.db_table)
+            self.converters.append(
+                (connection.ops.get_db_converters(column) + field.get_db_converters(connection), column)
+            )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def instance(self, values: Any) -> Model:
+        """The instance from this model's values, in column order."""
+        values = list(values)
+        for i, (funcs, column) in enumerate(self.converters):
+            for func in funcs:
+                values[i] = func(values[i], column, self.connection)
+        return self.model.from_db(self.connection.alias, self.names, values)
