@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from django_aws_api_gateway_websockets import protocol  # Django-free: the wire contract
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "bench" / "connect_project"
 N = int(os.environ.get("BENCH_CONNECT_N", 6000))
@@ -120,8 +122,8 @@ def build_requests(seed, cids):
             f"Host: {HOST}\r\nContent-Length: {length}\r\nConnectionid: {cid}\r\n"
             f"X-Amzn-Apigateway-Api-Id: {api_id}\r\nX-Gateway-Secret: {secret}\r\nX-Ws-Gateway-Secret: {secret}\r\n"
             f"X-Source-Ip: {ip}\r\nX-Forwarded-For: {ip}\r\nX-Real-Ip: {ip}\r\nX-Forwarded-Proto: https\r\n"
-            f"X-Forwarded-Port: 443\r\nX-Amzn-Trace-Id: Root=1-{secrets.token_hex(4)}-{secrets.token_hex(12)}\r\n"
-            f"User-Agent: AmazonAPIGateway_{api_id}\r\n"
+            f"X-Forwarded-Port: 443\r\nX-Amzn-Trace-Id: {protocol.trace_id()}\r\n"
+            f"User-Agent: {protocol.USER_AGENT_PREFIX}{api_id}\r\n"
         )
 
     connects, messages, disconnects = [], [], []

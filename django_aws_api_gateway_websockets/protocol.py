@@ -4,9 +4,12 @@ One place for header names, route keys, limits and the integration's request-par
 mapping, shared by the view, the provisioning code, the local gateway and the test helpers.
 """
 
+import base64
 import json
+import os
 import re
-from collections.abc import Container
+import secrets
+from collections.abc import Container, Mapping
 from typing import Any
 
 # Integration routes: the last path segment of the Django URL ``ws/<slug:route>``.
@@ -39,6 +42,74 @@ def request_parameters(secret: str) -> dict[str, str]:
     if secret:
         params[f"integration.request.header.{HEADER_SECRET}"] = f"'{secret}'"
     return params
+
+
+def integration_url(base: str, route_key: str) -> str:
+    """Where a built-in route's integration posts: the view's URL ``base``
+    (``https://www.example.com/ws/``, or a path) and the route's segment (``connect``, ...)."""
+    return f"{base.rstrip('/')}/{ROUTE_KEYS[route_key]}"
+
+
+def evaluate_mapping(mapping: Mapping[str, str], context: Mapping[str, object]) -> dict[str, str]:
+    """Apply ``RequestParameters``: ``integration.request.header.X`` <- context variable or 'static'.
+
+    Only header targets are evaluated (the package maps nothing else); a context variable the
+    request does not have leaves its header out, as API Gateway does for an empty value.
+
+    >>> evaluate_mapping({"integration.request.header.a": "'s'", "integration.request.header.b": "context.connectionId"}, {"connectionId": "c1"})
+    {'a': 's', 'b': 'c1'}
+    """
+    headers = {}
+    prefix = "integration.request.header."
+    for target, source in mapping.items():
+        if not target.startswith(prefix):
+            continue
+        name = target[len(prefix) :]
+        if len(source) >= 2 and source[0] == source[-1] == "'":
+            headers[name] = source[1:-1]
+        elif source.startswith("context."):
+            value = context.get(source[len("context.") :])
+            if value is not None:
+                headers[name] = str(value)
+    return headers
+
+
+def integration_headers(
+    api_id: str,
+    secret: str,
+    context: Mapping[str, object],
+    *,
+    connect: bool,
+    forwarded_for: str | None = None,
+) -> dict[str, str]:
+    """The headers API Gateway sends on an integration request (the local gateway's and the
+    test client's): its own (forwarding, trace id, api id; after ``$connect`` its User-Agent)
+    and the integration's mapped ones, ``request_parameters(secret)`` evaluated on ``context``
+    (the request's ``context.*`` variables: ``connectionId``, ``identity.sourceIp``, ...).
+    ``$connect`` carries the browser's headers instead of the User-Agent: the caller adds them."""
+    source_ip = str(context.get("identity.sourceIp", ""))
+    headers = {} if connect else {"User-Agent": f"{USER_AGENT_PREFIX}{api_id}"}
+    headers.update(
+        {
+            "X-Forwarded-For": forwarded_for or source_ip,
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Port": "443",
+            HEADER_TRACE_ID: trace_id(),
+            HEADER_API_ID: api_id,
+        }
+    )
+    headers.update(evaluate_mapping(request_parameters(secret), context))
+    return headers
+
+
+def trace_id() -> str:
+    """A fresh ``X-Amzn-Trace-Id`` value shaped like API Gateway's (``Root=1-<8 hex>-<24 hex>``)."""
+    return f"Root=1-{secrets.token_hex(4)}-{secrets.token_hex(12)}"
+
+
+def new_connection_id() -> str:
+    """An id shaped like API Gateway's (16 characters, ``L0SM9cOFvHcCIhw=``), safe in URL paths."""
+    return base64.urlsafe_b64encode(os.urandom(11)).decode()
 
 
 # AWS limits (SPEC §3).

@@ -217,7 +217,9 @@ def test_a_record_left_on_a_local_gateway(secure, deployed, cleaned_up):
 def test_each_cleanup_command_must_have_run_within_a_day(secure, deployed, cleaned_up):
     CleanupRun.objects.filter(command="clear_websocket_sessions").update(ran_at=timezone.now() - timedelta(days=2))
     [warning] = messages("aws_websockets.W040")
-    assert warning.msg.startswith("clear_websocket_sessions did not run") and "cleanup_websocket_tokens" not in warning.msg
+    assert (
+        warning.msg.startswith("clear_websocket_sessions did not run") and "cleanup_websocket_tokens" not in warning.msg
+    )
 
 
 @pytest.mark.django_db

@@ -55,9 +55,8 @@ class GatewayConfig:
         if route_key in self.routes:
             route = self.routes[route_key]
             return route.integration_url, self.two_way or route.two_way
-        path = protocol.ROUTE_KEYS[route_key]
         two_way = self.two_way or (route_key == "$default" and self.default_route_two_way)
-        return self.target_base_endpoint + path, two_way
+        return protocol.integration_url(self.target_base_endpoint, route_key), two_way
 
     @classmethod
     def from_record(cls, record: "ApiGateway", **overrides: Any) -> Self:

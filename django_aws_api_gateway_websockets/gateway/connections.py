@@ -1,17 +1,10 @@
 """One client socket as the local gateway tracks it."""
 
-import base64
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
-
-
-def new_connection_id() -> str:
-    """An id shaped like API Gateway's (16 characters, ``L0SM9cOFvHcCIhw=``), safe in URL paths."""
-    return base64.urlsafe_b64encode(os.urandom(11)).decode()
 
 
 def iso_timestamp(timestamp: float) -> str:

@@ -56,36 +56,8 @@ class IntegrationResult:
         return self.status >= 500
 
 
-def trace_id() -> str:
-    return f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}"
-
-
 def new_request_id() -> str:
     return str(uuid.uuid4())
-
-
-def evaluate_mapping(mapping: Mapping[str, str], context: Mapping[str, object]) -> dict[str, str]:
-    """Apply ``RequestParameters``: ``integration.request.header.X`` <- context variable or 'static'.
-
-    Only header targets are evaluated (the package maps nothing else); a context variable the
-    gateway does not know leaves its header out, as API Gateway does for an empty value.
-
-    >>> evaluate_mapping({"integration.request.header.a": "'s'", "integration.request.header.b": "context.connectionId"}, {"connectionId": "c1"})
-    {'a': 's', 'b': 'c1'}
-    """
-    headers: dict[str, str] = {}
-    prefix = "integration.request.header."
-    for target, source in mapping.items():
-        if not target.startswith(prefix):
-            continue
-        name = target[len(prefix) :]
-        if len(source) >= 2 and source[0] == source[-1] == "'":
-            headers[name] = source[1:-1]
-        elif source.startswith("context."):
-            value = context.get(source[len("context.") :])
-            if value is not None:
-                headers[name] = str(value)
-    return headers
 
 
 def request_context(
@@ -120,7 +92,7 @@ def build_headers(
     Gateway's own User-Agent and nothing from the browser.
     """
     headers: dict[str, str] = {}
-    forwarded_for = connection.source_ip
+    forwarded_for = None
     if browser_headers is not None:
         mapped = {target.rsplit(".", 1)[1].lower() for target in protocol.request_parameters("x")}
         for name, value in browser_headers.items():
@@ -130,19 +102,12 @@ def build_headers(
                 forwarded_for = f"{value}, {connection.source_ip}"
             elif lowered not in NOT_FORWARDED and lowered not in mapped:
                 headers[name] = value
-    else:
-        headers["User-Agent"] = f"{protocol.USER_AGENT_PREFIX}{config.api_id}"
-    headers.update(
-        {
-            "X-Forwarded-For": forwarded_for,
-            "X-Forwarded-Proto": "https",
-            "X-Forwarded-Port": "443",
-            protocol.HEADER_TRACE_ID: trace_id(),
-            protocol.HEADER_API_ID: config.api_id,
-        }
-    )
     context = request_context(config, connection, route_key, request_id)
-    headers.update(evaluate_mapping(protocol.request_parameters(config.secret), context))
+    headers.update(
+        protocol.integration_headers(
+            config.api_id, config.secret, context, connect=browser_headers is not None, forwarded_for=forwarded_for
+        )
+    )
     return headers
 
 

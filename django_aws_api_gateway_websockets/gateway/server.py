@@ -16,7 +16,7 @@ from .. import protocol
 from ..eventloop import new_event_loop
 from . import integration
 from .config import GatewayConfig, is_loopback_host
-from .connections import Connection, new_connection_id
+from .connections import Connection
 from .management_api import ManagementApi, forbidden
 
 logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
@@ -141,7 +141,9 @@ class LocalGateway:
             return web.Response(status=426, text="Upgrade Required: this URL takes WebSocket connections.")
         if self._stopping:
             return web.Response(status=503, text="The local gateway is shutting down.")
-        conn = Connection(new_connection_id(), request.remote or "127.0.0.1", request.headers.get("User-Agent", ""))
+        conn = Connection(
+            protocol.new_connection_id(), request.remote or "127.0.0.1", request.headers.get("User-Agent", "")
+        )
         url = self.config.integration_for("$connect")[0]
         if request.query_string:
             url += "?" + request.query_string

@@ -54,10 +54,9 @@ def desired_routes(record):
     base = record.target_base_endpoint
     if not base:
         raise ProvisioningError("set target_base_endpoint (e.g. https://www.example.com/ws/) first.")
-    base = base if base.endswith("/") else base + "/"
     routes = {
-        key: (base + path, key == "$default" and record.default_route_two_way)
-        for key, path in protocol.ROUTE_KEYS.items()
+        key: (protocol.integration_url(base, key), key == "$default" and record.default_route_two_way)
+        for key in protocol.ROUTE_KEYS
     }
     for route in record.additional_routes.all():
         routes[route.route_key] = (route.integration_url, route.two_way)

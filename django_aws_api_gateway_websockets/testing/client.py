@@ -1,8 +1,6 @@
 """``WebSocketTestClient``: API Gateway's side of the conversation, inside a Django test."""
 
-import base64
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
@@ -12,6 +10,7 @@ from django.test import Client
 
 from .. import protocol, tokens
 from ..models import ApiGateway
+from ..protocol import new_connection_id  # also imported from here by tests and projects
 from .capture import ManagementAPICapture
 
 if TYPE_CHECKING:
@@ -20,29 +19,14 @@ if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse  # what Client.post returns
 
 
-def new_connection_id() -> str:
-    """An id shaped like AWS's (``L0SM9cOFvHcCIhw=``)."""
-    return base64.b64encode(os.urandom(10)).decode().replace("/", "_").replace("+", "-")
-
-
 def integration_headers(
     gateway: ApiGateway, connection_id: str, *, route: str = protocol.DEFAULT, source_ip: str = "127.0.0.1"
 ) -> dict[str, str]:
-    """The headers API Gateway sends on an integration request (SPEC §3)."""
-    headers = {
-        "X-Forwarded-For": source_ip,
-        "X-Forwarded-Proto": "https",
-        "X-Forwarded-Port": "443",
-        "X-Amzn-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
-        protocol.HEADER_API_ID: gateway.api_id,
-        protocol.HEADER_CONNECTION_ID: connection_id,
-        protocol.HEADER_SOURCE_IP: source_ip,
-    }
-    if gateway.integration_secret:
-        headers[protocol.HEADER_SECRET] = gateway.integration_secret
-    if route != protocol.CONNECT:
-        headers["User-Agent"] = f"{protocol.USER_AGENT_PREFIX}{gateway.api_id}"
-    return headers
+    """The headers API Gateway sends on an integration request (docs/testing.md)."""
+    context = {"connectionId": connection_id, "identity.sourceIp": source_ip}
+    return protocol.integration_headers(
+        gateway.api_id, gateway.integration_secret, context, connect=route == protocol.CONNECT
+    )
 
 
 def find_or_create_gateway() -> ApiGateway:
@@ -134,7 +118,7 @@ class WebSocketTestClient:
         headers = integration_headers(gateway, connection_id, route=protocol.CONNECT, source_ip=self.source_ip)
         if self.origin:
             headers["Origin"] = self.origin
-        url = f"{self.path}{protocol.CONNECT}"
+        url = protocol.integration_url(self.path, "$connect")
         if params:
             url += "?" + urlencode(params)
         response = self.client.post(url, headers=headers)
@@ -150,7 +134,9 @@ class WebSocketTestClient:
     def disconnect(self) -> "TestResponse":
         """The client went away: POST ``disconnect``, and later sends to it are gone (410)."""
         connection_id = self._require_connection()
-        response = self.client.post(f"{self.path}{protocol.DISCONNECT}", headers=self._headers(protocol.DISCONNECT))
+        response = self.client.post(
+            protocol.integration_url(self.path, "$disconnect"), headers=self._headers(protocol.DISCONNECT)
+        )
         self.connected = False
         if self.capture is not None:
             self.capture.mark_gone(connection_id)
@@ -174,7 +160,7 @@ class WebSocketTestClient:
         )
         if key in routes:
             return urlsplit(routes[key]).path
-        return f"{self.path}{protocol.DEFAULT}"
+        return protocol.integration_url(self.path, "$default")
 
     def _require_connection(self) -> str:
         if self.connection_id is None:

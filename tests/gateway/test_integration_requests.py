@@ -5,10 +5,11 @@ from django.core.management import CommandError
 
 from django_aws_api_gateway_websockets import protocol
 from django_aws_api_gateway_websockets.gateway import GatewayConfig, Route
-from django_aws_api_gateway_websockets.gateway.connections import Connection, new_connection_id
-from django_aws_api_gateway_websockets.gateway.integration import build_headers, evaluate_mapping, request_context
+from django_aws_api_gateway_websockets.gateway.connections import Connection
+from django_aws_api_gateway_websockets.gateway.integration import build_headers, request_context
 from django_aws_api_gateway_websockets.management.commands.runwsgateway import Command
 from django_aws_api_gateway_websockets.models import ApiGateway, ApiGatewayAdditionalRoute
+from django_aws_api_gateway_websockets.protocol import evaluate_mapping, new_connection_id
 
 
 @pytest.fixture
