@@ -26,6 +26,8 @@ from django.db import router, transaction
 from django.db.models.signals import post_save
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from .log_context import log_context
+
 logger = logging.getLogger(__name__)
 
 SESSION_KEY_SALT = "django_aws_api_gateway_websockets.WebSocketToken.session_key"
@@ -85,7 +87,7 @@ def _close_sockets(rows, reason):
     from .sending import close_connection
 
     for row in rows:
-        log_extra = {"connection_id": row.connection_id, "route": "", "reason": reason, "user_id": row.user_id}
+        log_extra = log_context(row.connection_id, reason=reason, user_id=row.user_id)
         if row.api_gateway is None:
             continue
         try:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
+from .log_context import log_context
 from .models import ApiGateway, CleanupRun, WebSocketSession
 from .signals import cleanup_run
 
@@ -24,7 +25,7 @@ def record_cleanup(sender, command, removed, **kwargs):
         "Cleanup %s removed %s",
         command,
         removed,
-        extra={"connection_id": "", "route": "", "reason": "", "user_id": None, "command": command, "removed": removed},
+        extra=log_context(command=command, removed=removed),
     )
 
 

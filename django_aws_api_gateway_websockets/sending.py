@@ -25,6 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from . import aws, backends, protocol, signals, transport
+from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def send_to_sessions(
         logger.warning(
             "post_to_connection failed: %s",
             error,
-            extra={"connection_id": connection_id, "route": "", "reason": error, "user_id": None},
+            extra=log_context(connection_id, reason=error),
         )
         signals.send_failed.send(sender=send_to_sessions, connection_id=connection_id, error=error)
     signals.send_completed.send(sender=send_to_sessions, result=result)
@@ -149,13 +150,11 @@ def _mark_gone(pks: list[int], connection_ids: list[str]) -> None:
         logger.info(
             "%d connection(s) gone; marked disconnected",
             len(connection_ids),
-            extra={
-                "connection_id": connection_ids[0] if len(connection_ids) == 1 else "",
-                "connection_ids": list(connection_ids),
-                "route": "",
-                "reason": GONE,
-                "user_id": None,
-            },
+            extra=log_context(
+                connection_ids[0] if len(connection_ids) == 1 else "",
+                reason=GONE,
+                connection_ids=list(connection_ids),
+            ),
         )
         signals.connection_gone.send(sender=send_to_sessions, connection_ids=list(connection_ids))
 

@@ -36,6 +36,7 @@ from . import channel_access, history, login, presence, protocol, ratelimit, req
 from .conf import get_setting
 from .gateway_lookup import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
+from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
 
 __all__ = ["HandlerResult", "Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
@@ -164,12 +165,7 @@ class WebSocketView(View):
             self.route,
             status,
             message,
-            extra={
-                "connection_id": self.connection_id,
-                "route": self.route,
-                "reason": reason,
-                "user_id": getattr(user, "pk", None),
-            },
+            extra=log_context(self.connection_id, self.route, reason, getattr(user, "pk", None)),
         )
         if self.route == protocol.CONNECT and reason:
             signals.connection_rejected.send(
@@ -247,13 +243,7 @@ class WebSocketView(View):
         session = self.websocket_session
         logger.info(
             "WebSocket connected",
-            extra={
-                "connection_id": session.connection_id,
-                "route": self.route,
-                "reason": "",
-                "user_id": session.user_id,
-                "channel": session.channel_name,
-            },
+            extra=log_context(session.connection_id, self.route, user_id=session.user_id, channel=session.channel_name),
         )
         return response
 
@@ -496,12 +486,7 @@ class WebSocketView(View):
             presence.announce_on_commit(session.channel_name, "leave", session)
         logger.info(
             "WebSocket disconnected",
-            extra={
-                "connection_id": session.connection_id,
-                "route": self.route,
-                "reason": "",
-                "user_id": session.user_id,
-            },
+            extra=log_context(session.connection_id, self.route, user_id=session.user_id),
         )
 
         if not signals.disconnected.has_listeners(type(self)) and type(self).disconnect is WebSocketView.disconnect:
@@ -536,12 +521,7 @@ class WebSocketView(View):
         logger.debug(
             "WebSocket message for %s",
             handler_name,
-            extra={
-                "connection_id": session.connection_id,
-                "route": self.route,
-                "reason": "",
-                "user_id": session.user_id,
-            },
+            extra=log_context(session.connection_id, self.route, user_id=session.user_id),
         )
 
         def handle_message():
@@ -631,12 +611,9 @@ class WebSocketView(View):
         """A bug in a handler: log it every time, mail the admins at most once per view and
         exception type per ``WEBSOCKETS["exception_mail_interval_seconds"]``, answer 500.
         The request's transaction was rolled back: rows stay as they were."""
-        log_extra = {
-            "connection_id": self.connection_id,
-            "route": self.route,
-            "reason": type(exc).__name__,
-            "user_id": getattr(getattr(request, "user", None), "pk", None),
-        }
+        log_extra = log_context(
+            self.connection_id, self.route, type(exc).__name__, getattr(getattr(request, "user", None), "pk", None)
+        )
         logger.exception("Exception in WebSocket handler", extra=log_extra)
         if self.SEND_EXCEPTION_MAIL and self._first_mail_in_interval(exc):
             try:
