@@ -53,20 +53,6 @@ def _run(modeladmin, request, records, function, done):
             )
 
 
-@admin.action(description=gettext_lazy("Create API Gateway in AWS"), permissions=["change"])
-def create_api_gateway(modeladmin, request, queryset):
-    """Create the APIs not created yet; created ones are left to the sync action."""
-    to_create = []
-    for record in queryset:
-        if record.api_created:
-            modeladmin.message_user(
-                request, _("%s: already created; use the sync action to apply changes.") % record, messages.WARNING
-            )
-        else:
-            to_create.append(record)
-    _run(modeladmin, request, to_create, provisioning.sync_api, _("API created and deployed"))
-
-
 @admin.action(description=gettext_lazy("Sync API Gateway with AWS (create, update, deploy)"), permissions=["change"])
 def sync_api_gateway(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, provisioning.sync_api, _("in sync and deployed"))

@@ -19,7 +19,7 @@ from .compat import (
     WebSocketTokenMethods,
 )
 
-MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES
+MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES  # the 4.x name, which users' code imports
 
 api_name_validator = RegexValidator(r"^[ a-zA-Z0-9_-]+\Z", _("Use letters, digits, spaces, '_' and '-' only."))
 hostname_validator = RegexValidator(

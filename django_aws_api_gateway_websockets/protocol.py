@@ -31,16 +31,18 @@ HEADER_SOURCE_IP = "X-Source-Ip"
 HEADER_LEGACY_SECRET = "X-Ws-Gateway-Secret"
 
 USER_AGENT_PREFIX = "AmazonAPIGateway_"
+# The integration ``RequestParameters`` key of a header: this prefix and the header's name.
+HEADER_PARAM_PREFIX = "integration.request.header."
 
 
 def request_parameters(secret: str) -> dict[str, str]:
     """The integration ``RequestParameters``: header <- context variable or 'static' value."""
     params = {
-        f"integration.request.header.{HEADER_CONNECTION_ID}": "context.connectionId",
-        f"integration.request.header.{HEADER_SOURCE_IP}": "context.identity.sourceIp",
+        HEADER_PARAM_PREFIX + HEADER_CONNECTION_ID: "context.connectionId",
+        HEADER_PARAM_PREFIX + HEADER_SOURCE_IP: "context.identity.sourceIp",
     }
     if secret:
-        params[f"integration.request.header.{HEADER_SECRET}"] = f"'{secret}'"
+        params[HEADER_PARAM_PREFIX + HEADER_SECRET] = f"'{secret}'"
     return params
 
 
@@ -60,11 +62,10 @@ def evaluate_mapping(mapping: Mapping[str, str], context: Mapping[str, object]) 
     {'a': 's', 'b': 'c1'}
     """
     headers = {}
-    prefix = "integration.request.header."
     for target, source in mapping.items():
-        if not target.startswith(prefix):
+        if not target.startswith(HEADER_PARAM_PREFIX):
             continue
-        name = target[len(prefix) :]
+        name = target.removeprefix(HEADER_PARAM_PREFIX)
         if len(source) >= 2 and source[0] == source[-1] == "'":
             headers[name] = source[1:-1]
         elif source.startswith("context."):

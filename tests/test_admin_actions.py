@@ -35,20 +35,21 @@ def modeladmin():
     return admin.site._registry[ApiGateway]
 
 
-def test_create_reports_success_with_the_steps_taken(record, client, modeladmin, admin_user):
+def test_sync_creates_a_new_api_and_reports_the_steps_taken(record, client, modeladmin, admin_user):
     queue(client.stubber, expected_sync(record, AwsState()))
     request = post(admin_user)
-    admin_actions.create_api_gateway(modeladmin, request, ApiGateway.objects.all())
+    admin_actions.sync_api_gateway(modeladmin, request, ApiGateway.objects.all())
     [(level, text)] = texts(request)
-    assert level == "success" and text.startswith("chat: API created and deployed (create WEBSOCKET API 'chat';")
+    assert level == "success" and text.startswith("chat: in sync and deployed (create WEBSOCKET API 'chat';")
     assert ApiGateway.objects.get().api_created
 
 
-def test_create_skips_created_apis_with_a_warning(record, modeladmin, admin_user):
-    ApiGateway.objects.update(api_id=API, api_created=True)
-    request = post(admin_user)
-    admin_actions.create_api_gateway(modeladmin, request, ApiGateway.objects.all())
-    assert texts(request) == [("warning", "chat: already created; use the sync action to apply changes.")]
+def test_the_registered_actions(modeladmin):
+    assert [action.__name__ for action in modeladmin.actions] == [
+        "sync_api_gateway",
+        "create_custom_domain",
+        "delete_api_gateway",
+    ]
 
 
 def test_failure_is_an_error_message_and_no_flag(record, client, modeladmin, admin_user):

@@ -25,10 +25,10 @@ from .claim import CREATING, RECORD_TAG, TAKEN_OVER, claim, find_in_aws, record_
 INTEGRATION_TIMEOUT_MS = protocol.INTEGRATION_TIMEOUT_SECONDS * 1000
 TWO_WAY_RESPONSE_KEY = "$default"
 
-HEADER_PARAM = "integration.request.header."
+HEADER_PARAM = protocol.HEADER_PARAM_PREFIX
 # The 4.1.0 release's secret header; records upgraded from it accept it until a sync has
 # replaced it with X-Gateway-Secret on every integration and deployed the stage.
-LEGACY_SECRET_HEADER = "X-Ws-Gateway-Secret"
+LEGACY_SECRET_HEADER = protocol.HEADER_LEGACY_SECRET
 LEGACY_SECRET_PARAM = HEADER_PARAM + LEGACY_SECRET_HEADER
 
 # What a sync does with a route that exists in AWS but not on the record.
