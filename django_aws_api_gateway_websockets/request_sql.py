@@ -204,7 +204,7 @@ def one_statement_connect_supported():
     return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[2]
 
 
-def _request_sql(connection, audit, n_keys):
+def _connect_statement(connection, audit, n_keys):
     """The statement: ``n_keys`` rate-limit counters (0: counted elsewhere) counted first, the
     token spent only when every counter is within the limit."""
     key = (connection.alias, audit, n_keys)
@@ -281,7 +281,7 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
         ops = connection.ops
         params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
     with connection.cursor() as cursor:
-        cursor.execute(_request_sql(connection, audit, n_keys), params)
+        cursor.execute(_connect_statement(connection, audit, n_keys), params)
         row = cursor.fetchone()
     if counting:
         decision = ratelimit.decide(

@@ -228,12 +228,12 @@ def test_atomic_requests_get_the_general_path(settings, post_as_gateway, token):
 def test_a_database_error_is_a_500_and_keeps_nothing(monkeypatch, post_as_gateway, token):
     from django_aws_api_gateway_websockets import request_sql
 
-    real = request_sql._request_sql
+    real = request_sql._connect_statement
 
     def broken(conn, audit):
         return real(conn, audit).replace("SELECT conn.", "SELECT no_such_column, conn.")
 
-    monkeypatch.setattr(request_sql, "_request_sql", broken)
+    monkeypatch.setattr(request_sql, "_connect_statement", broken)
     response = connect(post_as_gateway, f"ws_token={token}")[1]
     if ONE_STATEMENT:
         assert response.status_code == 500
