@@ -1,5 +1,5 @@
 """`make bench` (part 2): $connect, message and $disconnect through the real stack, for this
-package and for the 4.1.0 release, in one run (SPEC §7).
+package and for the 4.1.0 release, in one run (docs/architecture.md, Performance).
 
 For each target: a fresh PostgreSQL database, migrated and seeded by that package's own code
 (bench/connect_project/seed.py: users, their login sessions, the gateway record, one fresh

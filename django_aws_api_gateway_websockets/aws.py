@@ -1,6 +1,6 @@
 """AWS credentials, regions and boto3 clients: the one place that builds them.
 
-Credential priority (the names users already set, SPEC §2):
+Credential priority (the names users already set; docs/settings.md):
 ``AWS_IAM_PROFILE`` > ``AWS_ACCESS_KEY_ID`` + ``AWS_SECRET_ACCESS_KEY`` > boto3's default chain
 (environment, container or instance role). Region: the record's own region, else
 ``AWS_GATEWAY_REGION_NAME``, else ``AWS_REGION_NAME``, else the profile's or environment's region.

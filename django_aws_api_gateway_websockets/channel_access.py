@@ -1,4 +1,4 @@
-"""Who may join a channel (SPEC §6): the one place ``$connect`` and ``change_channel`` ask.
+"""Who may join a channel (docs/security.md): the one place ``$connect`` and ``change_channel`` ask.
 
 Rules are ``ChannelPermission`` rows, edited in the admin (the 4.1.0 release's model, so an
 upgrade keeps them): one per channel name, with an access level —

@@ -4,7 +4,7 @@
 process cache of ``ApiGateway`` records.)
 
 ``$connect`` has no session row to join, so the record is read by api id; a short
-per-process cache keeps that off the database on the hot path (SPEC §7 budgets).
+per-process cache keeps that off the database on the hot path (docs/architecture.md, the ``$connect`` path).
 Saving or deleting a record clears this process's cache at once; other processes see
 the change within ``WEBSOCKETS["gateway_cache_seconds"]``, except a secret rotation, which
 they see at the first request carrying the new secret: the view re-reads the record

@@ -1,4 +1,4 @@
-"""Which methods of a ``WebSocketView`` a message may call (SPEC §6).
+"""Which methods of a ``WebSocketView`` a message may call (docs/security.md).
 
 A client names a handler in its message; it must only reach what the developer meant to
 expose. Three ways to say it, checked in this order:

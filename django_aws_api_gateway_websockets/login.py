@@ -1,4 +1,4 @@
-"""A connection lives no longer than the login that opened it (SPEC §6).
+"""A connection lives no longer than the login that opened it (docs/security.md).
 
 Each connection row keeps two keyed hashes (HMAC-SHA256 with ``SECRET_KEY``, never the raw
 values): the Django session key its token was issued under, and the user's session auth hash

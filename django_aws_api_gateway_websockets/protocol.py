@@ -1,4 +1,4 @@
-"""The wire contract between API Gateway and Django (SPEC §3, §4).
+"""The wire contract between API Gateway and Django (docs/architecture.md).
 
 One place for header names, route keys, limits and the integration's request-parameter
 mapping, shared by the view, the provisioning code, the local gateway and the test helpers.
@@ -113,7 +113,7 @@ def new_connection_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(11)).decode()
 
 
-# AWS limits (SPEC §3).
+# AWS's limits.
 MAX_PAYLOAD_BYTES = 128 * 1024
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
 IDLE_TIMEOUT_SECONDS = 10 * 60
@@ -157,12 +157,12 @@ def is_valid_connection_id(value: object) -> bool:
 
 
 def management_endpoint(api_id: str, region: str, stage: str) -> str:
-    """The Management API endpoint AWS serves for a deployed stage (SPEC §4)."""
+    """The Management API endpoint AWS serves for a deployed stage."""
     return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
 
 
 def select_route(body_text: str | bytes, selection_key: str | None, route_keys: Container[str]) -> str:
-    """The route key API Gateway picks for a message frame (SPEC §3).
+    """The route key API Gateway picks for a message frame.
 
     ``selection_key`` is the body key named by ``$request.body.<key>``; a matching custom
     route key wins, anything else (no match, non-JSON, non-object, JSON nested too deeply for

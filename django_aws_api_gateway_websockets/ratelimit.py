@@ -1,4 +1,4 @@
-"""Connect rate limiting per source IP and per user (SPEC §6, §7).
+"""Connect rate limiting per source IP and per user (docs/rate-limiting.md).
 
 The decision is one atomic operation on a counter per key (``ip:<address>:<window>`` and, for a
 logged-in cookie user, ``user:<pk>:<window>``); a key's window starts at its first attempt and

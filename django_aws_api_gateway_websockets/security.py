@@ -1,4 +1,4 @@
-"""Checks that decide whether an integration request is genuine and acceptable (SPEC §6).
+"""Checks that decide whether an integration request is genuine and acceptable (docs/security.md).
 
 Nothing here trusts a header a client can forge: the proof of origin is the record's
 ``integration_secret`` that API Gateway adds as ``X-Gateway-Secret``; the client IP is the

@@ -1,4 +1,4 @@
-"""Sending to connections through the API Gateway Management API (SPEC §4, §7).
+"""Sending to connections through the API Gateway Management API (docs/sending.md).
 
 ``send_to_sessions`` is the one fan-out engine behind ``WebSocketSession.send_message`` and
 ``WebSocketSession.objects....send_message``:

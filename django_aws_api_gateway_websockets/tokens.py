@@ -1,4 +1,4 @@
-"""Single-use connect tokens (SPEC §6).
+"""Single-use connect tokens (docs/security.md).
 
 The browser gets a raw token from ``WebSocketTokenView`` and puts it on the wss URL as
 ``ws_token``; only its SHA-256 is stored. A token is bound to the user and the Django

@@ -1,4 +1,4 @@
-"""The views API Gateway calls (SPEC §2, §3, §6).
+"""The views API Gateway calls (docs/architecture.md, docs/security.md).
 
 ``WebSocketView`` answers the integration requests of one WebSocket API: route ``connect``,
 ``disconnect``, and every message route (``default`` and custom route keys). Subclass it and
@@ -178,7 +178,7 @@ class WebSocketView(View):
             )
 
     def _authenticate_gateway(self, request, gateway):
-        """The request must come from a registered API and carry its secret (SPEC §6)."""
+        """The request must come from a registered API and carry its secret (docs/security.md)."""
         api_id = request.headers.get(protocol.HEADER_API_ID, "")
         if gateway is None or not api_id or gateway.api_id != api_id:
             raise Rejection(403, "Unknown API.", signals.REASON_SECRET)
@@ -306,7 +306,7 @@ class WebSocketView(View):
 
     def _open_connection(self, request, cookie_user, *args, ip="0.0.0.0", **kwargs):
         """The checks (spending the token), the row, the receivers, the ``connect`` hook: all
-        in one transaction, so a refusal or failure at any step keeps nothing (SPEC §6)."""
+        in one transaction, so a refusal or failure at any step keeps nothing."""
 
         def open_connection():
             token, channel = self._check_connection(request, cookie_user)

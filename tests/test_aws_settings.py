@@ -1,4 +1,4 @@
-"""Credentials and regions (SPEC §2): one module builds and caches the clients."""
+"""Credentials and regions (docs/settings.md): one module builds and caches the clients."""
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured

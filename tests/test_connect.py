@@ -1,4 +1,4 @@
-"""$connect: the checks of WebSocketView in their documented order (SPEC §2, §6)."""
+"""$connect: the checks of WebSocketView in their documented order (docs/architecture.md, docs/security.md)."""
 
 import pytest
 from django.test import override_settings

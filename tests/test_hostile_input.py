@@ -1,4 +1,4 @@
-"""Hostile input on every route API Gateway calls, and on the token view (SPEC §3, §6).
+"""Hostile input on every route API Gateway calls, and on the token view (docs/security.md).
 
 The contract pinned here, for every case: a clear 4xx (never a 500), no e-mail to the admins
 (``ADMINS`` is set, so a 500 or an error logged on ``django.security`` would send one), and no

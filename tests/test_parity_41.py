@@ -1,4 +1,4 @@
-"""Parity with the 4.1.0 release, each better than it (SPEC §6): channel access rules, sessions
+"""Parity with the 4.1.0 release, each better than it (docs/security.md): channel access rules, sessions
 that end with the login, hashed session keys, the old secret header, admin hygiene."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""SPEC §7 query budgets per event, pinned.
+"""Query budgets per event, pinned (docs/architecture.md, Performance).
 
 Counted with the gateway record and channel rule caches warm, as they are after a
 process's first request.

@@ -1,4 +1,4 @@
-"""The connect rate limiter (ratelimit.py, SPEC §6/§7): one atomic operation decides, and the
+"""The connect rate limiter (ratelimit.py, docs/rate-limiting.md): one atomic operation decides, and the
 limit holds under concurrency, on the database counter and on a shared cache (Redis).
 
 The concurrency tests through the view need PostgreSQL (SQLite's test database serializes

@@ -1,4 +1,4 @@
-"""The request path under hostile input and faults (SPEC §6): each case a clear 4xx or a clean
+"""The request path under hostile input and faults (docs/security.md): each case a clear 4xx or a clean
 rollback, never a 500 for bad input, never a row changed by a rejected request."""
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Adversarial review findings (SPEC §6, docs/security.md).
+"""Adversarial review findings (docs/security.md).
 
 Each test is named after a flaw and asserts the SAFE behaviour: it fails on the code it was
 written against and passes once the flaw is fixed.
@@ -154,7 +154,7 @@ def test_previous_secret_is_not_accepted_for_a_rotation_dated_in_the_future(post
 def test_unsynced_legacy_record_does_not_trust_a_client_supplied_source_ip(client, gateway, settings):
     # A 4.1.0 record not re-synced yet: its integrations send X-Ws-Gateway-Secret and do not map
     # X-Source-Ip (docs/upgrading.md: "Syncing also adds the X-Source-Ip mapping"). On $connect
-    # API Gateway passes the client's handshake headers through (SPEC §3), so X-Source-Ip is the
+    # API Gateway passes the client's handshake headers through, so X-Source-Ip is the
     # client's to choose and every attempt gets a fresh rate-limit budget.
     settings.WEBSOCKETS = {"rate_limit_max_attempts": 2}
     ApiGateway.objects.filter(pk=gateway.pk).update(accepts_legacy_secret_header=True)

@@ -1,4 +1,4 @@
-"""Sending through the Management API (SPEC §4) against a real local HTTP server."""
+"""Sending through the Management API (docs/sending.md) against a real local HTTP server."""
 
 import datetime
 import decimal

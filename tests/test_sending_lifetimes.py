@@ -1,4 +1,4 @@
-"""Lifetimes of what the send backends keep (SPEC §7): one pool per endpoint per process, reused
+"""Lifetimes of what the send backends keep (docs/sending.md): one pool per endpoint per process, reused
 across sends of any size; fork-safe; every wait bounded; one call budget per process or per account."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""WebSocketTokenView and the token rules (SPEC §6)."""
+"""WebSocketTokenView and the token rules (docs/security.md)."""
 
 import threading
 

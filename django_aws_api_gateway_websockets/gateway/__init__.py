@@ -1,4 +1,4 @@
-"""The local gateway: a real WebSocket server that plays AWS API Gateway (SPEC §5).
+"""The local gateway: a real WebSocket server that plays AWS API Gateway (docs/local-gateway.md).
 
 The server is free of the Django ORM on purpose: ``GatewayConfig`` is plain data (the
 management command builds it from an ``ApiGateway`` record), so tests, benchmarks and the demo

@@ -1,4 +1,4 @@
-"""Integration requests: what the local gateway POSTs to Django (SPEC §3)."""
+"""Integration requests: what the local gateway POSTs to Django (docs/local-gateway.md)."""
 
 import logging
 import uuid

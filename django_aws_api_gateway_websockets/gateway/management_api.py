@@ -1,4 +1,4 @@
-"""The Management API (``@connections``, SPEC §4) as API Gateway answers it.
+"""The Management API (``@connections``, docs/local-gateway.md) as API Gateway answers it.
 
 Errors carry the ``x-amzn-ErrorType`` header and a JSON ``message``: botocore's rest-json parser
 turns them into the modeled exceptions (``GoneException``, ``PayloadTooLargeException``,

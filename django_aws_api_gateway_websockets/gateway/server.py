@@ -1,4 +1,4 @@
-"""The aiohttp server: WebSocket side (SPEC §3) and Management API (SPEC §4) on one port."""
+"""The aiohttp server: WebSocket side and Management API on one port (docs/local-gateway.md)."""
 
 import asyncio
 import json

@@ -681,7 +681,7 @@ def sync_api(record, *, dry_run=False, client=None, aws_only_routes=KEEP, adopt=
 def rotate_secret(record, *, client=None, **options):
     """Give the record a new integration secret, put it on every integration, deploy.
 
-    No request is refused at any moment (SPEC §6): the record is saved first, keeping the
+    No request is refused at any moment (docs/security.md): the record is saved first, keeping the
     old secret as ``previous_integration_secret``, valid for ``WEBSOCKETS["secret_grace_seconds"]``
     from ``secret_rotated_at``; then AWS is updated. Requests in between carry the old secret
     and are accepted; processes with a cached record re-read it at the first request carrying

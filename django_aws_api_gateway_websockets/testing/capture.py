@@ -1,4 +1,4 @@
-"""The in-memory send backend (SPEC §4's Management API, kept in the test process).
+"""The in-memory send backend (the Management API, kept in the test process; docs/testing.md).
 
 ``InMemoryBackend`` is a send backend like the others (``WEBSOCKETS["send_backend"] =
 "django_aws_api_gateway_websockets.testing.InMemoryBackend"`` in test settings, as Django's

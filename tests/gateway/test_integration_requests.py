@@ -1,4 +1,4 @@
-"""Unit tests of the local gateway's route selection and parameter mapping (SPEC §3)."""
+"""Unit tests of the local gateway's route selection and parameter mapping (docs/local-gateway.md)."""
 
 import pytest
 from django.core.management import CommandError

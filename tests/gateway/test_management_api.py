@@ -1,4 +1,4 @@
-"""The Management API of the local gateway (SPEC §4), driven by boto3 as project code drives it."""
+"""The Management API of the local gateway (docs/local-gateway.md), driven by boto3 as project code drives it."""
 
 import asyncio
 import datetime

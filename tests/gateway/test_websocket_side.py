@@ -1,4 +1,4 @@
-"""The socket side of the local gateway (SPEC §3) against a real recording backend."""
+"""The socket side of the local gateway (docs/local-gateway.md) against a real recording backend."""
 
 import asyncio
 import json
