@@ -15,10 +15,18 @@ In one run, on the same rows:
   fraction of clients that end with every message in order exactly once.
 
 Writes bench/results/history-latest.json (``broadcast_history_throughput_ratio``,
-``resume_delivered_exactly_once_fraction``, the query counts). ``--pg`` runs on PostgreSQL
-(bench/settings_pg.py), else a SQLite file.
+``resume_delivered_exactly_once_fraction``, the query counts, the machine's load average before
+and after). ``--pg`` runs on PostgreSQL (bench/settings_pg.py), else a SQLite file with Django's
+default settings for it: SQLite's rollback journal (``journal_mode=delete``, ``synchronous=full``),
+where every commit waits for the disk. ``--sqlite-wal`` runs with the settings docs/history.md
+recommends instead (``"init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL"``;
+written to history-latest-wal.json). The results name the journal mode measured.
+
+Smaller while iterating: ``BENCH_HISTORY_N`` (connections, 1,000) and
+``BENCH_HISTORY_BROADCASTS`` (per side, 200).
 """
 
+import gc
 import json
 import os
 import random
@@ -30,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PG = "--pg" in sys.argv
+WAL = "--sqlite-wal" in sys.argv and not PG
 if PG:
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings_pg"
     os.environ.setdefault("BENCH_PG_NAME", "ws_bench_history")
@@ -40,6 +49,13 @@ else:
 import django  # noqa: E402
 
 django.setup()
+
+if WAL:
+    from django.db import connections as _connections
+
+    _connections["default"].settings_dict.setdefault("OPTIONS", {})["init_command"] = (
+        "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL"
+    )
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -79,8 +95,24 @@ def _sessions(gateway, channel, n):
     )
 
 
+def _sqlite_modes():
+    if connection.vendor != "sqlite":
+        return {}
+    with connection.cursor() as cursor:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        synchronous = cursor.execute("PRAGMA synchronous").fetchone()[0]
+    return {
+        "sqlite_journal_mode": mode,
+        "sqlite_synchronous": {0: "off", 1: "normal", 2: "full", 3: "extra"}[synchronous],
+    }
+
+
 def throughput(gateway):
     _sessions(gateway, "bench", N)
+    # The setup's objects (Django, the rows) are frozen: a full collection that scans them (tens
+    # of ms) lands on one side or the other at random and would decide the ratio on its own.
+    gc.collect()
+    gc.freeze()
     with ManagementAPICapture() as capture:
         history.send_to_channel("bench", {"warm": True})
         WebSocketSession.objects.in_channel("bench").send_message({"warm": True})
@@ -221,10 +253,14 @@ def main():
         management_endpoint_url="http://127.0.0.1:9/local",
     )
     result = {"database": connection.vendor, "history_max_messages": history.get_setting("history_max_messages")}
+    result.update(_sqlite_modes())
+    result["load_average_before"] = os.getloadavg()[0]
     result.update(throughput(gateway))
     result["queries"] = queries_per_broadcast(gateway)
     result.update(resume_fraction(gateway))
-    out = ROOT / "bench" / "results" / ("history-latest-pg.json" if PG else "history-latest.json")
+    result["load_average_after"] = os.getloadavg()[0]
+    name = "history-latest-pg.json" if PG else "history-latest-wal.json" if WAL else "history-latest.json"
+    out = ROOT / "bench" / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

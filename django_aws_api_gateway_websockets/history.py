@@ -31,6 +31,7 @@ from django.db import connections, router, transaction
 from django.db.models import Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
+from . import protocol
 from .conf import get_setting
 from .history_models import ChannelMessage, ChannelSequence
 from .models import WebSocketSession
@@ -73,7 +74,7 @@ def _envelope(data, wire_stream, seq):
     return f"{_envelope_head(data, wire_stream)}{seq}}}"
 
 
-_UPSERT_SQL = {}
+_UPSERT_SQL: dict[str, str] = {}
 
 
 def next_seq(stream, using=None):
@@ -104,49 +105,73 @@ def next_seq(stream, using=None):
     return row.last_seq
 
 
-_RECORD_SQL = {}
+_RECORD_SQL: dict = {}
 
 
 def _record_sql(connection):
-    """PostgreSQL: the counter upsert and the message INSERT in one statement (one round trip,
-    no explicit transaction: the statement is atomic and holds the counter's row lock to its end)."""
-    sql = _RECORD_SQL.get(connection.alias)
-    if sql is None:
-        qn = connection.ops.quote_name
-        counters, messages = qn(ChannelSequence._meta.db_table), qn(ChannelMessage._meta.db_table)
-        sql = _RECORD_SQL[connection.alias] = (
-            f"WITH s AS (INSERT INTO {counters} ({qn('stream')}, {qn('last_seq')}) VALUES (%s, 1) "
-            f"ON CONFLICT ({qn('stream')}) DO UPDATE SET {qn('last_seq')} = {counters}.{qn('last_seq')} + 1 "
-            f"RETURNING {qn('last_seq')}) "
-            f"INSERT INTO {messages} ({qn('stream')}, {qn('seq')}, {qn('payload')}, {qn('created_on')}) "
+    """The statements that store a message under the stream's next number, per database alias:
+
+    * PostgreSQL: ``[one statement]``, the counter upsert and the message INSERT in a
+      data-modifying ``WITH`` (one round trip, no explicit transaction: the statement is atomic
+      and holds the counter's row lock to its end);
+    * SQLite >= 3.35: ``[upsert, insert]``, run in one transaction;
+    * anything else: ``None`` (``select_for_update`` through the ORM).
+
+    Raw SQL built once: a broadcast's Python cost stays a constant far below its fan-out's.
+    """
+    try:
+        return _RECORD_SQL[connection.alias]
+    except KeyError:
+        pass
+    qn = connection.ops.quote_name
+    counters, messages = qn(ChannelSequence._meta.db_table), qn(ChannelMessage._meta.db_table)
+    upsert = (
+        f"INSERT INTO {counters} ({qn('stream')}, {qn('last_seq')}) VALUES (%s, 1) "
+        f"ON CONFLICT ({qn('stream')}) DO UPDATE SET {qn('last_seq')} = {counters}.{qn('last_seq')} + 1 "
+        f"RETURNING {qn('last_seq')}"
+    )
+    columns = f"{messages} ({qn('stream')}, {qn('seq')}, {qn('payload')}, {qn('created_on')})"
+    if connection.vendor == "postgresql":
+        sql = [
+            f"WITH s AS ({upsert}) INSERT INTO {columns} "
             f"SELECT %s, s.{qn('last_seq')}, %s || s.{qn('last_seq')}::text || '}}', %s FROM s RETURNING {qn('seq')}"
-        )
+        ]
+    elif connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35):
+        sql = [upsert, f"INSERT INTO {columns} VALUES (%s, %s, %s, %s)"]
+    else:
+        sql = None
+    _RECORD_SQL[connection.alias] = sql
     return sql
 
 
 def record(stream, data, wire_stream=None):
-    """Store ``data`` as ``stream``'s next message; returns ``(seq, payload text)``."""
-    from .sending import encode_message  # refuses a payload over 128 KB before anything is stored
-
+    """Store ``data`` as ``stream``'s next message: one INSERT and the counter's bump, whatever
+    the audience. Returns ``(seq, payload text)``."""
     head = _envelope_head(data, wire_stream or stream)
-    encode_message(head + "9" * 19 + "}")  # the largest number a BigIntegerField holds
+    if 4 * len(head) + 20 > protocol.MAX_PAYLOAD_BYTES:  # may be too large (UTF-8: <= 4 bytes a character)
+        from .sending import encode_message  # refuses it over 128 KB before anything is stored
+
+        encode_message(head + "9" * 19 + "}")  # with the largest number a BigIntegerField holds
     db = router.db_for_write(ChannelMessage)
     connection = connections[db]
-    now = timezone.now()
-    if connection.vendor == "postgresql":
+    sql = _record_sql(connection)
+    created_on = connection.ops.adapt_datetimefield_value(timezone.now())
+    if sql is None:
+        with transaction.atomic(using=db):
+            seq = next_seq(stream, db)
+            payload = f"{head}{seq}}}"
+            ChannelMessage.objects.using(db).create(stream=stream, seq=seq, payload=payload, created_on=timezone.now())
+        return seq, payload
+    if len(sql) == 1:
         with connection.cursor() as cursor:
-            cursor.execute(
-                _record_sql(connection),
-                [stream, stream, head, connection.ops.adapt_datetimefield_value(now)],
-            )
+            cursor.execute(sql[0], [stream, stream, head, created_on])
             seq = cursor.fetchone()[0]
         return seq, f"{head}{seq}}}"
-    with transaction.atomic(using=db):
-        seq = next_seq(stream, db)
+    with transaction.atomic(using=db), connection.cursor() as cursor:
+        cursor.execute(sql[0], [stream])
+        seq = cursor.fetchone()[0]
         payload = f"{head}{seq}}}"
-        ChannelMessage.objects.using(db).bulk_create(
-            [ChannelMessage(stream=stream, seq=seq, payload=payload, created_on=now)]
-        )
+        cursor.execute(sql[1], [stream, seq, payload, created_on])
     return seq, payload
 
 
@@ -230,7 +255,9 @@ def replay_frames(replay_result):
     """The frames that carry a replay to a connection, each below ``REPLAY_FRAME_BYTES``:
     ``{"type": "replay", "stream": ..., "messages": [...]}`` (the stored payloads verbatim)."""
     head = '{"type":"replay","stream":' + json.dumps(_wire(replay_result.stream)) + ',"messages":['
-    frames, batch, size = [], [], len(head) + 2
+    frames: list[str] = []
+    batch: list[str] = []
+    size = len(head) + 2
     for payload in replay_result.payloads:
         if batch and size + len(payload) + 1 > REPLAY_FRAME_BYTES:
             frames.append(head + ",".join(batch) + "]}")

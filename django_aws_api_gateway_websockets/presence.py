@@ -12,17 +12,22 @@ connect/disconnect/``change_channel`` commits::
      "users": [{"id": 3, "username": "bob"}, ...], "anonymous": 2, "connections": 5}
 
 (``user`` is ``null`` for an anonymous connection; ``event`` is ``"sync"`` when the cleanup
-reconciled stale rows.) Presence events are state, not history: they carry no sequence number
-and are not replayed; a client that reconnects asks for ``presence`` again.
+reconciled stale rows.) A send that finds connections gone (410) announces their ``leave`` too
+(``leaving`` / ``announce_leaves``, called where sending.py marks them): the view behind their
+gateway decides, as on ``$disconnect``. Presence events are state, not history: they carry no
+sequence number and are not replayed; a client that reconnects asks for ``presence`` again.
 """
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.db import router, transaction
+from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, get_script_prefix, resolve
 from django.utils import timezone
 
 from . import protocol
+from .history import in_transaction
 from .models import WebSocketSession
 
 
@@ -75,3 +80,108 @@ def announce_on_commit(channel, event, session=None, exclude=None):
     transaction.on_commit(
         lambda: announce(channel, event, session, exclude), using=router.db_for_write(WebSocketSession)
     )
+
+
+# --- connections found gone by a send (410) --------------------------------------------------
+
+GONE_BATCH = 500  # ids per SELECT ... WHERE id IN (...), as sending.UPDATE_BATCH
+#: A channel that lost more distinct users (anonymous counts as one) in one send gets a single
+#: ``sync`` event instead of one ``leave`` each: a mass departure costs one broadcast.
+LEAVE_EVENTS_PER_CHANNEL = 10
+
+
+def _served_websocket_views(resolver=None):
+    """The ``WebSocketView`` classes the URLconf serves."""
+    from .views import WebSocketView
+
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from _served_websocket_views(entry)
+        elif isinstance(entry, URLPattern):
+            view_class = getattr(entry.callback, "view_class", None)
+            if isinstance(view_class, type) and issubclass(view_class, WebSocketView):
+                yield view_class
+
+
+def _integration_view(gateway):
+    """The view class ``gateway``'s ``$disconnect`` integration URL resolves to, else None."""
+    from .views import WebSocketView
+
+    if not gateway.target_base_endpoint:
+        return None
+    path = urlsplit(gateway.target_base_endpoint.rstrip("/") + "/" + protocol.DISCONNECT).path
+    prefix = get_script_prefix()
+    candidates = [path] + ([path[len(prefix) - 1 :]] if prefix != "/" and path.startswith(prefix) else [])
+    for candidate in candidates:
+        try:
+            view_class = getattr(resolve(candidate).func, "view_class", None)
+        except Resolver404:
+            continue
+        if isinstance(view_class, type) and issubclass(view_class, WebSocketView):
+            return view_class
+    return None
+
+
+def gateway_broadcasts_presence(gateway):
+    """Whether the view serving ``gateway``'s connections has ``BROADCAST_PRESENCE``: the one its
+    integration URL (``target_base_endpoint`` + ``disconnect``) resolves to; when that resolves to
+    no ``WebSocketView`` (no target set, a proxy's path prefix), any served ``WebSocketView`` that
+    accepts the gateway's API id."""
+    view_class = _integration_view(gateway)
+    if view_class is not None:
+        return bool(view_class.BROADCAST_PRESENCE)
+    return any(
+        view.BROADCAST_PRESENCE and view.aws_api_gateway_id in (None, "", gateway.api_id)
+        for view in _served_websocket_views()
+    )
+
+
+def leaving(pks: list[int]) -> list[WebSocketSession]:
+    """The rows among ``pks`` (about to be marked gone) that are still connected, in a channel,
+    behind a view that broadcasts presence: what ``announce_leaves`` announces. Read before the
+    UPDATE, so a row a ``$disconnect`` already closed (and announced) is left out. No query
+    unless a served view has ``BROADCAST_PRESENCE``."""
+    if not pks or not any(view.BROADCAST_PRESENCE for view in _served_websocket_views()):
+        return []
+    rows: list[WebSocketSession] = []
+    for start in range(0, len(pks), GONE_BATCH):
+        rows.extend(
+            WebSocketSession.objects.filter(pk__in=pks[start : start + GONE_BATCH], connected=True)
+            .exclude(channel_name="")
+            .select_related("api_gateway", "user")
+        )
+    decided: dict[int | None, bool] = {}
+    kept = []
+    for row in rows:
+        if row.api_gateway_id not in decided:
+            decided[row.api_gateway_id] = row.api_gateway is not None and gateway_broadcasts_presence(row.api_gateway)
+        if decided[row.api_gateway_id]:
+            kept.append(row)
+    return kept
+
+
+def announce_leaves(rows: list[WebSocketSession]) -> None:
+    """Announce, once the transaction commits, that ``rows`` (from ``leaving``) left their
+    channels: one ``leave`` per channel and user, as ``$disconnect`` does (a channel that lost
+    more than ``LEAVE_EVENTS_PER_CHANNEL`` of them: one ``sync``)."""
+    by_channel: dict[str, dict[int | None, WebSocketSession]] = {}
+    for row in rows:
+        by_channel.setdefault(row.channel_name, {}).setdefault(row.user_id, row)
+    if not by_channel:
+        return
+    events: list[tuple[str, str, WebSocketSession | None]] = []
+    for channel, users in by_channel.items():
+        if len(users) > LEAVE_EVENTS_PER_CHANNEL:
+            events.append((channel, "sync", None))
+        else:
+            events.extend((channel, "leave", row) for row in users.values())
+
+    def send():
+        for channel, event, row in events:
+            announce(channel, event, row)
+
+    db = router.db_for_write(WebSocketSession)
+    if in_transaction(db):
+        transaction.on_commit(send, using=db)
+    else:
+        send()

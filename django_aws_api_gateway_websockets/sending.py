@@ -144,8 +144,12 @@ def send_to_sessions(
 
 
 def _mark_gone(pks: list[int], connection_ids: list[str]) -> None:
+    from . import presence
+
+    leaving = presence.leaving(pks)  # BROADCAST_PRESENCE views: a leave, as on $disconnect
     for start in range(0, len(pks), UPDATE_BATCH):
         WebSocketSession.objects.filter(pk__in=pks[start : start + UPDATE_BATCH]).update(connected=False)
+    presence.announce_leaves(leaving)
     if connection_ids:
         logger.info(
             "%d connection(s) gone; marked disconnected",

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from django_aws_api_gateway_websockets import conf, history, presence
 from django_aws_api_gateway_websockets.models import ChannelMessage, ChannelSequence, WebSocketSession
-from django_aws_api_gateway_websockets.testing import ManagementAPICapture
+from django_aws_api_gateway_websockets.testing import ManagementAPICapture, integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 from tests.concurrency import in_threads
 
@@ -327,3 +327,79 @@ def test_stale_cleanup_reconciles_presence(gateway, user, capture, settings):
     WebSocketSession.objects.filter(pk=dead.pk).update(created_on=timezone.now() - timedelta(hours=3))
     call_command("clearWebSocketSessions", "--stale", stdout=io.StringIO())
     assert [(m["event"], m["users"], m["anonymous"]) for m in capture.sent_to(alive.connection_id)] == [("sync", [], 1)]
+
+
+@pytest.fixture
+def presence_gateway(db):
+    """A gateway whose integrations are HistoryView's (BROADCAST_PRESENCE = True)."""
+    from django_aws_api_gateway_websockets.models import ApiGateway
+
+    return ApiGateway.objects.create(
+        api_name="presence",
+        api_id="pres123456",
+        region="eu-west-1",
+        target_base_endpoint="https://www.example.com/history/",
+    )
+
+
+@pytest.mark.django_db
+def test_a_send_that_finds_a_connection_gone_announces_its_leave(post, presence_gateway, user, capture):
+    watcher = make_session(presence_gateway)
+    dead = make_session(presence_gateway, user=user)
+    elsewhere = make_session(presence_gateway, channel="room-2")
+    capture.mark_gone(dead.connection_id)
+    result = history.send_to_channel("room-1", {"type": "chat"})
+    assert result.result.gone == [dead.connection_id]
+    chat, leave = capture.sent_to(watcher.connection_id)
+    assert chat["seq"] == 1
+    assert (leave["type"], leave["event"], leave["channel"]) == ("presence", "leave", "room-1")
+    assert (leave["user"], leave["users"], leave["connections"]) == ({"id": user.pk, "username": "alice"}, [], 1)
+    assert capture.sent_to(elsewhere.connection_id) == []
+    assert capture.sent_to(dead.connection_id) == []
+    # API Gateway's $disconnect for it arrives later: the leave is not announced twice.
+    capture.clear()
+    headers = integration_headers(presence_gateway, dead.connection_id, route="disconnect")
+    assert post("/history/", dead.connection_id, route="disconnect", headers=headers).status_code == 200
+    assert capture.sent_to(watcher.connection_id) == []
+
+
+@pytest.mark.django_db
+def test_leave_on_gone_waits_for_the_commit_and_follows_the_gateways_view(
+    presence_gateway, gateway, capture, django_capture_on_commit_callbacks
+):
+    watcher = make_session(presence_gateway)
+    dead = make_session(presence_gateway)
+    capture.mark_gone(dead.connection_id)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        WebSocketSession.objects.filter(pk=dead.pk).send_message({"n": 1})  # a plain send finds it too
+        assert capture.sent_to(watcher.connection_id) == []
+    assert [m["event"] for m in capture.sent_to(watcher.connection_id)] == ["leave"]
+    # The fixture gateway's integrations are ChatView's (no BROADCAST_PRESENCE): no event.
+    quiet_watcher, quiet_dead = make_session(gateway, channel="room-9"), make_session(gateway, channel="room-9")
+    capture.mark_gone(quiet_dead.connection_id)
+    WebSocketSession.objects.in_channel("room-9").send_message({"n": 2})
+    assert capture.sent_to(quiet_watcher.connection_id) == [{"n": 2}]
+
+
+@pytest.mark.django_db
+def test_leave_on_gone_without_a_resolvable_target_and_many_leavers(presence_gateway, capture, django_user_model):
+    presence_gateway.target_base_endpoint = None  # any served view with BROADCAST_PRESENCE decides
+    presence_gateway.save()
+    assert presence.gateway_broadcasts_presence(presence_gateway)
+    watcher = make_session(presence_gateway)
+    users = [django_user_model.objects.create_user(f"u{i}") for i in range(presence.LEAVE_EVENTS_PER_CHANNEL + 1)]
+    for u in users:
+        capture.mark_gone(make_session(presence_gateway, user=u).connection_id)
+    anonymous = [make_session(presence_gateway) for _ in range(2)]
+    for row in anonymous:
+        capture.mark_gone(row.connection_id)
+    WebSocketSession.objects.in_channel("room-1").send_message({"n": 1})
+    # Twelve distinct leavers (eleven users, the anonymous as one): one sync, not twelve leaves.
+    events = [(m["event"], m["connections"]) for m in capture.sent_to(watcher.connection_id) if "event" in m]
+    assert events == [("sync", 1)]
+    capture.clear()
+    few = [make_session(presence_gateway) for _ in range(3)]
+    for row in few:
+        capture.mark_gone(row.connection_id)
+    WebSocketSession.objects.in_channel("room-1").send_message({"n": 2})
+    assert [m["event"] for m in capture.sent_to(watcher.connection_id) if "event" in m] == ["leave"]  # anonymous: one

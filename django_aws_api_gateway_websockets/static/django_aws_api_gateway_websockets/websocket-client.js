@@ -23,7 +23,10 @@
 // (duplicates dropped, early ones held back until the gap is filled), and after every reconnect
 // sends {"handler": "resume", "channel", "after", "user_after"} so the server replays what was
 // missed. When the server no longer has it, a "gap" event {stream, after, seq} tells the
-// application to reload its state; delivery then continues after seq.
+// application to reload its state; delivery then continues after seq. The last number delivered
+// per channel is kept in sessionStorage (per tab, keyed by the socket URL; option persistSeq), so
+// a page reload resumes where the page left off; the user stream too when `userKey` names the
+// user. Without sessionStorage (private modes that throw, storage disabled) it stays in memory.
 
 const MINUTE = 60 * 1000;
 
@@ -38,6 +41,8 @@ export const DEFAULTS = {
   maxRefusals: 3, // the same refusal this many times in a row: stop (see refusalUrl)
   resume: true, // ask the server for missed sequenced messages after each reconnect
   gapWaitMs: 1000, // a sequence gap open this long (a message lost in flight): ask for a resume
+  persistSeq: true, // keep the last number per channel in sessionStorage: a reload resumes from it
+  userKey: "", // identifies the user (e.g. their id): the user stream's number is kept too
   // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
 };
 
@@ -50,6 +55,8 @@ const LIFECYCLE = new Set([
   "resumed",
 ]);
 const USER_STREAM = "@user"; // the wire name of the user's direct-message stream
+const STORAGE_PREFIX = "django_aws_api_gateway_websockets:seq:";
+export const STORED_STREAMS_MAX = 50; // streams remembered per socket URL (the least recent dropped)
 
 export function csrfTokenFromCookie(name = "csrftoken") {
   const match = document.cookie.split("; ").find((part) => part.startsWith(`${name}=`));
@@ -73,6 +80,10 @@ export class WebSocketClient extends EventTarget {
     this.handshakeFailures = 0; // consecutive handshakes that failed after a token was obtained
     this.refusalUrl = this._defaultRefusalUrl();
     this.streams = new Map(); // stream -> {last: seq delivered last, pending: Map(seq -> message)}
+    this.storage = this.options.persistSeq && this.options.resume ? openStorage() : null;
+    this.storageKey = this.storage ? storageKey(this.options.url) : null;
+    if (!this.storageKey) this.storage = null;
+    this._restoreStreams();
   }
 
   // The sequence number of the last message delivered on a stream (a channel, or "@user").
@@ -284,6 +295,7 @@ export class WebSocketClient extends EventTarget {
       for (const [stream, seq] of Object.entries(data.streams)) {
         if (Number.isInteger(seq) && !this.streams.has(stream)) {
           this.streams.set(stream, { last: seq, pending: new Map(), timer: null });
+          this._storeSeq(stream, seq);
         }
       }
       this._emit("resumed", data.streams);
@@ -316,6 +328,7 @@ export class WebSocketClient extends EventTarget {
       const next = state.pending.get(state.last + 1);
       state.pending.delete(state.last + 1);
       state.last += 1;
+      this._storeSeq(stream, state.last); // before the application sees it: a reload never replays it
       this._deliver(next);
     }
     clearTimeout(state.timer);
@@ -338,6 +351,7 @@ export class WebSocketClient extends EventTarget {
     if (Number.isInteger(data.seq) && data.seq > state.last) state.last = data.seq;
     else if (Number.isInteger(data.seq) && data.seq < data.after) state.last = data.seq; // the history was reset
     for (const seq of [...state.pending.keys()]) if (seq <= state.last) state.pending.delete(seq);
+    this._storeSeq(data.stream, state.last);
     this._emit("gap", { stream: data.stream, after, seq: state.last, firstKept: data.first_kept ?? null });
     this._drain(data.stream, state);
   }
@@ -402,5 +416,78 @@ export class WebSocketClient extends EventTarget {
 
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // --- sequence numbers kept across page reloads (sessionStorage) -----------------------
+
+  // The name a stream is stored under: channels as they are; the user stream only with userKey.
+  _storedName(stream) {
+    if (stream !== USER_STREAM) return stream;
+    return this.options.userKey ? `${USER_STREAM}#${this.options.userKey}` : null;
+  }
+
+  _readStored() {
+    try {
+      const value = JSON.parse(this.storage.getItem(this.storageKey) || "{}");
+      return value && typeof value === "object" && !Array.isArray(value) ? value : {};
+    } catch (_error) {
+      return {}; // unreadable, or written by something else: start afresh
+    }
+  }
+
+  _restoreStreams() {
+    if (!this.storage) return;
+    const stored = this._readStored();
+    const names = this.options.userKey ? [USER_STREAM] : [];
+    for (const name of Object.keys(stored)) if (!name.startsWith(`${USER_STREAM}#`)) names.push(name);
+    for (const stream of names) {
+      const entry = stored[this._storedName(stream)];
+      const seq = Array.isArray(entry) ? entry[0] : null;
+      if (Number.isInteger(seq) && seq >= 0) this.streams.set(stream, { last: seq, pending: new Map(), timer: null });
+    }
+  }
+
+  // {name: [last seq, when]}, the STORED_STREAMS_MAX most recently updated streams.
+  _storeSeq(stream, seq) {
+    const name = this.storage ? this._storedName(stream) : null;
+    if (!name) return;
+    const stored = this._readStored();
+    stored[name] = [seq, Date.now()];
+    const names = Object.keys(stored);
+    if (names.length > STORED_STREAMS_MAX) {
+      const when = (key) => (Array.isArray(stored[key]) && Number.isFinite(stored[key][1]) ? stored[key][1] : 0);
+      names.sort((a, b) => when(b) - when(a));
+      for (const old of names.slice(STORED_STREAMS_MAX)) delete stored[old];
+    }
+    try {
+      this.storage.setItem(this.storageKey, JSON.stringify(stored));
+    } catch (_error) {
+      this.storage = null; // full, or refused (private mode): in memory from now on
+    }
+  }
+}
+
+// One key per socket URL, without the query (tokens, channel); null for a URL that does not parse.
+function storageKey(url) {
+  try {
+    const parsed = new URL(url, globalThis.location?.href);
+    return `${STORAGE_PREFIX}${parsed.origin}${parsed.pathname}`;
+  } catch (_error) {
+    return null;
+  }
+}
+
+// sessionStorage when it works: reading the property throws where storage is disabled, and a
+// write throws in some private modes.
+function openStorage() {
+  try {
+    const storage = globalThis.sessionStorage;
+    if (!storage) return null;
+    const probe = `${STORAGE_PREFIX}probe`;
+    storage.setItem(probe, "1");
+    storage.removeItem(probe);
+    return storage;
+  } catch (_error) {
+    return null;
   }
 }
