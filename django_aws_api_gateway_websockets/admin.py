@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
@@ -17,7 +19,7 @@ from .models import (
 )
 
 # Typed URLs without a scheme are https (Django 6's default; no warning on 5.2).
-URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
+URL_FIELDS_HTTPS: "dict[type[models.Field[Any, Any]], dict[str, Any]]" = {models.URLField: {"assume_scheme": "https"}}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

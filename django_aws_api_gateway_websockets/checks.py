@@ -12,7 +12,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Info, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router, transaction
 from django.http.request import validate_host
@@ -552,7 +552,7 @@ def _record_messages(alias):
 
 def _shared_secret_messages(records):
     """Records sharing one integration secret: each API could pass for the others. Never prints it."""
-    by_secret = {}
+    by_secret: dict[str, list[int]] = {}
     for record in records:
         if record.integration_secret:
             by_secret.setdefault(record.integration_secret, []).append(record.pk)
@@ -585,7 +585,7 @@ def _target_messages(name, url):
     if not url:
         return []
     target = urlsplit(url)
-    messages = []
+    messages: list[CheckMessage] = []
     if target.scheme != "https":
         messages.append(
             Warning(

@@ -388,11 +388,11 @@ def plan_upgrade(alias, now=None):
                 "nothing was changed."
             )
         for extra in (c for c in actual if c not in expected):
-            qn = connection.ops.quote_name(extra)
+            quoted = connection.ops.quote_name(extra)
             uncarried.append(
                 Uncarried(
                     f"column {table}.{extra}",
-                    _count(connection, table, f"WHERE {qn} IS NOT NULL"),
+                    _count(connection, table, f"WHERE {quoted} IS NOT NULL"),
                     f"no {version} migration made it; rows with a value",
                 )
             )
@@ -419,7 +419,7 @@ def plan_upgrade(alias, now=None):
 
     secrets = configured_gateway_secrets() if version == V41 else []
     now = now or timezone.now()
-    max_secret = ApiGateway._meta.get_field("integration_secret").max_length
+    max_secret = ApiGateway._meta.get_field("integration_secret").max_length or 0  # a CharField's, never None
     if secrets and len(secrets[0]) > max_secret:
         raise UpgradeError(
             f'WEBSOCKETS["gateway_secret"]\'s first secret is longer than the {max_secret} characters a record holds; '
@@ -462,7 +462,7 @@ def plan_upgrade(alias, now=None):
         if version == V40:  # the raw Django session key; 4.1.0's is the keyed hash already
             token.session_key = hash_session_key(token.session_key)
 
-    rule_permissions = {}
+    rule_permissions: dict[int, list[tuple[str, str, str]]] = {}
     if m2m:
         qn = connection.ops.quote_name
         with connection.cursor() as cursor:

@@ -2,14 +2,21 @@
 
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from django.urls import resolve
 
 from . import protocol
 from .models import ApiGatewayAdditionalRoute
 
+if TYPE_CHECKING:  # mixed into Django's class-based views, which are ContextMixins
+    from django.http import HttpRequest
+    from django.views.generic.base import ContextMixin as _ViewBase
+else:
+    _ViewBase = object
 
-class AddWebSocketRouteToContextMixin:
+
+class AddWebSocketRouteToContextMixin(_ViewBase):
     """Adds ``api_gateway_route`` (the additional route for ``websocket_route_key``, with its
     gateway) and ``channel_name`` to the template context."""
 
@@ -41,7 +48,8 @@ class AppChannelWebSocketMixin(AddWebSocketRouteToContextMixin):
     anything else is replaced by ``-``), cut to the channel length limit.
     """
 
-    app_channel_override = None
+    app_channel_override: str | None = None
+    request: "HttpRequest"  # set by the view
 
     def _app_name(self):
         module = resolve(self.request.path_info).func.__module__

@@ -4,6 +4,7 @@ token and rate-limit rules in ``tokens`` and ``ratelimit``; the methods that del
 """
 
 import secrets
+from typing import TYPE_CHECKING, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,6 +19,9 @@ from .compat import (
     WebSocketSessionQuerySetMethods,
     WebSocketTokenMethods,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES  # the 4.x name, which users' code imports
 
@@ -232,14 +236,14 @@ class ApiGatewayAdditionalRoute(models.Model):
         return self.name
 
 
-class WebSocketSessionQuerySet(WebSocketSessionQuerySetMethods, models.QuerySet):
-    def connected(self):
+class WebSocketSessionQuerySet(WebSocketSessionQuerySetMethods, models.QuerySet["WebSocketSession"]):
+    def connected(self) -> Self:
         return self.filter(connected=True)
 
-    def for_user(self, user):
+    def for_user(self, user: "AbstractBaseUser | int | None") -> Self:
         return self.filter(user=user)
 
-    def in_channel(self, name):
+    def in_channel(self, name: str) -> Self:
         return self.filter(channel_name=name)
 
 

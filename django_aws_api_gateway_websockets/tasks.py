@@ -9,6 +9,8 @@ limit when ``send_rate_processes`` or ``send_rate_limit_cache`` is set (docs/sen
 imports this module when celery is installed (``pip install "django-aws-api-gateway-websockets[celery]"``).
 """
 
+from typing import Any
+
 try:
     from celery import shared_task
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -54,7 +56,8 @@ def broadcast_in_chunks(queryset, data, chunk_size=DEFAULT_CHUNK_SIZE, **apply_o
     except UnicodeDecodeError as exc:
         raise ValueError("broadcast_in_chunks queues text: bytes must be UTF-8.") from exc
     connected = queryset.connected().order_by("pk").values_list("pk", flat=True)
-    results, last = [], None
+    results: list[Any] = []
+    last = None
     while True:
         # Keyset pages: one bounded query per chunk, no cursor held open while enqueuing.
         page = connected if last is None else connected.filter(pk__gt=last)

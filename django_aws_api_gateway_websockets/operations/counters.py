@@ -8,6 +8,7 @@ cannot be written is logged and dropped: statistics never fail a request.
 
 import json
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -58,7 +59,7 @@ def bump(metric, label="", n=1):
 def prune(now=None):
     from .models import MinuteCounter
 
-    cutoff = this_minute(now) - timezone.timedelta(minutes=RETENTION_MINUTES)
+    cutoff = this_minute(now) - timedelta(minutes=RETENTION_MINUTES)
     MinuteCounter.objects.filter(minute__lt=cutoff).delete()
 
 

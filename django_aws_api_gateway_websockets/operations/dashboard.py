@@ -1,6 +1,7 @@
 """The numbers behind the operations page: the last hour, minute by minute (a few queries)."""
 
 from collections import defaultdict
+from datetime import timedelta
 
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -26,16 +27,18 @@ def _label_name(label, names):
 def snapshot(minutes=60, now=None):
     now = now or timezone.now()
     end = this_minute(now)
-    start = end - timezone.timedelta(minutes=minutes - 1)
-    axis = [start + timezone.timedelta(minutes=i) for i in range(minutes)]
+    start = end - timedelta(minutes=minutes - 1)
+    axis = [start + timedelta(minutes=i) for i in range(minutes)]
     index = {minute: i for i, minute in enumerate(axis)}
     rows = (
         MinuteCounter.objects.filter(minute__gte=start, minute__lte=end)
         .values("minute", "metric", "label")
         .annotate(total=Sum("count"))
     )
-    per_metric = defaultdict(lambda: [0] * minutes)  # metric -> counts per minute
-    per_label = defaultdict(lambda: defaultdict(lambda: [0] * minutes))  # metric -> label -> counts
+    per_metric: defaultdict[str, list[int]] = defaultdict(lambda: [0] * minutes)  # metric -> counts per minute
+    per_label: defaultdict[str, defaultdict[str, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0] * minutes)
+    )  # metric -> label -> counts
     for row in rows:
         i = index.get(row["minute"])
         if i is None:

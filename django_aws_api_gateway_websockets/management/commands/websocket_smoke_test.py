@@ -10,6 +10,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from io import StringIO
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
@@ -54,7 +55,7 @@ class Command(BaseCommand):
             raise CommandError(f"ApiGateway '{record.api_name}' has no WebSocket URL yet: pass --url wss://...")
         self.timeout = timeout
         channel = f"smoke-{uuid.uuid4().hex[:8]}"
-        state = {}
+        state: dict[str, Any] = {}
         steps = [
             ("token", lambda: self.token(user, state)),
             ("connect", lambda: self.connect(connect, url, channel, state)),

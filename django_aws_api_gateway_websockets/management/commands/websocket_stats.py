@@ -1,5 +1,6 @@
 import json
 from datetime import timedelta
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Q
@@ -20,7 +21,7 @@ def collect_stats(top_channels=20):
     """
     now = timezone.now()
     stale_before = now - timedelta(seconds=protocol.MAX_CONNECTION_SECONDS)
-    gateways = {
+    gateways: dict[int | None, dict[str, Any]] = {
         pk: {"pk": pk, "name": name, "connected": 0, "stale": 0, "channels_total": 0, "channels": {}}
         for pk, name in ApiGateway.objects.order_by("api_name").values_list("pk", "api_name")
     }
