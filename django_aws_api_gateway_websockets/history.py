@@ -25,6 +25,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from sqlite3 import sqlite_version_info  # the library Django's SQLite backend uses
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
@@ -82,9 +83,7 @@ def next_seq(stream, using=None):
     locked until it ends, which orders concurrent senders)."""
     db = using or router.db_for_write(ChannelSequence)
     connection = connections[db]
-    if connection.vendor == "postgresql" or (
-        connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
-    ):
+    if connection.vendor == "postgresql" or (connection.vendor == "sqlite" and sqlite_version_info >= (3, 35)):
         sql = _UPSERT_SQL.get(connection.vendor)
         if sql is None:
             qn = connection.ops.quote_name
@@ -136,7 +135,7 @@ def _record_sql(connection):
             f"WITH s AS ({upsert}) INSERT INTO {columns} "
             f"SELECT %s, s.{qn('last_seq')}, %s || s.{qn('last_seq')}::text || '}}', %s FROM s RETURNING {qn('seq')}"
         ]
-    elif connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35):
+    elif connection.vendor == "sqlite" and sqlite_version_info >= (3, 35):
         sql = [upsert, f"INSERT INTO {columns} VALUES (%s, %s, %s, %s)"]
     else:
         sql = None
@@ -245,7 +244,7 @@ def replay(stream, after):
     )
     first_kept = rows[0][0] if rows else None
     # Whole: the first kept message is the one right after ``after``, and nothing is missing.
-    whole = bool(rows) and first_kept == after + 1 and rows[-1][0] - first_kept + 1 == len(rows)
+    whole = first_kept is not None and first_kept == after + 1 and rows[-1][0] - first_kept + 1 == len(rows)
     if not whole:
         return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
     return Replay(stream, after, last, [payload for _, payload in rows], first_kept=first_kept)
