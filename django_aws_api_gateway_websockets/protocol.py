@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 from collections.abc import Container, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 # Integration routes: the last path segment of the Django URL ``ws/<slug:route>``.
 CONNECT = "connect"
@@ -140,7 +140,7 @@ def is_valid_api_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= API_ID_MAX_LENGTH and API_ID_RE.fullmatch(value) is not None
 
 
-def is_valid_channel_name(name: object) -> bool:
+def is_valid_channel_name(name: object) -> TypeGuard[str]:
     return (
         isinstance(name, str)
         and 0 < len(name) <= CHANNEL_NAME_MAX_LENGTH

@@ -88,10 +88,8 @@ def limiter_cache():
 
 def _redis_client(cache):
     """``(client, key function)`` for a Redis cache whose raw client we can pipeline, else ``None``."""
-    try:
-        from django.core.cache.backends.redis import RedisCache
-    except ImportError:  # pragma: no cover - Django < 4
-        RedisCache = ()
+    from django.core.cache.backends.redis import RedisCache  # Django >= 4; redis itself is imported on use
+
     if isinstance(cache, RedisCache):
         return cache._cache.get_client(None, write=True), cache.make_and_validate_key
     client = getattr(cache, "client", None)  # django-redis
@@ -137,7 +135,7 @@ def _upsert_supported(connection):
     return False
 
 
-_SQL = {}
+_SQL: dict[tuple[str, int], str] = {}
 
 
 def upsert_sql(connection, n_keys):
@@ -194,7 +192,7 @@ def _locked_hit(db, keys, max_attempts, now, expires):
     """The same decision where there is no upsert with RETURNING (MySQL, Oracle): each row
     locked with ``SELECT … FOR UPDATE`` in one transaction."""
     counters = ConnectionRateCounter.objects.using(db)
-    counts = []
+    counts: list[int | None] = []
     with transaction.atomic(using=db):
         for key in keys:
             row = counters.select_for_update().filter(pk=key).first()
@@ -307,7 +305,7 @@ def record_connect_attempt(ip_address, user=None, successful=False, reason="", m
     )
 
 
-_INSERT_SQL = {}
+_INSERT_SQL: dict[str, str] = {}
 
 
 def audit_insert_sql(connection):

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from . import login, ratelimit, tokens
 from .models import ApiGateway, WebSocketSession
-from .sql_rows import ModelColumns
+from .sql_rows import ModelColumns, column_name
 
 _INSERT_SQL: dict[tuple[str, str], tuple[str, list]] = {}
 _CONNECT_SQL: dict[tuple[str, bool, int], str] = {}
@@ -85,7 +85,7 @@ def insert_session(**values):
     session = _new_session(db, values)
     insert, fields = _session_insert(connection)
     qn = connection.ops.quote_name
-    sql = f"{insert} VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(WebSocketSession._meta.pk.column)}"
+    sql = f"{insert} VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(column_name(WebSocketSession._meta.pk))}"
     params = [f.get_db_prep_save(getattr(session, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -109,7 +109,7 @@ def _load_statement(connection):
             f"LEFT OUTER JOIN {users} ON {users}.{qn(User._meta.pk.column)} = {rows}.{qn(meta.get_field('user').column)} "
             f"WHERE {rows}.{qn(meta.get_field('connection_id').column)} = %s"
         )
-        cached = _LOAD_SQL[connection.alias] = (sql, *columns)
+        cached = _LOAD_SQL[connection.alias] = (sql, columns[0], columns[1], columns[2])
     return cached
 
 
@@ -148,7 +148,7 @@ def _update_session(session, name, params):
         qn = connection.ops.quote_name
         sql = _UPDATE_SQL[connection.alias, name] = (
             f"UPDATE {qn(WebSocketSession._meta.db_table)} SET {_ASSIGNMENTS[name](qn)}, "
-            f"{qn('updated_on')} = %s WHERE {qn(WebSocketSession._meta.pk.column)} = %s"
+            f"{qn('updated_on')} = %s WHERE {qn(column_name(WebSocketSession._meta.pk))} = %s"
         )
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -186,9 +186,9 @@ def load_db_session(session):
         row = cursor.fetchone()
     if row is None:  # as SessionStore.load: no (or an expired) session, a new key if saved
         session._session_key = None
-        session._session_cache = {}
+        session._session_cache = {}  # type: ignore[attr-defined]  # SessionBase's, undeclared in django-stubs
     else:
-        session._session_cache = session.decode(row[0])
+        session._session_cache = session.decode(row[0])  # type: ignore[attr-defined]
 
 
 def one_statement_connect_supported():
@@ -215,7 +215,7 @@ def _connect_statement(connection, audit, n_keys):
         within = f"(SELECT COUNT(*) FROM hit WHERE hit.{count} <= %s) = %s" if n_keys else ""
         spend = tokens.spend_statement(connection, True, True, within)[0]
         insert, fields = _session_insert(connection)
-        pk = qn(WebSocketSession._meta.pk.column)
+        pk = qn(column_name(WebSocketSession._meta.pk))
         parts = [f"hit AS ({ratelimit.upsert_sql(connection, n_keys)})"] if n_keys else []
         parts += [
             f"spent AS ({spend})",

@@ -4,7 +4,15 @@ database's and the fields' converters applied, as the ORM would."""
 
 from typing import Any
 
-from django.db.models import Model
+from django.db.models import Field, Model
+
+
+def column_name(field: "Field[Any, Any]") -> str:
+    """A concrete field's column (``Field.column`` is ``None`` only for a field without a column
+    of its own, such as a ``ForeignObject``)."""
+    if field.column is None:
+        raise ValueError(f"{field} has no column")
+    return field.column
 
 
 class ModelColumns:

@@ -150,7 +150,8 @@ def is_plausible_token(raw):
     return isinstance(raw, str) and 20 <= len(raw) <= 128
 
 
-_SPEND_SQL = {}
+# (alias, vendor, with_session, with_user, condition) -> spend_statement's result
+_SPEND_SQL: dict[tuple[str, str, bool, bool, str], tuple[str, ModelColumns | None, bool]] = {}
 
 
 def _one_statement_spend(connection):

@@ -18,8 +18,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, TypeAlias
 
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -75,6 +75,7 @@ def _nesting_exceeds(value, limit):
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -129,6 +130,8 @@ class WebSocketView(View):
     websocket_session: WebSocketSession = None  # type: ignore[assignment]
     body: dict[str, Any]  # the message's JSON object ({} on connect and disconnect)
     connection_id: str = ""
+    # (names, implicit) of allowed_handlers, set on each class by _handler_names (its own __dict__)
+    _handler_names_cache: ClassVar[tuple[frozenset[str], frozenset[str]]]
 
     # --- dispatch -------------------------------------------------------------------
 
@@ -137,7 +140,7 @@ class WebSocketView(View):
         self.route = route
         self.body = {}
         self.connection_id = request.headers.get(protocol.HEADER_CONNECTION_ID, "")
-        if request.method.lower() not in self.http_method_names:
+        if (request.method or "").lower() not in self.http_method_names:
             return self.http_method_not_allowed(request, *args, **kwargs)
         try:
             if not protocol.is_valid_connection_id(self.connection_id):
@@ -625,7 +628,7 @@ class WebSocketView(View):
                 logger.warning("Could not mail the admins", exc_info=True, extra=log_extra)
         response = JsonResponse({"error": "Internal error."}, status=500)
         # Already logged (and mailed) above: keep django.request from mailing it again.
-        response._has_been_logged = True
+        response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
         return response
 
     def _first_mail_in_interval(self, exc):
