@@ -125,15 +125,14 @@ def _integration_view(gateway):
 def gateway_broadcasts_presence(gateway):
     """Whether the view serving ``gateway``'s connections has ``BROADCAST_PRESENCE``: the one its
     integration URL (``target_base_endpoint`` + ``disconnect``) resolves to; when that resolves to
-    no ``WebSocketView`` (no target set, a proxy's path prefix), any served ``WebSocketView`` that
-    accepts the gateway's API id."""
+    no ``WebSocketView`` (no target set, a proxy's path prefix), the one served ``WebSocketView``
+    that accepts the gateway's API id. With several candidates the view is unknown, and nothing
+    is announced (a channel of another view must not get presence events)."""
     view_class = _integration_view(gateway)
     if view_class is not None:
         return bool(view_class.BROADCAST_PRESENCE)
-    return any(
-        view.BROADCAST_PRESENCE and view.aws_api_gateway_id in (None, "", gateway.api_id)
-        for view in _served_websocket_views()
-    )
+    candidates = {view for view in _served_websocket_views() if view.aws_api_gateway_id in (None, "", gateway.api_id)}
+    return len(candidates) == 1 and bool(candidates.pop().BROADCAST_PRESENCE)
 
 
 def leaving(pks: list[int]) -> list[WebSocketSession]:

@@ -382,9 +382,24 @@ def test_leave_on_gone_waits_for_the_commit_and_follows_the_gateways_view(
 
 
 @pytest.mark.django_db
-def test_leave_on_gone_without_a_resolvable_target_and_many_leavers(presence_gateway, capture, django_user_model):
-    presence_gateway.target_base_endpoint = None  # any served view with BROADCAST_PRESENCE decides
+def test_without_a_resolvable_target_and_several_served_views_no_presence_is_announced(presence_gateway):
+    # The test project serves several WebSocketViews: which one serves the gateway is unknown,
+    # and a channel of another view must not get presence events.
+    presence_gateway.target_base_endpoint = None
     presence_gateway.save()
+    assert not presence.gateway_broadcasts_presence(presence_gateway)
+
+
+@pytest.mark.django_db
+def test_without_a_resolvable_target_the_one_served_view_decides(presence_gateway, settings):
+    settings.ROOT_URLCONF = "tests.urls_presence_only"
+    presence_gateway.target_base_endpoint = None
+    presence_gateway.save()
+    assert presence.gateway_broadcasts_presence(presence_gateway)
+
+
+@pytest.mark.django_db
+def test_leave_on_gone_with_many_leavers_is_one_sync(presence_gateway, capture, django_user_model):
     assert presence.gateway_broadcasts_presence(presence_gateway)
     watcher = make_session(presence_gateway)
     users = [django_user_model.objects.create_user(f"u{i}") for i in range(presence.LEAVE_EVENTS_PER_CHANNEL + 1)]

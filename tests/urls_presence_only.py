@@ -1,0 +1,7 @@
+"""A project serving one WebSocketView (tests/test_history.py: presence without a target)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [path("history/<slug:route>", views.HistoryView.as_view())]
