@@ -12,11 +12,6 @@ export PGUSER ?= postgres
 DEMO_VENV ?= .venv-demo
 
 .PHONY: venv lint lint-mypy docs test test-sqlite test-postgres test-matrix demo bench bench-connect
-# The modules annotated so far, checked by mypy (strict flags on the Django-free ones, pyproject);
-# a package's modules as pkg/* (the shell expands it).
-TYPED := protocol security handlers process_cache channel_access login conf signals eventloop transport aws backends \
-    sending gateway/* testing/*
-
 ## make venv: the package (editable, with the local gateway and Celery) and the dev and bench
 ## dependency groups (pip >= 25.1 reads them); redone when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -27,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## make lint: ruff (lint and format), mypy on the typed modules, biome on the browser scripts
+## make lint: ruff (lint and format), mypy on the whole package, biome on the browser scripts
 ## (the same as pre-commit runs).
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -37,8 +32,10 @@ lint: venv
 	elif [ -n "$$CI" ]; then echo "lint: npm is missing (apt-get install npm)" >&2; exit 1; \
 	else echo "lint: no npm: the browser scripts are NOT linted (apt-get install npm)" >&2; fi
 
+## make lint-mypy: the whole package, with django-stubs and check_untyped_defs (pyproject's
+## [tool.mypy]); the Django-free modules of its [[tool.mypy.overrides]] with the strict flags too.
 lint-mypy: venv
-	$(VENV)/bin/mypy --follow-imports=silent $(TYPED:%=django_aws_api_gateway_websockets/%.py)
+	$(VENV)/bin/mypy django_aws_api_gateway_websockets
 
 ## make docs: the documentation site (mkdocs.yml, docs/) built strictly: a broken link or any
 ## other warning fails; the site goes to site/ (ignored).
