@@ -59,9 +59,17 @@ def built_wheel(session):
     return wheels[-1]
 
 
+def install_wheel(session, wheel, extras, *dependencies):
+    """The wheel with its extras and ``dependencies``. The wheel is reinstalled every time: a
+    reused virtualenv (``reuse_existing_virtualenvs``) holds the previous build of the same
+    version, which pip would keep, and the session would test stale code."""
+    session.install(f"{wheel}[{extras}]", *dependencies)
+    session.install("--force-reinstall", "--no-deps", wheel)
+
+
 def run_tests(session, django, db, markers):
     wheel = built_wheel(session)
-    session.install(f"{wheel}[local]", DJANGOS[django], *TEST_DEPENDENCIES)
+    install_wheel(session, wheel, "local", DJANGOS[django], *TEST_DEPENDENCIES)
     scratch = Path(session.create_tmp()) / "run"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -114,7 +122,7 @@ def check_downstream_typing(session, django="6.1"):
     public API, against the installed wheel: its ``py.typed`` and annotations are what a project
     that type-checks strictly sees (the package's own errors are not reported there, its API is)."""
     wheel = built_wheel(session)
-    session.install(f"{wheel}[local,testing]", DJANGOS[django], *TYPING_DEPENDENCIES)
+    install_wheel(session, wheel, "local,testing", DJANGOS[django], *TYPING_DEPENDENCIES)
     scratch = Path(session.create_tmp()) / "typing"
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(ROOT / "tests" / "typing", scratch, ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache"))

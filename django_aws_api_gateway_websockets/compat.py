@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, _User  # _User: the AUTH_USER_MODEL (django-stubs)
     from django.db.models import QuerySet
 
     from .history import ChannelSendResult
@@ -63,7 +63,7 @@ class WebSocketTokenMethods:
     """The 4.x ``WebSocketToken`` classmethods (tokens.py holds the rules)."""
 
     @classmethod
-    def generate_token(cls, user: AbstractBaseUser, session_key: str | None) -> str:
+    def generate_token(cls, user: _User, session_key: str | None) -> str:
         """Create a token; returns the raw value (shown once, to the browser)."""
         from .tokens import issue_token
 
@@ -72,7 +72,7 @@ class WebSocketTokenMethods:
     @classmethod
     def validate_and_consume(
         cls, token_value: str, session_key: str | None = None, max_age_seconds: int | None = None
-    ) -> AbstractBaseUser | None:
+    ) -> _User | None:
         """Consume a raw token; returns its user, or ``None``."""
         from .tokens import consume_token
 
@@ -86,7 +86,7 @@ class WebSocketTokenMethods:
         return cleanup_tokens(max_age_seconds)
 
     @classmethod
-    def check_rate_limit(cls, user: AbstractBaseUser, max_tokens_per_minute: int | None = None) -> bool:
+    def check_rate_limit(cls, user: _User, max_tokens_per_minute: int | None = None) -> bool:
         from .tokens import may_issue_token
 
         return may_issue_token(user, max_tokens_per_minute)
@@ -99,7 +99,7 @@ class ConnectionRateLimitMethods:
     def check_rate_limit(
         cls,
         ip_address: str,
-        user: AbstractBaseUser | AnonymousUser | int | None = None,
+        user: _User | AnonymousUser | int | None = None,
         max_attempts: int | None = None,
         window_minutes: int | float | None = None,
     ) -> tuple[bool, int]:
@@ -111,7 +111,7 @@ class ConnectionRateLimitMethods:
     def record_attempt(
         cls,
         ip_address: str,
-        user: AbstractBaseUser | AnonymousUser | int | None = None,
+        user: _User | AnonymousUser | int | None = None,
         successful: bool = False,
         reason: str = "",
     ) -> ConnectionRateLimit:

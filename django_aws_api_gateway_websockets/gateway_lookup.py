@@ -34,7 +34,7 @@ def get_gateway(api_id, *, fresh=False):
     return _cache.get(api_id, lambda: ApiGateway.objects.filter(api_id=api_id).first(), ttl, fresh=fresh)
 
 
-def clear_gateway_cache():
+def clear_gateway_cache() -> None:
     _cache.clear()
 
 

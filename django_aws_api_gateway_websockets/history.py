@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from sqlite3 import sqlite_version_info  # the library Django's SQLite backend uses
+from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
@@ -36,6 +37,10 @@ from . import protocol
 from .conf import get_setting
 from .history_models import ChannelMessage, ChannelSequence
 from .models import WebSocketSession
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import _User  # the AUTH_USER_MODEL, for django-stubs' plugin
+    from django.db.models import QuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -196,14 +201,16 @@ def in_transaction(db):
     return any(not getattr(block, "_from_testcase", False) for block in connections[db].atomic_blocks)
 
 
-def send_to_channel(channel, data, sessions=None):
+def send_to_channel(
+    channel: str, data: object, sessions: "QuerySet[WebSocketSession] | None" = None
+) -> ChannelSendResult:
     """Store ``data`` in ``channel``'s history and send it to the channel's connected sessions
     (``sessions``: a ``WebSocketSession`` queryset to narrow them). Returns a ``ChannelSendResult``."""
     base = WebSocketSession.objects.all() if sessions is None else sessions
     return _send(base.filter(channel_name=channel, connected=True), channel, data, channel)
 
 
-def send_to_user(user, data):
+def send_to_user(user: "_User | int", data: object) -> ChannelSendResult:
     """Store ``data`` in ``user``'s direct stream and send it to every connection of the user."""
     sessions = WebSocketSession.objects.filter(user=user, connected=True)
     return _send(sessions, user_stream(user), data, USER_STREAM)

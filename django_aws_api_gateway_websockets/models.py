@@ -21,7 +21,7 @@ from .compat import (
 )
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import _User  # the AUTH_USER_MODEL, for django-stubs' plugin
 
 MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES  # the 4.x name, which users' code imports
 
@@ -240,7 +240,7 @@ class WebSocketSessionQuerySet(WebSocketSessionQuerySetMethods, models.QuerySet[
     def connected(self) -> Self:
         return self.filter(connected=True)
 
-    def for_user(self, user: "AbstractBaseUser | int | None") -> Self:
+    def for_user(self, user: "_User | int | None") -> Self:
         return self.filter(user=user)
 
     def in_channel(self, name: str) -> Self:

@@ -19,6 +19,7 @@ sequence number and are not replayed; a client that reconnects asks for ``presen
 """
 
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
@@ -39,7 +40,7 @@ def live_sessions(channel=None):
     return rows if channel is None else rows.filter(channel_name=channel)
 
 
-def presence(channel):
+def presence(channel: str) -> dict[str, Any]:
     """``{"channel", "users": [{"id", "username"}] (distinct, by username), "anonymous": n,
     "connections": n}`` for the channel's live connections (one query)."""
     username_field = f"user__{get_user_model().USERNAME_FIELD}"

@@ -15,6 +15,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router
@@ -26,6 +27,9 @@ from .login import hash_session_key
 from .models import WebSocketToken
 from .sql_rows import ModelColumns
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import _User  # the AUTH_USER_MODEL, for django-stubs' plugin
+
 RAW_TOKEN_BYTES = 32
 
 
@@ -33,14 +37,14 @@ def hash_token(raw):
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def issue_token(user, session_key):
+def issue_token(user: "_User", session_key: str | None) -> str:
     """Store a new token for ``user``/``session_key``; return the raw value."""
     raw = secrets.token_urlsafe(RAW_TOKEN_BYTES)
     WebSocketToken.objects.create(token=hash_token(raw), user=user, session_key=hash_session_key(session_key))
     return raw
 
 
-def may_issue_token(user, max_tokens_per_minute=None):
+def may_issue_token(user: "_User", max_tokens_per_minute: int | None = None) -> bool:
     """False when ``user`` already had the per-minute number of tokens."""
     limit = max_tokens_per_minute or get_setting("token_rate_limit_per_minute")
     since = timezone.now() - timedelta(minutes=1)

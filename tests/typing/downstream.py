@@ -15,10 +15,11 @@ from django.contrib.auth.models import User
 from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 
-from django_aws_api_gateway_websockets import backends, conf, signals
+from django_aws_api_gateway_websockets import backends, conf, signals, tokens
 from django_aws_api_gateway_websockets.backends import BaseSendBackend, Endpoint, Outcome, SendOptions
 from django_aws_api_gateway_websockets.gateway import GatewayConfig, Route
-from django_aws_api_gateway_websockets.history import send_to_channel, send_to_user
+from django_aws_api_gateway_websockets.gateway_lookup import clear_gateway_cache
+from django_aws_api_gateway_websockets.history import ChannelSendResult, send_to_channel, send_to_user
 from django_aws_api_gateway_websockets.models import WebSocketSession
 from django_aws_api_gateway_websockets.presence import presence
 from django_aws_api_gateway_websockets.sending import SendResult, encode_message, send_to_sessions
@@ -68,10 +69,10 @@ def notify(user: User) -> int:
 
 def broadcast(user: User) -> SendResult:
     # The queryset and row forms (models.py).
-    WebSocketSession.objects.for_user(user).send_message({"progress": 40})  # type: ignore[no-untyped-call]
-    WebSocketSession.objects.connected().send_message({"x": 1})  # type: ignore[no-untyped-call]
+    WebSocketSession.objects.for_user(user).send_message({"progress": 40})
+    WebSocketSession.objects.connected().send_message({"x": 1})
     session = WebSocketSession.objects.get(pk=1)
-    result: SendResult = session.send_message("plain text")  # type: ignore[no-untyped-call]
+    result: SendResult = session.send_message("plain text")
     return result
 
 
@@ -79,10 +80,23 @@ def payload() -> bytes:
     return encode_message({"a": [1, 2, 3]})
 
 
-def with_history(user: User) -> None:
-    send_to_channel("room-1", {"type": "chat"})  # type: ignore[no-untyped-call]
-    send_to_user(user, {"type": "dm"})  # type: ignore[no-untyped-call]
-    presence("room-1")  # type: ignore[no-untyped-call]
+def with_history(user: User) -> int | None:
+    sent: ChannelSendResult = send_to_channel("room-1", {"type": "chat"})
+    send_to_channel("room-1", "text", sessions=WebSocketSession.objects.for_user(user))
+    WebSocketSession.objects.in_channel("room-1").send_to_channel("room-1", {"type": "chat"})
+    send_to_user(user, {"type": "dm"})
+    send_to_user(user.pk, {"type": "dm"})
+    here: dict[str, Any] = presence("room-1")
+    print(here["connections"])
+    return sent.seq
+
+
+def own_token_view(user: User, session_key: str | None) -> str | None:
+    # A project's own token endpoint (docs/api.md), and a test that changes ApiGateway rows.
+    clear_gateway_cache()
+    if not tokens.may_issue_token(user):
+        return None
+    return tokens.issue_token(user, session_key)
 
 
 # --- Signals ------------------------------------------------------------------------------
