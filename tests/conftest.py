@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
+from django_aws_api_gateway_websockets import tokens
 from django_aws_api_gateway_websockets.channel_access import clear_channel_rules_cache
 from django_aws_api_gateway_websockets.gateway_lookup import clear_gateway_cache
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession
@@ -67,6 +68,13 @@ def post_as_gateway(client, gateway):
         return client.post(url, data, content_type="application/json", headers=all_headers)
 
     return post
+
+
+@pytest.fixture
+def token(client, user):
+    """A connect token of ``user``, issued to the login of ``client`` (now logged in)."""
+    client.force_login(user)
+    return tokens.issue_token(user, client.session.session_key)
 
 
 @pytest.fixture

@@ -7,18 +7,9 @@ from django_aws_api_gateway_websockets import signals, tokens
 from django_aws_api_gateway_websockets.models import ConnectionRateLimit, WebSocketSession, WebSocketToken
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
+from .helpers import connect
+
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def token(client, user):
-    client.force_login(user)
-    return tokens.issue_token(user, client.session.session_key)
-
-
-def connect(post_as_gateway, query="", **kwargs):
-    cid = new_connection_id()
-    return cid, post_as_gateway("/ws/", cid, route="connect", query=query, **kwargs)
 
 
 def test_token_connect_creates_session_with_user_and_channel(post_as_gateway, token, user, gateway):

@@ -24,20 +24,10 @@ from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
 from .concurrency import in_threads
+from .helpers import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ONE_STATEMENT = connection.vendor == "postgresql"
-
-
-@pytest.fixture
-def token(client, user):
-    client.force_login(user)
-    return tokens.issue_token(user, client.session.session_key)
-
-
-def connect(post_as_gateway, query, path="/ws/", cid=None):
-    cid = cid or new_connection_id()
-    return cid, post_as_gateway(path, cid, route="connect", query=query)
 
 
 def one_statement_used(queries):
@@ -85,7 +75,7 @@ def test_duplicate_connection_id_is_409_and_the_token_stays_unspent(client, user
     cid, response = connect(post_as_gateway, f"ws_token={token}")
     assert response.status_code == 200
     second = tokens.issue_token(user, client.session.session_key)
-    assert connect(post_as_gateway, f"ws_token={second}", cid=cid)[1].status_code == 409
+    assert connect(post_as_gateway, f"ws_token={second}", connection_id=cid)[1].status_code == 409
     assert WebSocketSession.objects.count() == 1
     # the refused attempt still counts (IP and user)
     assert set(ConnectionRateCounter.objects.values_list("count", flat=True)) == {2}

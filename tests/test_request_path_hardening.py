@@ -14,6 +14,7 @@ from django_aws_api_gateway_websockets import signals, tokens
 from django_aws_api_gateway_websockets.gateway_lookup import get_gateway
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession, WebSocketToken
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
+from tests.helpers import connect
 from tests.views import ChatView, ExplicitView, LegacyChatView
 
 pytestmark = pytest.mark.django_db
@@ -180,17 +181,6 @@ def test_implicit_handlers_are_listed_for_the_check():
 
 
 # --- 5. $connect is one transaction -----------------------------------------------------------
-
-
-@pytest.fixture
-def token(client, user):
-    client.force_login(user)
-    return tokens.issue_token(user, client.session.session_key)
-
-
-def connect(post_as_gateway, query, path="/ws/", connection_id=None):
-    cid = connection_id or new_connection_id()
-    return cid, post_as_gateway(path, cid, route="connect", query=query)
 
 
 def assert_nothing_kept(cid):
