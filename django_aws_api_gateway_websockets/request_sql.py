@@ -1,6 +1,10 @@
-"""The hand-written SQL of the ``$connect`` path: the statements every connect runs, written
-once per database connection instead of compiled by the ORM on every request.
+"""The hand-written SQL of the request path: the statements every ``$connect``, message and
+``$disconnect`` runs, written once per database connection instead of compiled by the ORM on
+every request (docs/architecture.md). Each does what the ORM call it replaces would, with the
+same database routing; instances are built by ``sql_rows.ModelColumns`` as the ORM builds them.
 
+- ``load_connection``: a message's or ``$disconnect``'s row with its gateway and user (the
+  ``select_related`` query); ``count_message`` and ``mark_disconnected``: its plain ``UPDATE``s;
 - ``load_db_session``: the browser's Django session row (what ``SessionStore.load`` does);
 - ``insert_session``: the connection's row, one ``INSERT … RETURNING``;
 - ``connect_in_one_statement``: on PostgreSQL, when nothing of the project's runs between the
@@ -199,8 +203,10 @@ def one_statement_connect_supported():
     connection = connections[db]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
-    if router.db_for_write(tokens.WebSocketToken) != db or router.db_for_write(ratelimit.ConnectionRateLimit) != db:
-        return False
+    # One statement writes the token, the counters and the audit row too: one database.
+    for model in (tokens.WebSocketToken, ratelimit.ConnectionRateLimit, ratelimit.ConnectionRateCounter):
+        if router.db_for_write(model) != db:
+            return False
     return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[2]
 
 
@@ -258,9 +264,10 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
     n_keys = len(counting.keys) if counting else 0
     params = []
     if counting:
-        params += ratelimit.upsert_statement(connection, counting.keys, counting.max_attempts, counting.window_seconds)[
-            1
-        ]
+        _, count_params = ratelimit.upsert_statement(
+            connection, counting.keys, counting.max_attempts, counting.window_seconds
+        )
+        params += count_params
     audit = audit_ip is not None and ratelimit.audit_enabled(True)
     session = _new_session(
         db,
