@@ -20,6 +20,7 @@ and ``delete(endpoint, connection_id, options)`` -> ``None | code`` (see ``BaseS
 import asyncio
 import math
 import os
+import re
 import ssl
 import threading
 import time
@@ -194,7 +195,11 @@ def _credentials(endpoint: Endpoint) -> tuple[Any, str | None]:
 
 
 class _Pool:
-    """One endpoint's aiohttp session (its connection pool) and in-flight bound, in the loop thread."""
+    """One endpoint's aiohttp session (its connection pool) and in-flight bound, in the loop thread.
+
+    What every call through it shares is set on the session once (timeouts, proxy, the headers
+    aiohttp should not add), so a call passes only its URL, body and signature headers.
+    """
 
     def __init__(self, endpoint: Endpoint, options: SendOptions) -> None:
         connector = aiohttp.TCPConnector(
@@ -204,11 +209,15 @@ class _Pool:
             ssl=self.ssl_context() if endpoint.parts.scheme == "https" else True,
         )
         # HTTPS_PROXY / HTTP_PROXY / NO_PROXY, read when the pool is made, as botocore reads them
-        # when a client is made (aiohttp's trust_env would look them up again on every request).
-        self.proxy, self.proxy_auth = self.env_proxy(endpoint)
+        # when a client is made (aiohttp's trust_env would look them up again on every request);
+        # the session's default proxy, so no call passes it.
+        proxy, proxy_auth = self.env_proxy(endpoint)
+        self.timeout = self.client_timeout(options)
         self.session = aiohttp.ClientSession(
             connector=connector,
-            timeout=self.timeout(options),
+            timeout=self.timeout,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             # Headers API Gateway does not need: less to build and send per call.
@@ -216,7 +225,6 @@ class _Pool:
         )
         self.workers = options.workers
         self.semaphore = asyncio.Semaphore(options.workers)
-        self.request_timeout = self.timeout(options)
 
     @staticmethod
     def env_proxy(endpoint: Endpoint) -> tuple["URL | None", "aiohttp.BasicAuth | None"]:
@@ -233,17 +241,58 @@ class _Pool:
         return ssl.create_default_context(cafile=aws.ca_bundle())
 
     @staticmethod
-    def timeout(options: SendOptions) -> "aiohttp.ClientTimeout":
+    def client_timeout(options: SendOptions) -> "aiohttp.ClientTimeout":
         return aiohttp.ClientTimeout(
             total=options.connect_timeout + options.timeout,
             connect=options.connect_timeout,  # TCP, proxy CONNECT and TLS handshake
             sock_read=options.timeout,
         )
 
-    def adjust(self, options: SendOptions) -> None:
+    def adjust(self, options: SendOptions) -> "aiohttp.ClientTimeout | None":
+        """Once per send: the in-flight bound for ``options``; the timeout its calls must pass
+        (``None``: the session's, the same as the options')."""
         if options.workers != self.workers:
             self.workers, self.semaphore = options.workers, asyncio.Semaphore(options.workers)
-        self.request_timeout = self.timeout(options)
+        timeout = self.client_timeout(options)
+        return None if timeout == self.timeout else timeout
+
+
+# Connection ids needing no percent-encoding but ``=`` (API Gateway's are base64: letters,
+# digits, ``=``, sometimes ``+`` or ``/``, which take urllib's ``quote``).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.~=-]*").fullmatch
+
+
+class _Route:
+    """What every call of one send through one endpoint shares, worked out once per send:
+    the pool, the rate limiter, the SigV4 signer (or the error that prevents signing), the
+    URL's fixed part and the request's keyword arguments."""
+
+    __slots__ = ("endpoint", "pool", "limiter", "signer", "error", "prefix", "base", "kwargs", "paced")
+
+    def __init__(
+        self, endpoint: Endpoint, pool: _Pool, options: SendOptions, signer: "transport.SigV4Signer | str | None"
+    ) -> None:
+        self.endpoint, self.pool = endpoint, pool
+        self.limiter = options.limiter(endpoint.region)
+        self.paced = bool(options.rate)
+        self.signer: transport.SigV4Signer | None = None
+        self.error: str | None = None
+        if isinstance(signer, str):
+            self.error = signer
+        else:
+            self.signer = signer
+        self.prefix = f"{endpoint.parts.path}/@connections/"
+        self.base = endpoint.base
+        timeout = pool.adjust(options)
+        # Never follow a redirect (a 307 would post the frame again); a 3xx is an error code.
+        self.kwargs: dict[str, Any] = {"allow_redirects": False}
+        if timeout is not None:
+            self.kwargs["timeout"] = timeout
+
+    def path(self, connection_id: str) -> str:
+        if _PLAIN_ID(connection_id):
+            return self.prefix + connection_id.replace("=", "%3D")
+        return self.prefix + quote(connection_id, safe="")
 
 
 def _not_sent(exc: BaseException) -> bool:
@@ -272,9 +321,11 @@ class AiohttpBackend(BaseSendBackend):
         pool = self._pools.get(endpoint.origin)
         if pool is None or pool.session.closed:
             pool = self._pools[endpoint.origin] = _Pool(endpoint, options)
-        else:
-            pool.adjust(options)
         return pool
+
+    def _route(self, method: str, endpoint: Endpoint, payload: bytes, options: SendOptions) -> _Route:
+        signer = self._signer(method, endpoint, payload, {}) if endpoint.signed else None
+        return _Route(endpoint, self._pool(endpoint, options), options, signer)
 
     def post_many(
         self, jobs: Sequence[tuple[str, Endpoint]], payload: bytes, options: SendOptions
@@ -287,10 +338,12 @@ class AiohttpBackend(BaseSendBackend):
         return {cid: results.get(cid, transport.uncertain("SendDeadline")) for cid, _ in jobs}
 
     def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
+        async def delete() -> Outcome:
+            route = self._route("DELETE", endpoint, b"", options)
+            return await self._call("DELETE", route, connection_id, None, options, _Reachability())
+
         try:
-            return self._loop.run(
-                self._call("DELETE", endpoint, connection_id, b"", options, {}), timeout=options.deadline(1)
-            )
+            return self._loop.run(delete(), timeout=options.deadline(1))
         except TimeoutError:
             return transport.uncertain("SendDeadline")
 
@@ -301,16 +354,20 @@ class AiohttpBackend(BaseSendBackend):
         options: SendOptions,
         results: dict[str, Outcome],
     ) -> None:
-        signers: dict[tuple[str, Endpoint], transport.SigV4Signer | str] = {}
+        routes: dict[Endpoint, _Route] = {}
         reach = _Reachability()
-
+        # One body for every call: aiohttp reuses a bytes payload (nothing is consumed), so no
+        # per-call lookup in its payload registry.
+        body = aiohttp.BytesPayload(payload)
+        call = self._call
         pending = iter(jobs)  # shared by the workers: one loop thread, so each next() is atomic
 
         async def worker() -> None:
             for connection_id, endpoint in pending:
-                results[connection_id] = await self._call(
-                    "POST", endpoint, connection_id, payload, options, signers, reach
-                )
+                route = routes.get(endpoint)
+                if route is None:
+                    route = routes[endpoint] = self._route("POST", endpoint, payload, options)
+                results[connection_id] = await call("POST", route, connection_id, body, options, reach)
 
         # ``workers`` coroutines, not one task per connection: a 10,000-connection send makes 128.
         await asyncio.gather(*(worker() for _ in range(min(options.workers, len(jobs)))))
@@ -330,62 +387,57 @@ class AiohttpBackend(BaseSendBackend):
             )
         return signers[key]
 
+    @staticmethod
     async def _call(
-        self,
         method: str,
-        endpoint: Endpoint,
+        route: _Route,
         connection_id: str,
-        payload: bytes,
+        body: "aiohttp.BytesPayload | None",
         options: SendOptions,
-        signers: dict[tuple[str, Endpoint], transport.SigV4Signer | str],
-        reach: _Reachability | None = None,
+        reach: _Reachability,
     ) -> Outcome:
-        reach = _Reachability() if reach is None else reach
-        signer = self._signer(method, endpoint, payload, signers) if endpoint.signed else None
-        if isinstance(signer, str):
-            return signer
-        pool = self._pool(endpoint, options)
-        limiter = options.limiter(endpoint.region)
-        path = endpoint.path(connection_id)
-        url = URL(endpoint.base + path, encoded=True)  # already quoted
+        if route.error is not None:
+            return route.error
+        endpoint, pool, signer = route.endpoint, route.pool, route.signer
+        path = route.path(connection_id)
+        url = URL(route.base + path, encoded=True)  # already quoted: not parsed for quoting again
         code: Outcome
-        connect_code: str | None
-        code, connect_failures, connect_code = "LimitExceededException", 0, None
+        code, connect_failures = "LimitExceededException", 0
         for attempt in range(options.retries + 1):
-            connect_code = None
+            connect_failed = False
             async with pool.semaphore:
-                if reach.check(endpoint):
-                    return reach.check(endpoint)
-                delay = limiter.delay()
-                if delay > transport.SLEEP_THRESHOLD:
-                    await asyncio.sleep(delay)
-                headers = signer.headers(path) if signer is not None else {}
+                down = reach.check(endpoint)
+                if down:
+                    return down
+                if route.paced:
+                    delay = route.limiter.delay()
+                    if delay > transport.SLEEP_THRESHOLD:
+                        await asyncio.sleep(delay)
                 try:
                     async with pool.session.request(
                         method,
                         url,
-                        data=payload,
-                        headers=headers,
-                        timeout=pool.request_timeout,
-                        proxy=pool.proxy,
-                        proxy_auth=pool.proxy_auth,
+                        data=body,
+                        headers=signer.headers(path) if signer is not None else None,
+                        **route.kwargs,
                     ) as response:
-                        await response.read()
-                        code, retry = transport.status_outcome(
-                            response.status, response.headers.get("x-amzn-ErrorType", "")
-                        )
+                        await response.read()  # to the end: a cut body is an error, not a success
+                        status = response.status
+                        if 200 <= status < 300:
+                            code, retry = None, False
+                        else:
+                            code, retry = transport.status_outcome(status, response.headers.get("x-amzn-ErrorType", ""))
                     reach.connected(endpoint)
                 except Exception as exc:  # every client error: classified, never raised
                     if not _not_sent(exc):
                         return transport.uncertain(type(exc).__name__)
-                    code, connect_failures = type(exc).__name__, connect_failures + 1
-                    connect_code = code
+                    code, connect_failures, connect_failed = type(exc).__name__, connect_failures + 1, True
                     if reach.failed(endpoint, code, connect_failures):
                         return code
                     retry = True
             if not retry or attempt >= options.retries:
                 return code
-            if connect_code is None:  # a 429/503 answer, not a connection that failed
+            if not connect_failed:  # a 429/503 answer, not a connection that failed
                 transport.count_throttled_retry()
             await asyncio.sleep(transport._backoff(options.base_delay, attempt))
         return code

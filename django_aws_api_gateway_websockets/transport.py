@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import os
 import random
+import re
 import threading
 import time
 from typing import Protocol
@@ -185,6 +186,16 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# A path botocore's normalize_url_path leaves as it is (no empty, "." or ".." segment) and whose
+# only characters quote(safe="/~") changes are "%" and "@": the canonical URI by two replaces.
+_SIMPLE_PATH = re.compile(r"(?:/[A-Za-z0-9_.~@%-]+)+").fullmatch
+
+
+def canonical_uri(path: str) -> str:
+    """SigV4's canonical URI of an already percent-encoded ``path`` (encoded once more, as botocore does)."""
+    if _SIMPLE_PATH(path) and "/." not in path:
+        return path.replace("%", "%25").replace("@", "%40")
+    return quote(normalize_url_path(path), safe="/~")
 
 
 class Credentials(Protocol):
@@ -244,7 +255,7 @@ class SigV4Signer:
         with self.lock:
             stamp, key, scope = self._timestamp(time.time() if now is None else now)
         canonical = (
-            f"{self.method}\n{quote(normalize_url_path(path), safe='/~')}\n\n"
+            f"{self.method}\n{canonical_uri(path)}\n\n"
             f"host:{self.host}\nx-amz-date:{stamp}\n{self.token_line}\n"
             f"{self.signed_headers}\n{self.payload_hash}"
         )
