@@ -38,7 +38,7 @@ TYPING_DEPENDENCIES = [
     if not dep.startswith("ruff")
 ]
 # The coverage floor of the package's own code (today's level; raise it, never lower it).
-COVERAGE_FLOOR = 90  # measured 94% (tests-3.12, Django 6.1, SQLite) on 2026-11-26
+COVERAGE_FLOOR = 91  # measured 93.0% (tests-3.12, Django 6.1, SQLite, subprocesses measured) on 2026-11-26
 
 # pyenv's interpreters (3.12, 3.13 on the project's machines), when they are not on PATH.
 _pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[1-3].*/bin")), reverse=True)
