@@ -129,10 +129,10 @@ def load_connection(connection_id):
     if row is None:
         return None
     n, m = len(sessions), len(sessions) + len(gateways)
-    session = sessions.instance(row[:n])
+    session = sessions.instance(row[:n], connection)
     # Assigned through the descriptors, as select_related caches them (None when absent).
-    session.api_gateway = gateways.instance(row[n:m]) if row[n] is not None else None
-    session.user = users.instance(row[m:]) if row[m] is not None else None
+    session.api_gateway = gateways.instance(row[n:m], connection) if row[n] is not None else None
+    session.user = users.instance(row[m:], connection) if row[m] is not None else None
     return session
 
 
@@ -296,7 +296,7 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
         )
     if row[2] is None:
         return decision, None, None
-    user = user_columns.instance(row[6:])
+    user = user_columns.instance(row[6:], connection)
     _saved(session, row[2])
     current = login.auth_hash(user)
     if current != session.auth_hash:

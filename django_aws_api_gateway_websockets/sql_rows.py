@@ -17,12 +17,12 @@ def column_name(field: "Field[Any, Any]") -> str:
 
 class ModelColumns:
     """The concrete columns of ``model`` on ``connection``, qualified by ``table`` (an alias or
-    the quoted table name)."""
+    the quoted table name). Kept per database alias and shared by threads: it holds no
+    connection (each thread has its own), only what its vendor's SQL and converters need."""
 
     def __init__(self, model: type[Model], connection: Any, table: str) -> None:
         qn = connection.ops.quote_name
         self.model = model
-        self.connection = connection
         fields = list(model._meta.concrete_fields)
         self.names = [f.attname for f in fields]
         self.columns = [f"{table}.{qn(f.column)}" for f in fields]
@@ -36,10 +36,10 @@ class ModelColumns:
     def __len__(self) -> int:
         return len(self.names)
 
-    def instance(self, values: Any) -> Model:
-        """The instance from this model's values, in column order."""
+    def instance(self, values: Any, connection: Any) -> Model:
+        """The instance from this model's values, in column order, read on ``connection``."""
         values = list(values)
         for i, (funcs, column) in enumerate(self.converters):
             for func in funcs:
-                values[i] = func(values[i], column, self.connection)
-        return self.model.from_db(self.connection.alias, self.names, values)
+                values[i] = func(values[i], column, connection)
+        return self.model.from_db(connection.alias, self.names, values)

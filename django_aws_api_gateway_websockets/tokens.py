@@ -186,7 +186,7 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
     if user_columns is None:
         user = get_user_model()._default_manager.using(db).get(pk=row[2])
     else:
-        user = user_columns.instance(row[3:])
+        user = user_columns.instance(row[3:], connection)
     if not user.is_active:
         return None  # the caller's transaction must roll the spend back (the view raises)
     return SimpleNamespace(pk=row[0], id=row[0], user_id=user.pk, user=user, session_key=row[1], used=True)
