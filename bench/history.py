@@ -7,6 +7,9 @@ In one run, on the same rows:
   .send_message`` (history off), alternating rounds so that both see the same machine state;
   the send backend is the in-memory one: no network latency hides the database writes, so the
   ratio is the worst case of what a real fan-out sees;
+* the same through the real stack (``broadcast_history_throughput_ratio_local_gateway``): the
+  default send backend posting to ``runwsgateway`` at 10 ms per call, which pushes every frame
+  to 2,000 sockets held by bench/clients.py; each delivery checked (skip: BENCH_HISTORY_SKIP_GATEWAY);
 * SQL per broadcast, with 10 and with N connections (history must add a constant, not a
   query per connection);
 * resume: K clients following a channel while a sender broadcasts M messages; before each
@@ -69,6 +72,8 @@ N = int(os.environ.get("BENCH_HISTORY_N", 1_000))  # connections in the channel
 BROADCASTS = int(os.environ.get("BENCH_HISTORY_BROADCASTS", 200))  # per side
 ROUNDS = 5
 RESUME_CLIENTS, RESUME_MESSAGES, DROP_P = 50, 300, 0.05
+GATEWAY_SOCKETS = int(os.environ.get("BENCH_HISTORY_GATEWAY_SOCKETS", 2_000))
+GATEWAY_ROUNDS = 10  # broadcasts per side through the local gateway
 
 
 def _prepare_database():
@@ -244,6 +249,60 @@ def resume_fraction(gateway):
     }
 
 
+def through_the_local_gateway():
+    """The same comparison on the real stack: the default send backend posting to ``runwsgateway``
+    (10 ms per ``@connections`` call, as bench/run.py) which pushes the frames to
+    ``GATEWAY_SOCKETS`` sockets held by bench/clients.py; each broadcast counted as done when the
+    last call returned, then checked: every socket got its frame."""
+    from bench.stack import open_sockets, start_clients, start_gateway
+
+    record = ApiGateway.objects.create(api_name="bench-history-gw", api_id="benchhgw01", region="us-east-1")
+    clients, backend = start_clients()
+    gateway = None
+    try:
+        gateway = start_gateway(record, backend, "--management-latency-ms", "10")
+        n = len(open_sockets(clients, record, GATEWAY_SOCKETS, channel="gw"))
+
+        def timed(send, i):
+            clients.ask("sockets 0")  # a clean count per broadcast
+            start = time.perf_counter()
+            result = send(i)
+            elapsed = time.perf_counter() - start
+            received = int(clients.ask(f"expect {n} 30")[1])
+            assert len(result.delivered) == n and received == n, (len(result.delivered), received)
+            return elapsed
+
+        def without_history(i):
+            return WebSocketSession.objects.in_channel("gw").send_message({"type": "tick", "i": i})
+
+        def with_history(i):
+            return history.send_to_channel("gw", {"type": "tick", "i": i}).result
+
+        timed(without_history, -1)  # warm: the pools, the caches, the sequence row
+        timed(with_history, -1)
+        on = off = 0.0
+        for round_ in range(GATEWAY_ROUNDS):  # alternating which side goes first
+            first, second = (with_history, without_history) if round_ % 2 else (without_history, with_history)
+            for send in (first, second):
+                elapsed = timed(send, round_)
+                if send is with_history:
+                    on += elapsed
+                else:
+                    off += elapsed
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        clients.ask("close")
+        clients.stop(interrupt=False)
+    return {
+        "local_gateway_sockets": n,
+        "local_gateway_broadcasts_each_side": GATEWAY_ROUNDS,
+        "local_gateway_history_off_seconds_per_broadcast": round(off / GATEWAY_ROUNDS, 4),
+        "local_gateway_history_on_seconds_per_broadcast": round(on / GATEWAY_ROUNDS, 4),
+        "broadcast_history_throughput_ratio_local_gateway": round(off / on, 3),
+    }
+
+
 def main():
     _prepare_database()
     gateway = ApiGateway.objects.create(
@@ -258,6 +317,8 @@ def main():
     result.update(throughput(gateway))
     result["queries"] = queries_per_broadcast(gateway)
     result.update(resume_fraction(gateway))
+    if not os.environ.get("BENCH_HISTORY_SKIP_GATEWAY"):
+        result.update(through_the_local_gateway())
     result["load_average_after"] = os.getloadavg()[0]
     name = "history-latest-pg.json" if PG else "history-latest-wal.json" if WAL else "history-latest.json"
     out = ROOT / "bench" / "results" / name

@@ -26,6 +26,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from bench import percall  # noqa: E402
+from bench.stack import GATEWAY_PORT, open_sockets, start_clients, start_gateway  # noqa: E402
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession  # noqa: E402
 from django_aws_api_gateway_websockets.sending import management_client, send_to_sessions  # noqa: E402
 
@@ -33,75 +34,6 @@ N_BROADCAST = int(os.environ.get("BENCH_N", 10_000))
 N_SERIAL = int(os.environ.get("BENCH_SERIAL_N", 1_000))
 N_RELAY_SOCKETS = 1_000
 RELAY_MESSAGES_EACH = 5
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-GATEWAY_PORT = _free_port()
-
-
-class Process:
-    def __init__(self, *args, env=None):
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def ask(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().split()
-
-    def read_until(self, marker):
-        for line in self.proc.stdout:
-            if marker in line:
-                return line
-        raise RuntimeError(f"process ended before printing {marker!r}")
-
-    def stop(self, interrupt=True):
-        if interrupt and self.proc.poll() is None:
-            self.proc.send_signal(2)
-        self.proc.wait(timeout=60)
-
-
-def start_gateway(record, backend, *flags):
-    gateway = Process(
-        "-m",
-        "django",
-        "runwsgateway",
-        f"127.0.0.1:{GATEWAY_PORT}",
-        "--api",
-        record.api_name,
-        "--target",
-        backend,
-        "-v0",
-        *flags,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    gateway.read_until("Quit with CONTROL-C")
-    time.sleep(0.3)
-    return gateway
-
-
-def open_sockets(clients, record, n):
-    ids_path = clients.ask(f"connect ws://127.0.0.1:{GATEWAY_PORT}/{record.stage_name} {n}")[1]
-    ids = Path(ids_path).read_text().split()
-    WebSocketSession.objects.all().delete()
-    WebSocketSession.objects.bulk_create(
-        [WebSocketSession(connection_id=cid, channel_name="all", api_gateway=record) for cid in ids], batch_size=1000
-    )
-    record.refresh_from_db()
-    return ids
 
 
 def timed_broadcast(clients, n, profile_to=None):
@@ -229,22 +161,8 @@ def scaled_throttle_phase(record, backend, clients):
     from bench import multiworker
 
     rate, burst = int(os.environ.get("BENCH_GW_RATE", 2_000)), int(os.environ.get("BENCH_GW_BURST", 1_000))
-    gateway = Process(
-        str(ROOT / "bench" / "throttled_gateway.py"),
-        str(rate),
-        str(burst),
-        f"127.0.0.1:{GATEWAY_PORT}",
-        "--api",
-        record.api_name,
-        "--target",
-        backend,
-        "-v0",
-        "--management-latency-ms",
-        "10",
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    gateway.read_until("Quit with CONTROL-C")
-    time.sleep(0.3)
+    throttled = (str(ROOT / "bench" / "throttled_gateway.py"), str(rate), str(burst))
+    gateway = start_gateway(record, backend, "--management-latency-ms", "10", command=throttled)
     results = {}
     try:
         n = len(open_sockets(clients, record, N_BROADCAST))
@@ -300,8 +218,7 @@ def lifetime_check(clients):
 def main():
     call_command("migrate", verbosity=0)
     record = ApiGateway.objects.create(api_name="bench", api_id="bench00001", stage_name="bench", region="us-east-1")
-    clients = Process(str(ROOT / "bench" / "clients.py"))
-    backend = clients.proc.stdout.readline().split()[1]
+    clients, backend = start_clients()
     results = percall.measure()  # first, while the other processes are idle
     gateway, gateway_profile = None, []
     try:

@@ -1,0 +1,92 @@
+"""The processes of a benchmark's stack, as in production: the local gateway (``runwsgateway``
+playing API Gateway) and ``bench/clients.py`` holding the browsers' sockets. Used by
+bench/run.py and bench/history.py; Django must be set up by the caller (the socket rows)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+GATEWAY_PORT = free_port()
+
+
+class Process:
+    """A Python child speaking a line protocol on stdin/stdout."""
+
+    def __init__(self, *args, env=None):
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().split()
+
+    def read_until(self, marker):
+        for line in self.proc.stdout:
+            if marker in line:
+                return line
+        raise RuntimeError(f"process ended before printing {marker!r}")
+
+    def stop(self, interrupt=True):
+        if interrupt and self.proc.poll() is None:
+            self.proc.send_signal(2)
+        self.proc.wait(timeout=60)
+
+
+def start_clients():
+    """``bench/clients.py`` and the URL of its stand-in backend (it accepts every ``$connect``)."""
+    clients = Process(str(ROOT / "bench" / "clients.py"))
+    return clients, clients.proc.stdout.readline().split()[1]
+
+
+def start_gateway(record, backend, *flags, command=("-m", "django", "runwsgateway")):
+    """The gateway for ``record`` on ``GATEWAY_PORT``, integrating with ``backend``: by default
+    ``runwsgateway``; ``command`` is another (a gateway of the bench's own with its arguments
+    before the address). Returns once it listens."""
+    gateway = Process(
+        *command,
+        f"127.0.0.1:{GATEWAY_PORT}",
+        "--api",
+        record.api_name,
+        "--target",
+        backend,
+        "-v0",
+        *flags,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    gateway.read_until("Quit with CONTROL-C")
+    time.sleep(0.3)
+    return gateway
+
+
+def open_sockets(clients, record, n, channel="all"):
+    """``n`` sockets opened by the clients through the gateway, each with its connection row in
+    ``channel`` (the rows the backend's ``$connect`` would write); returns their ids."""
+    from django_aws_api_gateway_websockets.models import WebSocketSession
+
+    ids_path = clients.ask(f"connect ws://127.0.0.1:{GATEWAY_PORT}/{record.stage_name} {n}")[1]
+    ids = Path(ids_path).read_text().split()
+    WebSocketSession.objects.all().delete()
+    WebSocketSession.objects.bulk_create(
+        [WebSocketSession(connection_id=cid, channel_name=channel, api_gateway=record) for cid in ids], batch_size=1000
+    )
+    record.refresh_from_db()
+    return ids
