@@ -39,6 +39,8 @@ WARM = int(os.environ.get("BENCH_CONNECT_WARM", 600))
 CLIENTS = int(os.environ.get("BENCH_CONNECT_CLIENTS", 16))
 THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", 2))
 # "ours-redis": this package with its rate-limit counters in Redis (a redis-server the run starts).
+# "empty" (not by default): the ceiling, a view that does nothing behind the same gunicorn,
+# middleware and requests (keys *_empty_view).
 TARGETS = os.environ.get("BENCH_CONNECT_TARGETS", "ours,41,ours-redis").split(",")
 N_USERS = N_IPS = 50
 HOST = "bench.example.com"
@@ -97,6 +99,8 @@ def target_env(target, db, redis_url=None):
     path = [str(PROJECT)] + ([str(ROOT)] if target != "41" else [])
     if redis_url:
         env["BENCH_RATE_LIMIT_CACHE"] = redis_url
+    if target == "empty":
+        env["BENCH_EMPTY_VIEW"] = "1"
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "bench_settings",
@@ -254,7 +258,7 @@ def run_target(target, python, redis_url=None):
 
 def main():
     loadavg = os.getloadavg()
-    pythons = {"ours": Path(sys.executable), "ours-redis": Path(sys.executable)}
+    pythons = {"ours": Path(sys.executable), "ours-redis": Path(sys.executable), "empty": Path(sys.executable)}
     if "41" in TARGETS:
         pythons["41"] = legacy_python()
     redis, redis_url = start_redis() if "ours-redis" in TARGETS else (None, None)
@@ -274,7 +278,7 @@ def main():
     theirs = measured.get("41")
     for route in ("connect", "message", "disconnect"):
         for target, figures in measured.items():
-            suffix = {"ours": "", "41": "_upstream_41", "ours-redis": "_redis_limiter"}[target]
+            suffix = {"ours": "", "41": "_upstream_41", "ours-redis": "_redis_limiter", "empty": "_empty_view"}[target]
             f = figures[route]
             if route == "connect":
                 results[f"connect_per_s_token_ratelimit_postgres{suffix}"] = f["per_s"]
