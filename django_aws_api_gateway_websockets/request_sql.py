@@ -28,7 +28,7 @@ same database routing; instances are built by ``sql_rows.ModelColumns`` as the O
 
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.db.models import signals as model_signals
 from django.utils import timezone
 
@@ -248,7 +248,9 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
 
     Returns ``(decision, session, user)``: the rate limit's ``Decision`` (``None`` without
     ``counting``), then ``None, None`` when refused or when the token does not match. A
-    duplicate connection id raises ``IntegrityError`` (and nothing is kept, the count neither).
+    duplicate connection id raises ``IntegrityError``, any failure of the statement its
+    ``DatabaseError``: nothing of the statement is kept, and the attempt is counted by itself
+    (past the limit, the refusal is returned instead).
 
     ``session_auth_hash`` is the login's hash as the Django session recorded it; when the
     user's current one differs (a password changed meanwhile), the row is corrected at once.
@@ -287,9 +289,18 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
     if audit:
         ops = connection.ops
         params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
-    with connection.cursor() as cursor:
-        cursor.execute(_connect_statement(connection, audit, n_keys), params)
-        row = cursor.fetchone()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_connect_statement(connection, audit, n_keys), params)
+            row = cursor.fetchone()
+    except DatabaseError:
+        # The failed statement kept nothing, its count neither: count the attempt by itself, as
+        # the general path counts before anything else (past the limit that is the answer).
+        if counting:
+            decision = ratelimit.count_attempt(counting)
+            if not decision.allowed:
+                return decision, None, None
+        raise
     if counting:
         decision = ratelimit.decide(
             ratelimit.counts_of(counting.keys, dict(zip(row[0], row[1], strict=True))), counting.max_attempts

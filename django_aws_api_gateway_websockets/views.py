@@ -399,10 +399,7 @@ class WebSocketView(View):
                 channel_name=channel,
                 api_gateway=self.api_gateway,
             )
-        except IntegrityError:
-            # The failed statement counted nothing: count the attempt by itself.
-            if self.RATE_LIMIT_ENABLED:
-                self._enforce_rate_limit(ip, cookie_user, self._rate_limit_decision(ip, cookie_user))
+        except IntegrityError:  # the attempt was counted (connect_in_one_statement)
             raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
         except Exception as exc:
             return self.handle_exception(request, exc)

@@ -220,8 +220,10 @@ def test_a_database_error_is_a_500_and_keeps_nothing(monkeypatch, post_as_gatewa
 
     real = request_sql._connect_statement
 
-    def broken(conn, audit):
-        return real(conn, audit).replace("SELECT conn.", "SELECT no_such_column, conn.")
+    def broken(conn, audit, n_keys):
+        sql = real(conn, audit, n_keys)
+        assert ", conn." in sql
+        return sql.replace(", conn.", ", no_such_column, conn.", 1)
 
     monkeypatch.setattr(request_sql, "_connect_statement", broken)
     response = connect(post_as_gateway, f"ws_token={token}")[1]
@@ -230,5 +232,6 @@ def test_a_database_error_is_a_500_and_keeps_nothing(monkeypatch, post_as_gatewa
         assert WebSocketToken.objects.get().used is False
         assert not WebSocketSession.objects.exists()
         assert ConnectionRateLimit.objects.get().reason == "error"
+        assert set(ConnectionRateCounter.objects.values_list("count", flat=True)) == {1}  # counted by itself
     else:
         assert response.status_code == 200

@@ -1,0 +1,180 @@
+"""Adversarial review of the request path SQL (request_sql.py, sql_rows.py): each outcome must
+be the ORM's / the general path's."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.db.models import signals as model_signals
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_aws_api_gateway_websockets import request_sql, tokens
+from django_aws_api_gateway_websockets.models import (
+    ApiGateway,
+    ConnectionRateCounter,
+    ConnectionRateLimit,
+    WebSocketSession,
+    WebSocketToken,
+)
+
+from .helpers import connect
+
+ONE_STATEMENT = connection.vendor == "postgresql"
+
+
+def one_statement_used(queries):
+    return any(q["sql"].startswith("WITH ") and "spent AS (UPDATE" in q["sql"] for q in queries)
+
+
+def _fields(instance):
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+def _assert_same_as_orm(connection_id):
+    orm = WebSocketSession.objects.select_related("api_gateway", "user").get(connection_id=connection_id)
+    raw = request_sql.load_connection(connection_id)
+    assert _fields(raw) == _fields(orm)
+    assert raw._state.db == orm._state.db and raw._state.adding is orm._state.adding is False
+    for name in ("api_gateway", "user"):
+        a, b = getattr(raw, name), getattr(orm, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert _fields(a) == _fields(b)
+            assert {k: type(v) for k, v in _fields(a).items()} == {k: type(v) for k, v in _fields(b).items()}
+            assert a._state.db == b._state.db
+    assert {k: type(v) for k, v in _fields(raw).items()} == {k: type(v) for k, v in _fields(orm).items()}
+
+
+def _rows(user, gateway, rotated_at=datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.UTC)):
+    ApiGateway.objects.filter(pk=gateway.pk).update(
+        tags={"env": "prod", "n": [1, 2.5, None], "nested": {"ok": True}},
+        previous_integration_secret="old-secret",
+        secret_rotated_at=rotated_at,
+    )
+    WebSocketSession.objects.create(connection_id="with-user=", user=user, api_gateway=gateway, channel_name="c")
+    WebSocketSession.objects.create(connection_id="anonymous=", api_gateway=gateway)
+    WebSocketSession.objects.create(connection_id="no-gateway=", user=user)
+
+
+CIDS = ["with-user=", "anonymous=", "no-gateway="]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cid", CIDS)
+def test_load_connection_is_the_orm_select_related(user, gateway, cid):
+    _rows(user, gateway)
+    _assert_same_as_orm(cid)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cid", CIDS)
+def test_load_connection_with_a_non_utc_time_zone(user, gateway, cid):
+    with override_settings(TIME_ZONE="America/New_York"):
+        _rows(user, gateway)
+        _assert_same_as_orm(cid)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cid", CIDS)
+def test_load_connection_without_use_tz(user, gateway, cid):
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Kolkata"):
+        _rows(user, gateway, datetime.datetime(2026, 3, 29, 1, 30))
+        _assert_same_as_orm(cid)
+
+
+# --- $connect: the one statement against the general path ------------------------------------
+
+
+def _counts():
+    return dict(ConnectionRateCounter.objects.values_list("key", "count"))
+
+
+@pytest.fixture
+def locmem_limiter(settings):
+    import uuid
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "review-rl": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex},
+    }
+    settings.WEBSOCKETS = {"rate_limit_cache": "review-rl"}
+    from django.core.cache import caches
+
+    return caches["review-rl"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_duplicate_connection_id_with_a_cache_limiter_counts_the_attempt_once(
+    locmem_limiter, client, user, post_as_gateway, token
+):
+    from django_aws_api_gateway_websockets import ratelimit
+
+    cid, response = connect(post_as_gateway, f"ws_token={token}")
+    assert response.status_code == 200
+    second = tokens.issue_token(user, client.session.session_key)
+    with CaptureQueriesContext(connection) as ctx:
+        assert connect(post_as_gateway, f"ws_token={second}", connection_id=cid)[1].status_code == 409
+    assert one_statement_used(ctx.captured_queries) is ONE_STATEMENT
+    # two attempts, each counted once (the general path counts before its transaction)
+    keys = ratelimit.counter_keys("127.0.0.1", user.pk, 60)
+    found = locmem_limiter.get_many([ratelimit.CACHE_KEY_PREFIX + k for k in keys])
+    assert sorted(found.values()) == [2, 2], found
+    assert WebSocketToken.objects.get(token=tokens.hash_token(second)).used is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_counts_the_attempt_as_the_general_path(monkeypatch, post_as_gateway, token):
+    from django.db import DatabaseError
+
+    if ONE_STATEMENT:
+        real = request_sql._connect_statement
+
+        def broken(conn, audit, n_keys):
+            sql = real(conn, audit, n_keys)
+            assert ", conn." in sql
+            return sql.replace(", conn.", ", 1 / 0, conn.", 1)
+
+        monkeypatch.setattr(request_sql, "_connect_statement", broken)
+    else:
+
+        def broken_insert(**values):
+            raise DatabaseError("injected")
+
+        monkeypatch.setattr(request_sql, "insert_session", broken_insert)
+    with CaptureQueriesContext(connection) as ctx:
+        response = connect(post_as_gateway, f"ws_token={token}")[1]
+    assert response.status_code == 500
+    if ONE_STATEMENT:
+        assert any("1 / 0" in q["sql"] for q in ctx.captured_queries)
+    assert WebSocketToken.objects.get().used is False
+    assert not WebSocketSession.objects.exists()
+    assert ConnectionRateLimit.objects.get().reason == "error"
+    # counted before anything else, as the general path does
+    assert set(_counts().values()) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_past_the_limit_is_429_as_the_general_path(
+    settings, monkeypatch, client, user, post_as_gateway
+):
+    from django.db import DatabaseError
+
+    settings.WEBSOCKETS = {"rate_limit_max_attempts": 1}
+    client.force_login(user)
+    first = tokens.issue_token(user, client.session.session_key)
+    assert connect(post_as_gateway, f"ws_token={first}")[1].status_code == 200
+    if ONE_STATEMENT:
+        real = request_sql._connect_statement
+        monkeypatch.setattr(
+            request_sql, "_connect_statement", lambda c, a, n: real(c, a, n).replace(", conn.", ", 1 / 0, conn.", 1)
+        )
+    else:
+
+        def broken_insert(**values):
+            raise DatabaseError("injected")
+
+        monkeypatch.setattr(request_sql, "insert_session", broken_insert)
+    second = tokens.issue_token(user, client.session.session_key)
+    assert connect(post_as_gateway, f"ws_token={second}")[1].status_code == 429
+    assert set(_counts().values()) == {2}
