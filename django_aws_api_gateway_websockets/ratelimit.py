@@ -339,7 +339,7 @@ def audit_attempt(ip_address, user=None, successful=False, reason="", own_savepo
     ops = connection.ops
     params = [
         ops.adapt_ipaddressfield_value(ip_address),
-        _user_id(user),
+        ConnectionRateLimit._meta.get_field("user").get_db_prep_save(_user_id(user), connection),  # e.g. a UUID pk
         ops.adapt_datetimefield_value(timezone.now()),
         bool(successful),
         reason or "",

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from . import login, ratelimit, tokens
 from .models import ApiGateway, WebSocketSession
-from .sql_rows import ModelColumns, column_name
+from .sql_rows import ModelColumns, column_name, single_table
 
 _INSERT_SQL: dict[tuple[str, str], tuple[str, list]] = {}
 _CONNECT_SQL: dict[tuple[str, bool, int], str] = {}
@@ -120,6 +120,10 @@ def _load_statement(connection):
 def load_connection(connection_id):
     """The connection's row with its gateway record and user (``select_related``), or
     ``None``: one plain ``SELECT`` per message and ``$disconnect``."""
+    if not single_table(get_user_model()):  # a multi-table user: the ORM joins its parents
+        return (
+            WebSocketSession.objects.select_related("api_gateway", "user").filter(connection_id=connection_id).first()
+        )
     db = router.db_for_read(WebSocketSession)
     connection = connections[db]
     sql, sessions, gateways, users = _load_statement(connection)
@@ -131,8 +135,8 @@ def load_connection(connection_id):
     n, m = len(sessions), len(sessions) + len(gateways)
     session = sessions.instance(row[:n], connection)
     # Assigned through the descriptors, as select_related caches them (None when absent).
-    session.api_gateway = gateways.instance(row[n:m], connection) if row[n] is not None else None
-    session.user = users.instance(row[m:], connection) if row[m] is not None else None
+    session.api_gateway = gateways.instance(row[n:m], connection) if row[n + gateways.pk_index] is not None else None
+    session.user = users.instance(row[m:], connection) if row[m + users.pk_index] is not None else None
     return session
 
 
@@ -198,7 +202,7 @@ def load_db_session(session):
 def one_statement_connect_supported():
     """PostgreSQL (data-modifying ``WITH``), outside any transaction (``ATOMIC_REQUESTS``:
     a failing statement would break the request's transaction), a user model with an
-    ``is_active`` column, and no save receiver for the connection's row."""
+    ``is_active`` column in its own table, and no save receiver for the connection's row."""
     db = router.db_for_write(WebSocketSession)
     connection = connections[db]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
@@ -207,7 +211,11 @@ def one_statement_connect_supported():
     for model in (tokens.WebSocketToken, ratelimit.ConnectionRateLimit, ratelimit.ConnectionRateCounter):
         if router.db_for_write(model) != db:
             return False
-    return _plain_insert_supported(connection) and tokens.spend_statement(connection, True, True)[2]
+    return (
+        _plain_insert_supported(connection)
+        and tokens.one_statement_spend(connection)
+        and tokens.spend_statement(connection, True, True)[2]
+    )
 
 
 def _connect_statement(connection, audit, n_keys):

@@ -15,6 +15,14 @@ def column_name(field: "Field[Any, Any]") -> str:
     return field.column
 
 
+def single_table(model: type[Model]) -> bool:
+    """Whether every concrete field of ``model`` is a column of its own table (not so for a
+    multi-table-inheritance child, whose parents' fields are in their tables: the ORM joins
+    those, the hand-written SQL does not)."""
+    table = model._meta.db_table
+    return all(f.model is None or f.model._meta.db_table == table for f in model._meta.concrete_fields)
+
+
 class ModelColumns:
     """The concrete columns of ``model`` on ``connection``, qualified by ``table`` (an alias or
     the quoted table name). Kept per database alias and shared by threads: it holds no
@@ -25,6 +33,7 @@ class ModelColumns:
         self.model = model
         fields = list(model._meta.concrete_fields)
         self.names = [f.attname for f in fields]
+        self.pk_index = fields.index(model._meta.pk)  # NULL there: no row (a LEFT JOIN's miss)
         self.columns = [f"{table}.{qn(f.column)}" for f in fields]
         self.converters = []
         for field in fields:

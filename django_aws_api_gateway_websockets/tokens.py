@@ -25,7 +25,7 @@ from django.utils import timezone
 from .conf import get_setting
 from .login import hash_session_key
 from .models import WebSocketToken
-from .sql_rows import ModelColumns
+from .sql_rows import ModelColumns, single_table
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import _User  # the AUTH_USER_MODEL, for django-stubs' plugin
@@ -158,7 +158,11 @@ def is_plausible_token(raw):
 _SPEND_SQL: dict[tuple[str, str, bool, bool, str], tuple[str, ModelColumns | None, bool]] = {}
 
 
-def _one_statement_spend(connection):
+def one_statement_spend(connection):
+    """Whether ``spend_statement`` serves on this connection: PostgreSQL or SQLite >= 3.35, and
+    a user model whose columns are all in its table (not a multi-table-inheritance child)."""
+    if not single_table(get_user_model()):
+        return False
     if connection.vendor == "postgresql":
         return True
     return connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 35)
@@ -173,7 +177,7 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
         return None
     db = router.db_for_write(WebSocketToken)
     connection = connections[db]
-    if not _one_statement_spend(connection):
+    if not one_statement_spend(connection):
         token = find_valid_token(raw, session_key, max_age_seconds)
         return token if token is not None and mark_used(token) else None
     sql, user_columns, active_column = spend_statement(connection, bool(session_key))

@@ -178,3 +178,34 @@ def test_a_database_error_past_the_limit_is_429_as_the_general_path(
     second = tokens.issue_token(user, client.session.session_key)
     assert connect(post_as_gateway, f"ws_token={second}")[1].status_code == 429
     assert set(_counts().values()) == {2}
+
+
+# --- custom user models (their own settings modules: a subprocess each) -----------------------
+
+
+@pytest.mark.parametrize("settings_module", ["tests.settings_review_user", "tests.settings_review_child_user"])
+def test_request_path_with_a_custom_user_model(settings_module):
+    """tests/review_custom_user/: a UUID pk that is not the first column (the first may be
+    NULL), a table and columns that need quoting or look like the statement's own, and a
+    multi-table-inheritance user (its columns in two tables)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    if env.get("TEST_DB") == "postgres" and env.get("PG_TEST_NAME"):
+        env["PG_TEST_NAME"] = env["PG_TEST_NAME"] + "_users"  # not the database of this run
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds", settings_module]
+        + [str(root / "tests" / "review_custom_user")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout
