@@ -209,3 +209,53 @@ def test_request_path_with_a_custom_user_model(settings_module):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_receiver_connected_after_the_statements_were_cached_fires(client, user, post_as_gateway, token):
+    assert connect(post_as_gateway, f"ws_token={token}")[1].status_code == 200  # the SQL is cached now
+    saved = []
+
+    def receiver(sender, instance, created, **kwargs):
+        saved.append((instance.connection_id, created))
+
+    model_signals.post_save.connect(receiver, sender=WebSocketSession)
+    try:
+        second = tokens.issue_token(user, client.session.session_key)
+        with CaptureQueriesContext(connection) as ctx:
+            cid, response = connect(post_as_gateway, f"ws_token={second}")
+    finally:
+        model_signals.post_save.disconnect(receiver, sender=WebSocketSession)
+    assert response.status_code == 200
+    assert saved == [(cid, True)]
+    assert not one_statement_used(ctx.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.cached_db",
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.signed_cookies",
+    ],
+)
+def test_other_session_engines_connect_as_the_default_one(settings, engine, user, gateway):
+    from django.test import Client
+
+    from django_aws_api_gateway_websockets.testing import integration_headers
+    from django_aws_api_gateway_websockets.testing.client import new_connection_id
+
+    settings.SESSION_ENGINE = engine
+    browser = Client()
+    browser.force_login(user)
+    raw = tokens.issue_token(user, browser.session.session_key)
+    cid = new_connection_id()
+    response = browser.post(f"/ws/connect?ws_token={raw}", headers=integration_headers(gateway, cid, route="connect"))
+    assert response.status_code == 200, response.content
+    assert WebSocketSession.objects.get(connection_id=cid).user == user
+    other = tokens.issue_token(user, "not-this-login")
+    response = browser.post(
+        f"/ws/connect?ws_token={other}", headers=integration_headers(gateway, new_connection_id(), route="connect")
+    )
+    assert response.status_code == 401
