@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_operations_app():
     env = {**os.environ}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    if env.get("TEST_DB") == "postgres":  # not the database of this run (Django's default name)
+        env["PG_TEST_NAME"] = (env.get("PG_TEST_NAME") or "test_postgres") + "_ops"
     result = subprocess.run(
         [
             sys.executable,

@@ -196,8 +196,8 @@ def test_request_path_with_a_custom_user_model(settings_module):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    if env.get("TEST_DB") == "postgres" and env.get("PG_TEST_NAME"):
-        env["PG_TEST_NAME"] = env["PG_TEST_NAME"] + "_users"  # not the database of this run
+    if env.get("TEST_DB") == "postgres":  # not the database of this run (Django's default name)
+        env["PG_TEST_NAME"] = (env.get("PG_TEST_NAME") or "test_postgres") + "_users"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds", settings_module]
         + [str(root / "tests" / "review_custom_user")],
