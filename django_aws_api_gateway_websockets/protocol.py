@@ -115,6 +115,10 @@ def new_connection_id() -> str:
 
 # AWS's limits.
 MAX_PAYLOAD_BYTES = 128 * 1024
+# JSON nested deeper than this is hostile: far above any real message, far below what exhausts
+# the stack when code walks it (json.dumps recurses). Whether the parser itself gives up first
+# depends on the Python version (3.13's gives up much later), so the limit is checked explicitly.
+MAX_JSON_DEPTH = 128
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
 IDLE_TIMEOUT_SECONDS = 10 * 60
 INTEGRATION_TIMEOUT_SECONDS = 29
@@ -161,18 +165,38 @@ def management_endpoint(api_id: str, region: str, stage: str) -> str:
     return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
 
 
+def nesting_exceeds(value: object, limit: int) -> bool:
+    """Whether ``value`` nests lists/objects deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Any
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def select_route(body_text: str | bytes, selection_key: str | None, route_keys: Container[str]) -> str:
     """The route key API Gateway picks for a message frame.
 
     ``selection_key`` is the body key named by ``$request.body.<key>``; a matching custom
-    route key wins, anything else (no match, non-JSON, non-object, JSON nested too deeply for
-    the parser) goes to ``$default``.
+    route key wins, anything else (no match, non-JSON, non-object, JSON nested deeper than
+    ``MAX_JSON_DEPTH``) goes to ``$default``.
     """
     if not selection_key:
         return "$default"
     try:
         data = json.loads(body_text)
     except (TypeError, ValueError, RecursionError):
+        return "$default"
+    if nesting_exceeds(data, MAX_JSON_DEPTH):
         return "$default"
     value: Any = data
     for part in selection_key.split("."):

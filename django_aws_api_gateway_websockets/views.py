@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeAlias
 
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -70,24 +70,6 @@ def _finite_float(text):
     return value
 
 
-def _nesting_exceeds(value, limit):
-    """Whether ``value`` nests lists/objects deeper than ``limit`` (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children: Iterable[Any]
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
 @method_decorator(csrf_exempt, name="dispatch")
 class WebSocketView(View):
     """Base view for the routes of an API Gateway WebSocket API."""
@@ -120,7 +102,7 @@ class WebSocketView(View):
     MAX_BODY_SIZE: int = protocol.MAX_PAYLOAD_BYTES
     # Deeper bodies are refused (400): far above any real message, far below what would
     # exhaust the stack when a handler sends the body back (json.dumps recurses too).
-    MAX_JSON_DEPTH: int = 128
+    MAX_JSON_DEPTH: int = protocol.MAX_JSON_DEPTH
 
     BUILTIN_HANDLERS = BUILTIN_HANDLERS
 
@@ -564,10 +546,11 @@ class WebSocketView(View):
             raise Rejection(400, "Message body is not valid JSON.") from None
         except RecursionError:  # thousands of nested brackets: hostile, not a bug of ours
             raise Rejection(400, "Message body is nested too deeply.") from None
+        # Depth first: whether the parser itself gave up on deep nesting depends on the Python.
+        if protocol.nesting_exceeds(body, self.MAX_JSON_DEPTH):
+            raise Rejection(400, "Message body is nested too deeply.")
         if not isinstance(body, dict):
             raise Rejection(400, "Message body must be a JSON object.")
-        if _nesting_exceeds(body, self.MAX_JSON_DEPTH):
-            raise Rejection(400, "Message body is nested too deeply.")
         return body
 
     @classmethod

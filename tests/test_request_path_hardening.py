@@ -51,10 +51,11 @@ def send(post_as_gateway, session, body, path="/ws/", **kwargs):
     "body",
     [
         "[" * 5000 + "]" * 5000,
+        "[" * 200 + "]" * 200,  # parsed by every Python: the depth limit refuses it, not the parser
         '{"a":' * 3000 + "1" + "}" * 3000,
         '{"handler": "whoami", "x": ' + "[" * 20000 + "]" * 20000 + "}",
     ],
-    ids=["arrays", "objects", "inside-a-valid-message"],
+    ids=["arrays", "shallower-arrays", "objects", "inside-a-valid-message"],
 )
 def test_deeply_nested_json_is_400_without_mail(post_as_gateway, session_row, body, atomic_requests):
     before = row_state(session_row)

@@ -21,6 +21,15 @@ def test_select_route_sends_deeply_nested_json_to_default(frame):
     assert protocol.select_route(frame, "action", {"chat"}) == "$default"
 
 
+def test_route_selection_refuses_depth_any_python_parses():
+    # 200 levels: every Python's json parses it (3.13's gives up far later than 3.11's); the
+    # depth limit, not the parser, sends it to $default on every version.
+    frame = '{"action": "chat", "x": ' + "[" * 200 + "]" * 200 + "}"
+    assert protocol.select_route(frame, "action", {"chat"}) == "$default"
+    shallow = '{"action": "chat", "x": ' + "[" * 100 + "]" * 100 + "}"
+    assert protocol.select_route(shallow, "action", {"chat"}) == "chat"
+
+
 async def test_deeply_nested_frames_are_forwarded_to_default(backend, make_gateway, caplog):
     gateway = await make_gateway()
     loop = asyncio.get_running_loop()
