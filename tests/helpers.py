@@ -7,3 +7,54 @@ def connect(post_as_gateway, query="", path="/ws/", connection_id=None, **kwargs
     """A ``$connect`` as API Gateway sends it: ``(connection id, response)``."""
     cid = connection_id or new_connection_id()
     return cid, post_as_gateway(path, cid, route="connect", query=query, **kwargs)
+
+
+def run_pytest_with_settings(settings_module, tests_dir, db_suffix):
+    """Run ``tests_dir`` in a pytest subprocess under ``settings_module`` (a project with other
+    apps or another user model) and assert that every test passed, none skipped. On PostgreSQL
+    it gets a test database of its own (``<this run's>_<db_suffix>``)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    if env.get("TEST_DB") == "postgres":  # not the database of this run (Django's default name)
+        env["PG_TEST_NAME"] = (env.get("PG_TEST_NAME") or "test_postgres") + f"_{db_suffix}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--ds",
+            settings_module,
+            str(root / tests_dir),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+def break_connect_statement(monkeypatch, failing_expression):
+    """Make the one-statement connect's SQL fail at run time: ``failing_expression`` is selected
+    before the connection's id (e.g. a column that does not exist, or ``1 / 0``)."""
+    from django_aws_api_gateway_websockets import request_sql
+
+    real = request_sql._connect_statement
+
+    def broken(conn, audit, n_keys):
+        sql = real(conn, audit, n_keys)
+        assert ", conn." in sql
+        return sql.replace(", conn.", f", {failing_expression}, conn.", 1)
+
+    monkeypatch.setattr(request_sql, "_connect_statement", broken)

@@ -24,7 +24,7 @@ from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
 from .concurrency import in_threads
-from .helpers import connect
+from .helpers import break_connect_statement, connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ONE_STATEMENT = connection.vendor == "postgresql"
@@ -216,16 +216,7 @@ def test_atomic_requests_get_the_general_path(settings, post_as_gateway, token):
 
 
 def test_a_database_error_is_a_500_and_keeps_nothing(monkeypatch, post_as_gateway, token):
-    from django_aws_api_gateway_websockets import request_sql
-
-    real = request_sql._connect_statement
-
-    def broken(conn, audit, n_keys):
-        sql = real(conn, audit, n_keys)
-        assert ", conn." in sql
-        return sql.replace(", conn.", ", no_such_column, conn.", 1)
-
-    monkeypatch.setattr(request_sql, "_connect_statement", broken)
+    break_connect_statement(monkeypatch, "no_such_column")
     response = connect(post_as_gateway, f"ws_token={token}")[1]
     if ONE_STATEMENT:
         assert response.status_code == 500

@@ -18,7 +18,7 @@ from django_aws_api_gateway_websockets.models import (
     WebSocketToken,
 )
 
-from .helpers import connect
+from .helpers import break_connect_statement, connect, run_pytest_with_settings
 
 ONE_STATEMENT = connection.vendor == "postgresql"
 
@@ -128,14 +128,7 @@ def test_a_database_error_counts_the_attempt_as_the_general_path(monkeypatch, po
     from django.db import DatabaseError
 
     if ONE_STATEMENT:
-        real = request_sql._connect_statement
-
-        def broken(conn, audit, n_keys):
-            sql = real(conn, audit, n_keys)
-            assert ", conn." in sql
-            return sql.replace(", conn.", ", 1 / 0, conn.", 1)
-
-        monkeypatch.setattr(request_sql, "_connect_statement", broken)
+        break_connect_statement(monkeypatch, "1 / 0")
     else:
 
         def broken_insert(**values):
@@ -165,10 +158,7 @@ def test_a_database_error_past_the_limit_is_429_as_the_general_path(
     first = tokens.issue_token(user, client.session.session_key)
     assert connect(post_as_gateway, f"ws_token={first}")[1].status_code == 200
     if ONE_STATEMENT:
-        real = request_sql._connect_statement
-        monkeypatch.setattr(
-            request_sql, "_connect_statement", lambda c, a, n: real(c, a, n).replace(", conn.", ", 1 / 0, conn.", 1)
-        )
+        break_connect_statement(monkeypatch, "1 / 0")
     else:
 
         def broken_insert(**values):
@@ -188,27 +178,7 @@ def test_request_path_with_a_custom_user_model(settings_module):
     """tests/review_custom_user/: a UUID pk that is not the first column (the first may be
     NULL), a table and columns that need quoting or look like the statement's own, and a
     multi-table-inheritance user (its columns in two tables)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    if env.get("TEST_DB") == "postgres":  # not the database of this run (Django's default name)
-        env["PG_TEST_NAME"] = (env.get("PG_TEST_NAME") or "test_postgres") + "_users"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds", settings_module]
-        + [str(root / "tests" / "review_custom_user")],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "skipped" not in result.stdout
+    run_pytest_with_settings(settings_module, "tests/review_custom_user", "users")
 
 
 @pytest.mark.django_db(transaction=True)
