@@ -14,6 +14,9 @@ Called by ``bench/run.py`` (``make bench``) with the sockets already open; keys:
 * ``multiworker_broadcast_seconds_vs_ideal``: that / (sockets / 10,000 per s), the time the
   account's sustained rate allows (goal ≤ 1.3)
 * ``multiworker_broadcast_429_retries``: throttled calls retried by the workers
+* ``multiworker_broadcast_cpu_seconds``: CPU used meanwhile by the workers, the broker, the
+  gateway and the clients; ``_cpu_bound_seconds_vs_ideal``: that total over the machine's cores,
+  against the ideal: the least this machine could take for the same work, whatever the sender
 
 The same with ``multiworker_scaled_throttle_`` keys: the gateway enforcing a lower throttle
 (bench/throttled_gateway.py), so that the throttle, not this 2-core machine, is the limit.
@@ -28,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.stack import CpuMeter
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_RATE = 10_000
@@ -108,6 +113,7 @@ def _app(redis_url):
 
 def measure(
     clients,
+    gateway,
     record,
     n,
     *,
@@ -141,11 +147,15 @@ def measure(
         time.sleep(0.5)
 
         chunk_size = -(-n // (processes * chunks_per_process))
+        meter = CpuMeter(
+            workers=workers.pid, broker=redis.pid, gateway=gateway.proc.pid, clients=clients.proc.pid
+        ).start()
         start = time.perf_counter()
         pending = broadcast_in_chunks(rows, PAYLOAD, chunk_size=chunk_size)
         outcomes = [r.get(timeout=300) for r in pending]
         received, _ = clients.ask(f"expect {n} 60")[1:]
         elapsed = time.perf_counter() - start
+        meter.stop()
         sha1 = hashlib.sha1(encode_message(PAYLOAD)).hexdigest()
         exact, missing, duplicated, wrong = map(int, clients.ask(f"sockets {sha1}")[1:])
         delivered = sum(o["delivered"] for o in outcomes)
@@ -170,6 +180,8 @@ def measure(
                 f"{prefix}_broadcast_sockets_missing_duplicated_wrong": [missing, duplicated, wrong],
                 f"{prefix}_broadcast_failed": len(failed),
                 f"{prefix}_broadcast_429_retries": sum(o.get("throttled_retries", 0) for o in outcomes),
+                f"{prefix}_broadcast_cpu_seconds": meter.used,
+                f"{prefix}_broadcast_cpu_bound_seconds_vs_ideal": meter.bound_seconds / ideal,
             }
         )
         if failed:

@@ -26,7 +26,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from bench import percall  # noqa: E402
-from bench.stack import GATEWAY_PORT, open_sockets, start_clients, start_gateway  # noqa: E402
+from bench.stack import GATEWAY_PORT, CpuMeter, cpu_seconds, open_sockets, start_clients, start_gateway  # noqa: E402
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession  # noqa: E402
 from django_aws_api_gateway_websockets.sending import management_client, send_to_sessions  # noqa: E402
 
@@ -36,7 +36,9 @@ N_RELAY_SOCKETS = 1_000
 RELAY_MESSAGES_EACH = 5
 
 
-def timed_broadcast(clients, n, profile_to=None):
+def timed_broadcast(clients, gateway, n, profile_to=None):
+    """Seconds to broadcast to the ``n`` open sockets, and a CpuMeter of the sender (this
+    process), the gateway and the clients over that time."""
     import hashlib
 
     from django_aws_api_gateway_websockets.sending import encode_message
@@ -49,20 +51,22 @@ def timed_broadcast(clients, n, profile_to=None):
 
         profiler = Profiler(async_mode="disabled")
         profiler.start()
-    start, cpu_start = time.perf_counter(), time.process_time()
+    meter = CpuMeter("sender", gateway=gateway.proc.pid, clients=clients.proc.pid).start()
+    start = time.perf_counter()
     result = send_to_sessions(WebSocketSession.objects.filter(channel_name="all"), payload)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    elapsed = time.perf_counter() - start
     if profiler:
         profiler.stop()
         Path(profile_to).write_text(profiler.output_text(unicode=False, show_all=False))
     received = int(clients.ask(f"expect {n} 30")[1])
+    meter.stop()
     assert len(result.delivered) == n and received == n, (len(result.delivered), received, result.failed)
     # Each socket received exactly the broadcast's frame, once.
     exact, missing, duplicated, wrong = map(
         int, clients.ask(f"sockets {hashlib.sha1(encode_message(payload)).hexdigest()}")[1:]
     )
     assert (exact, missing, duplicated, wrong) == (n, 0, 0, 0), (exact, missing, duplicated, wrong)
-    return elapsed, cpu
+    return elapsed, meter
 
 
 def profile_gateway(gateway, name):
@@ -86,12 +90,6 @@ def profile_gateway(gateway, name):
         stderr=subprocess.DEVNULL,
     )
     return spy, out
-
-
-def cpu_seconds(process):
-    """User + system CPU seconds a child process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{process.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def top_self_time(path, n=12):
@@ -132,7 +130,7 @@ def query_counts():
     return counts
 
 
-def sending_extras(clients, record, ids, broadcast_seconds):
+def sending_extras(clients, gateway, record, ids, broadcast_seconds):
     """The sending engine's checks of one run (the gateway at 10 ms latency, sockets open):
     4.1.0's own send_message, the broadcast split over Celery worker processes under AWS's
     throttle, and the process-lifetime check (sends of every size from 1 to 128)."""
@@ -148,7 +146,9 @@ def sending_extras(clients, record, ids, broadcast_seconds):
         results["upstream_41_send_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     try:
         results.update(
-            multiworker.measure(clients, record, len(ids), processes=int(os.environ.get("BENCH_MW_PROCESSES", 3)))
+            multiworker.measure(
+                clients, gateway, record, len(ids), processes=int(os.environ.get("BENCH_MW_PROCESSES", 3))
+            )
         )
     except Exception as exc:  # no redis-server, ...
         results["multiworker_broadcast_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -172,6 +172,7 @@ def scaled_throttle_phase(record, backend, clients):
                 results.update(
                     multiworker.measure(
                         clients,
+                        gateway,
                         record,
                         n,
                         processes=int(os.environ.get("BENCH_MW_PROCESSES", 3)),
@@ -227,15 +228,20 @@ def main():
         results["serial_1000_latency10ms_seconds"] = serial_loop(clients, record, ids[:N_SERIAL])
         profiling = bool(os.environ.get("BENCH_PROFILE"))
         profile = ROOT / "bench" / "results" / "profile-broadcast.txt" if profiling else None
-        results["broadcast_10000_latency10ms_seconds"], results["broadcast_10000_latency10ms_sender_cpu_seconds"] = (
-            timed_broadcast(clients, N_BROADCAST, profile)
-        )
-        results.update(sending_extras(clients, record, ids, results["broadcast_10000_latency10ms_seconds"]))
+        seconds, meter = timed_broadcast(clients, gateway, N_BROADCAST, profile)
+        results["broadcast_10000_latency10ms_seconds"] = seconds
+        results["broadcast_10000_latency10ms_sender_cpu_seconds"] = meter.used["sender"]
+        results["broadcast_10000_latency10ms_cpu_seconds"] = meter.used
+        results["broadcast_10000_latency10ms_cpu_bound_seconds"] = meter.bound_seconds
+        results.update(sending_extras(clients, gateway, record, ids, seconds))
         gateway.stop()
 
         gateway = start_gateway(record, backend)
         open_sockets(clients, record, N_BROADCAST)
-        results["broadcast_10000_latency0ms_seconds"] = timed_broadcast(clients, N_BROADCAST)[0]
+        seconds, meter = timed_broadcast(clients, gateway, N_BROADCAST)
+        results["broadcast_10000_latency0ms_seconds"] = seconds
+        results["broadcast_10000_latency0ms_cpu_seconds"] = meter.used
+        results["broadcast_10000_latency0ms_cpu_bound_seconds"] = meter.bound_seconds
         gateway.stop()
 
         results.update(scaled_throttle_phase(record, backend, clients))
@@ -243,13 +249,13 @@ def main():
         gateway = start_gateway(record, backend, "--two-way")
         open_sockets(clients, record, N_RELAY_SOCKETS)
         spy = profile_gateway(gateway, "profile-gateway-relay.txt") if profiling else None
-        cpu_before = cpu_seconds(gateway), cpu_seconds(clients)
+        cpu_before = cpu_seconds(gateway.proc.pid), cpu_seconds(clients.proc.pid)
         relay_start = time.perf_counter()
         _, rate, p99 = clients.ask(f"relay {RELAY_MESSAGES_EACH}")
         relay_wall = time.perf_counter() - relay_start
         # Busy share of one core per process: which side of the relay is the limit.
-        results["gateway_relay_gateway_core_share"] = (cpu_seconds(gateway) - cpu_before[0]) / relay_wall
-        results["gateway_relay_clients_core_share"] = (cpu_seconds(clients) - cpu_before[1]) / relay_wall
+        results["gateway_relay_gateway_core_share"] = (cpu_seconds(gateway.proc.pid) - cpu_before[0]) / relay_wall
+        results["gateway_relay_clients_core_share"] = (cpu_seconds(clients.proc.pid) - cpu_before[1]) / relay_wall
         if spy:
             spy[0].wait(timeout=60)
             gateway_profile = top_self_time(spy[1])

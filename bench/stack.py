@@ -19,6 +19,48 @@ def free_port():
 
 
 GATEWAY_PORT = free_port()
+CORES = os.cpu_count() or 1
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds used so far by process ``pid`` and its descendants (Linux /proc;
+    descendants still running: a benchmark reads it before and after a phase)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(cpu_seconds(int(child)) for child in task.read_text().split())
+    return total
+
+
+class CpuMeter:
+    """CPU seconds each named process tree uses between ``start()`` and ``stop()``, and the least
+    wall time this machine's cores allow for that much work (``bound_seconds``): when it is near
+    the measured time, the machine, not the code measured, sets the pace."""
+
+    def __init__(self, own=None, **pids):
+        self.own, self.pids = own, pids  # ``own``: a name for this process (its threads, no children)
+
+    def _read(self):
+        read = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        if self.own:
+            read[self.own] = time.process_time()
+        return read
+
+    def start(self):
+        self.before = self._read()
+        return self
+
+    def stop(self):
+        after = self._read()
+        self.used = {name: after[name] - self.before[name] for name in after}
+        return self
+
+    @property
+    def bound_seconds(self):
+        return sum(self.used.values()) / CORES
 
 
 class Process:
