@@ -31,7 +31,11 @@ def cpu_seconds(pid):
         return 0.0
     total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        total += sum(cpu_seconds(int(child)) for child in task.read_text().split())
+        try:
+            kids = task.read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(cpu_seconds(int(child)) for child in kids)
     return total
 
 
