@@ -123,18 +123,24 @@ def test_duplicate_connection_id_with_a_cache_limiter_counts_the_attempt_once(
     assert WebSocketToken.objects.get(token=tokens.hash_token(second)).used is False
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_database_error_counts_the_attempt_as_the_general_path(monkeypatch, post_as_gateway, token):
+def _break_the_connect_write(monkeypatch):
+    """A database error where the connect writes: inside the one statement on PostgreSQL, in
+    the connection row's INSERT on the general path."""
     from django.db import DatabaseError
 
     if ONE_STATEMENT:
         break_connect_statement(monkeypatch, "1 / 0")
-    else:
+        return
 
-        def broken_insert(**values):
-            raise DatabaseError("injected")
+    def broken_insert(**values):
+        raise DatabaseError("injected")
 
-        monkeypatch.setattr(request_sql, "insert_session", broken_insert)
+    monkeypatch.setattr(request_sql, "insert_session", broken_insert)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_counts_the_attempt_as_the_general_path(monkeypatch, post_as_gateway, token):
+    _break_the_connect_write(monkeypatch)
     with CaptureQueriesContext(connection) as ctx:
         response = connect(post_as_gateway, f"ws_token={token}")[1]
     assert response.status_code == 500
@@ -151,20 +157,11 @@ def test_a_database_error_counts_the_attempt_as_the_general_path(monkeypatch, po
 def test_a_database_error_past_the_limit_is_429_as_the_general_path(
     settings, monkeypatch, client, user, post_as_gateway
 ):
-    from django.db import DatabaseError
-
     settings.WEBSOCKETS = {"rate_limit_max_attempts": 1}
     client.force_login(user)
     first = tokens.issue_token(user, client.session.session_key)
     assert connect(post_as_gateway, f"ws_token={first}")[1].status_code == 200
-    if ONE_STATEMENT:
-        break_connect_statement(monkeypatch, "1 / 0")
-    else:
-
-        def broken_insert(**values):
-            raise DatabaseError("injected")
-
-        monkeypatch.setattr(request_sql, "insert_session", broken_insert)
+    _break_the_connect_write(monkeypatch)
     second = tokens.issue_token(user, client.session.session_key)
     assert connect(post_as_gateway, f"ws_token={second}")[1].status_code == 429
     assert set(_counts().values()) == {2}
