@@ -2,6 +2,7 @@
 column list for a ``SELECT``/``RETURNING``, and ``Model.from_db`` on the values with the
 database's and the fields' converters applied, as the ORM would."""
 
+from functools import cache
 from typing import Any
 
 from django.db.models import Field, Model
@@ -15,6 +16,7 @@ def column_name(field: "Field[Any, Any]") -> str:
     return field.column
 
 
+@cache  # asked on every message and $disconnect; a model's fields do not change in a process
 def single_table(model: type[Model]) -> bool:
     """Whether every concrete field of ``model`` is a column of its own table (not so for a
     multi-table-inheritance child, whose parents' fields are in their tables: the ORM joins
