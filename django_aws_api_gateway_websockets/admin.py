@@ -6,7 +6,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .admin_actions import create_custom_domain, delete_api_gateway, sync_api_gateway
+from .admin_actions import (
+    create_api_gateway,  # noqa: F401 - the 4.x action, importable here as in 4.x (not registered: sync creates)
+    create_custom_domain,
+    delete_api_gateway,
+    sync_api_gateway,
+)
 from .models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,

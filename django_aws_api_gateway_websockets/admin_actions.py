@@ -1,7 +1,8 @@
 """Admin actions for ``ApiGateway``: each reports, per record, what really happened in AWS.
 
-``admin.py`` registers them on ``ApiGatewayAdmin``; they call the same provisioning
-functions as the management commands.
+``admin.py`` registers them on ``ApiGatewayAdmin`` (all but ``create_api_gateway``, the 4.x
+action, kept for admins that list it: the sync action creates too); they call the same
+provisioning functions as the management commands.
 """
 
 from django.contrib import admin, messages
@@ -51,6 +52,24 @@ def _run(modeladmin, request, records, function, done):
                 _("%(record)s: drift between AWS and the record: %(found)s") % {"record": record, "found": found},
                 messages.WARNING,
             )
+
+
+@admin.action(description=gettext_lazy("Create API Gateway in AWS"), permissions=["change"])
+def create_api_gateway(modeladmin, request, queryset):
+    """The 4.x action: create (or complete) the APIs not created yet; a created one gets a
+    warning pointing to the sync action, which applies changes."""
+    to_create = []
+    for record in queryset:
+        if record.api_created:
+            modeladmin.message_user(
+                request,
+                _("%(record)s: already created; use the action '%(sync)s' to apply changes.")
+                % {"record": record, "sync": _("Sync API Gateway with AWS")},
+                messages.WARNING,
+            )
+        else:
+            to_create.append(record)
+    _run(modeladmin, request, to_create, provisioning.sync_api, _("API created and deployed"))
 
 
 @admin.action(description=gettext_lazy("Sync API Gateway with AWS (create, update, deploy)"), permissions=["change"])

@@ -33,6 +33,10 @@ CREDENTIAL_SETTINGS = ("AWS_IAM_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCES
 REGION_SETTINGS = ("AWS_GATEWAY_REGION_NAME", "AWS_REGION_NAME")
 
 
+class RegionNotConfigured(ImproperlyConfigured, RuntimeError):
+    """No AWS region. A ``RuntimeError`` too: 4.x's ``get_region_name`` raised that."""
+
+
 def configured_region() -> str | None:
     """The region from settings, or ``None`` when neither setting is set."""
     for name in REGION_SETTINGS:
@@ -46,7 +50,7 @@ def get_region_name(region: str | None = None) -> str:
     """Resolve the region for a call: explicit, settings, then the boto3 session's own."""
     region = region or configured_region() or _get_session().region_name
     if not region:
-        raise ImproperlyConfigured(
+        raise RegionNotConfigured(
             "No AWS region: set AWS_GATEWAY_REGION_NAME (or AWS_REGION_NAME) in settings, "
             "or the region field of the ApiGateway record."
         )

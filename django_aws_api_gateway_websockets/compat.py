@@ -11,15 +11,95 @@ type checker only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+import warnings
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, _User  # _User: the AUTH_USER_MODEL (django-stubs)
     from django.db.models import QuerySet
 
     from .history import ChannelSendResult
-    from .models import ConnectionRateLimit, WebSocketSession
+    from .models import ConnectionRateLimit, WebSocketSession, WebSocketToken
     from .sending import SendResult
+
+PACKAGE = "django_aws_api_gateway_websockets"
+#: The release that removes what this module deprecates (CHANGELOG.md, "Deprecated").
+REMOVAL_RELEASE = "6.0"
+IN_MEMORY_BACKEND = f"{PACKAGE}.testing.InMemoryBackend"
+
+#: The 4.x module-level helpers of ``models``, now in ``aws``; ``models.__getattr__`` serves them.
+MOVED_FROM_MODELS = {
+    "get_boto3_client": (
+        # The 4.x testing docs mocked sends by patching this name: say loudly that it no longer works.
+        f" Messages are no longer sent through it: patching {PACKAGE}.models.get_boto3_client intercepts no "
+        "send, and a test that relies on it may post to AWS. Capture sends with "
+        f'{PACKAGE}.testing.ManagementAPICapture, or set WEBSOCKETS["send_backend"] = "{IN_MEMORY_BACKEND}" '
+        "in your test settings (docs/testing.md)."
+    ),
+    "get_region_name": "",
+}
+
+
+def moved_from_models(name: str) -> Any:
+    """``models.<name>`` for a 4.x helper that moved to ``aws``: the ``aws`` function, with a
+    DeprecationWarning. Called by ``models.__getattr__``, i.e. only for names ``models`` does
+    not define, and never cached in ``models``: ``unittest.mock.patch`` sets and then deletes
+    the name, which leaves the module as it was."""
+    if name not in MOVED_FROM_MODELS:
+        raise AttributeError(f"module '{PACKAGE}.models' has no attribute '{name}'")
+    warnings.warn(
+        f"{PACKAGE}.models.{name} is deprecated and will be removed in {REMOVAL_RELEASE}: "
+        f"use {PACKAGE}.aws.{name}.{MOVED_FROM_MODELS[name]}",
+        DeprecationWarning,
+        stacklevel=3,  # the import or attribute access in the caller, past models.__getattr__
+    )
+    from . import aws
+
+    return getattr(aws, name)
+
+
+#: The 4.x ``WebSocketToken`` fields (and ``pk``) ``generate_token``'s result still answers.
+TOKEN_ROW_ATTRIBUTES = frozenset({"pk", "id", "user", "user_id", "session_key", "created_at", "used"})
+
+
+def _warn_token_attribute(name: str) -> None:
+    replacement = (
+        "use the returned value, the raw token (e.g. JsonResponse({'token': token}))"
+        if name == "token"
+        else "read the row with WebSocketToken.objects.get(token=tokens.hash_token(token))"
+    )
+    warnings.warn(
+        f"WebSocketToken.generate_token() returns the raw token (a str) since 5.0; its .{name} is deprecated "
+        f"and will be removed in {REMOVAL_RELEASE}: {replacement}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class IssuedToken(str):
+    """What ``WebSocketToken.generate_token`` returns: the raw token, a ``str`` (5.x), that
+    also answers 4.x code written for the row it returned then (``token.token``,
+    ``token.user``, ...), with a DeprecationWarning. ``.token`` is the raw value, as the 4.x row
+    held it; the row now holds its SHA-256."""
+
+    _row: WebSocketToken | None
+
+    def __new__(cls, raw: str, row: WebSocketToken | None = None) -> IssuedToken:
+        issued = super().__new__(cls, raw)
+        issued._row = row
+        return issued
+
+    @property
+    def token(self) -> str:
+        _warn_token_attribute("token")
+        return str(self)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names ``str`` lacks; never for private ones (copy and pickle probe those).
+        if name in TOKEN_ROW_ATTRIBUTES:
+            _warn_token_attribute(name)
+            return getattr(self._row, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class WebSocketSessionQuerySetMethods:
@@ -63,11 +143,13 @@ class WebSocketTokenMethods:
     """The 4.x ``WebSocketToken`` classmethods (tokens.py holds the rules)."""
 
     @classmethod
-    def generate_token(cls, user: _User, session_key: str | None) -> str:
-        """Create a token; returns the raw value (shown once, to the browser)."""
-        from .tokens import issue_token
+    def generate_token(cls, user: _User, session_key: str | None) -> IssuedToken:
+        """Create a token; returns the raw value (shown once, to the browser): a ``str`` that
+        also has the 4.x row's ``.token`` (deprecated, see ``IssuedToken``)."""
+        from .tokens import create_token
 
-        return issue_token(user, session_key)
+        raw, row = create_token(user, session_key)
+        return IssuedToken(raw, row)
 
     @classmethod
     def validate_and_consume(
@@ -80,10 +162,12 @@ class WebSocketTokenMethods:
         return token.user if token else None
 
     @classmethod
-    def cleanup_expired(cls, max_age_seconds: int = 300) -> int:
-        from .tokens import cleanup_tokens
+    def cleanup_expired(cls, max_age_seconds: int = 300) -> tuple[int, dict[str, int]]:
+        """Delete used tokens and those older than ``max_age_seconds``; returns
+        ``QuerySet.delete()``'s ``(count, per model)``, as 4.x did (``n, _ = ...``)."""
+        from .tokens import delete_expired_tokens
 
-        return cleanup_tokens(max_age_seconds)
+        return delete_expired_tokens(max_age_seconds)
 
     @classmethod
     def check_rate_limit(cls, user: _User, max_tokens_per_minute: int | None = None) -> bool:
@@ -120,7 +204,9 @@ class ConnectionRateLimitMethods:
         return record_connect_attempt(ip_address, user, successful, reason)
 
     @classmethod
-    def cleanup_old_records(cls, days: int | float = 7) -> int:
-        from .ratelimit import cleanup_attempts
+    def cleanup_old_records(cls, days: int | float = 7) -> tuple[int, dict[str, int]]:
+        """Delete attempts older than ``days`` (and ended counters); returns the attempts'
+        ``QuerySet.delete()`` ``(count, per model)``, as 4.x did (``n, _ = ...``)."""
+        from .ratelimit import delete_old_attempts
 
-        return cleanup_attempts(days)
+        return delete_old_attempts(days)

@@ -4,7 +4,7 @@ token and rate-limit rules in ``tokens`` and ``ratelimit``; the methods that del
 """
 
 import secrets
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,10 +18,21 @@ from .compat import (
     WebSocketSessionMethods,
     WebSocketSessionQuerySetMethods,
     WebSocketTokenMethods,
+    moved_from_models,
 )
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import _User  # the AUTH_USER_MODEL, for django-stubs' plugin
+
+    # The 4.x helpers, now in ``aws``: typed for users' checked code; at run time ``__getattr__``.
+    from .aws import get_boto3_client as get_boto3_client
+    from .aws import get_region_name as get_region_name
+else:
+
+    def __getattr__(name: str) -> Any:
+        # Only for names not defined here: ``from .models import get_boto3_client`` (4.x) warns.
+        return moved_from_models(name)
+
 
 MAX_MESSAGE_SIZE = protocol.MAX_PAYLOAD_BYTES  # the 4.x name, which users' code imports
 

@@ -20,7 +20,8 @@ audit trail, so a flood costs a read, not a write, per request.
 ``ConnectionRateLimit`` is the audit trail the admin shows: the view writes one row per
 admitted attempt (with its outcome) after the decision and after the connect's transaction,
 with one plain ``INSERT`` (``WEBSOCKETS["rate_limit_audit"]``: ``"all"``, ``"refusals"`` or
-``"off"``). The counters never read it.
+``"off"``). The counters never read it; the 4.x ``ConnectionRateLimit.check_rate_limit``
+(``check_connect_rate``) does.
 """
 
 import logging
@@ -29,6 +30,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .conf import get_setting
@@ -281,16 +283,45 @@ def decide(counts, max_attempts):
 
 
 def check_connect_rate(ip_address, user=None, max_attempts=None, window_minutes=None):
-    """``(allowed, attempts)``: whether one more attempt is allowed now, counting nothing
-    (``ConnectionRateLimit.check_rate_limit``). The view decides with ``hit``."""
+    """``(allowed, attempts)`` as 4.1.0 answered it (``ConnectionRateLimit.check_rate_limit``),
+    counting nothing: the attempts from the IP within the last ``window_minutes``, or, when
+    those are under the limit and ``user`` is a logged-in user (or a pk), the user's attempts
+    from any address, if they reach it; ``allowed`` while under ``max_attempts``.
+
+    Attempts are read from both records, the larger count winning: the audit rows
+    (``record_connect_attempt`` writes one per call, so any window sees them, as in 4.x) and
+    this window's counters (the view's attempts, also those ``rate_limit_audit`` keeps no row
+    of). Not on the request path (the view decides with ``hit``): two reads."""
     max_attempts, window_seconds = _limits(max_attempts, window_minutes)
     if window_seconds <= 0:
         return True, 0
-    keys = counter_keys(ip_address, user, window_seconds)
+    user_id = _user_id(user)
+    keys = counter_keys(ip_address, user_id, window_seconds)
     cache = limiter_cache()
-    counts = _cache_peek(cache, keys) if cache is not None else _database_peek(keys)
-    attempts = min(max(counts), max_attempts + 1)
-    return attempts < max_attempts, attempts
+    counters = _cache_peek(cache, keys) if cache is not None else _database_peek(keys)
+    counters = [min(count, max_attempts + 1) for count in counters]  # a cache counts on past the limit
+    rows = _audit_counts(ip_address, user_id, window_seconds)
+    ip_attempts, *user_attempts = (max(pair) for pair in zip(rows, counters, strict=True))
+    if ip_attempts >= max_attempts:
+        return False, ip_attempts
+    if user_attempts and user_attempts[0] >= max_attempts:
+        return False, user_attempts[0]
+    return True, ip_attempts
+
+
+def _audit_counts(ip_address, user_id, window_seconds):
+    """The audit rows of the last ``window_seconds``: ``[from the IP]``, then ``[by the user]``
+    when ``user_id`` is given; one query."""
+    by_ip = Q(ip_address=ip_address)
+    counts = {"ip": Count("pk", filter=by_ip)}
+    matching = by_ip
+    if user_id is not None:
+        by_user = Q(user_id=user_id)
+        counts["user"] = Count("pk", filter=by_user)
+        matching |= by_user
+    since = timezone.now() - timedelta(seconds=window_seconds)
+    totals = ConnectionRateLimit.objects.filter(matching, attempt_time__gte=since).aggregate(**counts)
+    return [totals["ip"]] + ([totals["user"]] if user_id is not None else [])
 
 
 # --- the audit trail ---------------------------------------------------------------------------
@@ -362,7 +393,13 @@ def audit_attempt(ip_address, user=None, successful=False, reason="", own_savepo
 def cleanup_attempts(days=7):
     """Delete attempts older than ``days`` (and counters whose window ended); returns the
     number of attempts deleted."""
+    return delete_old_attempts(days)[0]
+
+
+def delete_old_attempts(days=7):
+    """``cleanup_attempts``, returning the attempts' ``QuerySet.delete()`` ``(count, per
+    model)`` (``ConnectionRateLimit.cleanup_old_records``, as 4.x returned it)."""
     cutoff = timezone.now() - timedelta(days=days)
-    deleted, _ = ConnectionRateLimit.objects.filter(attempt_time__lt=cutoff).delete()
+    deleted = ConnectionRateLimit.objects.filter(attempt_time__lt=cutoff).delete()
     ConnectionRateCounter.objects.filter(expires_ms__lt=_now_ms()).delete()
     return deleted

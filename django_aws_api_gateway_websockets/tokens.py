@@ -39,9 +39,14 @@ def hash_token(raw):
 
 def issue_token(user: "_User", session_key: str | None) -> str:
     """Store a new token for ``user``/``session_key``; return the raw value."""
+    return create_token(user, session_key)[0]
+
+
+def create_token(user: "_User", session_key: str | None) -> tuple[str, WebSocketToken]:
+    """``issue_token``, also returning the stored row (which holds the token's hash)."""
     raw = secrets.token_urlsafe(RAW_TOKEN_BYTES)
-    WebSocketToken.objects.create(token=hash_token(raw), user=user, session_key=hash_session_key(session_key))
-    return raw
+    row = WebSocketToken.objects.create(token=hash_token(raw), user=user, session_key=hash_session_key(session_key))
+    return raw, row
 
 
 def may_issue_token(user: "_User", max_tokens_per_minute: int | None = None) -> bool:
@@ -198,6 +203,11 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
 
 def cleanup_tokens(max_age_seconds=300):
     """Delete used tokens and tokens older than ``max_age_seconds``; returns the count."""
+    return delete_expired_tokens(max_age_seconds)[0]
+
+
+def delete_expired_tokens(max_age_seconds=300):
+    """``cleanup_tokens``, returning ``QuerySet.delete()``'s ``(count, per model)``
+    (``WebSocketToken.cleanup_expired``, as 4.x returned it)."""
     cutoff = timezone.now() - timedelta(seconds=max_age_seconds)
-    deleted, _ = WebSocketToken.objects.filter(Q(used=True) | Q(created_at__lt=cutoff)).delete()
-    return deleted
+    return WebSocketToken.objects.filter(Q(used=True) | Q(created_at__lt=cutoff)).delete()

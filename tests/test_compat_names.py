@@ -30,7 +30,10 @@ def test_token_classmethods(user):
         created_at=timezone.now() - timedelta(minutes=10)
     )
     # The used token and the ten-minute-old one go; the fresh unused one stays.
-    assert WebSocketToken.cleanup_expired(max_age_seconds=300) == 2
+    assert WebSocketToken.cleanup_expired(max_age_seconds=300) == (
+        2,
+        {"django_aws_api_gateway_websockets.WebSocketToken": 2},
+    )
     assert WebSocketToken.validate_and_consume(fresh, "session-1") == user
 
 
@@ -51,5 +54,8 @@ def test_connection_rate_limit_classmethods(user):
     # The user's attempts count from another address too.
     assert ConnectionRateLimit.check_rate_limit("10.0.0.9", user, max_attempts=2, window_minutes=1) == (False, 2)
     ConnectionRateLimit.objects.filter(ip_address="10.0.0.2").update(attempt_time=timezone.now() - timedelta(days=8))
-    assert ConnectionRateLimit.cleanup_old_records(days=7) == 1
+    assert ConnectionRateLimit.cleanup_old_records(days=7) == (
+        1,
+        {"django_aws_api_gateway_websockets.ConnectionRateLimit": 1},
+    )
     assert ConnectionRateLimit.objects.count() == 2
