@@ -95,7 +95,7 @@ class IssuedToken(str):
         return str(self)
 
     def __getattr__(self, name: str) -> Any:
-        # Only for names ``str`` lacks; never for private ones (copy and pickle probe those).
+        # Only for names ``str`` lacks; any other (copy and pickle probe private ones) is missing.
         if name in TOKEN_ROW_ATTRIBUTES:
             _warn_token_attribute(name)
             return getattr(self._row, name)
