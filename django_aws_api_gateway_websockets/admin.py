@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db import models
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -127,7 +128,13 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_on"
     actions = ["close_connections"]
 
-    @admin.action(description=_("Close selected connections"))
+    def has_close_permission(self, request):
+        """Closing a connection changes it: the model's "change" permission (a superuser has it),
+        although no one edits a connection here (``has_change_permission`` is False for all)."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description=_("Close selected connections"), permissions=["close"])
     def close_connections(self, request, queryset):
         closed = gone = 0
         for session in queryset.connected().select_related("api_gateway"):

@@ -1,5 +1,6 @@
 """Admin actions report per record what really happened in AWS (Stubber behind them)."""
 
+import botocore.client
 import pytest
 from django.contrib import admin
 from django.contrib.messages import get_messages
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django_aws_api_gateway_websockets import admin_actions
 from django_aws_api_gateway_websockets.models import ApiGateway
 
+from .test_admin import staff_with
 from .test_provisioning import API, AwsState, client, expected_sync, queue, record  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +90,101 @@ def test_delete_asks_for_confirmation_in_the_admin_then_deletes(record, client, 
     client.stubber.add_response("delete_api", {}, {"ApiId": API})
     page = admin_client.post(
         url,
+        {"action": "delete_api_gateway", "_selected_action": [record.pk], admin_actions.CONFIRM_FIELD: "yes"},
+        follow=True,
+    )
+    assert [str(m) for m in page.context["messages"]] == [
+        f"chat: deleted from AWS (delete API {API} with its routes, integrations and stages)"
+    ]
+    assert ApiGateway.objects.get().api_id == ""
+
+
+@pytest.fixture
+def aws_calls(monkeypatch):
+    """Every AWS API call made in the test (any client, stubbed or not), by operation name."""
+    calls = []
+    make_api_call = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        calls.append(operation_name)
+        return make_api_call(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return calls
+
+
+def offered(page):
+    form = page.context["action_form"]
+    return [name for name, _label in form.fields["action"].choices if name] if form else []
+
+
+ACTIONS = ["sync_api_gateway", "create_custom_domain", "delete_api_gateway"]
+
+
+def test_no_action_is_offered_to_a_view_only_staff_user(record, django_user_model):
+    viewer, _user = staff_with(django_user_model, "viewer", "view_apigateway")
+    page = viewer.get(reverse(CHANGELIST))
+    assert page.status_code == 200 and b"chat" in page.content
+    assert offered(page) == []
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_forged_action_post_by_a_view_only_user_does_nothing(record, client, aws_calls, django_user_model, action):
+    ApiGateway.objects.update(api_id=API, api_created=True)  # each action would call AWS
+    before = ApiGateway.objects.values().get()
+    viewer, _user = staff_with(django_user_model, "viewer", "view_apigateway")
+    page = viewer.post(
+        reverse(CHANGELIST),
+        {"action": action, "_selected_action": [record.pk], admin_actions.CONFIRM_FIELD: "yes"},
+        follow=True,
+    )
+    assert page.status_code == 200
+    assert b"Yes, delete from AWS" not in page.content
+    assert [str(m) for m in page.context["messages"]] == []
+    assert aws_calls == []  # nothing sent to AWS
+    assert ApiGateway.objects.values().get() == before
+
+
+@pytest.mark.parametrize(
+    "codename,expected",
+    [
+        ("change_apigateway", ["sync_api_gateway", "create_custom_domain"]),
+        ("delete_apigateway", ["delete_selected", "delete_api_gateway"]),
+    ],
+)
+def test_actions_are_offered_by_the_permission_each_needs(record, django_user_model, codename, expected):
+    staff, _user = staff_with(django_user_model, "operator", "view_apigateway", codename)
+    assert offered(staff.get(reverse(CHANGELIST))) == expected
+
+
+def test_sync_runs_for_a_staff_user_with_the_change_permission(record, client, aws_calls, django_user_model):
+    operator, _user = staff_with(django_user_model, "operator", "view_apigateway", "change_apigateway")
+    queue(client.stubber, expected_sync(record, AwsState()))
+    page = operator.post(
+        reverse(CHANGELIST), {"action": "sync_api_gateway", "_selected_action": [record.pk]}, follow=True
+    )
+    [message] = [str(m) for m in page.context["messages"]]
+    assert message.startswith("chat: in sync and deployed (create WEBSOCKET API 'chat';")
+    assert aws_calls and ApiGateway.objects.get().api_created
+
+
+def test_create_custom_domain_runs_for_a_staff_user_with_the_change_permission(record, django_user_model):
+    operator, _user = staff_with(django_user_model, "operator", "view_apigateway", "change_apigateway")
+    page = operator.post(
+        reverse(CHANGELIST), {"action": "create_custom_domain", "_selected_action": [record.pk]}, follow=True
+    )
+    assert [str(m) for m in page.context["messages"]] == [
+        f"chat: create the API first (create_api_gateway --pk {record.pk})."  # the action ran
+    ]
+
+
+def test_delete_runs_for_a_staff_user_with_the_delete_permission(record, client, django_user_model):
+    ApiGateway.objects.update(api_id=API, api_created=True)
+    operator, _user = staff_with(django_user_model, "operator", "view_apigateway", "delete_apigateway")
+    client.stubber.add_response("get_api", {"ApiId": API}, {"ApiId": API})
+    client.stubber.add_response("delete_api", {}, {"ApiId": API})
+    page = operator.post(
+        reverse(CHANGELIST),
         {"action": "delete_api_gateway", "_selected_action": [record.pk], admin_actions.CONFIRM_FIELD: "yes"},
         follow=True,
     )

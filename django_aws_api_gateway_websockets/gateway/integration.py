@@ -114,9 +114,14 @@ def build_headers(
 async def post(
     http: aiohttp.ClientSession, url: str, headers: Mapping[str, str], body: bytes, timeout: float
 ) -> IntegrationResult:
-    """POST one integration request. Django down gives 502, no answer in ``timeout`` 504."""
-    # Connect and read timeouts, not a total: time queued for a pooled connection is ours, not Django's.
-    limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+    """POST one integration request. Django down gives 502, no whole answer in ``timeout`` 504.
+
+    ``timeout`` bounds the call as a whole (connect, send, the status and every byte of the
+    body), as AWS's 29 s integration timeout does: a backend trickling bytes cannot hold it
+    longer. ``http`` must not queue requests for a pooled connection (``LocalGateway`` bounds
+    the calls in flight itself): that wait is the gateway's, it would eat into Django's time.
+    """
+    limits = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
     try:
         async with http.post(url, data=body, headers=headers, timeout=limits) as response:
             return IntegrationResult(response.status, await response.read(), CIMultiDict(response.headers))

@@ -24,6 +24,9 @@ logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
 GOING_AWAY = 1001  # what API Gateway closes with on idle timeout, max lifetime and DELETE
 # On stop, the last $disconnect calls get one integration timeout plus this.
 STOP_GRACE_SECONDS = 5
+# Integration calls in flight at once (keep-alive connections to Django); more wait their turn
+# before their integration timeout starts.
+MAX_INTEGRATIONS = 100
 
 
 REASON_MAX_CHARS = 200
@@ -80,6 +83,9 @@ class LocalGateway:
         # In-flight message integrations (kept: the loop holds weak refs).
         self._messages: set[asyncio.Future[None]] = set()
         self._stopping = False
+        # Here, not in the connector's pool: the wait for a turn must not count against the
+        # integration timeout, a total (aiohttp's counts a pool wait).
+        self._integration_slots = asyncio.Semaphore(MAX_INTEGRATIONS)
         # One byte over the payload limit: a bigger @connections body is a 413 of ours, not aiohttp's.
         self.app = web.Application(client_max_size=config.max_payload + 1)
         stage = f"/{config.stage}"
@@ -92,8 +98,9 @@ class LocalGateway:
 
     async def start(self, host: str = "127.0.0.1", port: int = 8001) -> int:
         """Listen; returns the bound port (``port=0`` picks a free one)."""
-        # Keep-alive connections to Django, like API Gateway's integration pool.
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        # Keep-alive connections to Django, like API Gateway's integration pool; at most
+        # MAX_INTEGRATIONS in use (the slots), so the connector itself never queues.
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self.runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, backlog=2048)
@@ -250,7 +257,8 @@ class LocalGateway:
         assert self.http is not None  # started
         request_id = integration.new_request_id()
         headers = integration.build_headers(self.config, conn, route_key, request_id, browser_headers)
-        result = await integration.post(self.http, url, headers, body, self.config.integration_timeout)
+        async with self._integration_slots:
+            result = await integration.post(self.http, url, headers, body, self.config.integration_timeout)
         result.request_id = request_id
         return result
 

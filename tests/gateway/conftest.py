@@ -23,6 +23,9 @@ class Answer:
     body: bytes = b""
     headers: dict = field(default_factory=dict)
     delay: float = 0
+    # (interval, duration): the head at once, then one body byte every interval for duration
+    # seconds; no read ever waits long, the answer as a whole does.
+    trickle: tuple[float, float] | None = None
 
 
 class RecordingBackend:
@@ -45,6 +48,18 @@ class RecordingBackend:
             self.arrived.notify_all()
         if answer.delay:
             await asyncio.sleep(answer.delay)
+        if answer.trickle:
+            interval, duration = answer.trickle
+            response = web.StreamResponse(status=answer.status, headers=answer.headers)
+            await response.prepare(request)
+            try:
+                for _ in range(round(duration / interval)):
+                    await response.write(b" ")
+                    await asyncio.sleep(interval)
+                await response.write_eof()
+            except ConnectionResetError:
+                pass  # the gateway gave up and hung up: what a timeout does
+            return response
         return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
     async def wait_for(self, path, count=1, timeout=5):

@@ -1,5 +1,9 @@
 """`runwsgateway` argument handling: clear errors before anything listens."""
 
+import logging
+import socket
+from io import StringIO
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -8,7 +12,13 @@ from django_aws_api_gateway_websockets.models import ApiGateway
 
 
 @pytest.mark.parametrize(
-    "option,value", [("--idle-timeout", "0"), ("--max-lifetime", "-1"), ("--management-latency-ms", "-5")]
+    "option,value",
+    [
+        ("--idle-timeout", "0"),
+        ("--max-lifetime", "-1"),
+        ("--management-latency-ms", "-5"),
+        ("--integration-timeout", "0"),
+    ],
 )
 def test_bad_numbers_are_refused(option, value):
     with pytest.raises(CommandError, match=option):
@@ -55,3 +65,24 @@ def test_an_unmigrated_database_is_a_one_line_hint(monkeypatch):
     monkeypatch.setattr(Command, "_resolve_record", staticmethod(no_table))
     with pytest.raises(CommandError, match=r"Run `manage.py migrate` first"):
         call_command("runwsgateway", "127.0.0.1:18555")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args,expected", [((), 29), (("--integration-timeout", "1.5"), 1.5)])
+def test_integration_timeout_option_reaches_the_gateway(monkeypatch, args, expected):
+    seen = []
+
+    async def serve(gateway, stop):
+        seen.append(gateway.config.integration_timeout)  # stop as soon as it has started
+
+    monkeypatch.setattr(Command, "_serve", staticmethod(serve))
+    log = logging.getLogger("django_aws_api_gateway_websockets.gateway")
+    saved = log.handlers[:], log.propagate, log.level  # the command sets the logger up for a terminal
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        call_command("runwsgateway", f"127.0.0.1:{port}", *args, stdout=StringIO(), stderr=StringIO())
+    finally:
+        log.handlers[:], log.propagate, log.level = saved
+    assert seen == [expected]

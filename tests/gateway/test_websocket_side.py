@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import time
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
@@ -9,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from django_aws_api_gateway_websockets import protocol
-from django_aws_api_gateway_websockets.gateway import Route
+from django_aws_api_gateway_websockets.gateway import Route, server
 
 from .conftest import Answer
 
@@ -159,6 +161,47 @@ async def test_integration_timeout_gives_the_timeout_frame(backend, make_gateway
         await ws.send("slow")
         frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert frame["message"] == "Endpoint request timed out"
+
+
+# A backend that trickles a byte every 0.3 s for 5 s: each read is quick, the call is not.
+TRICKLE = (0.3, 5)
+
+
+async def test_connect_timeout_is_a_total_not_per_read(backend, make_gateway):
+    gateway = await make_gateway(integration_timeout=1)
+    backend.answers["/ws/connect"] = Answer(trickle=TRICKLE)
+    started = time.monotonic()
+    with pytest.raises(InvalidStatus) as info:
+        await connect(gateway.ws_url, open_timeout=10)
+    elapsed = time.monotonic() - started
+    assert info.value.response.status_code == 504  # the handshake is refused, as AWS does
+    assert 0.9 <= elapsed < 3, elapsed
+    assert gateway.connections == {}
+
+
+async def test_message_timeout_is_a_total_not_per_read(backend, make_gateway):
+    gateway = await make_gateway(integration_timeout=1)
+    backend.answers["/ws/default"] = Answer(trickle=TRICKLE)
+    async with connect(gateway.ws_url) as ws:
+        started = time.monotonic()
+        await ws.send("slow")
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 4))
+        elapsed = time.monotonic() - started
+        (connection_id,) = gateway.connections
+    assert frame == {"message": "Endpoint request timed out", "connectionId": connection_id, "requestId": ANY}
+    assert frame["requestId"]
+    assert 0.9 <= elapsed < 3, elapsed
+
+
+async def test_waiting_for_an_integration_slot_does_not_count_against_the_timeout(backend, make_gateway, monkeypatch):
+    monkeypatch.setattr(server, "MAX_INTEGRATIONS", 1)  # the second frame waits for the first's call
+    gateway = await make_gateway(integration_timeout=1.5, default_route_two_way=True)
+    backend.answers["/ws/default"] = Answer(body=b'{"ok": true}', delay=1)
+    async with connect(gateway.ws_url) as ws:
+        await ws.send("one")
+        await ws.send("two")
+        frames = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2)]
+    assert frames == [{"ok": True}, {"ok": True}]  # 2 s after the second frame, yet 1 s of Django's
 
 
 async def test_idle_timeout_closes_with_1001_and_sends_disconnect(backend, make_gateway):

@@ -116,3 +116,23 @@ def test_the_page_and_its_data_are_for_staff_only(client, django_user_model):
     assert page.status_code == 200 and b"chart-open" in page.content and b"uPlot.iife.min.js" in page.content
     data = client.get(url + "data/").json()
     assert set(data) >= {"minutes", "open", "events", "sends", "rejected", "totals"}
+
+
+def test_the_operations_page_has_no_action_a_forged_post_could_run(client, django_user_model):
+    """The dashboard is read-only for every staff user: Django's delete action is not there,
+    and a forged POST of it deletes no counter."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from django_aws_api_gateway_websockets.operations.models import MinuteCounter
+
+    row = MinuteCounter.objects.create(minute=timezone.now(), metric="connect", count=3)
+    staff = django_user_model.objects.create_superuser("dora", password="pw")
+    request = RequestFactory().get("/admin/")
+    request.user = staff
+    assert admin.site._registry[MinuteCounter].get_actions(request) == {}
+    client.force_login(staff)
+    url = "/admin/aws_websockets_operations/minutecounter/"
+    response = client.post(url, {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
+    assert response.status_code == 200
+    assert MinuteCounter.objects.filter(pk=row.pk).exists()

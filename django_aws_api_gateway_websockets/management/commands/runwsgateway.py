@@ -64,6 +64,12 @@ class Command(BaseCommand):
             help="Seconds (default 7200, as AWS).",
         )
         parser.add_argument(
+            "--integration-timeout",
+            type=seconds,
+            default=protocol.INTEGRATION_TIMEOUT_SECONDS,
+            help="Seconds for a whole integration call to Django (default 29, as AWS).",
+        )
+        parser.add_argument(
             "--two-way", action="store_true", help="Send Django's response to every message back to the sender."
         )
 
@@ -92,6 +98,7 @@ class Command(BaseCommand):
                 management_latency_ms=options["management_latency_ms"],
                 idle_timeout=options["idle_timeout"],
                 max_lifetime=options["max_lifetime"],
+                integration_timeout=options["integration_timeout"],
                 two_way=options["two_way"],
             )
         except ValueError as exc:
