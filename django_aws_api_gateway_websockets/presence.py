@@ -24,8 +24,8 @@ never raised (``history.after_commit``).
 """
 
 import json
-from datetime import timedelta
 from collections.abc import Collection
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,7 +39,6 @@ from django.utils import timezone
 from . import protocol
 from .history import after_commit
 from .models import ApiGateway, WebSocketSession
-
 
 #: A member page lists at most this many users (fewer when their names would not fit a frame).
 PAGE_MAX_USERS = 1000
@@ -110,11 +109,11 @@ def presence_page(
     candidates = list(rows.order_by("user_id").values_list("user_id", _username_field()).distinct()[: limit + 1])
     more = len(candidates) > limit
     del candidates[limit:]
-    page = {"channel": channel, "users": [], "next": None, **counts(channel, gateway_ids)}
+    page: dict[str, Any] = {"channel": channel, "users": [], "next": None, **counts(channel, gateway_ids)}
     # The frame without users, with the longest cursor this page could end on.
     budget = protocol.MAX_FRAME_BYTES - _encoded_size({"type": "presence", "event": "members", **page})
     budget -= max((_encoded_size(pk) for pk, _ in candidates), default=0)
-    users = []
+    users: list[dict[str, Any]] = []
     for pk, username in candidates:
         entry = {"id": pk, "username": _name(username)}
         size = _encoded_size(entry) + (1 if users else 0)  # the comma

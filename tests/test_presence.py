@@ -55,6 +55,10 @@ def call(client, gateway, path, connection_id, *, route="default", body=None, qu
     return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
 
 
+def move(client, gateway, connection_id, channel):
+    return call(client, gateway, "/history/", connection_id, body={"handler": "change_channel", "channel": channel})
+
+
 def crowd(gateway, django_user_model, channel="room-1", n=BIG_CHANNEL):
     """``n`` users with long names, each with a live connection in ``channel``."""
     password = make_password(None)
@@ -91,8 +95,8 @@ def test_join_switch_and_leave_in_a_big_channel_answer_200_with_frames_within_32
     client.force_login(django_user_model.objects.create_user("newcomer-" + "n" * 140))
     me = new_connection_id()
     assert call(client, members_gateway, "/history/", me, route="connect", query="channel=room-1").status_code == 200
-    assert call(client, members_gateway, "/history/", me, body={"handler": "change_channel", "channel": "room-2"}).status_code == 200
-    assert call(client, members_gateway, "/history/", me, body={"handler": "change_channel", "channel": "room-1"}).status_code == 200
+    assert move(client, members_gateway, me, "room-2").status_code == 200
+    assert move(client, members_gateway, me, "room-1").status_code == 200
     assert call(client, members_gateway, "/history/", me, route="disconnect").status_code == 200
     assert not WebSocketSession.objects.get(connection_id=me).connected
     frames = presence_frames(capture)
@@ -203,7 +207,7 @@ def test_a_failing_presence_send_after_the_commit_keeps_the_answer_and_the_row(
         me = new_connection_id()
         with caplog.at_level(logging.ERROR):
             connected = call(client, members_gateway, "/history/", me, route="connect", query="channel=room-1")
-            moved = call(client, members_gateway, "/history/", me, body={"handler": "change_channel", "channel": "room-2"})
+            moved = move(client, members_gateway, me, "room-2")
             row = WebSocketSession.objects.get(connection_id=me)
             assert (row.connected, row.channel_name) == (True, "room-2")
             left = call(client, members_gateway, "/history/", me, route="disconnect")
@@ -235,8 +239,8 @@ def test_presence_reaches_only_sockets_of_gateways_that_broadcast_it(
     client.force_login(user)
     me = new_connection_id()
     assert call(client, members_gateway, "/history/", me, route="connect", query="channel=lobby").status_code == 200
-    assert call(client, members_gateway, "/history/", me, body={"handler": "change_channel", "channel": "hall"}).status_code == 200
-    assert call(client, members_gateway, "/history/", me, body={"handler": "change_channel", "channel": "lobby"}).status_code == 200
+    assert move(client, members_gateway, me, "hall").status_code == 200
+    assert move(client, members_gateway, me, "lobby").status_code == 200
     assert call(client, members_gateway, "/history/", me, route="disconnect").status_code == 200
     assert [(m["event"], m["user"]["username"]) for m in capture.sent_to(member.connection_id)] == [
         ("join", "alice"),
