@@ -256,3 +256,24 @@ def test_presence_reaches_only_sockets_of_gateways_that_broadcast_it(
     WebSocketSession.objects.in_channel("lobby").send_message({"type": "chat"})
     assert [m.get("event") for m in capture.sent_to(member.connection_id)] == [None, "leave"]
     assert capture.sent_to(public.connection_id) == [{"type": "chat"}]
+
+
+def test_a_views_own_presence_handler_stays_its_own():
+    from django_aws_api_gateway_websockets.views import WebSocketView, handler
+
+    class OwnPresence(WebSocketView):  # as the demo's view: its own handler, no BROADCAST_PRESENCE
+        @handler
+        def presence(self, request, *args, **kwargs):
+            return {"type": "mine"}
+
+    class Listed(WebSocketView):
+        ALLOWED_HANDLERS = ["ping"]
+        BROADCAST_PRESENCE = True
+
+    class Broadcasting(WebSocketView):
+        BROADCAST_PRESENCE = True
+
+    assert "presence" in OwnPresence.get_allowed_handlers()
+    assert "presence" not in WebSocketView.get_allowed_handlers()
+    assert "presence" not in Listed.get_allowed_handlers()  # ALLOWED_HANDLERS: exactly those
+    assert "presence" in Broadcasting.get_allowed_handlers()
