@@ -6,7 +6,7 @@ expose. Three ways to say it, checked in this order:
 1. ``ALLOWED_HANDLERS = ["name", ...]`` on the view: exactly those (plus
    ``ADDITIONAL_ALLOWED_HANDLERS``).
 2. ``@handler`` on methods: those, plus ``default`` and the built-ins ``change_channel``,
-   ``ping`` and ``resume``.
+   ``ping`` and ``resume`` (and ``presence`` on views with ``BROADCAST_PRESENCE``).
 3. Neither (the 4.x way, kept working): every public method defined on the subclasses whose
    first parameter is named ``request`` — the documented handler signature — plus the
    built-ins. ``manage.py check`` warns (``aws_websockets.W005``) about views that rely on it.
@@ -25,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 HANDLER_MARK = "websocket_handler"
 BUILTIN_HANDLERS = frozenset({"change_channel", "ping", "resume"})
+#: A built-in of views with ``BROADCAST_PRESENCE`` only (the channel's members, by pages): on
+#: other views the name stays the project's (or reaches ``default``), as before.
+PRESENCE_HANDLER = "presence"
 
 
 def handler(method: F) -> F:
@@ -70,8 +73,10 @@ def allowed_handlers(view_class: Any, base_class: type) -> tuple[frozenset[str],
     else:
         implicit = {name for name, function in own.items() if _has_handler_signature(function)}
         names = implicit | BUILTIN_HANDLERS | {"default"}
+    if not view_class.ALLOWED_HANDLERS and getattr(view_class, "BROADCAST_PRESENCE", False):
+        names.add(PRESENCE_HANDLER)
     names.update(view_class.ADDITIONAL_ALLOWED_HANDLERS)
-    plumbing = (set(dir(base_class)) - BUILTIN_HANDLERS - {"default"}) | set(View.http_method_names)
+    plumbing = (set(dir(base_class)) - BUILTIN_HANDLERS - {"default", PRESENCE_HANDLER}) | set(View.http_method_names)
     allowed = frozenset(
         name
         for name in names

@@ -189,10 +189,28 @@ def _send(sessions, stream, data, wire_stream):
     db = router.db_for_write(ChannelMessage)
     if in_transaction(db):
         # Inside the caller's transaction: send once it commits (never a message that may roll back).
-        transaction.on_commit(lambda: send_to_sessions(sessions, payload), using=db)
+        after_commit(lambda: send_to_sessions(sessions, payload), db, "A channel send")
     else:
         outcome.result = send_to_sessions(sessions, payload)
     return outcome
+
+
+def after_commit(func, db, what):
+    """Run ``func`` once the transaction on ``db`` commits (at once outside one). A failure
+    then is logged and swallowed: what committed stays done, and a request that committed
+    must not answer 500 (API Gateway would refuse a connect whose row is stored) because a
+    send that follows it failed."""
+
+    def run():
+        try:
+            func()
+        except Exception:
+            logger.exception("%s failed after the commit", what)
+
+    if in_transaction(db):
+        transaction.on_commit(run, using=db)
+    else:
+        run()
 
 
 def in_transaction(db):
@@ -352,7 +370,7 @@ def resume_session(session, channel=None, after=None, user_after=None, *, channe
 
     db = router.db_for_write(ChannelMessage)
     if in_transaction(db):
-        transaction.on_commit(post, using=db)
+        after_commit(post, db, "A resume")
     else:
         post()
     return answer

@@ -9,27 +9,42 @@ Views with ``BROADCAST_PRESENCE = True`` announce joins and leaves to the channe
 connect/disconnect/``change_channel`` commits::
 
     {"type": "presence", "event": "join", "channel": "room-1", "user": {"id": 3, "username": "bob"},
-     "users": [{"id": 3, "username": "bob"}, ...], "anonymous": 2, "connections": 5}
+     "user_count": 41, "anonymous": 2, "connections": 45}
 
 (``user`` is ``null`` for an anonymous connection; ``event`` is ``"sync"`` when the cleanup
-reconciled stale rows.) A send that finds connections gone (410) announces their ``leave`` too
-(``leaving`` / ``announce_leaves``, called where sending.py marks them): the view behind their
-gateway decides, as on ``$disconnect``. Presence events are state, not history: they carry no
-sequence number and are not replayed; a client that reconnects asks for ``presence`` again.
+reconciled stale rows.) An event names the member who changed and the counts, never the whole
+list, so it fits one frame in a channel of any size; the list comes by pages (``presence_page``,
+the built-in ``presence`` handler of such views: ``event`` ``"members"`` and a ``next`` cursor).
+Only connections of gateways whose view broadcasts presence receive events
+(``presence_gateway_ids``). A send that finds connections gone (410) announces their ``leave``
+too (``leaving`` / ``announce_leaves``, called where sending.py marks them). Presence events are
+state, not history: they carry no sequence number and are not replayed; a client that
+reconnects asks for the member list again. A failing announcement after the commit is logged,
+never raised (``history.after_commit``).
 """
 
+import json
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
-from django.db import router, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import router
+from django.db.models import Count, Q
 from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, get_script_prefix, resolve
 from django.utils import timezone
 
 from . import protocol
-from .history import in_transaction
-from .models import WebSocketSession
+from .history import after_commit
+from .models import ApiGateway, WebSocketSession
+
+#: A member page lists at most this many users (fewer when their names would not fit a frame).
+PAGE_MAX_USERS = 1000
+#: Names are cut to this many characters in presence frames: a frame's size must not depend on
+#: how long a custom user model lets a name be (JSON escapes make a character up to 12 bytes).
+USERNAME_MAX_CHARS = 256
 
 
 def live_sessions(channel=None):
@@ -40,12 +55,16 @@ def live_sessions(channel=None):
     return rows if channel is None else rows.filter(channel_name=channel)
 
 
+def _username_field():
+    return f"user__{get_user_model().USERNAME_FIELD}"
+
+
 def presence(channel: str) -> dict[str, Any]:
     """``{"channel", "users": [{"id", "username"}] (distinct, by username), "anonymous": n,
-    "connections": n}`` for the channel's live connections (one query)."""
-    username_field = f"user__{get_user_model().USERNAME_FIELD}"
+    "connections": n}`` for the channel's live connections (one query). Every member: for
+    server-side use; to send the list, send it by pages (``presence_page``)."""
     users, anonymous, connections = {}, 0, 0
-    for user_id, username in live_sessions(channel).values_list("user_id", username_field):
+    for user_id, username in live_sessions(channel).values_list("user_id", _username_field()):
         connections += 1
         if user_id is None:
             anonymous += 1
@@ -55,31 +74,101 @@ def presence(channel: str) -> dict[str, Any]:
     return {"channel": channel, "users": listed, "anonymous": anonymous, "connections": connections}
 
 
+def _on_gateways(rows, gateway_ids):
+    return rows if gateway_ids is None else rows.filter(api_gateway_id__in=gateway_ids)
+
+
+def counts(channel: str, gateway_ids: Collection[int] | None = None) -> dict[str, int]:
+    """``{"user_count": distinct signed-in users, "anonymous": n, "connections": n}`` (one
+    query), of the connections through ``gateway_ids`` when given."""
+    found = _on_gateways(live_sessions(channel), gateway_ids).aggregate(
+        user_count=Count("user", distinct=True),
+        anonymous=Count("pk", filter=Q(user__isnull=True)),
+        connections=Count("pk"),
+    )
+    return {key: found[key] or 0 for key in ("user_count", "anonymous", "connections")}
+
+
+def _encoded_size(value):
+    """Bytes of ``value`` as sending.encode_message writes it."""
+    return len(json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":")))  # ASCII: escapes, not UTF-8
+
+
+def presence_page(
+    channel: str, after: Any = None, limit: int = PAGE_MAX_USERS, gateway_ids: Collection[int] | None = None
+) -> dict[str, Any]:
+    """One page of ``channel``'s members: ``{"channel", "users": [{"id", "username"}] (by id,
+    after the user pk ``after``), "next": the ``after`` of the next page or None, "user_count",
+    "anonymous", "connections"}``. At most ``limit`` users (``PAGE_MAX_USERS`` at most), and
+    only as many as fit one frame (``protocol.MAX_FRAME_BYTES``) as the ``presence`` handler
+    sends it. Of the connections through ``gateway_ids`` when given. Two queries."""
+    limit = max(1, min(limit, PAGE_MAX_USERS))
+    rows = _on_gateways(live_sessions(channel), gateway_ids).filter(user__isnull=False)
+    if after is not None:
+        rows = rows.filter(user_id__gt=after)
+    candidates = list(rows.order_by("user_id").values_list("user_id", _username_field()).distinct()[: limit + 1])
+    more = len(candidates) > limit
+    del candidates[limit:]
+    page: dict[str, Any] = {"channel": channel, "users": [], "next": None, **counts(channel, gateway_ids)}
+    # The frame without users, with the longest cursor this page could end on.
+    budget = protocol.MAX_FRAME_BYTES - _encoded_size({"type": "presence", "event": "members", **page})
+    budget -= max((_encoded_size(pk) for pk, _ in candidates), default=0)
+    users: list[dict[str, Any]] = []
+    for pk, username in candidates:
+        entry = {"id": pk, "username": _name(username)}
+        size = _encoded_size(entry) + (1 if users else 0)  # the comma
+        if size > budget:
+            more = True
+            break
+        budget -= size
+        users.append(entry)
+    page["users"] = users
+    page["next"] = users[-1]["id"] if more and users else None
+    return page
+
+
+def _name(username):
+    return ("" if username is None else str(username))[:USERNAME_MAX_CHARS]
+
+
 def _user_info(session):
     if session.user_id is None:
         return None
     user = session.user
-    return {"id": session.user_id, "username": user.get_username() if user is not None else ""}
+    return {"id": session.user_id, "username": _name(user.get_username()) if user is not None else ""}
 
 
 def announce(channel, event, session=None, exclude=None):
-    """Send a presence event to ``channel``'s live connections (but ``exclude``, a row pk)."""
+    """Send a presence event to ``channel``'s live connections (but ``exclude``, a row pk) of
+    the gateways that broadcast presence (``presence_gateway_ids``). The event names the member
+    who changed and the counts, never the list: it fits a frame whatever the channel's size."""
     from .sending import send_to_sessions
 
     if not channel:
         return None
-    message = {"type": "presence", "event": event, "user": _user_info(session) if session is not None else None}
-    message.update(presence(channel))
-    targets = live_sessions(channel)
+    gateway_ids = channel_presence_gateway_ids(channel)
+    if not gateway_ids:
+        return send_to_sessions([], {})  # an empty result, nothing sent
+    targets = live_sessions(channel).filter(api_gateway_id__in=gateway_ids)
     if exclude is not None:
         targets = targets.exclude(pk=exclude)
+    message = {
+        "type": "presence",
+        "event": event,
+        "channel": channel,
+        "user": _user_info(session) if session is not None else None,
+        **counts(channel, gateway_ids),
+    }
     return send_to_sessions(targets, message)
 
 
 def announce_on_commit(channel, event, session=None, exclude=None):
-    """``announce`` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(
-        lambda: announce(channel, event, session, exclude), using=router.db_for_write(WebSocketSession)
+    """``announce`` once the current transaction commits (at once outside one); a failure then
+    is logged, not raised (the request that committed still succeeds)."""
+    after_commit(
+        lambda: announce(channel, event, session, exclude),
+        router.db_for_write(WebSocketSession),
+        "A presence announcement",
     )
 
 
@@ -136,6 +225,22 @@ def gateway_broadcasts_presence(gateway):
     return len(candidates) == 1 and bool(candidates.pop().BROADCAST_PRESENCE)
 
 
+def presence_gateway_ids(gateways) -> set[int]:
+    """The pks of ``gateways`` (ApiGateway records) whose view broadcasts presence
+    (``gateway_broadcasts_presence``): the only connections presence events may reach, whether a
+    join, a leave or a send that found connections gone announces it; another API's sockets
+    sharing a channel name hear nothing. No query unless a served view has BROADCAST_PRESENCE."""
+    if not any(view.BROADCAST_PRESENCE for view in _served_websocket_views()):
+        return set()
+    return {gateway.pk for gateway in gateways if gateway is not None and gateway_broadcasts_presence(gateway)}
+
+
+def channel_presence_gateway_ids(channel: str) -> set[int]:
+    """``presence_gateway_ids`` of the gateways with live connections in ``channel`` (one query,
+    none unless a served view has ``BROADCAST_PRESENCE``)."""
+    return presence_gateway_ids(ApiGateway.objects.filter(pk__in=live_sessions(channel).values("api_gateway_id")))
+
+
 def leaving(pks: list[int]) -> list[WebSocketSession]:
     """The rows among ``pks`` (about to be marked gone) that are still connected, in a channel,
     behind a view that broadcasts presence: what ``announce_leaves`` announces. Read before the
@@ -150,20 +255,15 @@ def leaving(pks: list[int]) -> list[WebSocketSession]:
             .exclude(channel_name="")
             .select_related("api_gateway", "user")
         )
-    decided: dict[int | None, bool] = {}
-    kept = []
-    for row in rows:
-        if row.api_gateway_id not in decided:
-            decided[row.api_gateway_id] = row.api_gateway is not None and gateway_broadcasts_presence(row.api_gateway)
-        if decided[row.api_gateway_id]:
-            kept.append(row)
-    return kept
+    broadcasting = presence_gateway_ids({row.api_gateway_id: row.api_gateway for row in rows}.values())
+    return [row for row in rows if row.api_gateway_id in broadcasting]
 
 
 def announce_leaves(rows: list[WebSocketSession]) -> None:
     """Announce, once the transaction commits, that ``rows`` (from ``leaving``) left their
     channels: one ``leave`` per channel and user, as ``$disconnect`` does (a channel that lost
-    more than ``LEAVE_EVENTS_PER_CHANNEL`` of them: one ``sync``)."""
+    more than ``LEAVE_EVENTS_PER_CHANNEL`` of them: one ``sync``). A failure is logged, not
+    raised: the send that found them gone has done its work."""
     by_channel: dict[str, dict[int | None, WebSocketSession]] = {}
     for row in rows:
         by_channel.setdefault(row.channel_name, {}).setdefault(row.user_id, row)
@@ -180,8 +280,4 @@ def announce_leaves(rows: list[WebSocketSession]) -> None:
         for channel, event, row in events:
             announce(channel, event, row)
 
-    db = router.db_for_write(WebSocketSession)
-    if in_transaction(db):
-        transaction.on_commit(send, using=db)
-    else:
-        send()
+    after_commit(send, router.db_for_write(WebSocketSession), "A presence announcement")

@@ -115,6 +115,7 @@ def new_connection_id() -> str:
 
 # AWS's limits.
 MAX_PAYLOAD_BYTES = 128 * 1024
+MAX_FRAME_BYTES = 32 * 1024  # one WebSocket frame: a message that must never need splitting stays below
 # JSON nested deeper than this is hostile: far above any real message, far below what exhausts
 # the stack when code walks it (json.dumps recurses). Whether the parser itself gives up first
 # depends on the Python version (3.13's gives up much later), so the limit is checked explicitly.

@@ -697,6 +697,39 @@ class WebSocketView(View):
         return {"type": "resumed", "streams": streams}
 
     @handler
+    def presence(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
+        """Built-in of views with ``BROADCAST_PRESENCE``: ``{"handler": "presence", "channel":
+        "<this connection's channel>", "after": <the last page's "next">}`` (both optional):
+        posts one page of the channel's members, ``{"type": "presence", "event": "members",
+        "channel", "users", "next", "user_count", "anonymous", "connections"}``, within one
+        frame; ``next`` is ``null`` on the last page (docs/history.md). Other views: ``default``."""
+        if not self.BROADCAST_PRESENCE:
+            return self.default(request, *args, **kwargs)
+        channel = self.websocket_session.channel_name
+        if self.body.get("channel", channel) != channel:
+            raise Rejection(409, "presence names another channel than this connection's.", signals.REASON_CHANNEL)
+        if not channel:
+            raise Rejection(400, "This connection has no channel.", signals.REASON_CHANNEL)
+        after = self.body.get("after")
+        if after is not None:
+            try:
+                if type(after) not in (int, str):
+                    raise ValidationError("not a cursor")
+                after = get_user_model()._meta.pk.to_python(after)
+                if isinstance(after, int) and not -(2**63) <= after < 2**63:  # no column holds it: a 500
+                    raise ValidationError("out of range")
+            except (ValidationError, TypeError, ValueError):
+                raise Rejection(400, "after must be the next of a previous page.") from None
+        page = {
+            "type": "presence",
+            "event": "members",
+            **presence.presence_page(channel, after, gateway_ids=presence.channel_presence_gateway_ids(channel)),
+        }
+        session = self.websocket_session
+        history.after_commit(lambda: session.send_message(page), router.db_for_write(WebSocketSession), "A member page")
+        return page
+
+    @handler
     def ping(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Built-in heartbeat (keeps API Gateway's 10-minute idle timer from firing)."""
         return {"type": "pong"}

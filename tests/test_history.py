@@ -294,20 +294,24 @@ def test_presence_counts_users_once_and_anonymous_and_skips_dead_rows(gateway, u
 
 
 @pytest.mark.django_db
-def test_broadcast_presence_on_connect_change_channel_and_disconnect(post, gateway, capture):
-    watcher = make_session(gateway)
+def test_broadcast_presence_on_connect_change_channel_and_disconnect(post, presence_gateway, capture):
+    def as_presence_gateway(connection_id, **kwargs):
+        headers = integration_headers(presence_gateway, connection_id, route=kwargs.get("route", "default"))
+        return post("/history/", connection_id, headers=headers, **kwargs)
+
+    watcher = make_session(presence_gateway)
     newcomer = new_connection_id()
-    assert post("/history/", newcomer, route="connect", query="channel=room-1").status_code == 200
+    assert as_presence_gateway(newcomer, route="connect", query="channel=room-1").status_code == 200
     join = capture.sent_to(watcher.connection_id)[-1]
     assert (join["type"], join["event"], join["user"], join["anonymous"]) == ("presence", "join", None, 2)
     assert capture.sent_to(newcomer) == []  # never posted to during its own $connect
     capture.clear()
-    assert post("/history/", newcomer, body={"handler": "change_channel", "channel": "room-2"}).status_code == 200
+    assert as_presence_gateway(newcomer, body={"handler": "change_channel", "channel": "room-2"}).status_code == 200
     leave = capture.sent_to(watcher.connection_id)
     assert [(m["event"], m["connections"]) for m in leave] == [("leave", 1)]
     assert [(m["event"], m["channel"]) for m in capture.sent_to(newcomer)] == [("join", "room-2")]
     capture.clear()
-    post("/history/", watcher.connection_id, route="disconnect")
+    as_presence_gateway(watcher.connection_id, route="disconnect")
     assert [(m["event"], m["connections"]) for m in capture.sent_to(newcomer)] == []  # another channel
     assert presence.presence("room-1")["connections"] == 0
 
@@ -320,13 +324,14 @@ def test_no_presence_broadcast_unless_the_view_asks(post, gateway, capture):
 
 
 @pytest.mark.django_db
-def test_stale_cleanup_reconciles_presence(gateway, user, capture, settings):
+def test_stale_cleanup_reconciles_presence(presence_gateway, user, capture, settings):
     settings.WEBSOCKETS = {"presence_cleanup_broadcast": True}
-    alive = make_session(gateway)
-    dead = make_session(gateway, user=user)
+    alive = make_session(presence_gateway)
+    dead = make_session(presence_gateway, user=user)
     WebSocketSession.objects.filter(pk=dead.pk).update(created_on=timezone.now() - timedelta(hours=3))
     call_command("clearWebSocketSessions", "--stale", stdout=io.StringIO())
-    assert [(m["event"], m["users"], m["anonymous"]) for m in capture.sent_to(alive.connection_id)] == [("sync", [], 1)]
+    synced = [(m["event"], m["user_count"], m["anonymous"]) for m in capture.sent_to(alive.connection_id)]
+    assert synced == [("sync", 0, 1)]
 
 
 @pytest.fixture
@@ -353,7 +358,8 @@ def test_a_send_that_finds_a_connection_gone_announces_its_leave(post, presence_
     chat, leave = capture.sent_to(watcher.connection_id)
     assert chat["seq"] == 1
     assert (leave["type"], leave["event"], leave["channel"]) == ("presence", "leave", "room-1")
-    assert (leave["user"], leave["users"], leave["connections"]) == ({"id": user.pk, "username": "alice"}, [], 1)
+    assert (leave["user"], leave["user_count"], leave["connections"]) == ({"id": user.pk, "username": "alice"}, 0, 1)
+    assert "users" not in leave  # the member who changed and the counts, never the list
     assert capture.sent_to(elsewhere.connection_id) == []
     assert capture.sent_to(dead.connection_id) == []
     # API Gateway's $disconnect for it arrives later: the leave is not announced twice.
