@@ -173,7 +173,7 @@ def check_legacy_view_api(app_configs, **kwargs):
     from .views import LEGACY_ATTRIBUTE_REASONS, LEGACY_HOOKS, LEGACY_REMOVAL_RELEASE, WebSocketView
 
     messages = []
-    seen = set()
+    seen: set[tuple[object, ...]] = set()  # a view served by several patterns is named once
     for view, initkwargs in _served_view_kwargs():
         for name, reason in LEGACY_ATTRIBUTE_REASONS.items():
             where = None

@@ -29,7 +29,15 @@ from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
 from django.db import IntegrityError, router, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    HttpResponseForbidden,
+    JsonResponse,
+    UnreadablePostError,
+)
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -135,8 +143,9 @@ LEGACY_HOOKS: dict[str, str] = {
 LEGACY_REMOVAL_RELEASE = "6.0"
 
 
-def _legacy_hook(name, status, message):
-    """A 4.x response hook 5.x never calls: callable through super(), with a warning."""
+def _legacy_hook(name, response_class, message):
+    """A 4.x response hook 5.x never calls: callable through super() (with a warning), it
+    answers what 4.x answered (plain text). ``message`` may use the view's attributes."""
 
     def hook(self, request, *args, **kwargs):
         warnings.warn(
@@ -145,7 +154,7 @@ def _legacy_hook(name, status, message):
             DeprecationWarning,
             stacklevel=2,
         )
-        return JsonResponse({"error": message}, status=status)
+        return response_class(message.format(view=self))
 
     hook.__name__, hook.__qualname__ = name, f"WebSocketView.{name}"
     hook.__doc__ = f"Deprecated 4.x hook, never called: {LEGACY_HOOKS[name]} (check W061)."
@@ -193,6 +202,11 @@ class WebSocketView(View):
     api_gateway: ApiGateway = None  # type: ignore[assignment]
     websocket_session: WebSocketSession = None  # type: ignore[assignment]
     connection_id: str = ""
+    # self.body's state (the body property): parsed value, the refusal parsing met, and
+    # whether _read_body already checked the framing.
+    _body: dict[str, Any] | None = None
+    _body_error: Rejection | None = None
+    _body_read: bool = False
 
     # 4.x attributes kept so 4.x subclasses and ``as_view(debug=True)`` still load; they have
     # no effect (the gateway secret replaced the header checks, protocol.py validates channel
@@ -212,27 +226,21 @@ class WebSocketView(View):
 
     # --- dispatch -------------------------------------------------------------------
 
-    def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
-        super().setup(request, *args, **kwargs)
-        # self.body is parsed on first use (4.x parsed it here): a dispatch() or setup()
-        # override may read it before super().dispatch(), and the request path parses once.
-        self._body = None
-        self._body_error = None
-        self._body_read = False
-
     @property
     def body(self) -> dict[str, Any]:
-        """The request's JSON object (``{}`` when the body is empty), parsed on first use.
+        """The request's JSON object (``{}`` when the body is empty), parsed on first use:
+        4.x parsed it in ``setup()``, so ``setup()`` and ``dispatch()`` overrides may read it
+        before ``super().dispatch()``; the request path parses it once.
 
         Malformed input reads as ``{}`` here; the request path then answers it with its 4xx
         (a message: 400; oversized: 413), so reading ``self.body`` early never makes a 500."""
-        body = self.__dict__.get("_body")
+        body = self._body
         if body is None:
             request = getattr(self, "request", None)
             if request is None:  # the view was not set up (a unit test calling a method)
                 return {}
             try:
-                if not self.__dict__.get("_body_read"):
+                if not self._body_read:
                     self._read_body(request)
                 body = self._parse_body(request)
             except Rejection as rejection:
@@ -652,12 +660,18 @@ class WebSocketView(View):
         (``None``, a 2xx) is answered with this 403: the request stays refused."""
         return JsonResponse({"error": "Permission denied."}, status=403)
 
-    missing_headers = _legacy_hook("missing_headers", 400, "Invalid request headers.")
-    invalid_useragent = _legacy_hook("invalid_useragent", 400, "Unexpected User-Agent.")
-    handler_selection_key_missing = _legacy_hook("handler_selection_key_missing", 400, "Invalid request format.")
-    route_selection_key_missing = _legacy_hook("route_selection_key_missing", 400, "Invalid request format.")
-    session_not_found = _legacy_hook("session_not_found", 404, "Unknown connection.")
-    invalid_gateway_secret = _legacy_hook("invalid_gateway_secret", 403, "Invalid gateway secret.")
+    missing_headers = _legacy_hook("missing_headers", HttpResponseBadRequest, "Invalid request headers")
+    invalid_useragent = _legacy_hook("invalid_useragent", HttpResponseBadRequest, "Unexpected Useragent")
+    handler_selection_key_missing = _legacy_hook(
+        "handler_selection_key_missing", HttpResponseBadRequest, "Invalid request format (1)"
+    )
+    route_selection_key_missing = _legacy_hook(
+        "route_selection_key_missing",
+        HttpResponseBadRequest,
+        "route_select_key {view.route_selection_key} missing from request body.",
+    )
+    session_not_found = _legacy_hook("session_not_found", HttpResponseBadRequest, "Invalid connection ID")
+    invalid_gateway_secret = _legacy_hook("invalid_gateway_secret", HttpResponseForbidden, "Invalid request")
 
     # --- messages -------------------------------------------------------------------
 
@@ -670,7 +684,7 @@ class WebSocketView(View):
             login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
             raise Rejection(410, "Connection is closed: the login that opened it has ended.")
         _ = self.body  # parsed once, here or earlier by an override that read it
-        if getattr(self, "_body_error", None) is not None:
+        if self._body_error is not None:
             raise self._body_error
         handler_name = self.get_handler_name()
         if not self.has_required_permissions(request):
