@@ -120,6 +120,9 @@ class OldHooksView(WebSocketView):
     def invalid_useragent(self, request, *args, **kwargs):
         return HttpResponseBadRequest("bad agent")
 
+    def permission_denied(self, request, *args, **kwargs):
+        return HttpResponseForbidden("no")
+
     def default(self, request, *args, **kwargs):
         return {"type": "default"}
 
@@ -298,7 +301,8 @@ def test_4x_hook_overrides_are_never_handlers(post_as_gateway, gateway, name):
     session = session_for(gateway)
     response = message(post_as_gateway, session, {"handler": name}, "/oldhooks/")
     assert response.json() == {"type": "default"}
-    assert name not in FourXChatView.get_allowed_handlers()
+    assert name not in OldHooksView.get_allowed_handlers()
+    assert OldHooksView.implicit_handlers() == frozenset()  # W005 has nothing to report either
 
 
 # --- 8. has_any_permission without permissions_required ------------------------------------------
