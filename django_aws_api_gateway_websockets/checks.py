@@ -143,6 +143,69 @@ def check_handler_exposure(app_configs, **kwargs):
     return messages
 
 
+def _served_view_kwargs(resolver=None):
+    """``(view class, as_view() arguments)`` of every URL pattern serving a ``WebSocketView``."""
+    from .views import WebSocketView
+
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from _served_view_kwargs(entry)
+        elif isinstance(entry, URLPattern):
+            view_class = getattr(entry.callback, "view_class", None)
+            if isinstance(view_class, type) and issubclass(view_class, WebSocketView):
+                yield view_class, getattr(entry.callback, "view_initkwargs", None) or {}
+
+
+def _is_legacy_default(name, value):
+    from .views import LEGACY_ATTRIBUTE_DEFAULTS
+
+    default = LEGACY_ATTRIBUTE_DEFAULTS[name]
+    if isinstance(default, tuple):  # the 4.x lists (a subclass may extend them)
+        return isinstance(value, (list, tuple)) and tuple(value) == default
+    return value == default and type(value) is type(default)
+
+
+@register(NAMESPACE)
+def check_legacy_view_api(app_configs, **kwargs):
+    """Routed views relying on the 4.x view API 5.x keeps without effect: a class attribute
+    or ``as_view()`` argument (W060), a response hook 5.x never calls (W061)."""
+    from .views import LEGACY_ATTRIBUTE_REASONS, LEGACY_HOOKS, LEGACY_REMOVAL_RELEASE, WebSocketView
+
+    messages = []
+    seen: set[tuple[object, ...]] = set()  # a view served by several patterns is named once
+    for view, initkwargs in _served_view_kwargs():
+        for name, reason in LEGACY_ATTRIBUTE_REASONS.items():
+            where = None
+            if name in initkwargs and not _is_legacy_default(name, initkwargs[name]):
+                where = f"is given {name}={initkwargs[name]!r} by as_view()"
+            elif not _is_legacy_default(name, getattr(view, name)):
+                where = f"sets {name}"
+            if where and (view, name, where) not in seen:
+                seen.add((view, name, where))
+                messages.append(
+                    Warning(
+                        f"{view.__name__} {where}, which has no effect in 5.x: {reason}.",
+                        hint=f"Remove it: the 4.x attribute is deprecated and removed in {LEGACY_REMOVAL_RELEASE} "
+                        "(docs/upgrading.md, Coming from 4.x).",
+                        id=f"{NAMESPACE}.W060",
+                    )
+                )
+        for name, instead in LEGACY_HOOKS.items():
+            if getattr(view, name) is not getattr(WebSocketView, name) and (view, name) not in seen:
+                seen.add((view, name))
+                messages.append(
+                    Warning(
+                        f"{view.__name__} overrides {name}(), which 5.x never calls: {instead}.",
+                        hint="Remove the override (the 4.x hook is deprecated and removed in "
+                        f"{LEGACY_REMOVAL_RELEASE}); refusals go through permission_denied(), handle_exception() "
+                        "and default() (docs/upgrading.md, Coming from 4.x).",
+                        id=f"{NAMESPACE}.W061",
+                    )
+                )
+    return messages
+
+
 @register(NAMESPACE)
 def check_settings(app_configs, **kwargs):
     """The ``WEBSOCKETS`` dict itself: a dict, known keys, values of the right type and range."""

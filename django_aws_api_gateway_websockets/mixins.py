@@ -30,14 +30,18 @@ class AddWebSocketRouteToContextMixin(_ViewBase):
         return self.channel_name
 
     def get_context_data(self, **kwargs):
+        # Set on the view too, as 4.x did: templates read {{ view.channel_name }} and
+        # {{ view.websocket_route_key }}.
+        self.websocket_route_key = self.get_websocket_route_key()
+        self.channel_name = self.get_channel_name()
         context = super().get_context_data(**kwargs)
         context["api_gateway_route"] = (
-            ApiGatewayAdditionalRoute.objects.filter(route_key=self.get_websocket_route_key())
+            ApiGatewayAdditionalRoute.objects.filter(route_key=self.websocket_route_key)
             .select_related("api_gateway")
             .order_by("pk")
             .first()
         )
-        context["channel_name"] = self.get_channel_name()
+        context["channel_name"] = self.channel_name
         return context
 
 

@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import math
+import re
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeAlias
 
@@ -27,7 +29,15 @@ from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
 from django.db import IntegrityError, router, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    HttpResponseForbidden,
+    JsonResponse,
+    UnreadablePostError,
+)
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -70,6 +80,87 @@ def _finite_float(text):
     return value
 
 
+#: The 4.x class attributes 5.x keeps without effect, with their 4.1.0 values. A view that
+#: sets one to another value (or passes it to ``as_view()``) is named by check W060, with why.
+LEGACY_ATTRIBUTE_DEFAULTS: dict[str, Any] = {
+    "required_headers": (
+        "Host",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "Content-Length",
+        "Connectionid",
+        "User-Agent",
+        "X-Amzn-Apigateway-Api-Id",
+    ),
+    "additional_required_headers": ("X-Amzn-Trace-Id", "X-Forwarded-Port", "X-Real-Ip"),
+    "required_connection_headers": (
+        "Cookie",
+        "Origin",
+        "Sec-Websocket-Extensions",
+        "Sec-Websocket-Key",
+        "Sec-Websocket-Version",
+    ),
+    "expected_useragent_prefix": "AmazonAPIGateway_",
+    "debug": False,
+    "debug_log": None,
+    "MAX_CHANNEL_NAME_LENGTH": 128,
+    "CHANNEL_NAME_PATTERN": re.compile(r"^[a-zA-Z0-9_-]+$"),
+    "model": None,
+}
+
+_HEADERS_REASON = (
+    "5.x authenticates each request by the record's integration secret (X-Gateway-Secret), "
+    "not by the headers it carries"
+)
+#: Why each of them has no effect (the W060 message).
+LEGACY_ATTRIBUTE_REASONS: dict[str, str] = {
+    "required_headers": _HEADERS_REASON,
+    "additional_required_headers": _HEADERS_REASON,
+    "required_connection_headers": _HEADERS_REASON + "; the connect checks the token and the Origin",
+    "expected_useragent_prefix": _HEADERS_REASON + "; the User-Agent is not checked",
+    "debug": "the view logs to the django_aws_api_gateway_websockets.views logger instead (docs/monitoring.md)",
+    "debug_log": "the view logs to the django_aws_api_gateway_websockets.views logger instead (docs/monitoring.md)",
+    "MAX_CHANNEL_NAME_LENGTH": "channel names follow the package's rule (letters, digits, _ - ., at most 128 "
+    "characters); override can_join_channel to refuse more",
+    "CHANNEL_NAME_PATTERN": "channel names follow the package's rule (letters, digits, _ - ., at most 128 "
+    "characters); override can_join_channel to refuse more",
+    "model": "it was never read",
+}
+
+#: The 4.x response hooks 5.x never calls, and what answers instead (check W061). The base
+#: class keeps each (deprecated) so a subclass's super() call works and so an override is
+#: view plumbing, never a handler a message could select.
+LEGACY_HOOKS: dict[str, str] = {
+    "missing_headers": "headers are not checked; a request without the integration secret is answered 403",
+    "invalid_useragent": "the User-Agent is not checked",
+    "handler_selection_key_missing": "a message naming no handler reaches default()",
+    "route_selection_key_missing": "a message naming no handler reaches default()",
+    "session_not_found": "an unknown connection is answered 404, a closed one 410",
+    "invalid_gateway_secret": "a request without the integration secret is answered 403",
+}
+
+#: The release that removes the 4.x names kept as deprecated (CHANGELOG.md, Deprecated).
+LEGACY_REMOVAL_RELEASE = "6.0"
+
+
+def _legacy_hook(name, response_class, message):
+    """A 4.x response hook 5.x never calls: callable through super() (with a warning), it
+    answers what 4.x answered (plain text). ``message`` may use the view's attributes."""
+
+    def hook(self, request, *args, **kwargs):
+        warnings.warn(
+            f"WebSocketView.{name}() is never called by 5.x ({LEGACY_HOOKS[name]}); "
+            f"it is removed in {LEGACY_REMOVAL_RELEASE}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return response_class(message.format(view=self))
+
+    hook.__name__, hook.__qualname__ = name, f"WebSocketView.{name}"
+    hook.__doc__ = f"Deprecated 4.x hook, never called: {LEGACY_HOOKS[name]} (check W061)."
+    return hook
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class WebSocketView(View):
     """Base view for the routes of an API Gateway WebSocket API."""
@@ -110,17 +201,62 @@ class WebSocketView(View):
     # None only before dispatch has found them).
     api_gateway: ApiGateway = None  # type: ignore[assignment]
     websocket_session: WebSocketSession = None  # type: ignore[assignment]
-    body: dict[str, Any]  # the message's JSON object ({} on connect and disconnect)
     connection_id: str = ""
+    # self.body's state (the body property): parsed value, the refusal parsing met, and
+    # whether _read_body already checked the framing.
+    _body: dict[str, Any] | None = None
+    _body_error: Rejection | None = None
+    _body_read: bool = False
+
+    # 4.x attributes kept so 4.x subclasses and ``as_view(debug=True)`` still load; they have
+    # no effect (the gateway secret replaced the header checks, protocol.py validates channel
+    # names, the loggers replaced the debug log). Check W060 names a routed view that sets one;
+    # deprecated, removed in 6.0 (docs/upgrading.md, Coming from 4.x).
+    required_headers: list[str] = list(LEGACY_ATTRIBUTE_DEFAULTS["required_headers"])
+    additional_required_headers: list[str] = list(LEGACY_ATTRIBUTE_DEFAULTS["additional_required_headers"])
+    required_connection_headers: list[str] = list(LEGACY_ATTRIBUTE_DEFAULTS["required_connection_headers"])
+    expected_useragent_prefix: str = LEGACY_ATTRIBUTE_DEFAULTS["expected_useragent_prefix"]
+    debug: bool = False
+    debug_log: list[str] | None = None
+    MAX_CHANNEL_NAME_LENGTH: int = LEGACY_ATTRIBUTE_DEFAULTS["MAX_CHANNEL_NAME_LENGTH"]
+    CHANNEL_NAME_PATTERN: "re.Pattern[str]" = LEGACY_ATTRIBUTE_DEFAULTS["CHANNEL_NAME_PATTERN"]
+    model: Any = None
     # (names, implicit) of allowed_handlers, set on each class by _handler_names (its own __dict__)
     _handler_names_cache: ClassVar[tuple[frozenset[str], frozenset[str]]]
 
     # --- dispatch -------------------------------------------------------------------
 
+    @property
+    def body(self) -> dict[str, Any]:
+        """The request's JSON object (``{}`` when the body is empty), parsed on first use:
+        4.x parsed it in ``setup()``, so ``setup()`` and ``dispatch()`` overrides may read it
+        before ``super().dispatch()``; the request path parses it once.
+
+        Malformed input reads as ``{}`` here; the request path then answers it with its 4xx
+        (a message: 400; oversized: 413), so reading ``self.body`` early never makes a 500."""
+        body = self._body
+        if body is None:
+            request = getattr(self, "request", None)
+            if request is None:  # the view was not set up (a unit test calling a method)
+                return {}
+            try:
+                if not self._body_read:
+                    self._read_body(request)
+                body = self._parse_body(request)
+            except Rejection as rejection:
+                body, self._body_error = {}, rejection
+            except SuspiciousOperation as exc:  # e.g. RequestDataTooBig: dispatch answers 400 too
+                body, self._body_error = {}, Rejection(400, f"Bad request: {type(exc).__name__}.")
+            self._body = body
+        return body
+
+    @body.setter
+    def body(self, value: dict[str, Any]) -> None:
+        self._body, self._body_error = value, None
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         route = kwargs.get("route") or protocol.DEFAULT
         self.route = route
-        self.body = {}
         self.connection_id = request.headers.get(protocol.HEADER_CONNECTION_ID, "")
         if (request.method or "").lower() not in self.http_method_names:
             return self.http_method_not_allowed(request, *args, **kwargs)
@@ -134,13 +270,37 @@ class WebSocketView(View):
                 return self._disconnect(request, *args, **kwargs)
             return self._message(request, *args, **kwargs)
         except Rejection as rejection:
-            return self._reject(request, rejection)
+            return self._reject(request, rejection, *args, **kwargs)
         except SuspiciousOperation as exc:  # e.g. TooManyFieldsSent from a 2,000-parameter query
-            return self._reject(request, Rejection(400, f"Bad request: {type(exc).__name__}."))
+            return self._reject(request, Rejection(400, f"Bad request: {type(exc).__name__}."), *args, **kwargs)
 
-    def _reject(self, request, rejection):
+    def _reject(self, request, rejection, *args, **kwargs):
         self._announce_rejection(request, rejection.status, rejection.message, rejection.reason)
+        if (
+            rejection.status == 403
+            and rejection.reason in (signals.REASON_PERMISSION, signals.REASON_CHANNEL)
+            and type(self).permission_denied is not WebSocketView.permission_denied
+        ):
+            return self._permission_denied_answer(request, *args, **kwargs)
         return JsonResponse({"error": rejection.message}, status=rejection.status)
+
+    def _permission_denied_answer(self, request, *args, **kwargs):
+        """The overridden ``permission_denied`` hook's answer to a refusal (after the rollback:
+        the row and the token were not kept). It can change the answer, never the outcome:
+        anything but a 4xx/5xx response is answered with the package's 403."""
+        try:
+            response = self.permission_denied(request, *args, **kwargs)
+        except Exception as exc:
+            return self.handle_exception(request, exc)
+        if isinstance(response, HttpResponseBase) and response.status_code >= 400:
+            return response
+        logger.warning(
+            "%s.permission_denied returned %s, not a 4xx/5xx response: the request stays refused (403)",
+            type(self).__name__,
+            getattr(response, "status_code", type(response).__name__),
+            extra=log_context(self.connection_id, self.route, signals.REASON_PERMISSION),
+        )
+        return JsonResponse({"error": "Permission denied."}, status=403)
 
     def _announce_rejection(self, request, status, message, reason):
         """The log line for every refused request, and ``connection_rejected`` on connect."""
@@ -455,8 +615,10 @@ class WebSocketView(View):
 
         Return ``None`` (200 ``{}``), a dict or a response. A 3xx/4xx/5xx response refuses
         the connection and rolls back everything the connect did (the token stays unspent).
+        This base returns 200 ``{}``, so a 4.x override ending in
+        ``return super().connect(request, *args, **kwargs)`` keeps working.
         """
-        return None
+        return JsonResponse({})
 
     # --- $disconnect ----------------------------------------------------------------
 
@@ -483,8 +645,33 @@ class WebSocketView(View):
         return self._in_transaction(after_disconnect, request)
 
     def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
-        """Hook called after the session was marked disconnected."""
-        return None
+        """Hook called after the session was marked disconnected (it stays marked whatever
+        the hook answers; a 4xx/5xx answer rolls back the hook's own writes). This base
+        returns 200 ``{}``, for 4.x overrides that return ``super().disconnect(...)``."""
+        return JsonResponse({})
+
+    # --- 4.x response hooks -----------------------------------------------------------
+
+    def permission_denied(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """The answer to a permission or channel refusal (403), on connect and on messages.
+
+        Called only when overridden, after the refusal was logged and rolled back (nothing
+        was kept; a connect's token stays unspent). Return a 4xx/5xx response; anything else
+        (``None``, a 2xx) is answered with this 403: the request stays refused."""
+        return JsonResponse({"error": "Permission denied."}, status=403)
+
+    missing_headers = _legacy_hook("missing_headers", HttpResponseBadRequest, "Invalid request headers")
+    invalid_useragent = _legacy_hook("invalid_useragent", HttpResponseBadRequest, "Unexpected Useragent")
+    handler_selection_key_missing = _legacy_hook(
+        "handler_selection_key_missing", HttpResponseBadRequest, "Invalid request format (1)"
+    )
+    route_selection_key_missing = _legacy_hook(
+        "route_selection_key_missing",
+        HttpResponseBadRequest,
+        "route_select_key {view.route_selection_key} missing from request body.",
+    )
+    session_not_found = _legacy_hook("session_not_found", HttpResponseBadRequest, "Invalid connection ID")
+    invalid_gateway_secret = _legacy_hook("invalid_gateway_secret", HttpResponseForbidden, "Invalid request")
 
     # --- messages -------------------------------------------------------------------
 
@@ -496,7 +683,9 @@ class WebSocketView(View):
             # The login ended without a signal (a queryset update): end the connection now.
             login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
             raise Rejection(410, "Connection is closed: the login that opened it has ended.")
-        self.body = self._parse_body(request)
+        _ = self.body  # parsed once, here or earlier by an override that read it
+        if self._body_error is not None:
+            raise self._body_error
         handler_name = self.get_handler_name()
         if not self.has_required_permissions(request):
             raise Rejection(403, "Permission denied.", signals.REASON_PERMISSION)
@@ -531,6 +720,7 @@ class WebSocketView(View):
             raise Rejection(400, "The request body could not be read.") from None
         if len(body) != int(declared):
             raise Rejection(400, "The body does not match its Content-Length.")
+        self._body_read = True
 
     def _parse_body(self, request):
         if not request.body:
@@ -629,6 +819,10 @@ class WebSocketView(View):
     # --- permissions ----------------------------------------------------------------
 
     def has_any_permission(self, request: HttpRequest) -> bool:
+        """Whether the user holds any of ``permissions_required``; ``True`` when it is empty
+        (as in 4.x: handlers use it as a guard)."""
+        if not self.permissions_required:
+            return True
         return any(request.user.has_perm(perm) for perm in self.permissions_required)
 
     def has_all_permission(self, request: HttpRequest) -> bool:
