@@ -131,7 +131,7 @@ m2m_changed.connect(_forget_rules, sender=ChannelPermissionRule.permissions.thro
 # --- access re-checked when it may have been taken away -------------------------------------
 
 REVOKED = "channel_access_revoked"
-_REASONS = {
+_REASONS: dict[str, str] = {
     Access.STAFF_ONLY: "This channel is now for staff only.",
     Access.SUPERUSER_ONLY: "This channel is now for superusers only.",
     Access.PERMISSIONS: "This channel now needs permissions this user does not hold.",
@@ -222,9 +222,12 @@ def _recheck(scope: Q, channel_names: set[str] | None, *, allow_unlisted: bool =
             len(pks),
             extra=log_context(reason=REVOKED, channel=name, count=len(pks)),
         )
-    pks = [pk for channel_pks in refused.values() for pk in channel_pks]
+    # Still in the channel it was refused: one that moved since was checked by change_channel.
+    still_there = Q(pk__in=[])
+    for name, pks in refused.items():
+        still_there |= Q(channel_name=name, pk__in=pks)
     return login.end_connections(
-        WebSocketSession.objects.filter(pk__in=pks), "channel access revoked", partial(_tell_why, notices)
+        WebSocketSession.objects.filter(still_there), "channel access revoked", partial(_tell_why, notices)
     )
 
 
@@ -236,11 +239,8 @@ def _tell_why(notices: dict[str, dict[str, str]], rows: list[WebSocketSession]) 
     for row in rows:
         by_channel.setdefault(row.channel_name, []).append(row)
     for name, channel_rows in by_channel.items():
-        notice = notices.get(name)
-        if notice is None:  # moved to another channel since it was refused: closed all the same
-            notice = {"type": REVOKED, "channel": name, "reason": _NOT_ADMITTED}
         try:
-            send_to_sessions(channel_rows, notice)
+            send_to_sessions(channel_rows, notices[name])
         except Exception:  # closed all the same
             logger.warning("Could not send %s", REVOKED, exc_info=True, extra=log_context(channel=name))
 
@@ -266,8 +266,8 @@ def _load_permissions(users: list[Any]) -> None:
     for start in range(0, len(ids), _IN_BATCH):
         batch = ids[start : start + _IN_BATCH]
         for index, field, prefix in ((0, direct, ""), (1, groups, "permissions__")):
-            source, target = field.m2m_field_name(), field.m2m_reverse_field_name()  # type: ignore[union-attr]
-            through = field.remote_field.through  # type: ignore[union-attr]
+            source, target = field.m2m_field_name(), field.m2m_reverse_field_name()
+            through = field.remote_field.through
             rows = (
                 through.objects.filter(**{f"{source}__in": batch, f"{target}__{prefix}isnull": False})
                 .values_list(source, f"{target}__{prefix}content_type__app_label", f"{target}__{prefix}codename")
@@ -357,10 +357,10 @@ def _recheck_changes(batch: _Changes) -> int:
     if batch.user_ids:
         scope |= Q(user_id__in=batch.user_ids)
     if batch.group_ids:
-        field = get_user_model()._meta.get_field("groups")
-        members = field.remote_field.through.objects.filter(  # type: ignore[union-attr]
-            **{f"{field.m2m_reverse_field_name()}__in": batch.group_ids}  # type: ignore[union-attr]
-        ).values(field.m2m_field_name())  # type: ignore[union-attr]
+        field: Any = get_user_model()._meta.get_field("groups")
+        members = field.remote_field.through.objects.filter(
+            **{f"{field.m2m_reverse_field_name()}__in": batch.group_ids}
+        ).values(field.m2m_field_name())
         scope |= Q(user_id__in=members)
     if batch.user_ids or batch.group_ids:
         channel_names = None  # their connections in any channel
@@ -391,7 +391,7 @@ def _on_rule_changed(sender: Any, instance: ChannelPermissionRule, using: str | 
 
 def _on_rule_permissions_changed(
     sender: Any,
-    instance: Model,
+    instance: Any,
     action: str,
     reverse: bool,
     pk_set: set[Any] | None,
@@ -402,7 +402,7 @@ def _on_rule_permissions_changed(
     if action not in ("post_add", "post_remove", "post_clear"):
         return
     if not reverse:
-        _note(using, channel_permission_ids={instance.channel_permission_id})  # type: ignore[attr-defined]
+        _note(using, channel_permission_ids={instance.channel_permission_id})
     elif pk_set is None:  # a permission taken out of every rule: which ones is no longer known
         _note(using, all_channels=True)
     else:
@@ -442,10 +442,10 @@ def _on_group_permissions_changed(
 
 def _on_group_deleted(sender: Any, instance: Model, using: str | None = None, **kwargs: Any) -> None:
     """Its members lose its permissions: read them now, the memberships go with the group."""
-    field = get_user_model()._meta.get_field("groups")
-    through = field.remote_field.through  # type: ignore[union-attr]
-    members = through.objects.filter(**{field.m2m_reverse_field_name(): instance.pk})  # type: ignore[union-attr]
-    users = set(members.values_list(field.m2m_field_name(), flat=True))  # type: ignore[union-attr]
+    field: Any = get_user_model()._meta.get_field("groups")
+    through = field.remote_field.through
+    members = through.objects.filter(**{field.m2m_reverse_field_name(): instance.pk})
+    users = set(members.values_list(field.m2m_field_name(), flat=True))
     if users:
         _note(using, user_ids=users)
 
@@ -477,21 +477,21 @@ def connect_receivers() -> None:
     user_model = get_user_model()
     post_save.connect(_on_user_saved, sender=user_model, dispatch_uid="channel_access_recheck_user")
     try:
-        fields = [user_model._meta.get_field("user_permissions"), user_model._meta.get_field("groups")]
+        fields: list[Any] = [user_model._meta.get_field("user_permissions"), user_model._meta.get_field("groups")]
     except FieldDoesNotExist:  # no PermissionsMixin: no permissions of Django's to lose
         return
     for field in fields:
         m2m_changed.connect(
             partial(_on_user_m2m_changed, field),
-            sender=field.remote_field.through,  # type: ignore[union-attr]
+            sender=field.remote_field.through,
             weak=False,
             dispatch_uid=f"channel_access_recheck_user_{field.name}",
         )
     group_model = fields[1].related_model
-    group_permissions = group_model._meta.get_field("permissions")  # type: ignore[union-attr]
+    group_permissions = group_model._meta.get_field("permissions")
     m2m_changed.connect(
         partial(_on_group_permissions_changed, group_permissions),
-        sender=group_permissions.remote_field.through,  # type: ignore[union-attr]
+        sender=group_permissions.remote_field.through,
         weak=False,
         dispatch_uid="channel_access_recheck_group_permissions",
     )

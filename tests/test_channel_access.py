@@ -281,3 +281,30 @@ def test_failing_recheck_is_logged_and_never_fails_the_save(gateway, user, captu
     assert ChannelPermission.objects.get(pk=board.pk).access == Access.STAFF_ONLY
     assert "Could not re-check channel access" in caplog.text
     assert connected(row) is True and capture.deleted == []
+
+
+def test_admin_save_making_the_channel_staff_only_closes_and_answers_a_redirect(
+    client, django_user_model, gateway, user, staff, capture, committed, monkeypatch
+):
+    board = channel("board", Access.ALLOW_ALL)
+    alice, kept = connection(gateway, user), connection(gateway, staff)
+    client.force_login(django_user_model.objects.create_superuser("root", password="pw"))
+    form = {
+        "channel_name": "board",
+        "access": Access.STAFF_ONLY,
+        "description": "",
+        "rules-TOTAL_FORMS": "0",
+        "rules-INITIAL_FORMS": "0",
+        "rules-MIN_NUM_FORMS": "0",
+        "rules-MAX_NUM_FORMS": "1000",
+    }
+    url = f"/admin/django_aws_api_gateway_websockets/channelpermission/{board.pk}/change/"
+    with committed():
+        assert client.post(url, form).status_code == 302
+    assert capture.sent_to(alice.connection_id) == [revoked("board", STAFF_ONLY_REASON)]
+    assert capture.deleted == [alice.connection_id] and connected(kept) is True
+    # The re-check failing (fault injected: reading the rules) leaves the admin's answer as it was.
+    monkeypatch.setattr(channel_access, "channel_rules", lambda: 1 / 0)
+    with committed():
+        assert client.post(url, {**form, "access": Access.SUPERUSER_ONLY}).status_code == 302
+    assert ChannelPermission.objects.get(pk=board.pk).access == Access.SUPERUSER_ONLY
