@@ -26,7 +26,7 @@ admit gets ``{"type": "channel_access_revoked", "channel": ..., "reason": ...}``
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +145,7 @@ def recheck_channel_access(
     channels: Iterable[str] | str | None = None,
     *,
     allow_unlisted: bool = True,
+    check: "Callable[[Any, str], bool] | None" = None,
 ) -> int:
     """Close the live connections the channel rules no longer admit; returns how many.
 
@@ -155,15 +156,17 @@ def recheck_channel_access(
     disconnected and closed (DELETE @connections); inside a transaction, the rows are marked
     now and the sockets closed when it commits.
 
-    The rules only (``may_join``): a view's own ``can_join_channel`` needs a request and is
-    not applied here. A channel without a rule counts as ``allow_unlisted`` (pass ``False`` for
-    connections of a view with ``ALLOW_UNLISTED_CHANNELS = False``). Call it from your own
-    signal receivers for changes the package cannot see (your ``can_join_channel``'s data, a
-    ``QuerySet.update``).
+    The rules (``may_join``), and ``check(user, channel_name)`` if given (``user`` is ``None``
+    for an anonymous connection): a view's own ``can_join_channel`` needs a request and is not
+    applied here, so pass its logic as ``check``. A channel without a rule counts as
+    ``allow_unlisted`` (pass ``False`` for connections of a view with
+    ``ALLOW_UNLISTED_CHANNELS = False``). Call it from your own signal receivers for changes
+    the package cannot see (the data your ``can_join_channel`` reads, a ``QuerySet.update``).
     """
     clear_channel_rules_cache()  # the caller's change may be this very moment's: read the rules again
     names = None if channels is None else ({channels} if isinstance(channels, str) else set(channels))
-    return _recheck(Q() if users is None else _users_q(users), names, allow_unlisted=allow_unlisted)
+    scope = Q() if users is None else _users_q(users)
+    return _recheck(scope, names, allow_unlisted=allow_unlisted, check=check)
 
 
 def _users_q(users: Any) -> Q:
@@ -174,14 +177,20 @@ def _users_q(users: Any) -> Q:
     return Q(user_id__in={getattr(user, "pk", user) for user in users})
 
 
-def _recheck(scope: Q, channel_names: set[str] | None, *, allow_unlisted: bool = True) -> int:
+def _recheck(
+    scope: Q,
+    channel_names: set[str] | None,
+    *,
+    allow_unlisted: bool = True,
+    check: "Callable[[Any, str], bool] | None" = None,
+) -> int:
     """Check the connected rows matching ``scope`` (in ``channel_names``, if given) against the
     rules; close those refused. One query for the rows, at most two for the permissions of
     their users (``_load_permissions``), then ``login.end_connections``."""
     rules = channel_rules()
     sessions = WebSocketSession.objects.using(router.db_for_write(WebSocketSession)).filter(scope, connected=True)
     candidates: set[str] | None = None  # the channel names that may refuse someone; None: any listed or not
-    if allow_unlisted:
+    if allow_unlisted and check is None:
         candidates = {name for name, (access, _) in rules.items() if access != Access.ALLOW_ALL}
         if channel_names is not None:
             candidates &= channel_names
@@ -204,7 +213,8 @@ def _recheck(scope: Q, channel_names: set[str] | None, *, allow_unlisted: bool =
     )
     refused: dict[str, list[int]] = {}
     for row in rows:
-        if not may_join(row.user, row.channel_name, allow_unlisted=allow_unlisted):
+        admitted = may_join(row.user, row.channel_name, allow_unlisted=allow_unlisted)
+        if not admitted or (check is not None and not check(row.user, row.channel_name)):
             refused.setdefault(row.channel_name, []).append(row.pk)
     if not refused:
         return 0
@@ -212,7 +222,7 @@ def _recheck(scope: Q, channel_names: set[str] | None, *, allow_unlisted: bool =
         name: {
             "type": REVOKED,
             "channel": name,
-            "reason": _REASONS.get(rules[name][0], _NOT_ADMITTED) if name in rules else _NOT_ADMITTED,
+            "reason": _REASONS.get(rules[name][0], _NOT_ADMITTED) if name in rules and check is None else _NOT_ADMITTED,
         }
         for name in refused
     }

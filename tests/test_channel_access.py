@@ -308,3 +308,20 @@ def test_admin_save_making_the_channel_staff_only_closes_and_answers_a_redirect(
     with committed():
         assert client.post(url, {**form, "access": Access.SUPERUSER_ONLY}).status_code == 302
     assert ChannelPermission.objects.get(pk=board.pk).access == Access.SUPERUSER_ONLY
+
+
+def test_recheck_channel_access_applies_the_projects_own_rule(gateway, user, other_user, capture, committed):
+    # What a can_join_channel override decides, given as a function of (user, channel).
+    alice, bob = connection(gateway, user, channel="team-red"), connection(gateway, other_user, channel="team-red")
+    lobby = connection(gateway, user, channel="lobby")
+
+    def on_the_team(member, name):
+        return not name.startswith("team-") or member == other_user
+
+    with committed():
+        assert channel_access.recheck_channel_access(check=on_the_team) == 1
+    assert capture.sent_to(alice.connection_id) == [
+        revoked("team-red", "The channel's access rules no longer admit this connection.")
+    ]
+    assert capture.deleted == [alice.connection_id]
+    assert connected(bob) is True and connected(lobby) is True
