@@ -467,7 +467,7 @@ def _on_user_saved(
     sender: Any, instance: Model, created: bool, update_fields: Any = None, using: str | None = None, **kwargs: Any
 ) -> None:
     # A save that cannot touch the flags (the last_login update of every login) costs nothing.
-    if created or (update_fields is not None and not _USER_FLAGS & set(update_fields)):
+    if created or kwargs.get("raw") or (update_fields is not None and not _USER_FLAGS & set(update_fields)):
         return
     _note(using, user_ids={instance.pk})
 
