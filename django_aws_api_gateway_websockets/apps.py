@@ -8,6 +8,7 @@ class DjangoAwsApiGatewayWebsocketsConfig(AppConfig):
     verbose_name = _("Django AWS ApiGateway Websockets")
 
     def ready(self):
-        from . import checks, gateway_lookup, login, receivers  # noqa: F401  (registers checks and receivers)
+        from . import channel_access, checks, gateway_lookup, login, receivers  # noqa: F401  (registers checks and receivers)
 
         login.connect_receivers()
+        channel_access.connect_receivers()

@@ -69,9 +69,10 @@ def connection_outlived_login(session):
     return bool(session.auth_hash) and not constant_time_compare(session.auth_hash, auth_hash(user))
 
 
-def end_connections(sessions, reason):
+def end_connections(sessions, reason, before_close=None):
     """Mark ``sessions`` (a queryset) disconnected now and close their sockets once the
-    transaction commits. Returns the number of connections ended."""
+    transaction commits; ``before_close(rows)`` runs first then (e.g. to tell the clients why).
+    Returns the number of connections ended."""
     from .models import WebSocketSession
 
     db = router.db_for_write(WebSocketSession)
@@ -79,13 +80,18 @@ def end_connections(sessions, reason):
     if not rows:
         return 0
     WebSocketSession.objects.using(db).filter(pk__in=[row.pk for row in rows]).update(connected=False)
-    transaction.on_commit(lambda: _close_sockets(rows, reason), using=db)
+    transaction.on_commit(lambda: _close_sockets(rows, reason, before_close), using=db)
     return len(rows)
 
 
-def _close_sockets(rows, reason):
+def _close_sockets(rows, reason, before_close=None):
     from .sending import close_connection
 
+    if before_close is not None:
+        try:
+            before_close(rows)
+        except Exception:  # the sockets are closed all the same
+            logger.warning("Could not notify the connections before closing them (%s)", reason, exc_info=True)
     for row in rows:
         log_extra = log_context(row.connection_id, reason=reason, user_id=row.user_id)
         if row.api_gateway is None:

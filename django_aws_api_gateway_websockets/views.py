@@ -835,7 +835,8 @@ class WebSocketView(View):
         return not (self.all_permissions_required and not self.has_all_permission(request))
 
     def can_join_channel(self, request: HttpRequest, channel_name: str) -> bool:
-        """Whether ``request.user`` may join ``channel_name``: on $connect and change_channel.
+        """Whether ``request.user`` may join ``channel_name``: on $connect, change_channel and
+        resume (a connection already in the channel is asked again: the rules may have changed).
 
         The channel rules of the admin (``ChannelPermission``, see channel_access.py) and
         ``ALLOW_UNLISTED_CHANNELS``. Override to add your own rule; call super() to keep these.
@@ -878,6 +879,10 @@ class WebSocketView(View):
         channel = self.websocket_session.channel_name
         if "after" in self.body and self.body.get("channel", channel) != channel:
             raise Rejection(409, "resume names another channel than this connection's.", signals.REASON_CHANNEL)
+        # The rules may have changed since the connection joined: no history of a channel it
+        # may no longer join (nor of its user stream: the connection should not be there).
+        if channel and not self.can_join_channel(request, channel):
+            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
         if after is not None and not channel:
             raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
         streams = history.resume_session(

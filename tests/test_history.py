@@ -272,6 +272,30 @@ def test_resume_with_null_gives_the_starting_point(post, gateway, user, capture)
     assert capture.sent_to(anonymous.connection_id) == []  # no user stream, no channel asked: nothing
 
 
+@pytest.mark.django_db
+def test_resume_in_a_channel_restricted_since_the_connection_joined_is_refused(
+    post, gateway, user, django_user_model, capture
+):
+    from django_aws_api_gateway_websockets.models import ChannelPermission
+
+    me = make_session(gateway, channel="board", user=user)
+    staff = make_session(gateway, channel="board", user=django_user_model.objects.create_user("s", is_staff=True))
+    history.send_to_channel("board", {"n": 1})
+    # Made staff-only without the connection being closed (a QuerySet.update, or the re-check
+    # after the commit not run yet): the rules are asked again.
+    ChannelPermission.objects.create(channel_name="board", access=ChannelPermission.Access.STAFF_ONLY)
+    history.send_to_channel("board", {"n": 2})
+    history.send_to_user(user, {"type": "dm"})
+    capture.clear()
+    for body in ({"after": 0}, {"channel": "board", "after": None}, {"user_after": 0}):
+        response = post("/ws/", me.connection_id, body={"handler": "resume", **body})
+        assert response.status_code == 403, body
+        assert response.json() == {"error": "Channel not allowed."}
+    assert capture.sent_to(me.connection_id) == []
+    assert post("/ws/", staff.connection_id, body={"handler": "resume", "after": 0}).status_code == 200
+    assert [m["n"] for m in capture.sent_to(staff.connection_id)[0]["messages"]] == [1, 2]
+
+
 # --- presence --------------------------------------------------------------------------------
 
 
