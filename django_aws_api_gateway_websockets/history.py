@@ -255,11 +255,11 @@ def _retention_floor(last):
     return last - get_setting("history_max_messages") + 1
 
 
-def replay(stream, after, max_messages=None, max_bytes=None):
+def replay(stream, after, max_messages=None, max_bytes=None, *, at_least_one=True):
     """The messages of ``stream`` after ``after`` within the retention window: all of them (2
     queries), or with ``max_messages`` one page (3 queries: the counter, the lengths, the
-    payloads) of at most ``max_messages`` messages and ``max_bytes`` bytes (at least one
-    message, however large: a page always moves on)."""
+    payloads) of at most ``max_messages`` messages and ``max_bytes`` bytes (``at_least_one``:
+    the first message however large, so that a page always moves on)."""
     db = router.db_for_read(ChannelMessage)
     last = ChannelSequence.objects.using(db).filter(stream=stream).values_list("last_seq", flat=True).first() or 0
     if after >= last:
@@ -286,10 +286,12 @@ def replay(stream, after, max_messages=None, max_bytes=None):
         return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
     count, total = 0, 0
     for i, (seq, size) in enumerate(sizes):
-        if seq != after + 1 + i or (count and max_bytes is not None and total + size > max_bytes):
+        if seq != after + 1 + i:
             break  # a hole ends the page (the next one starts there and reports the gap)
+        if max_bytes is not None and total + size > max_bytes and (count or not at_least_one):
+            break
         count, total = count + 1, total + size
-    payloads = list(kept.filter(seq__lte=after + count).values_list("payload", flat=True))
+    payloads = list(kept.filter(seq__lte=after + count).values_list("payload", flat=True)) if count else []
     if len(payloads) != count:  # pruned meanwhile: past the window now
         return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
     cursor = after + count
@@ -407,7 +409,8 @@ def resume_page(session, channel=None, after=None, user_after=None, *, channel_p
     if session.user_id is not None and (user_after is not None or user_position):
         wanted.append((user_stream(session.user_id), user_after))
     frames, answer, more = [], {}, {}
-    messages_left, bytes_left = get_setting("resume_page_messages"), get_setting("resume_page_bytes")
+    page_messages = messages_left = get_setting("resume_page_messages")
+    bytes_left = get_setting("resume_page_bytes")
     for stream, since in wanted:
         wire = _wire(stream)
         if since is None or messages_left <= 0 or bytes_left <= 0:
@@ -415,7 +418,7 @@ def resume_page(session, channel=None, after=None, user_after=None, *, channel_p
             if since is not None and since < answer[wire]:
                 more[wire] = since  # this page is full: the next request starts this stream
             continue
-        found = replay(stream, since, max_messages=messages_left, max_bytes=bytes_left)
+        found = replay(stream, since, messages_left, bytes_left, at_least_one=messages_left == page_messages)
         answer[wire] = found.last
         if found.gap:
             frames.append(_gap_frame(wire, since, found.last, found.first_kept))
