@@ -4,8 +4,8 @@ every request (docs/architecture.md). Each does what the ORM call it replaces wo
 same database routing; instances are built by ``sql_rows.ModelColumns`` as the ORM builds them.
 
 - ``load_connection``: a message's or ``$disconnect``'s row with its gateway and user (the
-  ``select_related`` query); ``count_message`` (with the message rate limiter's state),
-  ``charge_message`` and ``mark_disconnected``: its plain ``UPDATE``s;
+  ``select_related`` query); ``count_message`` (with the message rate limiter's state)
+  and ``mark_disconnected``: its plain ``UPDATE``s;
 - ``load_db_session``: the browser's Django session row (what ``SessionStore.load`` does);
 - ``insert_session``: the connection's row, one ``INSERT … RETURNING``;
 - ``connect_in_one_statement``: on PostgreSQL, when nothing of the project's runs between the
@@ -145,7 +145,6 @@ _ASSIGNMENTS = {
     # name: the SET clause (before updated_on) from quote_name
     "count_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1",
     "count_rated_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1, {qn('message_tat_us')} = %s",
-    "charge_message": lambda qn: f"{qn('message_tat_us')} = %s",
     "mark_disconnected": lambda qn: f"{qn('connected')} = %s",
 }
 
@@ -175,13 +174,6 @@ def count_message(session, tat_us=None):
     else:
         _update_session(session, "count_rated_message", [tat_us])
         session.message_tat_us = tat_us
-
-
-def charge_message(session, tat_us):
-    """The rate limiter's new state alone, for a message that passed the limit but whose
-    request was rolled back (refused or failed): it still spent its place in the bucket."""
-    _update_session(session, "charge_message", [tat_us])
-    session.message_tat_us = tat_us
 
 
 def mark_disconnected(session):

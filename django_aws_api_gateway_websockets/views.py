@@ -26,7 +26,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
-from django.db import DatabaseError, IntegrityError, router, transaction
+from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -502,16 +502,6 @@ class WebSocketView(View):
             login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
             raise Rejection(410, "Connection is closed: the login that opened it has ended.")
         tat_us = self._message_rate_check(session)  # before any work on the body: 429, nothing runs
-        try:
-            response = self._handle_message(request, session, tat_us, *args, **kwargs)
-        except Rejection:
-            self._charge_message(session, tat_us)
-            raise
-        if response.status_code >= 400:  # rolled back, the counting UPDATE with it
-            self._charge_message(session, tat_us)
-        return response
-
-    def _handle_message(self, request, session, tat_us, *args, **kwargs):
         self.body = self._parse_body(request)
         handler_name = self.get_handler_name()
         if not self.has_required_permissions(request):
@@ -542,7 +532,9 @@ class WebSocketView(View):
         SELECT and written by the UPDATE that counts it: no statement, and no cache, of its
         own (a cache would add a round trip per message, and the row is already at hand).
         Two messages of one connection handled at the same moment read the same state, so one
-        more than the burst may pass then: a bound per connection, not an exact count."""
+        more than the burst may pass then: a bound per connection, not an exact count. Only a
+        handled message spends its place: a refused or failed one changes no row (its
+        transaction, the counting UPDATE included, rolls back), as every refused request."""
         rate = self.MESSAGE_RATE_LIMIT if self.MESSAGE_RATE_LIMIT is not None else get_setting("message_rate_limit")
         if not rate:
             return None
@@ -556,16 +548,6 @@ class WebSocketView(View):
                 {"retry_after": round(decision.retry_after, 3)},
             )
         return decision.tat_us
-
-    def _charge_message(self, session, tat_us):
-        """A message that passed the limit but was refused or failed still spends its place
-        (else invalid messages would be free): its own UPDATE, after the rollback. Rare path."""
-        if tat_us is None:
-            return
-        try:
-            request_sql.charge_message(session, tat_us)
-        except DatabaseError:  # the answer is decided; the limiter must not turn it into a 500
-            logger.warning("Could not store the message rate of %s", session.connection_id, exc_info=True)
 
     def _read_body(self, request):
         """Every route: a ``Content-Length`` that is a non-negative integer within the payload

@@ -254,11 +254,17 @@ def test_a_burst_past_the_message_rate_is_refused_without_running_the_handler(po
         signals.message_received.disconnect(receiver)
 
 
-def test_refused_and_failing_messages_spend_the_message_rate_too(post_as_gateway, session_row, settings):
+def test_refused_and_failing_messages_change_no_row_and_spend_nothing(post_as_gateway, session_row, settings):
     settings.WEBSOCKETS = {"message_rate_limit": 1, "message_rate_burst": 2}
     assert send(post_as_gateway, session_row, "not json").status_code == 400
-    assert send(post_as_gateway, session_row, {"handler": "explode"}).status_code == 500  # rolled back, still spent
+    assert send(post_as_gateway, session_row, {"handler": "explode"}).status_code == 500
+    session_row.refresh_from_db()
+    assert session_row.message_tat_us == 0 and session_row.request_count == 1  # rolled back with the request
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
     assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429
+    session_row.refresh_from_db()
+    assert session_row.request_count == 3 and session_row.message_tat_us > 0
 
 
 def test_message_rate_off_stores_nothing(post_as_gateway, session_row, settings):
