@@ -295,9 +295,7 @@ def replay(stream, after, max_messages=None, max_bytes=None, *, at_least_one=Tru
     if len(payloads) != count:  # pruned meanwhile: past the window now
         return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
     cursor = after + count
-    return Replay(
-        stream, after, last, payloads, first_kept=first_kept, more=cursor < last, cursor=cursor, size=total
-    )
+    return Replay(stream, after, last, payloads, first_kept=first_kept, more=cursor < last, cursor=cursor, size=total)
 
 
 def _gap_frame(wire, after, seq, first_kept, reason=None):

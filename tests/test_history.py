@@ -331,10 +331,19 @@ def test_a_stored_message_over_the_limit_replays_as_a_visible_gap(post, gateway,
     for i in range(3):
         history.send_to_channel("room-1", {"n": i})
     # Stored by other means (a row written by hand, an older release): it cannot be posted.
-    ChannelMessage.objects.filter(seq=2).update(payload=json.dumps({"blob": "é" * 70_000, "stream": "room-1", "seq": 2}))
+    ChannelMessage.objects.filter(seq=2).update(
+        payload=json.dumps({"blob": "é" * 70_000, "stream": "room-1", "seq": 2})
+    )
     (frames,) = follow_resume(post, me, capture, {"after": 0})
     assert [m["seq"] for m in delivered(frames)] == [1, 3]
-    assert {"type": "resume_gap", "stream": "room-1", "after": 1, "seq": 2, "first_kept": None, "reason": "too_large"} in frames
+    assert {
+        "type": "resume_gap",
+        "stream": "room-1",
+        "after": 1,
+        "seq": 2,
+        "first_kept": None,
+        "reason": "too_large",
+    } in frames
     assert [f.get("seq") for f in frames if f["type"] != "resumed"] == [None, 2, None]  # in order
 
 
@@ -363,7 +372,10 @@ def test_a_resume_page_keeps_to_its_byte_budget(post, gateway, user, capture, se
     for n in range(20):
         history.send_to_channel("room-1", {"n": n, "blob": "x" * 10_000})
     history.send_to_user(user, {"type": "dm", "blob": "x" * 8_000})  # more than a full page has left
-    sizes = {(p.stream.replace(f"user:{user.pk}", "@user"), p.seq): len(p.payload.encode()) for p in ChannelMessage.objects.all()}
+    sizes = {
+        (p.stream.replace(f"user:{user.pk}", "@user"), p.seq): len(p.payload.encode())
+        for p in ChannelMessage.objects.all()
+    }
     pages = follow_resume(post, me, capture, {"after": 0, "user_after": 0})
     for page in pages:
         assert sum(sizes[m["stream"], m["seq"]] for m in delivered(page)) <= 64 * 1024
