@@ -57,6 +57,16 @@ DEFAULTS: dict[str, int | float | str | bool] = {
     "history_enabled": True,
     "history_max_messages": 1000,
     "history_max_age_seconds": 86400,
+    # One resume request replays at most this many messages and this many bytes of them (a
+    # message larger than the byte budget goes alone); its "resumed" frame says where to
+    # continue ("more"), and the browser client asks again until it has caught up.
+    "resume_page_messages": 100,
+    "resume_page_bytes": 1024 * 1024,
+    # Messages a connection may send (every route but $connect/$disconnect): a token bucket
+    # refilled at message_rate_limit per second, holding message_rate_burst; past it, 429 and
+    # the handler does not run. 0 turns the limit off (docs/rate-limiting.md).
+    "message_rate_limit": 20.0,
+    "message_rate_burst": 40,
     # clear_websocket_sessions --stale announces the stale connections it closes as presence
     # "leave" events to their channels (for views with BROADCAST_PRESENCE; presence.py).
     "presence_cleanup_broadcast": False,
@@ -80,6 +90,10 @@ MINIMUMS: dict[str, int | float] = {
     "exception_mail_interval_seconds": 0,
     "history_max_messages": 1,
     "history_max_age_seconds": 1,
+    "resume_page_messages": 1,
+    "resume_page_bytes": 1024,
+    "message_rate_limit": 0,
+    "message_rate_burst": 1,
 }
 
 

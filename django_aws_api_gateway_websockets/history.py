@@ -18,7 +18,8 @@ bounded per-stream log and send it, stamped, to the stream's connected sessions:
   pruned (``clear_websocket_sessions`` prunes them).
 * ``replay(stream, after)`` gives the payloads after ``after`` in order, or says that part of
   the gap is gone (the client must reload its state). The view's built-in ``resume`` handler
-  uses it.
+  uses it one page at a time (``resume_page``: ``WEBSOCKETS["resume_page_*"]``); the
+  ``resumed`` frame's ``more`` says where the next request continues.
 """
 
 import json
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
-from django.db.models import Max, Min, OuterRef, Subquery
+from django.db.models import BigIntegerField, Func, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from . import protocol
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 USER_STREAM = "@user"  # the wire name of a user's direct-message stream
-REPLAY_FRAME_BYTES = 96 * 1024  # a replay frame stays well below API Gateway's 128 KB
+REPLAY_FRAME_BYTES = 96 * 1024  # a replay frame (UTF-8 bytes) stays well below API Gateway's 128 KB
 
 
 @dataclass
@@ -238,7 +239,9 @@ def send_to_user(user: "_User | int", data: object) -> ChannelSendResult:
 class Replay:
     """What ``replay`` found: ``payloads`` (JSON texts, in order) after ``after``, up to
     ``last``; ``gap`` is True when messages after ``after`` are no longer kept (or ``after``
-    is ahead of the stream: the history was reset)."""
+    is ahead of the stream: the history was reset). A paged replay (``max_messages``) also says
+    where it stopped: ``cursor``, the number of its last payload (``after`` when none), and
+    ``more``, whether the stream has messages after it; ``size`` is the payloads' bytes."""
 
     stream: str
     after: int
@@ -246,6 +249,23 @@ class Replay:
     payloads: list
     gap: bool = False
     first_kept: int | None = None
+    more: bool = False
+    cursor: int | None = None
+    size: int = 0
+
+
+class _ByteLength(Func):
+    """The length of a text column in bytes (UTF-8), as the database stores it: a page's byte
+    budget is chosen from the lengths before any payload is read."""
+
+    function = "OCTET_LENGTH"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra_context)
+
+    def as_oracle(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="LENGTHB", **extra_context)
 
 
 def _retention_floor(last):
@@ -253,43 +273,91 @@ def _retention_floor(last):
     return last - get_setting("history_max_messages") + 1
 
 
-def replay(stream, after):
-    """The messages of ``stream`` after ``after`` within the retention window (2 queries)."""
+def replay(stream, after, max_messages=None, max_bytes=None, *, at_least_one=True):
+    """The messages of ``stream`` after ``after`` within the retention window: all of them (2
+    queries), or with ``max_messages`` one page (3 queries: the counter, the lengths, the
+    payloads) of at most ``max_messages`` messages and ``max_bytes`` bytes (``at_least_one``:
+    the first message however large, so that a page always moves on)."""
     db = router.db_for_read(ChannelMessage)
     last = ChannelSequence.objects.using(db).filter(stream=stream).values_list("last_seq", flat=True).first() or 0
     if after >= last:
-        return Replay(stream, after, last, [], gap=after > last)
+        return Replay(stream, after, last, [], gap=after > last, cursor=after)
     cutoff = timezone.now() - timedelta(seconds=get_setting("history_max_age_seconds"))
     floor = max(after + 1, _retention_floor(last))
-    rows = list(
+    kept = (
         ChannelMessage.objects.using(db)
         .filter(stream=stream, seq__gte=floor, seq__lte=last, created_on__gte=cutoff)
         .order_by("seq")
-        .values_list("seq", "payload")
     )
-    first_kept = rows[0][0] if rows else None
-    # Whole: the first kept message is the one right after ``after``, and nothing is missing.
-    whole = first_kept is not None and first_kept == after + 1 and rows[-1][0] - first_kept + 1 == len(rows)
-    if not whole:
+    if max_messages is None:
+        rows = list(kept.values_list("seq", "payload"))
+        first_kept = rows[0][0] if rows else None
+        # Whole: the first kept message is the one right after ``after``, and nothing is missing.
+        whole = first_kept is not None and first_kept == after + 1 and rows[-1][0] - first_kept + 1 == len(rows)
+        if not whole:
+            return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
+        payloads = [payload for _, payload in rows]
+        return Replay(stream, after, last, payloads, first_kept=first_kept, cursor=last)
+    sizes = list(kept.annotate(size=_ByteLength("payload")).values_list("seq", "size")[:max_messages])
+    first_kept = sizes[0][0] if sizes else None
+    if first_kept != after + 1:
         return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
-    return Replay(stream, after, last, [payload for _, payload in rows], first_kept=first_kept)
+    count, total = 0, 0
+    for i, (seq, size) in enumerate(sizes):
+        if seq != after + 1 + i:
+            break  # a hole ends the page (the next one starts there and reports the gap)
+        if max_bytes is not None and total + size > max_bytes and (count or not at_least_one):
+            break
+        count, total = count + 1, total + size
+    payloads = list(kept.filter(seq__lte=after + count).values_list("payload", flat=True)) if count else []
+    if len(payloads) != count:  # pruned meanwhile: past the window now
+        return Replay(stream, after, last, [], gap=True, first_kept=first_kept)
+    cursor = after + count
+    return Replay(stream, after, last, payloads, first_kept=first_kept, more=cursor < last, cursor=cursor, size=total)
+
+
+def _gap_frame(wire, after, seq, first_kept, reason=None):
+    frame = {"type": "resume_gap", "stream": wire, "after": after, "seq": seq, "first_kept": first_kept}
+    if reason:
+        frame["reason"] = reason
+    return json.dumps(frame, separators=(",", ":"))
 
 
 def replay_frames(replay_result):
-    """The frames that carry a replay to a connection, each below ``REPLAY_FRAME_BYTES``:
-    ``{"type": "replay", "stream": ..., "messages": [...]}`` (the stored payloads verbatim)."""
-    head = '{"type":"replay","stream":' + json.dumps(_wire(replay_result.stream)) + ',"messages":['
+    """The frames that carry a replay to a connection, each at most ``REPLAY_FRAME_BYTES``
+    (UTF-8 bytes): ``{"type": "replay", "stream": ..., "messages": [...]}`` (the stored
+    payloads verbatim). A payload too large to be wrapped goes alone, exactly as it was first
+    delivered (it carries ``stream`` and ``seq``: the client takes it as a live message), so
+    whatever ``send_to_channel`` accepted replays; one larger than API Gateway takes (stored
+    by other means) is a ``resume_gap`` with ``"reason": "too_large"``, never an error."""
+    wire = _wire(replay_result.stream)
+    head = '{"type":"replay","stream":' + json.dumps(wire) + ',"messages":['
+    empty = len(head.encode()) + 2
     frames: list[str] = []
     batch: list[str] = []
-    size = len(head) + 2
-    for payload in replay_result.payloads:
-        if batch and size + len(payload) + 1 > REPLAY_FRAME_BYTES:
+    size = empty
+
+    def flush():
+        nonlocal batch, size
+        if batch:
             frames.append(head + ",".join(batch) + "]}")
-            batch, size = [], len(head) + 2
+        batch, size = [], empty
+
+    for i, payload in enumerate(replay_result.payloads):
+        n = len(payload.encode("utf-8"))
+        if empty + n > REPLAY_FRAME_BYTES:
+            flush()
+            if n <= protocol.MAX_PAYLOAD_BYTES:
+                frames.append(payload)
+            else:
+                seq = replay_result.after + 1 + i
+                frames.append(_gap_frame(wire, seq - 1, seq, None, "too_large"))
+            continue
+        if batch and size + n + 1 > REPLAY_FRAME_BYTES:
+            flush()
         batch.append(payload)
-        size += len(payload) + 1
-    if batch:
-        frames.append(head + ",".join(batch) + "]}")
+        size += n + 1
+    flush()
     return frames
 
 
@@ -322,12 +390,33 @@ def stats():
     }
 
 
+@dataclass
+class ResumePage:
+    """What one ``resume`` request sent: ``streams`` {wire stream: last seq}, and ``more``
+    {wire stream: the last seq this page sent} for the streams not replayed to their end yet
+    (the client continues with ``after`` = that number)."""
+
+    streams: dict
+    more: dict
+
+
 def resume_session(session, channel=None, after=None, user_after=None, *, channel_position=False, user_position=False):
     """Replay to ``session`` what it missed on its channel (after ``after``) and on its user's
     direct stream (after ``user_after``), then a ``{"type": "resumed", "streams": {wire stream:
     last seq}}`` frame; ``*_position`` asks only for a stream's last number (a client without
     a starting point yet). The posts go out once the caller's transaction commits. Returns the
-    ``streams`` mapping."""
+    ``streams`` mapping (``resume_page`` says where a paged replay stopped, too)."""
+    return resume_page(
+        session, channel, after, user_after, channel_position=channel_position, user_position=user_position
+    ).streams
+
+
+def resume_page(session, channel=None, after=None, user_after=None, *, channel_position=False, user_position=False):
+    """``resume_session``, one page at a time: the streams together replay at most
+    ``WEBSOCKETS["resume_page_messages"]`` messages and ``["resume_page_bytes"]`` bytes (at
+    least one message), so one small request never reads or posts a whole history. The
+    ``resumed`` frame then carries ``"more": {wire stream: last seq sent}`` for each stream
+    with more to come. Returns a ``ResumePage``."""
     from .sending import send_to_sessions
 
     wanted = []
@@ -335,32 +424,32 @@ def resume_session(session, channel=None, after=None, user_after=None, *, channe
         wanted.append((channel, after))
     if session.user_id is not None and (user_after is not None or user_position):
         wanted.append((user_stream(session.user_id), user_after))
-    frames, answer = [], {}
+    frames, answer, more = [], {}, {}
+    page_messages = messages_left = get_setting("resume_page_messages")
+    bytes_left = get_setting("resume_page_bytes")
     for stream, since in wanted:
         wire = _wire(stream)
-        if since is None:
+        if since is None or messages_left <= 0 or bytes_left <= 0:
             answer[wire] = ChannelSequence.objects.filter(stream=stream).values_list("last_seq", flat=True).first() or 0
+            if since is not None and since < answer[wire]:
+                more[wire] = since  # this page is full: the next request starts this stream
             continue
-        found = replay(stream, since)
+        found = replay(stream, since, messages_left, bytes_left, at_least_one=messages_left == page_messages)
         answer[wire] = found.last
         if found.gap:
-            frames.append(
-                json.dumps(
-                    {
-                        "type": "resume_gap",
-                        "stream": wire,
-                        "after": since,
-                        "seq": found.last,
-                        "first_kept": found.first_kept,
-                    },
-                    separators=(",", ":"),
-                )
-            )
-        else:
-            frames.extend(replay_frames(found))
+            frames.append(_gap_frame(wire, since, found.last, found.first_kept))
+            continue
+        frames.extend(replay_frames(found))
+        messages_left -= len(found.payloads)
+        bytes_left -= found.size
+        if found.more:
+            more[wire] = found.cursor
     if not wanted:
-        return answer
-    frames.append(json.dumps({"type": "resumed", "streams": answer}, separators=(",", ":")))
+        return ResumePage(answer, more)
+    resumed: dict = {"type": "resumed", "streams": answer}
+    if more:
+        resumed["more"] = more
+    frames.append(json.dumps(resumed, separators=(",", ":")))
 
     def post():
         for frame in frames:
@@ -373,4 +462,4 @@ def resume_session(session, channel=None, after=None, user_after=None, *, channe
         after_commit(post, db, "A resume")
     else:
         post()
-    return answer
+    return ResumePage(answer, more)

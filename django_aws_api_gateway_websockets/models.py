@@ -279,6 +279,10 @@ class WebSocketSession(WebSocketSessionMethods, models.Model):
     # Django session, or changing the password, closes it.
     session_key_hash = models.CharField(max_length=64, blank=True, default="", db_index=True, editable=False)
     auth_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # The message rate limiter's state (views.py, WEBSOCKETS["message_rate_*"]): the bucket as
+    # one number, GCRA's "theoretical arrival time" in epoch microseconds. Read with the row and
+    # written by the UPDATE that counts the message: no statement of its own.
+    message_tat_us = models.BigIntegerField(default=0, editable=False)
     created_on = models.DateTimeField(auto_now_add=True)
     updated_on = models.DateTimeField(auto_now=True)
 

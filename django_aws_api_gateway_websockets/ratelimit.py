@@ -403,3 +403,26 @@ def delete_old_attempts(days=7):
     deleted = ConnectionRateLimit.objects.filter(attempt_time__lt=cutoff).delete()
     ConnectionRateCounter.objects.filter(expires_ms__lt=_now_ms()).delete()
     return deleted
+
+
+# --- per-connection message rate (WEBSOCKETS["message_rate_limit"] / ["message_rate_burst"]) ---
+
+
+class MessageDecision(NamedTuple):
+    allowed: bool
+    tat_us: int  # the state to store when the message is taken (unchanged when refused)
+    retry_after: float  # seconds until one more message would be taken (0 when allowed)
+
+
+def message_decision(tat_us, rate, burst, now_us=None):
+    """A token bucket of ``burst`` messages refilled at ``rate`` a second, kept as one number:
+    GCRA's theoretical arrival time ``tat_us`` (epoch microseconds; 0 for a new connection:
+    a full bucket). Decided in Python from the connection's row as the message path read it;
+    the view writes the new state with the UPDATE that counts the message."""
+    now_us = int(time.time() * 1_000_000) if now_us is None else now_us
+    interval = 1_000_000 / rate  # one message's worth of time
+    new_tat = max(tat_us or 0, now_us) + interval
+    excess = new_tat - now_us - burst * interval
+    if excess > 0:
+        return MessageDecision(False, tat_us, excess / 1_000_000)
+    return MessageDecision(True, int(new_tat), 0.0)

@@ -4,7 +4,8 @@ every request (docs/architecture.md). Each does what the ORM call it replaces wo
 same database routing; instances are built by ``sql_rows.ModelColumns`` as the ORM builds them.
 
 - ``load_connection``: a message's or ``$disconnect``'s row with its gateway and user (the
-  ``select_related`` query); ``count_message`` and ``mark_disconnected``: its plain ``UPDATE``s;
+  ``select_related`` query); ``count_message`` (with the message rate limiter's state)
+  and ``mark_disconnected``: its plain ``UPDATE``s;
 - ``load_db_session``: the browser's Django session row (what ``SessionStore.load`` does);
 - ``insert_session``: the connection's row, one ``INSERT … RETURNING``;
 - ``connect_in_one_statement``: on PostgreSQL, when nothing of the project's runs between the
@@ -143,6 +144,7 @@ def load_connection(connection_id):
 _ASSIGNMENTS = {
     # name: the SET clause (before updated_on) from quote_name
     "count_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1",
+    "count_rated_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1, {qn('message_tat_us')} = %s",
     "mark_disconnected": lambda qn: f"{qn('connected')} = %s",
 }
 
@@ -164,9 +166,14 @@ def _update_session(session, name, params):
     session.updated_on = now
 
 
-def count_message(session):
-    """One more handled message on the connection's row (``request_count``, ``updated_on``)."""
-    _update_session(session, "count_message", [])
+def count_message(session, tat_us=None):
+    """One more handled message on the connection's row (``request_count``, ``updated_on``),
+    with the message rate limiter's new state (``tat_us``) when it is on: the same statement."""
+    if tat_us is None:
+        _update_session(session, "count_message", [])
+    else:
+        _update_session(session, "count_rated_message", [tat_us])
+        session.message_tat_us = tat_us
 
 
 def mark_disconnected(session):

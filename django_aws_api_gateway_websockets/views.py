@@ -60,11 +60,12 @@ logger = logging.getLogger(__name__)
 class Rejection(Exception):
     """Ends a request with a 4xx answer, a log line and (on connect) a signal."""
 
-    def __init__(self, status, message, reason=""):
+    def __init__(self, status, message, reason="", data=None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
+        self.data = data or {}  # more keys for the JSON answer (e.g. a 429's retry_after)
 
 
 def _reject_non_json_constant(name):
@@ -173,6 +174,10 @@ class WebSocketView(View):
     RATE_LIMIT_MAX_ATTEMPTS: int | None = None  # None: WEBSOCKETS["rate_limit_max_attempts"] (20)
     RATE_LIMIT_WINDOW_MINUTES: int | None = None  # None: WEBSOCKETS["rate_limit_window_minutes"] (1)
     CHECK_ORIGIN: bool = True
+    # Messages per connection (every route but $connect/$disconnect; ratelimit.message_decision):
+    # None: WEBSOCKETS["message_rate_limit"] (20 a second; 0 turns it off) and ["message_rate_burst"] (40).
+    MESSAGE_RATE_LIMIT: float | None = None
+    MESSAGE_RATE_BURST: int | None = None
     # Channels without a ChannelPermission row: joinable (True), or refused (False).
     ALLOW_UNLISTED_CHANNELS: bool = True
     # Announce joins and leaves to the channel ({"type": "presence", ...}; presence.py).
@@ -282,7 +287,7 @@ class WebSocketView(View):
             and type(self).permission_denied is not WebSocketView.permission_denied
         ):
             return self._permission_denied_answer(request, *args, **kwargs)
-        return JsonResponse({"error": rejection.message}, status=rejection.status)
+        return JsonResponse({"error": rejection.message, **rejection.data}, status=rejection.status)
 
     def _permission_denied_answer(self, request, *args, **kwargs):
         """The overridden ``permission_denied`` hook's answer to a refusal (after the rollback:
@@ -683,6 +688,7 @@ class WebSocketView(View):
             # The login ended without a signal (a queryset update): end the connection now.
             login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
             raise Rejection(410, "Connection is closed: the login that opened it has ended.")
+        tat_us = self._message_rate_check(session)  # before any work on the body: 429, nothing runs
         _ = self.body  # parsed once, here or earlier by an override that read it
         if self._body_error is not None:
             raise self._body_error
@@ -701,10 +707,36 @@ class WebSocketView(View):
             )
             result = getattr(self, handler_name)(request, *args, **kwargs)
             # Counted only for a message that was handled: the transaction rolls it back otherwise.
-            request_sql.count_message(session)
+            # The same UPDATE stores the rate limiter's state: the message path stays at 2 statements.
+            request_sql.count_message(session, tat_us)
             return result
 
         return self._in_transaction(handle_message, request)
+
+    def _message_rate_check(self, session):
+        """The per-connection message limit: the new state to store (``None``: the limit is
+        off), or 429 before the body is parsed and the handler runs.
+
+        The state is the connection's row (``message_tat_us``), read by the message's one
+        SELECT and written by the UPDATE that counts it: no statement, and no cache, of its
+        own (a cache would add a round trip per message, and the row is already at hand).
+        Two messages of one connection handled at the same moment read the same state, so one
+        more than the burst may pass then: a bound per connection, not an exact count. Only a
+        handled message spends its place: a refused or failed one changes no row (its
+        transaction, the counting UPDATE included, rolls back), as every refused request."""
+        rate = self.MESSAGE_RATE_LIMIT if self.MESSAGE_RATE_LIMIT is not None else get_setting("message_rate_limit")
+        if not rate:
+            return None
+        burst = self.MESSAGE_RATE_BURST or get_setting("message_rate_burst")
+        decision = ratelimit.message_decision(session.message_tat_us, rate, burst)
+        if not decision.allowed:
+            raise Rejection(
+                429,
+                f"Too many messages: this connection may send {rate:g} a second (bursts of {burst}).",
+                signals.REASON_RATE_LIMIT,
+                {"retry_after": round(decision.retry_after, 3)},
+            )
+        return decision.tat_us
 
     def _read_body(self, request):
         """Every route: a ``Content-Length`` that is a non-negative integer within the payload
@@ -871,7 +903,9 @@ class WebSocketView(View):
         """Built-in: ``{"handler": "resume", "channel": "<this connection's channel>", "after": N,
         "user_after": M}`` (either part optional; ``null``: only where the stream is now): post
         what the connection missed on its channel and its user's direct stream, in order, or a
-        ``resume_gap``, then ``{"type": "resumed", "streams": {...}}`` (docs/history.md)."""
+        ``resume_gap``, then ``{"type": "resumed", "streams": {...}}``; one page at most
+        (``WEBSOCKETS["resume_page_*"]``): ``"more": {stream: last seq sent}`` says where the
+        next ``resume`` continues (docs/history.md)."""
         after, user_after = self.body.get("after"), self.body.get("user_after")
         for value in (after, user_after):
             if value is not None and (type(value) is not int or value < 0):
@@ -885,7 +919,7 @@ class WebSocketView(View):
             raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
         if after is not None and not channel:
             raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
-        streams = history.resume_session(
+        page = history.resume_page(
             self.websocket_session,
             channel,
             after,
@@ -893,7 +927,10 @@ class WebSocketView(View):
             channel_position="after" in self.body,
             user_position="user_after" in self.body,
         )
-        return {"type": "resumed", "streams": streams}
+        answer: dict[str, Any] = {"type": "resumed", "streams": page.streams}
+        if page.more:  # one page at a time: resume again with these numbers as "after"
+            answer["more"] = page.more
+        return answer
 
     @handler
     def presence(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_aws_api_gateway_websockets import conf, history, presence
+from django_aws_api_gateway_websockets import conf, history, presence, protocol
 from django_aws_api_gateway_websockets.models import ChannelMessage, ChannelSequence, WebSocketSession
 from django_aws_api_gateway_websockets.testing import ManagementAPICapture, integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
@@ -294,6 +294,137 @@ def test_resume_in_a_channel_restricted_since_the_connection_joined_is_refused(
     assert capture.sent_to(me.connection_id) == []
     assert post("/ws/", staff.connection_id, body={"handler": "resume", "after": 0}).status_code == 200
     assert [m["n"] for m in capture.sent_to(staff.connection_id)[0]["messages"]] == [1, 2]
+
+
+def near_limit_payload(stream="room-1"):
+    """The largest message send_to_channel accepts on ``stream``, give or take a few bytes."""
+    head = history._envelope_head({"type": "big", "blob": ""}, stream)
+    return {"type": "big", "blob": "x" * (protocol.MAX_PAYLOAD_BYTES - len(head) - 20)}
+
+
+def follow_resume(post, session, capture, body):
+    """Resume as the browser client does: again from each ``resumed`` frame's ``more`` until
+    caught up. Returns the frames posted per request."""
+    pages = []
+    while True:
+        capture.clear()
+        response = post("/ws/", session.connection_id, body={"handler": "resume", **body})
+        assert response.status_code == 200, response.content
+        raw = capture.raw[session.connection_id]
+        assert all(len(frame) <= protocol.MAX_PAYLOAD_BYTES for frame in raw)
+        frames = [json.loads(frame) for frame in raw]
+        pages.append(frames)
+        assert frames[-1]["type"] == "resumed"
+        more = frames[-1].get("more")
+        assert more == response.json().get("more")
+        if not more:
+            return pages
+        body = {"after": more["room-1"]} if "room-1" in more else {}
+        if "@user" in more:
+            body["user_after"] = more["@user"]
+
+
+def delivered(frames):
+    """The numbered messages the frames carry, as the browser client reads them."""
+    out = []
+    for frame in frames:
+        if frame.get("type") == "replay":
+            out.extend(frame["messages"])
+        elif "seq" in frame and frame.get("type") not in ("resume_gap", "resumed"):
+            out.append(frame)
+    return out
+
+
+@pytest.mark.django_db
+def test_resume_replays_a_message_sent_near_the_payload_limit(post, gateway, capture):
+    me = make_session(gateway)
+    history.send_to_channel("room-1", {"type": "small"})
+    big = history.send_to_channel("room-1", near_limit_payload())
+    assert len(capture.raw[me.connection_id][-1]) > protocol.MAX_PAYLOAD_BYTES - 100  # it was sent
+    history.send_to_channel("room-1", {"type": "small"})
+    (frames,) = follow_resume(post, me, capture, {"after": 0})
+    # The large one goes alone, exactly as first delivered (it carries stream and seq).
+    assert capture.raw[me.connection_id][1] == ChannelMessage.objects.get(seq=big.seq).payload.encode()
+    assert [m["seq"] for m in delivered(frames)] == [1, 2, 3]
+    assert frames[-1] == {"type": "resumed", "streams": {"room-1": 3}}
+
+
+@pytest.mark.django_db
+def test_a_stored_message_over_the_limit_replays_as_a_visible_gap(post, gateway, capture):
+    me = make_session(gateway)
+    for i in range(3):
+        history.send_to_channel("room-1", {"n": i})
+    # Stored by other means (a row written by hand, an older release): it cannot be posted.
+    ChannelMessage.objects.filter(seq=2).update(
+        payload=json.dumps({"blob": "é" * 70_000, "stream": "room-1", "seq": 2})
+    )
+    (frames,) = follow_resume(post, me, capture, {"after": 0})
+    assert [m["seq"] for m in delivered(frames)] == [1, 3]
+    assert {
+        "type": "resume_gap",
+        "stream": "room-1",
+        "after": 1,
+        "seq": 2,
+        "first_kept": None,
+        "reason": "too_large",
+    } in frames
+    assert [f.get("seq") for f in frames if f["type"] != "resumed"] == [None, 2, None]  # in order
+
+
+@pytest.mark.django_db
+def test_resume_of_a_thousand_messages_goes_page_by_page_exactly_once(post, gateway, capture, settings):
+    settings.WEBSOCKETS = {"history_max_messages": 1000}
+    me = make_session(gateway)
+    now = timezone.now()
+    ChannelSequence.objects.create(stream="room-1", last_seq=1000)
+    ChannelMessage.objects.bulk_create(
+        ChannelMessage(stream="room-1", seq=n, payload=history._envelope({"n": n}, "room-1", n), created_on=now)
+        for n in range(1, 1001)
+    )
+    pages = follow_resume(post, me, capture, {"after": 0})
+    assert len(pages) == 10
+    for page in pages:
+        assert len(delivered(page)) <= conf.DEFAULTS["resume_page_messages"]
+    assert pages[0][-1] == {"type": "resumed", "streams": {"room-1": 1000}, "more": {"room-1": 100}}
+    assert [m["seq"] for page in pages for m in delivered(page)] == list(range(1, 1001))
+
+
+@pytest.mark.django_db
+def test_a_resume_page_keeps_to_its_byte_budget(post, gateway, user, capture, settings):
+    settings.WEBSOCKETS = {"resume_page_bytes": 64 * 1024}
+    me = make_session(gateway, user=user)
+    for n in range(20):
+        history.send_to_channel("room-1", {"n": n, "blob": "x" * 10_000})
+    history.send_to_user(user, {"type": "dm", "blob": "x" * 8_000})  # more than a full page has left
+    sizes = {
+        (p.stream.replace(f"user:{user.pk}", "@user"), p.seq): len(p.payload.encode())
+        for p in ChannelMessage.objects.all()
+    }
+    pages = follow_resume(post, me, capture, {"after": 0, "user_after": 0})
+    for page in pages:
+        assert sum(sizes[m["stream"], m["seq"]] for m in delivered(page)) <= 64 * 1024
+    assert len(pages) == 4
+    # The channel filled the first pages; the user stream waited for its turn, not skipped.
+    assert pages[0][-1]["more"] == {"room-1": 6, "@user": 0}
+    assert [m["seq"] for page in pages for m in delivered(page) if m["stream"] == "room-1"] == list(range(1, 21))
+    assert [m["seq"] for page in pages for m in delivered(page) if m["stream"] == "@user"] == [1]
+
+
+@pytest.mark.django_db
+def test_a_message_larger_than_the_byte_budget_still_moves_the_page_on(post, gateway, capture, settings):
+    settings.WEBSOCKETS = {"resume_page_bytes": 1024}
+    me = make_session(gateway)
+    for n in range(3):
+        history.send_to_channel("room-1", {"n": n, "blob": "x" * 5_000})
+    pages = follow_resume(post, me, capture, {"after": 0})
+    assert [[m["seq"] for m in delivered(page)] for page in pages] == [[1], [2], [3]]
+
+
+def test_resume_page_settings_are_validated():
+    assert conf.value_problem("resume_page_messages", 0)
+    assert conf.value_problem("resume_page_bytes", 10)
+    assert conf.value_problem("resume_page_bytes", "1MB")
+    assert conf.value_problem("resume_page_messages", 50) is None
 
 
 # --- presence --------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Message routes and $disconnect: authentication, handler choice, permissions, errors."""
 
+import time
+
 import pytest
 from django.core import mail
 
@@ -218,3 +220,75 @@ def test_custom_route_path_dispatches_by_body(post_as_gateway, session_row):
         "/ws/", session_row.connection_id, route="chat", body={"action": "chat", "handler": "whoami"}
     )
     assert response.json()["type"] == "whoami"
+
+
+# --- the per-connection message rate (WEBSOCKETS["message_rate_limit"] / ["message_rate_burst"]) ---
+
+
+def handled_counter():
+    """Counts the messages whose handler ran (``message_received`` fires right before it)."""
+    runs = []
+
+    def receiver(sender, **kwargs):
+        runs.append(kwargs["handler"])
+
+    signals.message_received.connect(receiver, weak=False)
+    return runs, receiver
+
+
+def test_a_burst_past_the_message_rate_is_refused_without_running_the_handler(post_as_gateway, session_row, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 10, "message_rate_burst": 3}
+    runs, receiver = handled_counter()
+    try:
+        answers = [send(post_as_gateway, session_row, {"handler": "whoami"}) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        body = answers[-1].json()
+        assert "Too many messages" in body["error"] and 0 < body["retry_after"] <= 0.1
+        assert runs == ["whoami"] * 3  # the refused one ran nothing
+        session_row.refresh_from_db()
+        assert session_row.request_count == 4  # 1 (the connect) + the 3 handled
+        time.sleep(body["retry_after"] + 0.01)
+        assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
+        assert len(runs) == 4
+    finally:
+        signals.message_received.disconnect(receiver)
+
+
+def test_refused_and_failing_messages_change_no_row_and_spend_nothing(post_as_gateway, session_row, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 1, "message_rate_burst": 2}
+    assert send(post_as_gateway, session_row, "not json").status_code == 400
+    assert send(post_as_gateway, session_row, {"handler": "explode"}).status_code == 500
+    session_row.refresh_from_db()
+    assert session_row.message_tat_us == 0 and session_row.request_count == 1  # rolled back with the request
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429
+    session_row.refresh_from_db()
+    assert session_row.request_count == 3 and session_row.message_tat_us > 0
+
+
+def test_message_rate_off_stores_nothing(post_as_gateway, session_row, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 0, "message_rate_burst": 1}
+    assert all(send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200 for _ in range(5))
+    session_row.refresh_from_db()
+    assert session_row.message_tat_us == 0  # off: nothing stored either
+
+
+def test_message_rate_is_per_connection(post_as_gateway, session_row, user, gateway, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 1, "message_rate_burst": 1}
+    other = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="room-1", user=user, api_gateway=gateway
+    )
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429
+    assert send(post_as_gateway, other, {"handler": "whoami"}).status_code == 200
+
+
+def test_message_rate_settings_are_validated():
+    from django_aws_api_gateway_websockets import conf
+
+    assert conf.value_problem("message_rate_limit", -1)
+    assert conf.value_problem("message_rate_burst", 0)
+    assert conf.value_problem("message_rate_burst", 2.5)
+    assert conf.value_problem("message_rate_limit", 0) is None  # off
+    assert conf.value_problem("message_rate_limit", 5) is None  # an int is a number

@@ -50,6 +50,19 @@ def test_message_costs_at_most_two_queries(post_as_gateway, session_row, warm):
 
 
 @pytest.mark.django_db
+def test_the_message_rate_limit_costs_no_statement_of_its_own(post_as_gateway, session_row, warm, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 1, "message_rate_burst": 1}
+    with CaptureQueriesContext(connection) as context:
+        assert post_as_gateway("/ws/", session_row.connection_id, body={"handler": "whoami"}).status_code == 200
+    # The row's SELECT reads the bucket; the UPDATE that counts the message writes it.
+    assert len(statements(context)) == 2, statements(context)
+    assert "message_tat_us" in statements(context)[1]
+    with CaptureQueriesContext(connection) as context:
+        assert post_as_gateway("/ws/", session_row.connection_id, body={"handler": "whoami"}).status_code == 429
+    assert len(statements(context)) == 1, statements(context)  # refused: the SELECT only, nothing written
+
+
+@pytest.mark.django_db
 def test_disconnect_costs_at_most_two_queries(post_as_gateway, session_row, warm):
     with CaptureQueriesContext(connection) as context:
         response = post_as_gateway("/ws/", session_row.connection_id, route="disconnect")

@@ -141,3 +141,39 @@ def test_every_client_gets_every_broadcast_once_in_order_across_forced_drops(
         assert c.delivered == stored
         for i in range(SENDERS):  # each sender's messages in the order it sent them
             assert [k for s, k in c.delivered if s == i] == list(range(PER_SENDER))
+
+
+def test_a_near_limit_message_and_a_long_history_replay_through_the_gateway_page_by_page(
+    django_db_setup, start_gateway, e2e_gateway, live_server, settings
+):
+    """The local gateway enforces API Gateway's 128 KB: a replay frame over it would be refused
+    there. A ~128 KB message replays as first delivered; 250 more come in pages of 100."""
+    settings.WEBSOCKETS = {"resume_page_messages": 100}
+    ApiGateway.objects.filter(pk=e2e_gateway.pk).update(target_base_endpoint=f"{live_server.url}/history/")
+    e2e_gateway.refresh_from_db()
+    gateway = start_gateway()
+    head = len('{"type":"big","blob":"","stream":"ticker","seq":1}')
+    big = send_to_channel(CHANNEL, {"type": "big", "blob": "x" * (128 * 1024 - head - 20)})
+    for k in range(250):
+        send_to_channel(CHANNEL, {"type": "tick", "k": k})
+    seqs, requests = [], 0
+    with connect(f"{gateway.ws_url}?channel={CHANNEL}", origin=ORIGIN, open_timeout=5, max_size=None) as ws:
+        after = 0
+        while after is not None:
+            ws.send(json.dumps({"handler": "resume", "channel": CHANNEL, "after": after}))
+            requests += 1
+            while True:
+                raw = ws.recv(timeout=10)
+                assert len(raw.encode()) <= 128 * 1024
+                frame = json.loads(raw)
+                if frame["type"] == "replay":
+                    seqs.extend(m["seq"] for m in frame["messages"])
+                elif frame["type"] == "resumed":
+                    after = frame.get("more", {}).get(CHANNEL)
+                    break
+                else:
+                    assert frame["type"] == "big" and frame["seq"] == big.seq  # alone, as first delivered
+                    assert len(frame["blob"]) == 128 * 1024 - head - 20
+                    seqs.append(frame["seq"])
+    assert seqs == list(range(1, 252))  # all, in order, exactly once
+    assert requests == 3

@@ -27,6 +27,9 @@
 // per channel is kept in sessionStorage (per tab, keyed by the socket URL; option persistSeq), so
 // a page reload resumes where the page left off; the user stream too when `userKey` names the
 // user. Without sessionStorage (private modes that throw, storage disabled) it stays in memory.
+// A long replay comes one page at a time: a "resumed" frame with "more" {stream: last seq sent}
+// makes the client ask again from where it is, until it has caught up (an unanswered request,
+// such as one refused by the server's message rate limit, is asked again after resumeRetryMs).
 
 const MINUTE = 60 * 1000;
 
@@ -41,6 +44,7 @@ export const DEFAULTS = {
   maxRefusals: 3, // the same refusal this many times in a row: stop (see refusalUrl)
   resume: true, // ask the server for missed sequenced messages after each reconnect
   gapWaitMs: 1000, // a sequence gap open this long (a message lost in flight): ask for a resume
+  resumeRetryMs: 3000, // a continued resume (a paged replay) left unanswered this long: ask again
   persistSeq: true, // keep the last number per channel in sessionStorage: a reload resumes from it
   userKey: "", // identifies the user (e.g. their id): the user stream's number is kept too
   // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
@@ -299,6 +303,7 @@ export class WebSocketClient extends EventTarget {
         }
       }
       this._emit("resumed", data.streams);
+      this._continueResume(data.more);
     } else if (data && typeof data.stream === "string" && Number.isInteger(data.seq)) {
       this._sequenced(data);
     } else {
@@ -338,7 +343,8 @@ export class WebSocketClient extends EventTarget {
       // message); if not, ask the server for it.
       state.timer = setTimeout(() => {
         state.timer = null;
-        if (state.pending.size && this.isOpen) this._sendResume(this.socket, stream);
+        // A paged replay under way brings the missing ones (or the next page's answer re-arms this).
+        if (state.pending.size && this.isOpen && !this.timers.resume) this._sendResume(this.socket, stream);
       }, this.options.gapWaitMs);
     }
   }
@@ -352,23 +358,55 @@ export class WebSocketClient extends EventTarget {
     else if (Number.isInteger(data.seq) && data.seq < data.after) state.last = data.seq; // the history was reset
     for (const seq of [...state.pending.keys()]) if (seq <= state.last) state.pending.delete(seq);
     this._storeSeq(data.stream, state.last);
-    this._emit("gap", { stream: data.stream, after, seq: state.last, firstKept: data.first_kept ?? null });
+    this._emit("gap", {
+      stream: data.stream,
+      after,
+      seq: state.last,
+      firstKept: data.first_kept ?? null,
+      reason: data.reason ?? "expired", // "too_large": that one message could not be replayed
+    });
     this._drain(data.stream, state);
   }
 
-  // Ask for what was missed on the current channel and the user stream (or one of them); for
-  // a stream not seen yet, "after": null asks where it stands (the point to start from).
+  // Ask for what was missed on the current channel and the user stream (or some of them: a
+  // stream name or a list); for a stream not seen yet, "after": null asks where it stands.
   _sendResume(socket, only) {
     if (!this.options.resume || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const wanted = (stream) => !only || only === stream || (Array.isArray(only) && only.includes(stream));
     const message = { handler: "resume" };
     const channel = this.streams.get(this.channel);
-    if (this.channel && (!only || only === this.channel)) {
+    if (this.channel && wanted(this.channel)) {
       message.channel = this.channel;
       message.after = channel ? channel.last : null;
     }
     const user = this.streams.get(USER_STREAM);
-    if (!only || only === USER_STREAM) message.user_after = user ? user.last : null;
+    if (wanted(USER_STREAM)) message.user_after = user ? user.last : null;
     socket.send(JSON.stringify(message));
+  }
+
+  // The server replays one page per resume; "more" names the streams it has not finished.
+  // Ask again from what was delivered (not from the server's cursor: a page lost in flight is
+  // then asked for again). A request left unanswered is repeated, a few times.
+  _continueResume(more) {
+    clearTimeout(this.timers.resume);
+    this.timers.resume = null;
+    const streams = more && typeof more === "object" ? Object.keys(more) : [];
+    const pending = streams.filter((s) => (s === this.channel && this.channel) || s === USER_STREAM);
+    if (!pending.length) {
+      this.resumeRetries = 0;
+      // Caught up: a gap still open (a message lost in flight) gets its timer again.
+      for (const [stream, state] of this.streams) if (state.pending.size && !state.timer) this._drain(stream, state);
+      return;
+    }
+    const ask = () => {
+      this.timers.resume = null;
+      if (!this.isOpen || (this.resumeRetries || 0) > 5) return;
+      this.resumeRetries = (this.resumeRetries || 0) + 1;
+      this.timers.resume = setTimeout(ask, this.options.resumeRetryMs * this.resumeRetries);
+      this._sendResume(this.socket, pending);
+    };
+    this.resumeRetries = 0;
+    ask();
   }
 
   _onClose(socket, event) {
@@ -411,6 +449,7 @@ export class WebSocketClient extends EventTarget {
     clearInterval(this.timers.heartbeat);
     clearTimeout(this.timers.lifetime);
     clearTimeout(this.timers.reconnect);
+    clearTimeout(this.timers.resume);
     this.timers = {};
   }
 
