@@ -419,7 +419,8 @@ def _on_rule_permissions_changed(
         _note(using, rule_ids=pk_set)
 
 
-def _on_user_m2m_changed(
+def _on_m2m_lost(
+    noted: str,
     field: Any,
     sender: Any,
     instance: Model,
@@ -429,25 +430,11 @@ def _on_user_m2m_changed(
     using: str | None = None,
     **kwargs: Any,
 ) -> None:
-    """``user.user_permissions`` or ``user.groups`` lost members (either side)."""
-    users = _removed_sources(field, instance, action, reverse, pk_set)
-    if users:
-        _note(using, user_ids=users)
-
-
-def _on_group_permissions_changed(
-    field: Any,
-    sender: Any,
-    instance: Model,
-    action: str,
-    reverse: bool,
-    pk_set: Any,
-    using: str | None = None,
-    **kwargs: Any,
-) -> None:
-    groups = _removed_sources(field, instance, action, reverse, pk_set)
-    if groups:
-        _note(using, group_ids=groups)
+    """Members taken out of ``field`` (either side): ``user.user_permissions`` or
+    ``user.groups`` (``noted="user_ids"``), ``group.permissions`` (``noted="group_ids"``)."""
+    sources = _removed_sources(field, instance, action, reverse, pk_set)
+    if sources:
+        _note(using, **{noted: sources})
 
 
 def _on_group_deleted(sender: Any, instance: Model, using: str | None = None, **kwargs: Any) -> None:
@@ -492,7 +479,7 @@ def connect_receivers() -> None:
         return
     for field in fields:
         m2m_changed.connect(
-            partial(_on_user_m2m_changed, field),
+            partial(_on_m2m_lost, "user_ids", field),
             sender=field.remote_field.through,
             weak=False,
             dispatch_uid=f"channel_access_recheck_user_{field.name}",
@@ -500,7 +487,7 @@ def connect_receivers() -> None:
     group_model = fields[1].related_model
     group_permissions = group_model._meta.get_field("permissions")
     m2m_changed.connect(
-        partial(_on_group_permissions_changed, group_permissions),
+        partial(_on_m2m_lost, "group_ids", group_permissions),
         sender=group_permissions.remote_field.through,
         weak=False,
         dispatch_uid="channel_access_recheck_group_permissions",

@@ -1,5 +1,8 @@
 """Small helpers the test modules share (fixtures live in conftest.py)."""
 
+from django.contrib.auth.models import Permission
+
+from django_aws_api_gateway_websockets.models import ChannelPermission, ChannelPermissionRule
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
 
@@ -58,3 +61,18 @@ def break_connect_statement(monkeypatch, failing_expression):
         return sql.replace(", conn.", f", {failing_expression}, conn.", 1)
 
     monkeypatch.setattr(request_sql, "_connect_statement", broken)
+
+
+def perm(codename):
+    """The ``auth.Permission`` named ``app_label.codename``."""
+    app_label, name = codename.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=name)
+
+
+def channel(name, access, *rules):
+    """A ``ChannelPermission`` with one rule per set of permission codenames."""
+    row = ChannelPermission.objects.create(channel_name=name, access=access)
+    for codenames in rules:
+        rule = ChannelPermissionRule.objects.create(channel_permission=row)
+        rule.permissions.set([perm(c) for c in codenames])
+    return row

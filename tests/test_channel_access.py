@@ -15,23 +15,12 @@ from django_aws_api_gateway_websockets.models import ChannelPermission, ChannelP
 from django_aws_api_gateway_websockets.testing import ManagementAPICapture
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
+from .helpers import channel, perm
+
 pytestmark = pytest.mark.django_db
 Access = ChannelPermission.Access
 STAFF_ONLY_REASON = "This channel is now for staff only."
 PERMISSIONS_REASON = "This channel now needs permissions this user does not hold."
-
-
-def perm(codename):
-    app_label, name = codename.split(".")
-    return Permission.objects.get(content_type__app_label=app_label, codename=name)
-
-
-def channel(name, access, *rules):
-    row = ChannelPermission.objects.create(channel_name=name, access=access)
-    for codenames in rules:
-        rule = ChannelPermissionRule.objects.create(channel_permission=row)
-        rule.permissions.set([perm(c) for c in codenames])
-    return row
 
 
 def connection(gateway, user=None, channel="board"):

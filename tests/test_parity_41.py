@@ -17,23 +17,11 @@ from django_aws_api_gateway_websockets.models import (
 from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 
+from .helpers import channel, perm
 from .management_server import ManagementServer
 
 pytestmark = pytest.mark.django_db
 Access = ChannelPermission.Access
-
-
-def perm(codename):
-    app_label, name = codename.split(".")
-    return Permission.objects.get(content_type__app_label=app_label, codename=name)
-
-
-def channel(name, access, *rules):
-    row = ChannelPermission.objects.create(channel_name=name, access=access)
-    for codenames in rules:
-        rule = ChannelPermissionRule.objects.create(channel_permission=row)
-        rule.permissions.set([perm(c) for c in codenames])
-    return row
 
 
 @pytest.fixture
