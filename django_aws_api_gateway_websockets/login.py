@@ -224,23 +224,12 @@ def _close_sockets(rows, reason):
 
 
 def _on_login(sender, request, user, **kwargs):
-    """``user_logged_in``: give the login its id. A session that has one already is this
-    user's (Django flushes a session that changes user): the login goes on, under the key
-    ``login()`` just cycled, which the rows that keep the key follow (one ``UPDATE``, only then)."""
-    from .models import WebSocketSession
-
+    """``user_logged_in``: give the login its id. A session that has one is already this
+    user's (``login()`` flushes a session of another user, and logging out flushes): the login
+    goes on, and so do its connections."""
     django_session = getattr(request, "session", None)
-    if django_session is None:
-        return
-    login_id = django_session.get(LOGIN_ID_SESSION_KEY)
-    if not login_id:
+    if django_session is not None and not django_session.get(LOGIN_ID_SESSION_KEY):
         django_session[LOGIN_ID_SESSION_KEY] = secrets.token_urlsafe(18)
-        return
-    key = django_session.session_key
-    if key and len(key) <= 40:
-        WebSocketSession.objects.filter(login_hash=hash_login_id(login_id), connected=True).exclude(
-            django_session_key=""
-        ).update(django_session_key=key)
 
 
 def _on_logout(sender, request, user, **kwargs):
