@@ -111,13 +111,14 @@ def key_the_response_sets(django_session):
     if not (django_session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
         return django_session.session_key
     django_session.save()
-    key, data = django_session.session_key, dict(django_session._session)
+    key, data = django_session.session_key, dict(django_session.items())
     sign = django_session._get_session_key
 
     def same_data_same_key():
-        return key if django_session._session == data else sign()
+        return key if dict(django_session.items()) == data else sign()
 
-    django_session._get_session_key = same_data_same_key  # this request's session object only
+    # This request's session object only (Django's save() asks it for the key).
+    django_session._get_session_key = same_data_same_key  # type: ignore[method-assign]
     return key
 
 
@@ -134,7 +135,12 @@ def session_store_class():
 def joinable_session_model(db):
     """The session model of a database engine (db, cached_db) on database ``db``: the
     message's row ``SELECT`` joins it (request_sql.load_connection). ``None`` otherwise."""
-    store = session_store_class()
+    return _joinable_session_model(settings.SESSION_ENGINE, db)
+
+
+@cache  # asked at every message and $disconnect
+def _joinable_session_model(engine, db):
+    store = _session_store(engine)
     if not issubclass(store, DbSessionStore):
         return None
     model = store.get_model_class()
@@ -155,7 +161,10 @@ def session_check_values(django_session):
             signed_at = signing.b62_decode(key.rsplit(":", 2)[1])
         except (IndexError, ValueError):
             return {}
-        expires = datetime.fromtimestamp(signed_at + django_session.get_session_cookie_age(), tz=UTC)
+        # Aware, or local time as timezone.now() gives it without USE_TZ.
+        expires = datetime.fromtimestamp(
+            signed_at + django_session.get_session_cookie_age(), tz=UTC if settings.USE_TZ else None
+        )
         return {"session_expires_at": expires}
     if len(key) > 40:  # a custom engine's longer keys: not checked
         return {}
@@ -167,12 +176,12 @@ def session_ended(session):
     query when the row's ``SELECT`` brought that session's ``expire_date``
     (request_sql.load_connection, database engines); otherwise the session store is asked (a
     cache or file lookup; a query for database sessions on another database)."""
-    now = timezone.now()
-    if session.session_expires_at is not None and session.session_expires_at <= now:
+    if session.session_expires_at is not None and session.session_expires_at <= timezone.now():
         return True
     key = session.django_session_key
     if not key or session.user_id is None:
         return False
+    now = timezone.now()
     if getattr(session, "django_session_joined", False):
         expiry = session.django_session_expiry  # None: no such session
         return expiry is None or expiry <= now

@@ -171,7 +171,8 @@ def load_connection(connection_id):
 _ASSIGNMENTS = {
     # name: the SET clause (before updated_on) from quote_name
     "count_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1",
-    "mark_disconnected": lambda qn: f"{qn('connected')} = %s",
+    # The Django session's key is kept only while the connection is open (login.py).
+    "mark_disconnected": lambda qn: f"{qn('connected')} = %s, {qn('django_session_key')} = %s",
 }
 
 
@@ -198,9 +199,10 @@ def count_message(session):
 
 
 def mark_disconnected(session):
-    """The connection's row marked disconnected (``connected``, ``updated_on``)."""
-    _update_session(session, "mark_disconnected", [False])
-    session.connected = False
+    """The connection's row marked disconnected (``connected``, ``updated_on``; the Django
+    session's key is no longer needed)."""
+    _update_session(session, "mark_disconnected", [False, ""])
+    session.connected, session.django_session_key = False, ""
 
 
 def load_db_session(session):
@@ -276,7 +278,16 @@ def _connect_statement(connection, audit, n_keys):
 
 
 def connect_in_one_statement(
-    *, raw_token, session_key, user_id, session_auth_hash, audit_ip, counting, login_hash="", session_values=None, **values
+    *,
+    raw_token,
+    session_key,
+    user_id,
+    session_auth_hash,
+    audit_ip,
+    counting,
+    login_hash="",
+    session_values=None,
+    **values,
 ):
     """Spend ``raw_token`` (issued to ``user_id`` under the Django session ``session_key``),
     store the connection's row (``values``: its fields, ``user`` and ``session_key_hash``

@@ -114,7 +114,12 @@ def spend_statement(connection, with_session, with_user=False, condition=""):
     fields = list(User._meta.concrete_fields)
     active = next((f for f in fields if f.attname == "is_active"), None)
     where = [f"{tok}.{qn('token')} = %s", f"{tok}.{qn('used')} = %s", f"{tok}.{qn('created_at')} >= %s"]
-    returning = [f"{tok}.{qn('id')}", f"{tok}.{qn('session_key')}", f"{tok}.{qn('user_id')}", f"{tok}.{qn('login_hash')}"]
+    returning = [
+        f"{tok}.{qn('id')}",
+        f"{tok}.{qn('session_key')}",
+        f"{tok}.{qn('user_id')}",
+        f"{tok}.{qn('login_hash')}",
+    ]
     user_columns = ModelColumns(User, connection, usr) if connection.vendor == "postgresql" else None
     if user_columns is not None:
         where.append(f"{user_pk} = {tok}.{qn('user_id')}")

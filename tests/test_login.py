@@ -271,7 +271,9 @@ def test_expired_file_session_refuses_the_next_message_once_clearsessions_remove
     assert ws_capture.deleted == [cid]
 
 
-def test_expired_signed_cookie_refuses_the_next_message(settings, user, gateway, ws_capture, monkeypatch):
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_expired_signed_cookie_refuses_the_next_message(use_tz, settings, user, gateway, ws_capture, monkeypatch):
+    settings.USE_TZ = use_tz
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     settings.SESSION_COOKIE_AGE = 600
     tab = browser_logged_in(user)
@@ -301,3 +303,17 @@ def test_anonymous_connections_have_no_session_to_check(engine, client, gateway,
         headers=integration_headers(gateway, cid),
     )
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("engine", ["db", "signed_cookies"], indirect=True)
+def test_the_django_session_key_is_kept_only_while_connected(engine, user, gateway):
+    tab = browser_logged_in(user)
+    cid = connect(tab, gateway)
+    row = WebSocketSession.objects.get(connection_id=cid)
+    # Server-side sessions: the key, as Django keeps it; signed cookies: never (it is the data).
+    assert row.django_session_key == (session_key(tab) if engine == "db" else "")
+    assert (row.session_expires_at is None) == (engine == "db")
+    response = Client().post("/ws/disconnect", headers=integration_headers(gateway, cid, route="disconnect"))
+    assert response.status_code == 200
+    row.refresh_from_db()
+    assert (row.connected, row.django_session_key) == (False, "")
