@@ -283,6 +283,16 @@ class WebSocketSession(WebSocketSessionMethods, models.Model):
     # one number, GCRA's "theoretical arrival time" in epoch microseconds. Read with the row and
     # written by the UPDATE that counts the message: no statement of its own.
     message_tat_us = models.BigIntegerField(default=0, editable=False)
+    # The login's id kept in its Django session data, keyed hash (login.py): stable across
+    # session writes and key changes, so logout finds the connection under every engine. ""
+    # for rows opened before it existed: those are matched by session_key_hash.
+    login_hash = models.CharField(max_length=64, blank=True, default="", db_index=True, editable=False)
+    # Whether the Django session still exists is checked at every message (login.py): its key
+    # for engines that store sessions server-side and look them up by key (the database
+    # engines already hold it in the clear, in the same database); the expiry for signed
+    # cookies, which have nothing to look up.
+    django_session_key = models.CharField(max_length=40, blank=True, default="", editable=False)
+    session_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_on = models.DateTimeField(auto_now_add=True)
     updated_on = models.DateTimeField(auto_now=True)
 
@@ -307,6 +317,8 @@ class WebSocketToken(WebSocketTokenMethods, models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="websocket_tokens")
     # A keyed hash of the Django session key the token was issued to (login.hash_session_key).
     session_key = models.CharField(max_length=64, db_index=True)
+    # The keyed hash of the login's id (login.hash_login_id), carried to the connection's row.
+    login_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     used = models.BooleanField(default=False)
 

@@ -27,6 +27,8 @@ same database routing; instances are built by ``sql_rows.ModelColumns`` as the O
   (``WEBSOCKETS["rate_limit_cache"]``) the count is that cache's operation, then the statement.
 """
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.db import DatabaseError, connections, router
@@ -39,7 +41,7 @@ from .sql_rows import ModelColumns, column_name, single_table
 
 _INSERT_SQL: dict[tuple[str, str], tuple[str, list]] = {}
 _CONNECT_SQL: dict[tuple[str, bool, int], str] = {}
-_LOAD_SQL: dict[str, tuple[str, ModelColumns, ModelColumns, ModelColumns]] = {}
+_LOAD_SQL: dict[tuple[str, Any], tuple[str, ModelColumns, ModelColumns, ModelColumns, Any]] = {}
 _UPDATE_SQL: dict[tuple[str, str], str] = {}
 
 
@@ -97,8 +99,12 @@ def insert_session(**values):
         return _saved(session, cursor.fetchone()[0])
 
 
-def _load_statement(connection):
-    cached = _LOAD_SQL.get(connection.alias)
+def _load_statement(connection, session_model):
+    """The ``SELECT``, and the columns of its three models; with ``session_model`` (a database
+    session engine's, on this database), the ``expire_date`` of the Django session the row
+    keeps the key of comes last (NULL: no such session)."""
+    key = (connection.alias, session_model)
+    cached = _LOAD_SQL.get(key)
     if cached is None:
         qn = connection.ops.quote_name
         User = get_user_model()
@@ -108,26 +114,42 @@ def _load_statement(connection):
             ModelColumns(m, connection, t) for m, t in ((WebSocketSession, rows), (ApiGateway, gateways), (User, users))
         ]
         select = ", ".join(c for model_columns in columns for c in model_columns.columns)
+        join_session = ""
+        if session_model is not None:
+            django_sessions = qn(session_model._meta.db_table)
+            select += f", {django_sessions}.{qn(session_model._meta.get_field('expire_date').column)}"
+            join_session = (
+                f"LEFT OUTER JOIN {django_sessions} ON {django_sessions}.{qn(session_model._meta.pk.column)} "
+                f"= {rows}.{qn(meta.get_field('django_session_key').column)} "
+            )
         sql = (
             f"SELECT {select} FROM {rows} "
             f"LEFT OUTER JOIN {gateways} ON {gateways}.{qn(ApiGateway._meta.pk.column)} = {rows}.{qn(meta.get_field('api_gateway').column)} "
             f"LEFT OUTER JOIN {users} ON {users}.{qn(User._meta.pk.column)} = {rows}.{qn(meta.get_field('user').column)} "
+            f"{join_session}"
             f"WHERE {rows}.{qn(meta.get_field('connection_id').column)} = %s"
         )
-        cached = _LOAD_SQL[connection.alias] = (sql, columns[0], columns[1], columns[2])
+        expiry = None
+        if session_model is not None:
+            field = session_model._meta.get_field("expire_date")
+            column = field.get_col(session_model._meta.db_table)
+            expiry = connection.ops.get_db_converters(column) + field.get_db_converters(connection), column
+        cached = _LOAD_SQL[key] = (sql, columns[0], columns[1], columns[2], expiry)
     return cached
 
 
 def load_connection(connection_id):
     """The connection's row with its gateway record and user (``select_related``), or
-    ``None``: one plain ``SELECT`` per message and ``$disconnect``."""
+    ``None``: one plain ``SELECT`` per message and ``$disconnect``. With a database session
+    engine it also brings whether the Django session behind the connection still exists
+    (``session.django_session_joined``, ``session.django_session_expiry``: login.session_ended)."""
     if not single_table(get_user_model()):  # a multi-table user: the ORM joins its parents
         return (
             WebSocketSession.objects.select_related("api_gateway", "user").filter(connection_id=connection_id).first()
         )
     db = router.db_for_read(WebSocketSession)
     connection = connections[db]
-    sql, sessions, gateways, users = _load_statement(connection)
+    sql, sessions, gateways, users, expiry = _load_statement(connection, login.joinable_session_model(db))
     with connection.cursor() as cursor:
         cursor.execute(sql, [connection_id])
         row = cursor.fetchone()
@@ -137,7 +159,13 @@ def load_connection(connection_id):
     session = sessions.instance(row[:n], connection)
     # Assigned through the descriptors, as select_related caches them (None when absent).
     session.api_gateway = gateways.instance(row[n:m], connection) if row[n + gateways.pk_index] is not None else None
-    session.user = users.instance(row[m:], connection) if row[m + users.pk_index] is not None else None
+    end = m + len(users)
+    session.user = users.instance(row[m:end], connection) if row[m + users.pk_index] is not None else None
+    if expiry is not None:
+        value = row[end]
+        for func in expiry[0]:
+            value = func(value, expiry[1], connection)
+        session.django_session_joined, session.django_session_expiry = True, value
     return session
 
 
@@ -145,7 +173,8 @@ _ASSIGNMENTS = {
     # name: the SET clause (before updated_on) from quote_name
     "count_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1",
     "count_rated_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1, {qn('message_tat_us')} = %s",
-    "mark_disconnected": lambda qn: f"{qn('connected')} = %s",
+    # The Django session's key is kept only while the connection is open (login.py).
+    "mark_disconnected": lambda qn: f"{qn('connected')} = %s, {qn('django_session_key')} = %s",
 }
 
 
@@ -177,9 +206,10 @@ def count_message(session, tat_us=None):
 
 
 def mark_disconnected(session):
-    """The connection's row marked disconnected (``connected``, ``updated_on``)."""
-    _update_session(session, "mark_disconnected", [False])
-    session.connected = False
+    """The connection's row marked disconnected (``connected``, ``updated_on``; the Django
+    session's key is no longer needed)."""
+    _update_session(session, "mark_disconnected", [False, ""])
+    session.connected, session.django_session_key = False, ""
 
 
 def load_db_session(session):
@@ -254,7 +284,18 @@ def _connect_statement(connection, audit, n_keys):
     return sql
 
 
-def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_hash, audit_ip, counting, **values):
+def connect_in_one_statement(
+    *,
+    raw_token,
+    session_key,
+    user_id,
+    session_auth_hash,
+    audit_ip,
+    counting,
+    login_hash="",
+    session_values=None,
+    **values,
+):
     """Spend ``raw_token`` (issued to ``user_id`` under the Django session ``session_key``),
     store the connection's row (``values``: its fields, ``user`` and ``session_key_hash``
     excepted) and, when ``audit_ip`` is given, the accepted attempt's audit row: one
@@ -269,6 +310,9 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
 
     ``session_auth_hash`` is the login's hash as the Django session recorded it; when the
     user's current one differs (a password changed meanwhile), the row is corrected at once.
+    ``login_hash`` and ``session_values`` (``login.session_check_values``): the login's id and
+    what later checks that its Django session still exists, from the cookie's session (the
+    token's, as the statement checks).
     """
     db = router.db_for_write(WebSocketSession)
     connection = connections[db]
@@ -293,6 +337,8 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
             "user_id": user_id,
             "session_key_hash": login.hash_session_key(session_key),
             "auth_hash": login.hash_auth_value(session_auth_hash),
+            "login_hash": login_hash,
+            **(session_values or {}),
         },
     )
     _, user_columns, active_column = tokens.spend_statement(connection, True, True)
@@ -322,7 +368,7 @@ def connect_in_one_statement(*, raw_token, session_key, user_id, session_auth_ha
         )
     if row[2] is None:
         return decision, None, None
-    user = user_columns.instance(row[6:], connection)
+    user = user_columns.instance(row[7:], connection)  # after the counts, the id, the token's c0-c3
     _saved(session, row[2])
     current = login.auth_hash(user)
     if current != session.auth_hash:

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .conf import get_setting
-from .login import hash_session_key
+from .login import hash_login_id, hash_session_key
 from .models import WebSocketToken
 from .sql_rows import ModelColumns, single_table
 
@@ -37,15 +37,21 @@ def hash_token(raw):
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def issue_token(user: "_User", session_key: str | None) -> str:
-    """Store a new token for ``user``/``session_key``; return the raw value."""
-    return create_token(user, session_key)[0]
+def issue_token(user: "_User", session_key: str | None, login_id: str | None = None) -> str:
+    """Store a new token for ``user``/``session_key``; return the raw value. ``login_id``: the
+    login's id in that session (login.py), carried to the connection's row."""
+    return create_token(user, session_key, login_id)[0]
 
 
-def create_token(user: "_User", session_key: str | None) -> tuple[str, WebSocketToken]:
+def create_token(user: "_User", session_key: str | None, login_id: str | None = None) -> tuple[str, WebSocketToken]:
     """``issue_token``, also returning the stored row (which holds the token's hash)."""
     raw = secrets.token_urlsafe(RAW_TOKEN_BYTES)
-    row = WebSocketToken.objects.create(token=hash_token(raw), user=user, session_key=hash_session_key(session_key))
+    row = WebSocketToken.objects.create(
+        token=hash_token(raw),
+        user=user,
+        session_key=hash_session_key(session_key),
+        login_hash=hash_login_id(login_id),
+    )
     return raw, row
 
 
@@ -97,7 +103,7 @@ def spend_statement(connection, with_session, with_user=False, condition=""):
     one-statement spend on this connection. PostgreSQL returns the user's row with the token
     (``UPDATE … FROM``); SQLite's RETURNING can only name the token's columns, so there the
     user is read by a second query. The returned columns are named ``c0``, ``c1``, … (the
-    token's id, session key and user id, then the user's fields), so the statement also
+    token's id, session key, user id and login hash, then the user's fields), so the statement also
     serves as a ``WITH`` clause (request_sql.py). Parameters: used (``True``), the token's
     hash, ``False``, the oldest creation time, then ``True`` when it needs is_active, the
     session key's hash ``with_session``, the user's pk ``with_user``; ``condition``: one more
@@ -113,7 +119,12 @@ def spend_statement(connection, with_session, with_user=False, condition=""):
     fields = list(User._meta.concrete_fields)
     active = next((f for f in fields if f.attname == "is_active"), None)
     where = [f"{tok}.{qn('token')} = %s", f"{tok}.{qn('used')} = %s", f"{tok}.{qn('created_at')} >= %s"]
-    returning = [f"{tok}.{qn('id')}", f"{tok}.{qn('session_key')}", f"{tok}.{qn('user_id')}"]
+    returning = [
+        f"{tok}.{qn('id')}",
+        f"{tok}.{qn('session_key')}",
+        f"{tok}.{qn('user_id')}",
+        f"{tok}.{qn('login_hash')}",
+    ]
     user_columns = ModelColumns(User, connection, usr) if connection.vendor == "postgresql" else None
     if user_columns is not None:
         where.append(f"{user_pk} = {tok}.{qn('user_id')}")
@@ -195,10 +206,12 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
     if user_columns is None:
         user = get_user_model()._default_manager.using(db).get(pk=row[2])
     else:
-        user = user_columns.instance(row[3:], connection)
+        user = user_columns.instance(row[4:], connection)
     if not user.is_active:
         return None  # the caller's transaction must roll the spend back (the view raises)
-    return SimpleNamespace(pk=row[0], id=row[0], user_id=user.pk, user=user, session_key=row[1], used=True)
+    return SimpleNamespace(
+        pk=row[0], id=row[0], user_id=user.pk, user=user, session_key=row[1], login_hash=row[3], used=True
+    )
 
 
 def cleanup_tokens(max_age_seconds=300):

@@ -462,11 +462,14 @@ class WebSocketView(View):
             token, channel = self._check_connection(request, cookie_user)
             # The login behind the connection: the Django session the token was issued to
             # (else the one whose cookie came along), and the user's auth hash.
+            cookie_session = getattr(request, "session", None)
             session_key_hash = (
                 token.session_key
                 if token is not None
-                else login.hash_session_key(getattr(getattr(request, "session", None), "session_key", None))
+                else login.hash_session_key(getattr(cookie_session, "session_key", None))
             )
+            # The token carries its login's id (a connect without the cookie); else the cookie's.
+            login_hash = getattr(token, "login_hash", "") or login.login_hash_of(cookie_session)
             try:
                 self.websocket_session = request_sql.insert_session(
                     connection_id=self.connection_id,
@@ -475,6 +478,11 @@ class WebSocketView(View):
                     api_gateway=self.api_gateway,
                     session_key_hash=session_key_hash,
                     auth_hash=login.auth_hash(request.user),
+                    **(
+                        {"login_hash": login_hash, **login.session_check_values(cookie_session)}
+                        if request.user.is_authenticated
+                        else {}  # anonymous: no login to end
+                    ),
                 )
             except IntegrityError:
                 raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
@@ -540,6 +548,8 @@ class WebSocketView(View):
                 session_key=request.session.session_key,
                 user_id=cookie_user,
                 session_auth_hash=request.session.get(HASH_SESSION_KEY),
+                login_hash=login.login_hash_of(request.session),
+                session_values=login.session_check_values(request.session),
                 audit_ip=ip if self.RATE_LIMIT_ENABLED else None,
                 counting=counting,
                 connection_id=self.connection_id,
@@ -684,8 +694,9 @@ class WebSocketView(View):
         session = self._load_session(request)
         if not session.connected:
             raise Rejection(410, "Connection is closed.")
-        if login.connection_outlived_login(session):
-            # The login ended without a signal (a queryset update): end the connection now.
+        if login.connection_outlived_login(session) or login.session_ended(session):
+            # The login ended without a signal (a queryset update, a Django session that
+            # expired or was deleted): end the connection now.
             login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
             raise Rejection(410, "Connection is closed: the login that opened it has ended.")
         tat_us = self._message_rate_check(session)  # before any work on the body: 429, nothing runs
@@ -983,5 +994,7 @@ class WebSocketTokenView(View):
             return JsonResponse({"error": "Rate limit exceeded."}, status=429)
         if not request.session.session_key:
             request.session.create()
-        raw = tokens.issue_token(request.user, request.session.session_key)
+        # A login from before login ids gets one now: this response saves it.
+        login_id = login.ensure_login_id(request.session)
+        raw = tokens.issue_token(request.user, login.key_the_response_sets(request.session), login_id=login_id)
         return JsonResponse({"token": raw, "expires_in": get_setting("token_expiry_seconds")})

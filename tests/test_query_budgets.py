@@ -113,3 +113,18 @@ def test_a_plain_disconnect_opens_no_transaction(post_as_gateway, session_row, w
     with CaptureQueriesContext(connection) as context:
         assert post_as_gateway("/ws/", session_row.connection_id, route="disconnect").status_code == 200
     assert len(context.captured_queries) == 2, [q["sql"] for q in context.captured_queries]  # no SAVEPOINT
+
+
+@pytest.mark.django_db
+def test_message_checking_that_the_django_session_exists_costs_two_queries(client, user, post_as_gateway, warm):
+    # A connect with the database session's cookie: the row keeps the key, and the message's
+    # SELECT joins the session (login.session_ended) instead of a query of its own.
+    client.force_login(user)
+    raw = tokens.issue_token(user, client.session.session_key)
+    cid = new_connection_id()
+    assert post_as_gateway("/ws/", cid, route="connect", query=f"ws_token={raw}").status_code == 200
+    with CaptureQueriesContext(connection) as context:
+        response = post_as_gateway("/ws/", cid, body={"handler": "whoami"})
+    assert response.status_code == 200
+    assert len(statements(context)) == 2, statements(context)
+    assert '"django_session"' in statements(context)[0]
