@@ -1,3 +1,4 @@
+import warnings
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,6 +14,7 @@ from .admin_actions import (
     delete_api_gateway,
     sync_api_gateway,
 )
+from .compat import REMOVAL_RELEASE
 from .models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,
@@ -179,6 +181,18 @@ class WebSocketTokenAdmin(ReadOnlyAdmin):
     search_fields = ("user__username", "user__email")
     fields = ("user", "created_at", "used")
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("Token (SHA-256)"))
+    def token_preview(self, obj):
+        """4.x's list column, kept so a 4.x subclass listing it still loads (admin.E108
+        otherwise): the start of the stored SHA-256, which reveals nothing of the token."""
+        warnings.warn(
+            f"WebSocketTokenAdmin.token_preview is deprecated and will be removed in {REMOVAL_RELEASE}: "
+            "the row holds the token's SHA-256, not the token; list 'user', 'created_at' and 'used'.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return f"{obj.token[:16]}..."
 
 
 @admin.register(ConnectionRateLimit)

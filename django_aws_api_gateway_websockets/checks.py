@@ -166,10 +166,34 @@ def _is_legacy_default(name, value):
     return value == default and type(value) is type(default)
 
 
+#: 4.x's private WebSocketView methods that 5.x has not (check W062): a 4.x subclass
+#: overriding one to customise a check (say, refuse some gateways) loads and runs, and its
+#: override is silently never called. What does the job now, for the message.
+LEGACY_PRIVATE_METHODS = {
+    "_allowed_apigateway": "the gateway is the record of the request's API id, authenticated by its "
+    "integration secret; aws_api_gateway_id restricts a view to one API",
+    "_check_platform_registered_api_gateways": "the gateway is the record of the request's API id",
+    "_expected_useragent": "the User-Agent is not checked (the integration secret is)",
+    "_expected_headers": "headers are not checked (the integration secret is)",
+    "_expected_connection_headers": "headers are not checked (the integration secret is)",
+    "_check_allowed_hosts": "the browser's Origin is checked against CSRF_TRUSTED_ORIGINS and ALLOWED_HOSTS",
+    "_check_host_is_in_origin": "the browser's Origin is checked against CSRF_TRUSTED_ORIGINS and ALLOWED_HOSTS",
+    "_get_channel_name": "the channel comes from ?channel= or the record's default_channel_name; "
+    "refuse channels in can_join_channel()",
+    "_get_client_ip": "the client address is API Gateway's X-Source-Ip",
+    "_validate_connection_id": "connection ids are validated by the package",
+    "_add_user_to_request": "request.user is the connection's user",
+    "_return_bad_request": "refusals are answered in JSON; shape them in permission_denied()",
+    "_debug": "the view logs to the django_aws_api_gateway_websockets.views logger",
+    "_get_current_class_methods": "handlers are marked @handler or listed in ALLOWED_HANDLERS",
+}
+
+
 @register(NAMESPACE)
 def check_legacy_view_api(app_configs, **kwargs):
     """Routed views relying on the 4.x view API 5.x keeps without effect: a class attribute
-    or ``as_view()`` argument (W060), a response hook 5.x never calls (W061)."""
+    or ``as_view()`` argument (W060), a response hook 5.x never calls (W061), a 4.x private
+    method 5.x has not, overridden (W062)."""
     from .views import LEGACY_ATTRIBUTE_REASONS, LEGACY_HOOKS, LEGACY_REMOVAL_RELEASE, WebSocketView
 
     messages = []
@@ -201,6 +225,18 @@ def check_legacy_view_api(app_configs, **kwargs):
                         f"{LEGACY_REMOVAL_RELEASE}); refusals go through permission_denied(), handle_exception() "
                         "and default() (docs/upgrading.md, Coming from 4.x).",
                         id=f"{NAMESPACE}.W061",
+                    )
+                )
+        for name, instead in LEGACY_PRIVATE_METHODS.items():
+            if callable(getattr(view, name, None)) and not hasattr(WebSocketView, name) and (view, name) not in seen:
+                seen.add((view, name))
+                messages.append(
+                    Warning(
+                        f"{view.__name__} defines {name}(), a 4.x private method 5.x never calls: {instead}.",
+                        hint="Its customisation no longer applies: move it to the 5.x hook (docs/api.md), "
+                        "e.g. can_join_channel() or _additional_connection_checks(), then remove it "
+                        "(docs/upgrading.md, Coming from 4.x).",
+                        id=f"{NAMESPACE}.W062",
                     )
                 )
     return messages

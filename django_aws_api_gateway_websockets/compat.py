@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from django.db.models import QuerySet
 
     from .history import ChannelSendResult
-    from .models import ConnectionRateLimit, WebSocketSession, WebSocketToken
+    from .models import ApiGateway, ConnectionRateLimit, WebSocketSession, WebSocketToken
     from .sending import SendResult
 
 PACKAGE = "django_aws_api_gateway_websockets"
@@ -60,6 +60,11 @@ def moved_from_models(name: str) -> Any:
 
 #: The 4.x ``WebSocketToken`` fields (and ``pk``) ``generate_token``'s result still answers.
 TOKEN_ROW_ATTRIBUTES = frozenset({"pk", "id", "user", "user_id", "session_key", "created_at", "used"})
+#: Those a 4.x test set on the result before ``save()`` (to spend or age a token); the session
+#: key is not one: the row holds its keyed hash, so a raw key written there would match nothing.
+TOKEN_ROW_WRITABLE = frozenset({"user", "user_id", "created_at", "used"})
+#: The row methods 4.x code called on the result (``token.used = True; token.save()``, ...).
+TOKEN_ROW_METHODS = frozenset({"save", "refresh_from_db", "delete"})
 
 
 def _warn_token_attribute(name: str) -> None:
@@ -96,10 +101,60 @@ class IssuedToken(str):
 
     def __getattr__(self, name: str) -> Any:
         # Only for names ``str`` lacks; any other (copy and pickle probe private ones) is missing.
-        if name in TOKEN_ROW_ATTRIBUTES:
+        if name in TOKEN_ROW_ATTRIBUTES or name in TOKEN_ROW_METHODS:
             _warn_token_attribute(name)
             return getattr(self._row, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A 4.x write to the row (then ``save()``) goes to the row, not to this string.
+        if name in TOKEN_ROW_WRITABLE:
+            _warn_token_attribute(name)
+            setattr(self._row, name, value)
+        elif name in TOKEN_ROW_ATTRIBUTES:  # kept on this string it would read back as if saved
+            raise AttributeError(f"the token's {name} cannot be set: the row keeps it (session_key as a keyed hash)")
+        else:
+            super().__setattr__(name, value)
+
+
+class ApiGatewayMethods:
+    """The 4.x ``ApiGateway.create_gateway()`` / ``create_custom_domain()``: they run the
+    5.x provisioning (``provisioning.sync_api`` / ``provisioning.create_custom_domain``, what
+    the commands run), with a DeprecationWarning. Called explicitly only: ``save()`` never
+    calls AWS."""
+
+    def create_gateway(self) -> None:
+        """4.x: create the API in AWS unless ``api_created``; returns ``None``. A failed step
+        raises ``provisioning.ProvisioningError`` (4.x: boto3's ``ClientError``)."""
+        from . import provisioning
+
+        _warn_moved_method("create_gateway", "provisioning.sync_api(record) or the create_api_gateway command")
+        record = cast("ApiGateway", self)
+        if not record.api_created:  # 4.x only created: a created API was left as it was
+            provisioning.sync_api(record)
+
+    def create_custom_domain(self) -> None:
+        """4.x: create the custom domain and map it to the API; returns ``None``. 4.x's
+        ``ValueError`` for an API not created or no certificate ARN is raised first."""
+        from . import provisioning
+
+        _warn_moved_method(
+            "create_custom_domain", "provisioning.create_custom_domain(record) or the create_custom_domain command"
+        )
+        record = cast("ApiGateway", self)
+        if not record.api_created:
+            raise ValueError("The API needs to be created before calling this method")
+        if not record.certificate_arn:
+            raise ValueError("A Certificate ARN is required")
+        provisioning.create_custom_domain(record)
+
+
+def _warn_moved_method(name: str, replacement: str) -> None:
+    warnings.warn(
+        f"ApiGateway.{name}() is deprecated and will be removed in {REMOVAL_RELEASE}: use {replacement}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 class WebSocketSessionQuerySetMethods:

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import protocol
 from .compat import (
+    ApiGatewayMethods,
     ConnectionRateLimitMethods,
     WebSocketSessionMethods,
     WebSocketSessionQuerySetMethods,
@@ -65,7 +66,7 @@ class ProvisioningStatus(models.TextChoices):
     MAPPED = "mapped", _("custom domain mapped")
 
 
-class ApiGateway(models.Model):
+class ApiGateway(ApiGatewayMethods, models.Model):
     """One AWS API Gateway WebSocket API (or a local gateway standing in for one)."""
 
     api_name = models.CharField(max_length=255, unique=True, validators=[api_name_validator])

@@ -96,7 +96,8 @@ def create(record, stubs, **kwargs):
     )
 
 
-def test_creates_domain_mapping_and_alias(record, stubs):
+def expect_new_domain(stubs):
+    """The calls that create the domain, its mapping and the alias (none of them exists yet)."""
     apigw = stubs["apigatewayv2"].stubber
     certificate(stubs)
     apigw.add_client_error(
@@ -119,6 +120,10 @@ def test_creates_domain_mapping_and_alias(record, stubs):
     )
     alias_lookup(stubs, [])
     alias_change(stubs, "UPSERT")
+
+
+def test_creates_domain_mapping_and_alias(record, stubs):
+    expect_new_domain(stubs)
     plan = create(record, stubs)
     assert plan.steps == [
         f"create custom domain {DOMAIN} (REGIONAL, TLS 1.2)",

@@ -33,6 +33,7 @@ from django_aws_api_gateway_websockets.models import (
 from django_aws_api_gateway_websockets.testing import ManagementAPICapture
 
 from .test_provisioning import API, AwsState, client, expected_sync, queue, record  # noqa: F401 (fixtures)
+from .test_provisioning_domain import expect_new_domain, stubs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -184,6 +185,42 @@ def test_the_returned_token_answers_the_4x_row_attributes_with_a_warning(user):
         assert (copied, copied.pk) == (token, row.pk)
 
 
+def test_a_4x_test_spends_ages_and_reloads_the_returned_token(user):
+    """4.x tests set fields on generate_token()'s result and saved it (it was the row)."""
+    token = WebSocketToken.generate_token(user=user, session_key="session-key")
+    with pytest.warns(DeprecationWarning, match=rf"\.used is deprecated .*{REMOVAL}"):
+        token.used = True
+    with pytest.warns(DeprecationWarning, match=rf"\.save is deprecated .*{REMOVAL}"):
+        token.save(update_fields=["used"])
+    assert WebSocketToken.objects.get().used is True
+    assert WebSocketToken.validate_and_consume(token, "session-key") is None  # spent: refused
+
+    fresh = WebSocketToken.generate_token(user=user, session_key="session-key")
+    assert WebSocketToken.validate_and_consume(fresh, "session-key", max_age_seconds=60) == user
+    with pytest.warns(DeprecationWarning):
+        fresh.refresh_from_db()
+    with pytest.warns(DeprecationWarning):
+        assert fresh.used is True
+
+    old = WebSocketToken.generate_token(user=user, session_key="session-key")
+    with pytest.warns(DeprecationWarning):
+        old.created_at = timezone.now() - timedelta(minutes=5)
+        old.save()
+    assert WebSocketToken.validate_and_consume(old, "session-key", max_age_seconds=60) is None  # expired
+    with pytest.warns(DeprecationWarning):
+        old.delete()
+    assert WebSocketToken.objects.count() == 2
+    assert old == str(old) and "used" not in vars(old)  # the string itself is unchanged
+
+
+def test_the_returned_token_keeps_the_session_key_and_other_names_to_itself(user, no_warnings):
+    token = WebSocketToken.generate_token(user=user, session_key="session-key")
+    with pytest.raises(AttributeError):
+        token.session_key = "another"  # the row holds its keyed hash: a raw key would match nothing
+    token.note = "mine"  # any other name stays on the string, as on any object
+    assert token.note == "mine" and WebSocketToken.validate_and_consume(token, "session-key") == user
+
+
 # --- 3. cleanup_expired / cleanup_old_records return QuerySet.delete()'s tuple -----------------
 
 
@@ -327,3 +364,61 @@ def test_the_4x_create_custom_domain_action_runs_the_5x_provisioning(record, adm
     assert [(m.level_tag, str(m)) for m in get_messages(request)] == [
         ("error", f"chat: create the API first (create_api_gateway --pk {record.pk}).")
     ]
+
+
+# --- 10. ApiGateway.create_gateway() / create_custom_domain() ---------------------------------------
+
+
+def test_the_4x_create_gateway_model_method_creates_the_api(record, client):  # noqa: F811
+    """4.x scripts and tasks called the model method (the 4.x createApiGateway command did)."""
+    queue(client.stubber, expected_sync(record, AwsState()))
+    gateway = ApiGateway.objects.get(pk=record.pk, api_created=False)
+    with pytest.warns(DeprecationWarning, match=rf"create_gateway\(\) .*{REMOVAL}.*provisioning\.sync_api"):
+        assert gateway.create_gateway() is None
+    gateway.refresh_from_db()
+    assert (gateway.api_created, gateway.api_id, gateway.provisioning_status) == (True, API, "deployed")
+
+    with pytest.warns(DeprecationWarning):
+        gateway.create_gateway()  # 4.x: a created API is left alone (no AWS call is queued)
+
+
+def test_the_4x_create_custom_domain_model_method_keeps_its_value_errors(record):  # noqa: F811
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="^The API needs to be created"):
+        record.create_custom_domain()
+    record.api_created, record.api_id = True, API
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="^A Certificate ARN is required$"):
+        record.create_custom_domain()
+
+
+def test_the_4x_create_custom_domain_model_method_creates_the_domain(record, stubs):  # noqa: F811
+    from .test_provisioning_domain import CERT, DOMAIN, GATEWAY_DOMAIN
+
+    ApiGateway.objects.filter(pk=record.pk).update(
+        api_id=API, api_created=True, domain_name=DOMAIN, certificate_arn=CERT, hosted_zone_id="Z123"
+    )
+    expect_new_domain(stubs)
+    gateway = ApiGateway.objects.get(pk=record.pk)
+    with pytest.warns(DeprecationWarning, match=rf"create_custom_domain\(\) .*{REMOVAL}.*provisioning"):
+        assert gateway.create_custom_domain() is None
+    gateway.refresh_from_db()
+    assert (gateway.custom_domain_created, gateway.api_gateway_domain_name) == (True, GATEWAY_DOMAIN)
+
+
+# --- 11. the 4.x token admin's token_preview column -------------------------------------------------
+
+
+def test_a_4x_token_admin_listing_token_preview_still_loads(user):
+    from django.contrib.admin import AdminSite
+
+    from django_aws_api_gateway_websockets.admin import WebSocketTokenAdmin
+
+    class MyTokenAdmin(WebSocketTokenAdmin):
+        list_display = ("token_preview", "user", "session_key", "created_at", "used")  # 4.x's columns
+
+    admin = MyTokenAdmin(WebSocketToken, AdminSite())
+    assert admin.check() == []  # admin.E108 without the method: the site would not start
+    raw = WebSocketToken.generate_token(user, "s")
+    row = WebSocketToken.objects.get()
+    with pytest.warns(DeprecationWarning, match=rf"token_preview is deprecated .*{REMOVAL}"):
+        preview = admin.token_preview(row)
+    assert preview == row.token[:16] + "..." and str(raw)[:16] not in preview  # the hash, never the token

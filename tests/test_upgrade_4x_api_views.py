@@ -127,6 +127,18 @@ class OldHooksView(WebSocketView):
         return {"type": "default"}
 
 
+class OldPrivateOverridesView(WebSocketView):
+    """4.x customisations through private methods: 5.x never calls them."""
+
+    ALLOWED_HANDLERS = []
+
+    def _allowed_apigateway(self, request, *args, **kwargs):
+        return request.headers.get("X-Amzn-Apigateway-Api-Id") == "only-this-one"
+
+    def _get_client_ip(self, request):
+        return request.headers.get("X-Real-Ip", "")
+
+
 urlpatterns = [
     path("fourx/<slug:route>", FourXChatView.as_view()),
     path("fourx-debug/<slug:route>", FourXChatView.as_view(debug=True)),
@@ -136,6 +148,7 @@ urlpatterns = [
     path("brokendenial/<slug:route>", BrokenDenialView.as_view()),
     path("bodyreading/<slug:route>", BodyReadingView.as_view()),
     path("oldhooks/<slug:route>", OldHooksView.as_view()),
+    path("oldprivate/<slug:route>", OldPrivateOverridesView.as_view()),
     path("", include("tests.urls")),
 ]
 
@@ -286,6 +299,18 @@ def test_4x_hooks_5x_never_calls_are_named_by_check_w061():
         "OldHooksView overrides invalid_useragent(), which 5.x never calls: the User-Agent is not checked.",
         "OldHooksView overrides missing_headers(), which 5.x never calls: headers are not checked; "
         "a request without the integration secret is answered 403.",
+    ]
+
+
+def test_4x_private_method_overrides_5x_never_calls_are_named_by_check_w062():
+    # A 4.x view refusing gateways in _allowed_apigateway loads and runs: its rule no longer applies.
+    found = sorted(m.msg for m in checks.check_legacy_view_api(None) if m.id == "aws_websockets.W062")
+    assert found == [
+        "OldPrivateOverridesView defines _allowed_apigateway(), a 4.x private method 5.x never calls: the "
+        "gateway is the record of the request's API id, authenticated by its integration secret; "
+        "aws_api_gateway_id restricts a view to one API.",
+        "OldPrivateOverridesView defines _get_client_ip(), a 4.x private method 5.x never calls: the client "
+        "address is API Gateway's X-Source-Ip.",
     ]
 
 
