@@ -30,7 +30,7 @@ from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, UnreadablePostError
 from django.utils.decorators import method_decorator
 from django.views import View
-from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from . import channel_access, history, login, presence, protocol, ratelimit, request_sql, security, signals, tokens
 from .conf import get_setting
@@ -702,10 +702,20 @@ class WebSocketView(View):
         return {"type": "pong"}
 
 
+@method_decorator(csrf_exempt, name="dispatch")  # checked in dispatch, after the login check
 class WebSocketTokenView(View):
-    """POST (CSRF-protected, logged in): ``{"token": "...", "expires_in": seconds}``."""
+    """POST (CSRF-protected, logged in): ``{"token": "...", "expires_in": seconds}``; an anonymous
+    caller gets a JSON 401 ``{"error": "Not logged in."}`` (the browser client's ``unauthorized``)."""
 
     http_method_names = ["post"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Not logged in: say so, in JSON, before the CSRF check, whose HTML 403 ("CSRF cookie not
+        # set") would hide the cause from the page and the log. Nothing is issued to an anonymous
+        # caller, so CSRF protects nothing there. Logged in: the CSRF check runs as for any view.
+        if request.method == "POST" and not request.user.is_authenticated:
+            return JsonResponse({"error": "Not logged in."}, status=401)
+        return csrf_protect(super().dispatch)(request, *args, **kwargs)
 
     def post(self, request, *args, **kwargs):
         if not request.user.is_authenticated:

@@ -112,7 +112,7 @@ def test_a_script_gets_a_token_as_the_readme_says(django_user_model):
 
     url = reverse("websocket_token")
     http = Client(enforce_csrf_checks=True)
-    assert http.post(url).status_code == 403  # not logged in
+    assert http.post(url).status_code == 401  # not logged in
     user = django_user_model.objects.create_user("alice", password="pw")
     http.force_login(user)
     assert http.post(url).status_code == 403  # no CSRF token
