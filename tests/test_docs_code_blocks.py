@@ -26,10 +26,6 @@ FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.M | re.S)
 
 # (page, first line of the block) -> why the test does not run it.
 SKIPPED = {
-    (
-        "tutorial.md",
-        'pip install "django-aws-api-gateway-websockets[local]"',
-    ): "installs from a checkout: the test imports it",
     ("tutorial.md", "python manage.py shell"): "interactive: the next block is fed to `manage.py shell -c`",
     ("tutorial.md", 'ALLOWED_HOSTS = ["www.example.com"]'): "production settings: compiled only",
     ("tutorial.md", "python manage.py websocket_iam_policy --pk 1 --deploy"): "needs an AWS API record",
@@ -78,6 +74,28 @@ def blocks(page):
         body = "\n".join(line[len(match.group(1)) :] for line in match.group(3).splitlines()) + "\n"
         found.append(Block(page, section[3:], match.group(2), intro, body))
     return found
+
+
+# Run in the tutorial's project, as a browser would go through it.
+BROWSE = """
+import re
+from django.test import Client
+browser = Client(enforce_csrf_checks=True, HTTP_HOST="127.0.0.1:8000")
+first = browser.get("/")
+assert first.status_code == 302 and first["Location"] == "/accounts/login/?next=/", first
+form = browser.get(first["Location"])
+csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.content.decode()).group(1)
+answer = browser.post(
+    "/accounts/login/?next=/",
+    {"username": "bob", "password": "bob-password-1", "csrfmiddlewaretoken": csrf},
+)
+assert answer.status_code == 302 and answer["Location"] == "/", answer.content.decode()[:2000]
+page = browser.get("/")
+assert page.status_code == 200 and b"bob" in page.content, page.status_code
+anonymous = Client(enforce_csrf_checks=True, HTTP_HOST="127.0.0.1:8000").post("/api/ws-token/")
+assert (anonymous.status_code, anonymous.json()) == (401, {"error": "Not logged in."}), anonymous.content
+print(page.content.decode())
+"""
 
 
 class Project:
@@ -225,18 +243,11 @@ def run_tutorial_and_testing_page(project, tmp_path):
     check = project.run(sys.executable, "manage.py", "check")
     assert "no issues" in check.stdout
 
-    # The page, rendered for a logged-in user: its script (with the notice line) parses.
-    render = project.run(
-        sys.executable,
-        "manage.py",
-        "shell",
-        "-c",
-        "from django.test import Client; from django.contrib.auth import get_user_model; c = Client(); "
-        "c.force_login(get_user_model().objects.get(username='admin')); r = c.get('/', HTTP_HOST='127.0.0.1:8000'); "
-        "assert r.status_code == 200, r.status_code; print(r.content.decode())",
-    )
+    # The second user logs in on the tutorial's login page (not the admin's, staff only) and gets
+    # the chat; an anonymous token request is the JSON 401 the page shows; the page's script parses.
+    render = project.run(sys.executable, "manage.py", "shell", "-c", BROWSE)
     script = render.stdout.split('<script type="module">')[1].split("</script>")[0]
-    assert '"notice"' in script
+    assert '"notice"' in script and '"unauthorized"' in script
     if shutil.which("node"):
         (tmp_path / "page.mjs").write_text(script)
         project.run("node", "--check", str(tmp_path / "page.mjs"))
