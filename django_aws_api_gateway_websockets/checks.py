@@ -143,6 +143,9 @@ def check_handler_exposure(app_configs, **kwargs):
     return messages
 
 
+SETTINGS_DOC = "docs/settings.md (The WEBSOCKETS dict)"  # the README has no settings list
+
+
 @register(NAMESPACE)
 def check_settings(app_configs, **kwargs):
     """The ``WEBSOCKETS`` dict itself: a dict, known keys, values of the right type and range."""
@@ -151,13 +154,15 @@ def check_settings(app_configs, **kwargs):
         return [
             Error(
                 f"{conf.NOT_A_DICT} It is {type(user).__name__}.",
-                hint='WEBSOCKETS = {"token_expiry_seconds": 60, ...}: every key is optional (README, Settings).',
+                hint=f'WEBSOCKETS = {{"token_expiry_seconds": 60, ...}}: every key is optional, listed in {SETTINGS_DOC}.',
                 id=f"{NAMESPACE}.E042",
             )
         ]
     errors, unknown = conf.validate_settings(user)
     return [
-        Warning(message, hint="Remove it, or correct its name (README, Settings).", id=f"{NAMESPACE}.W043")
+        Warning(
+            message, hint=f"Remove it, or correct its name: every key is in {SETTINGS_DOC}.", id=f"{NAMESPACE}.W043"
+        )
         for message in unknown
     ] + [
         Error(message, hint="Correct the value, or remove the key to use the default.", id=f"{NAMESPACE}.E044")

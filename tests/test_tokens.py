@@ -156,9 +156,8 @@ def test_cleanup_removes_used_and_old_tokens(user):
     assert list(WebSocketToken.objects.values_list("token", flat=True)) == [tokens.hash_token(fresh)]
 
 
-CLIENT_JS = Path(__file__).resolve().parents[1] / (
-    "django_aws_api_gateway_websockets/static/django_aws_api_gateway_websockets/websocket-client.js"
-)
+# The installed package's copy (nox runs the tests against the wheel, without a source tree).
+CLIENT_JS = Path(login.__file__).parent / "static/django_aws_api_gateway_websockets/websocket-client.js"
 UNAUTHORIZED_IN_NODE = """
 const { WebSocketClient } = await import(process.argv[1]);
 const [tokenUrl] = process.argv.slice(2);
