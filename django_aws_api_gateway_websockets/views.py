@@ -50,11 +50,12 @@ logger = logging.getLogger(__name__)
 class Rejection(Exception):
     """Ends a request with a 4xx answer, a log line and (on connect) a signal."""
 
-    def __init__(self, status, message, reason=""):
+    def __init__(self, status, message, reason="", detail=""):
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
+        self.detail = detail  # the log line's only (e.g. the refused origin), never the answer's
 
 
 def _reject_non_json_constant(name):
@@ -139,7 +140,8 @@ class WebSocketView(View):
             return self._reject(request, Rejection(400, f"Bad request: {type(exc).__name__}."))
 
     def _reject(self, request, rejection):
-        self._announce_rejection(request, rejection.status, rejection.message, rejection.reason)
+        logged = f"{rejection.message} {rejection.detail}" if rejection.detail else rejection.message
+        self._announce_rejection(request, rejection.status, logged, rejection.reason)
         return JsonResponse({"error": rejection.message}, status=rejection.status)
 
     def _announce_rejection(self, request, status, message, reason):
@@ -266,7 +268,8 @@ class WebSocketView(View):
         ``cookie_user`` is the session's user id with tokens, else the cookie's user."""
         origin = request.headers.get("Origin")
         if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
-            raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN)
+            # The log names the origin (repr: a header is the client's text), so the fix is plain.
+            raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN, detail=f"(Origin {origin[:200]!r})")
         token = None
         if self.USE_WS_TOKEN:
             session_key = getattr(getattr(request, "session", None), "session_key", None)

@@ -47,6 +47,20 @@ def test_manage_py_check_reports_it(capsys):
     assert "aws_websockets.W080" in capsys.readouterr().err
 
 
+@pytest.mark.django_db
+def test_djangos_log_names_the_origin_it_refused(caplog):
+    """Issue #23: "Origin not allowed." alone left the developer guessing which origin to add."""
+    from django_aws_api_gateway_websockets.testing import WebSocketTestClient
+
+    with caplog.at_level("WARNING", logger="django_aws_api_gateway_websockets.views"):
+        with WebSocketTestClient("/ws/", origin="http://localhost:8000") as ws:
+            response = ws.connect()
+    assert response.status_code == 403
+    assert response.json() == {"error": "Origin not allowed."}  # the answer is unchanged
+    [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert line == "WebSocket connect rejected (403): Origin not allowed. (Origin 'http://localhost:8000')"
+
+
 def _config():
     return GatewayConfig(
         api_id="abc", target_base_endpoint="http://127.0.0.1:8000/ws/", stage="dev", secret="s3cr3t-value-long"
