@@ -8,6 +8,7 @@ class DjangoAwsApiGatewayWebsocketsConfig(AppConfig):
     verbose_name = _("Django AWS ApiGateway Websockets")
 
     def ready(self):
-        from . import checks, gateway_lookup, login, receivers  # noqa: F401  (registers checks and receivers)
+        from . import checks, gateway_lookup, log_context, login, receivers  # noqa: F401  (registers checks and receivers)
 
         login.connect_receivers()
+        log_context.install_token_redaction()  # runserver's request lines carry ?ws_token=
