@@ -52,9 +52,11 @@ def test_djangos_log_names_the_origin_it_refused(caplog):
     """Issue #23: "Origin not allowed." alone left the developer guessing which origin to add."""
     from django_aws_api_gateway_websockets.testing import WebSocketTestClient
 
-    with caplog.at_level("WARNING", logger="django_aws_api_gateway_websockets.views"):
-        with WebSocketTestClient("/ws/", origin="http://localhost:8000") as ws:
-            response = ws.connect()
+    with (
+        caplog.at_level("WARNING", logger="django_aws_api_gateway_websockets.views"),
+        WebSocketTestClient("/ws/", origin="http://localhost:8000") as ws,
+    ):
+        response = ws.connect()
     assert response.status_code == 403
     assert response.json() == {"error": "Origin not allowed."}  # the answer is unchanged
     [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]

@@ -63,9 +63,8 @@ async def test_an_origin_refusal_is_logged_with_the_origin_refused(backend, make
     backend.answers["/ws/connect"] = Answer(
         403, b'{"error": "Origin not allowed."}', {"Content-Type": "application/json"}
     )
-    with caplog.at_level("INFO", logger="django_aws_api_gateway_websockets.gateway"):
-        with pytest.raises(InvalidStatus):
-            await connect(gateway.ws_url, origin="http://localhost:8000", open_timeout=5)
+    with caplog.at_level("INFO", logger="django_aws_api_gateway_websockets.gateway"), pytest.raises(InvalidStatus):
+        await connect(gateway.ws_url, origin="http://localhost:8000", open_timeout=5)
     [line] = [r.getMessage() for r in caplog.records if "connect rejected" in r.getMessage()]
     assert line.endswith(
         " from 127.0.0.1 (Origin 'http://localhost:8000'): Django answered 403: \"Origin not allowed.\""
@@ -75,9 +74,8 @@ async def test_an_origin_refusal_is_logged_with_the_origin_refused(backend, make
 async def test_the_gateway_log_never_shows_the_connect_token_when_django_is_down(make_gateway, caplog):
     """The integration's failure line logs the $connect URL: its ws_token is blanked."""
     gateway = await make_gateway(target_base_endpoint="http://127.0.0.1:9/ws/")  # nothing listens
-    with caplog.at_level("INFO", logger="django_aws_api_gateway_websockets.gateway"):
-        with pytest.raises(InvalidStatus):
-            await connect(f"{gateway.ws_url}?ws_token=tok-Secret-123&channel=a", open_timeout=10)
+    with caplog.at_level("INFO", logger="django_aws_api_gateway_websockets.gateway"), pytest.raises(InvalidStatus):
+        await connect(f"{gateway.ws_url}?ws_token=tok-Secret-123&channel=a", open_timeout=10)
     failed = [r.getMessage() for r in caplog.records if "integration failed" in r.getMessage()]
     assert failed and "ws_token=[redacted]&channel=a" in failed[0]
     assert "tok-Secret-123" not in caplog.text
