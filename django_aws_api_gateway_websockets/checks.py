@@ -670,6 +670,22 @@ def _stale_messages(alias):
 LOCAL_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")  # runserver's default address
 
 
+def _local_twin_missing(missing, views):
+    """W080 when one name of the local server is trusted and the other is not."""
+    if not missing:
+        return []
+    listed = ", ".join(f'"{origin}"' for origin in missing)
+    return [
+        Warning(
+            f"DEBUG is on and CSRF_TRUSTED_ORIGINS does not list {listed}: a page opened at {missing[0]} (the "
+            f'same runserver, by its other name) will have every WebSocket connect refused (403 "Origin not '
+            f'allowed.") by {", ".join(view.__name__ for view in views)}.',
+            hint=f"Add {listed} to CSRF_TRUSTED_ORIGINS: 127.0.0.1 and localhost are two origins to a browser.",
+            id=f"{NAMESPACE}.W080",
+        )
+    ]
+
+
 @register(NAMESPACE)
 def check_local_origin(app_configs, **kwargs):
     """With ``DEBUG``, a page served by ``runserver`` opens its socket with ``Origin:
@@ -683,10 +699,15 @@ def check_local_origin(app_configs, **kwargs):
     trusted = getattr(settings, "CSRF_TRUSTED_ORIGINS", None) or []
     if not isinstance(trusted, (list, tuple)):
         return []
+    ports = set()
     for value in trusted:  # any loopback http origin listed: the developer has chosen their port
         parsed = security.parse_origin(value) if isinstance(value, str) else None
         if parsed and parsed.scheme == "http" and parsed.host in ("127.0.0.1", "localhost", "[::1]", "::1"):
-            return []
+            ports.add(parsed.port)
+    if ports:
+        # runserver answers both names, and a browser sends the one typed: two origins.
+        twins = [f"http://{host}:{port}" for port in sorted(ports) for host in ("127.0.0.1", "localhost")]
+        return _local_twin_missing([origin for origin in twins if not security.origin_allowed(origin)], views)
     missing = [origin for origin in LOCAL_ORIGINS if not security.origin_allowed(origin)]
     if not missing:
         return []

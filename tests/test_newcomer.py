@@ -26,11 +26,34 @@ def test_debug_project_without_its_local_origin_is_told_what_to_add():
 
 @pytest.mark.parametrize(
     "trusted",
-    [["http://127.0.0.1:8000"], ["http://localhost:9000"], ["http://127.0.0.1:8000", "http://localhost:8000"]],
+    [
+        ["http://127.0.0.1:8000", "http://localhost:8000"],
+        ["http://localhost:9000", "http://127.0.0.1:9000"],
+        ["http://[::1]:8000", "http://127.0.0.1:8000", "http://localhost:8000"],
+    ],
 )
-def test_a_listed_local_origin_silences_it(trusted):
+def test_a_listed_local_origin_with_its_twin_silences_it(trusted):
     with override_settings(DEBUG=True, CSRF_TRUSTED_ORIGINS=trusted):
         assert w080() == []
+
+
+@pytest.mark.parametrize(
+    "trusted,missing",
+    [
+        (["http://127.0.0.1:8000"], "http://localhost:8000"),
+        (["http://localhost:9000"], "http://127.0.0.1:9000"),
+        (["http://localhost:8000", "http://127.0.0.1:8000", "http://127.0.0.1:8080"], "http://localhost:8080"),
+    ],
+)
+def test_one_name_of_the_local_server_without_the_other_is_told_to_add_it(trusted, missing):
+    """Issue #23: a page opened at http://localhost:8000 was refused though 127.0.0.1:8000 was trusted."""
+    with override_settings(DEBUG=True, CSRF_TRUSTED_ORIGINS=trusted):
+        [warning] = w080()
+    assert f'does not list "{missing}": a page opened at {missing}' in warning.msg
+    assert (
+        warning.hint
+        == f'Add "{missing}" to CSRF_TRUSTED_ORIGINS: 127.0.0.1 and localhost are two origins to a browser.'
+    )
 
 
 @override_settings(DEBUG=False, CSRF_TRUSTED_ORIGINS=[])
