@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 class DjangoAwsApiGatewayWebsocketsConfig(AppConfig):
     name = "django_aws_api_gateway_websockets"
     default_auto_field = "django.db.models.BigAutoField"
-    verbose_name = _("Django AWS ApiGateway Websockets")
+    verbose_name = _("WebSockets (AWS API Gateway)")  # the admin section, shown in capitals
 
     def ready(self):
         from . import checks, gateway_lookup, log_context, login, receivers  # noqa: F401  (registers checks and receivers)
