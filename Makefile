@@ -46,20 +46,24 @@ docs: venv
 ## then CI's subset of the matrix on the built wheel (noxfile.py; `nox` alone runs all of it).
 test: test-sqlite test-postgres test-matrix
 
+# Each stage says what it runs before its dots, and -rs lists every skipped test with its reason.
 test-sqlite: venv
-	@if command -v chromium >/dev/null 2>&1; then $(PYTEST) -q; \
+	@echo "== make test-sqlite: unit, end-to-end and browser tests on SQLite =="
+	@if command -v chromium >/dev/null 2>&1; then $(PYTEST) -q -rs; \
 	elif [ -n "$$CI" ]; then echo "test-sqlite: chromium is missing (apt-get install chromium)" >&2; exit 1; \
 	else echo "test-sqlite: no chromium: the browser tests are SKIPPED (apt-get install chromium runs them)" >&2; \
-	  $(PYTEST) -q -m "not browser"; fi
+	  $(PYTEST) -q -rs -m "not browser"; fi
 
 test-postgres: venv
+	@echo "== make test-postgres: unit and end-to-end tests on PostgreSQL ($(PGHOST):$(PGPORT)) =="
 	@if $(VENV_PYTHON) -c "import psycopg; psycopg.connect(host='$(PGHOST)', port='$(PGPORT)', user='$(PGUSER)', dbname='postgres', connect_timeout=3).close()" 2>/dev/null; then \
-	  TEST_DB=postgres $(PYTEST) -q -m "not browser"; \
+	  TEST_DB=postgres $(PYTEST) -q -rs -m "not browser"; \
 	elif [ -n "$$CI" ]; then echo "test-postgres: no PostgreSQL answers on $(PGHOST):$(PGPORT)" >&2; exit 1; \
 	else echo "test-postgres: SKIPPED, no PostgreSQL answers on $(PGHOST):$(PGPORT) (start one, or set PGHOST/PGPORT/PGUSER)" >&2; fi
 
 test-matrix: venv
-	$(VENV_PYTHON) -m nox -s ci
+	@echo "== make test-matrix: the built wheel, newest Django, SQLite and PostgreSQL, downstream typing (nox -s ci) =="
+	$(VENV_PYTHON) -m nox -s ci -- -rs
 
 ## make demo: a virtualenv with the package and the local gateway, the demo project, both servers.
 demo:

@@ -242,6 +242,9 @@ def check_legacy_view_api(app_configs, **kwargs):
     return messages
 
 
+SETTINGS_DOC = "docs/settings.md (The WEBSOCKETS dict)"  # the README has no settings list
+
+
 @register(NAMESPACE)
 def check_settings(app_configs, **kwargs):
     """The ``WEBSOCKETS`` dict itself: a dict, known keys, values of the right type and range."""
@@ -250,13 +253,15 @@ def check_settings(app_configs, **kwargs):
         return [
             Error(
                 f"{conf.NOT_A_DICT} It is {type(user).__name__}.",
-                hint='WEBSOCKETS = {"token_expiry_seconds": 60, ...}: every key is optional (README, Settings).',
+                hint=f'WEBSOCKETS = {{"token_expiry_seconds": 60, ...}}: every key is optional, listed in {SETTINGS_DOC}.',
                 id=f"{NAMESPACE}.E042",
             )
         ]
     errors, unknown = conf.validate_settings(user)
     return [
-        Warning(message, hint="Remove it, or correct its name (README, Settings).", id=f"{NAMESPACE}.W043")
+        Warning(
+            message, hint=f"Remove it, or correct its name: every key is in {SETTINGS_DOC}.", id=f"{NAMESPACE}.W043"
+        )
         for message in unknown
     ] + [
         Error(message, hint="Correct the value, or remove the key to use the default.", id=f"{NAMESPACE}.E044")
@@ -764,6 +769,22 @@ def _stale_messages(alias):
 LOCAL_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")  # runserver's default address
 
 
+def _local_twin_missing(missing, views):
+    """W080 when one name of the local server is trusted and the other is not."""
+    if not missing:
+        return []
+    listed = ", ".join(f'"{origin}"' for origin in missing)
+    return [
+        Warning(
+            f"DEBUG is on and CSRF_TRUSTED_ORIGINS does not list {listed}: a page opened at {missing[0]} (the "
+            f'same runserver, by its other name) will have every WebSocket connect refused (403 "Origin not '
+            f'allowed.") by {", ".join(view.__name__ for view in views)}.',
+            hint=f"Add {listed} to CSRF_TRUSTED_ORIGINS: 127.0.0.1 and localhost are two origins to a browser.",
+            id=f"{NAMESPACE}.W080",
+        )
+    ]
+
+
 @register(NAMESPACE)
 def check_local_origin(app_configs, **kwargs):
     """With ``DEBUG``, a page served by ``runserver`` opens its socket with ``Origin:
@@ -777,10 +798,15 @@ def check_local_origin(app_configs, **kwargs):
     trusted = getattr(settings, "CSRF_TRUSTED_ORIGINS", None) or []
     if not isinstance(trusted, (list, tuple)):
         return []
+    ports = set()
     for value in trusted:  # any loopback http origin listed: the developer has chosen their port
         parsed = security.parse_origin(value) if isinstance(value, str) else None
         if parsed and parsed.scheme == "http" and parsed.host in ("127.0.0.1", "localhost", "[::1]", "::1"):
-            return []
+            ports.add(parsed.port)
+    if ports:
+        # runserver answers both names, and a browser sends the one typed: two origins.
+        twins = [f"http://{host}:{port}" for port in sorted(ports) for host in ("127.0.0.1", "localhost")]
+        return _local_twin_missing([origin for origin in twins if not security.origin_allowed(origin)], views)
     missing = [origin for origin in LOCAL_ORIGINS if not security.origin_allowed(origin)]
     if not missing:
         return []

@@ -40,7 +40,7 @@ from django.http import (
 )
 from django.utils.decorators import method_decorator
 from django.views import View
-from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from . import channel_access, history, login, presence, protocol, ratelimit, request_sql, security, signals, tokens
 from .conf import get_setting
@@ -60,12 +60,13 @@ logger = logging.getLogger(__name__)
 class Rejection(Exception):
     """Ends a request with a 4xx answer, a log line and (on connect) a signal."""
 
-    def __init__(self, status, message, reason="", data=None):
+    def __init__(self, status, message, reason="", data=None, detail=""):
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
         self.data = data or {}  # more keys for the JSON answer (e.g. a 429's retry_after)
+        self.detail = detail  # the log line's only (e.g. the refused origin), never the answer's
 
 
 def _reject_non_json_constant(name):
@@ -280,7 +281,8 @@ class WebSocketView(View):
             return self._reject(request, Rejection(400, f"Bad request: {type(exc).__name__}."), *args, **kwargs)
 
     def _reject(self, request, rejection, *args, **kwargs):
-        self._announce_rejection(request, rejection.status, rejection.message, rejection.reason)
+        logged = f"{rejection.message} {rejection.detail}" if rejection.detail else rejection.message
+        self._announce_rejection(request, rejection.status, logged, rejection.reason)
         if (
             rejection.status == 403
             and rejection.reason in (signals.REASON_PERMISSION, signals.REASON_CHANNEL)
@@ -431,7 +433,8 @@ class WebSocketView(View):
         ``cookie_user`` is the session's user id with tokens, else the cookie's user."""
         origin = request.headers.get("Origin")
         if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
-            raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN)
+            # The log names the origin (repr: a header is the client's text), so the fix is plain.
+            raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN, detail=f"(Origin {origin[:200]!r})")
         token = None
         if self.USE_WS_TOKEN:
             session_key = getattr(getattr(request, "session", None), "session_key", None)
@@ -982,10 +985,20 @@ class WebSocketView(View):
         return {"type": "pong"}
 
 
+@method_decorator(csrf_exempt, name="dispatch")  # checked in dispatch, after the login check
 class WebSocketTokenView(View):
-    """POST (CSRF-protected, logged in): ``{"token": "...", "expires_in": seconds}``."""
+    """POST (CSRF-protected, logged in): ``{"token": "...", "expires_in": seconds}``; an anonymous
+    caller gets a JSON 401 ``{"error": "Not logged in."}`` (the browser client's ``unauthorized``)."""
 
     http_method_names = ["post"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Not logged in: say so, in JSON, before the CSRF check, whose HTML 403 ("CSRF cookie not
+        # set") would hide the cause from the page and the log. Nothing is issued to an anonymous
+        # caller, so CSRF protects nothing there. Logged in: the CSRF check runs as for any view.
+        if request.method == "POST" and not request.user.is_authenticated:
+            return JsonResponse({"error": "Not logged in."}, status=401)
+        return csrf_protect(super().dispatch)(request, *args, **kwargs)
 
     def post(self, request, *args, **kwargs):
         if not request.user.is_authenticated:

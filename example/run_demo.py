@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +44,29 @@ def check_ports(django_port, gateway_port):
         sys.exit(2)
 
 
+def relay(process, banner_done, lock):
+    """Copy a server's output to ours, line by line; ``banner_done`` is set at its banner's last
+    line ("... CONTROL-C."), which both servers print once they listen (or when it ends)."""
+    for line in process.stdout:
+        with lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        if "CONTROL-C" in line:
+            banner_done.set()
+    banner_done.set()
+
+
+def wait_for_banners(processes, events, timeout=60):
+    """True once every server printed its banner; False if one stopped first (or too slow)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        if all(event.wait(0.1) for event in events):
+            return all(p.poll() is None for p in processes)
+    return False
+
+
 def main():
     django_port = os.environ.setdefault("DEMO_DJANGO_PORT", "8000")
     gateway_port = os.environ.get("DEMO_GATEWAY_PORT", "8001")
@@ -51,17 +76,26 @@ def main():
     manage = [sys.executable, str(HERE / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], check=True)
     subprocess.run([*manage, "setupDemo", "--django-url", f"http://127.0.0.1:{django_port}"], check=True)
+    # Their output comes through us, unbuffered: the URL is printed after both banners (printed
+    # first, they scrolled it away).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    pipe = {"stdout": subprocess.PIPE, "text": True, "env": env}
     processes = [
-        subprocess.Popen([*manage, "runwsgateway", f"127.0.0.1:{gateway_port}", "--api", "demo"]),
-        subprocess.Popen([*manage, "runserver", f"127.0.0.1:{django_port}", "--noreload"]),
+        subprocess.Popen([*manage, "runwsgateway", f"127.0.0.1:{gateway_port}", "--api", "demo"], **pipe),
+        subprocess.Popen([*manage, "runserver", f"127.0.0.1:{django_port}", "--noreload"], **pipe),
     ]
-    print(
-        f"\n  Demo running: open http://127.0.0.1:{django_port}/ and log in as demo / demo or staff / staff"
-        "\n  (Ctrl-C stops Django and the gateway)\n",
-        flush=True,
-    )
+    banners, lock = [threading.Event() for _ in processes], threading.Lock()
+    for process, banner in zip(processes, banners, strict=True):
+        threading.Thread(target=relay, args=(process, banner, lock), daemon=True).start()
     status = 0
     try:
+        if wait_for_banners(processes, banners):
+            with lock:
+                print(
+                    f"\n  Demo running: open http://127.0.0.1:{django_port}/ and log in as demo / demo or staff / staff"
+                    "\n  (Ctrl-C stops Django and the gateway)\n",
+                    flush=True,
+                )
         while all(p.poll() is None for p in processes):
             try:
                 processes[0].wait(timeout=0.5)

@@ -65,6 +65,12 @@ def test_changelists_render_and_search(staff, model, gateway, session_row):
     assert staff.get(url, {"q": "abc"}).status_code == 200
 
 
+def test_the_admin_section_is_named_for_people(staff):
+    """Issue #23: it read "DJANGO AWS APIGATEWAY WEBSOCKETS" (the admin shows app names in capitals)."""
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert "WebSockets (AWS API Gateway)" in page and "Django AWS ApiGateway Websockets" not in page
+
+
 def test_gateway_change_page_masks_the_secret(staff, gateway):
     page = staff.get(reverse("admin:django_aws_api_gateway_websockets_apigateway_change", args=[gateway.pk]))
     assert page.status_code == 200

@@ -26,11 +26,34 @@ def test_debug_project_without_its_local_origin_is_told_what_to_add():
 
 @pytest.mark.parametrize(
     "trusted",
-    [["http://127.0.0.1:8000"], ["http://localhost:9000"], ["http://127.0.0.1:8000", "http://localhost:8000"]],
+    [
+        ["http://127.0.0.1:8000", "http://localhost:8000"],
+        ["http://localhost:9000", "http://127.0.0.1:9000"],
+        ["http://[::1]:8000", "http://127.0.0.1:8000", "http://localhost:8000"],
+    ],
 )
-def test_a_listed_local_origin_silences_it(trusted):
+def test_a_listed_local_origin_with_its_twin_silences_it(trusted):
     with override_settings(DEBUG=True, CSRF_TRUSTED_ORIGINS=trusted):
         assert w080() == []
+
+
+@pytest.mark.parametrize(
+    "trusted,missing",
+    [
+        (["http://127.0.0.1:8000"], "http://localhost:8000"),
+        (["http://localhost:9000"], "http://127.0.0.1:9000"),
+        (["http://localhost:8000", "http://127.0.0.1:8000", "http://127.0.0.1:8080"], "http://localhost:8080"),
+    ],
+)
+def test_one_name_of_the_local_server_without_the_other_is_told_to_add_it(trusted, missing):
+    """Issue #23: a page opened at http://localhost:8000 was refused though 127.0.0.1:8000 was trusted."""
+    with override_settings(DEBUG=True, CSRF_TRUSTED_ORIGINS=trusted):
+        [warning] = w080()
+    assert f'does not list "{missing}": a page opened at {missing}' in warning.msg
+    assert (
+        warning.hint
+        == f'Add "{missing}" to CSRF_TRUSTED_ORIGINS: 127.0.0.1 and localhost are two origins to a browser.'
+    )
 
 
 @override_settings(DEBUG=False, CSRF_TRUSTED_ORIGINS=[])
@@ -45,6 +68,22 @@ def test_manage_py_check_reports_it(capsys):
 
     call_command("check")
     assert "aws_websockets.W080" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_djangos_log_names_the_origin_it_refused(caplog):
+    """Issue #23: "Origin not allowed." alone left the developer guessing which origin to add."""
+    from django_aws_api_gateway_websockets.testing import WebSocketTestClient
+
+    with (
+        caplog.at_level("WARNING", logger="django_aws_api_gateway_websockets.views"),
+        WebSocketTestClient("/ws/", origin="http://localhost:8000") as ws,
+    ):
+        response = ws.connect()
+    assert response.status_code == 403
+    assert response.json() == {"error": "Origin not allowed."}  # the answer is unchanged
+    [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert line == "WebSocket connect rejected (403): Origin not allowed. (Origin 'http://localhost:8000')"
 
 
 def _config():
@@ -112,7 +151,7 @@ def test_a_script_gets_a_token_as_the_readme_says(django_user_model):
 
     url = reverse("websocket_token")
     http = Client(enforce_csrf_checks=True)
-    assert http.post(url).status_code == 403  # not logged in
+    assert http.post(url).status_code == 401  # not logged in
     user = django_user_model.objects.create_user("alice", password="pw")
     http.force_login(user)
     assert http.post(url).status_code == 403  # no CSRF token

@@ -90,3 +90,77 @@ def test_make_demo_on_a_busy_port_fails_before_building_anything(tmp_path):
     assert result.returncode != 0
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert not (tmp_path / "venv").exists() and "Demo running" not in result.stdout
+
+
+def test_the_demo_prints_its_url_last_once_both_servers_listen(tmp_path):
+    """Issue #23: "Demo running: open …" came before the servers' banners, which scrolled it away."""
+    import signal
+    import time
+
+    def free():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    django_port, gateway_port = free(), free()
+    env = {
+        **os.environ,
+        "DEMO_DJANGO_PORT": str(django_port),
+        "DEMO_GATEWAY_PORT": str(gateway_port),
+        "DEMO_DB": str(tmp_path / "db.sqlite3"),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    demo = subprocess.Popen(
+        [sys.executable, str(ROOT / "example" / "run_demo.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        for line in demo.stdout:
+            lines.append(line)
+            if "Demo running" in line or time.monotonic() > deadline:
+                break
+        # When the URL is printed, both servers answer.
+        with socket.create_connection(("127.0.0.1", django_port), timeout=5):
+            pass
+        with socket.create_connection(("127.0.0.1", gateway_port), timeout=5):
+            pass
+    finally:
+        demo.send_signal(signal.SIGINT)
+        rest = demo.communicate(timeout=60)[0]
+    text = "".join(lines)
+    assert f"Demo running: open http://127.0.0.1:{django_port}/" in text, text + rest
+    before = text[: text.index("Demo running")]
+    assert f"ws://127.0.0.1:{gateway_port}/" in before and "Quit with CONTROL-C" in before  # the gateway's banner
+    assert f"http://127.0.0.1:{django_port}/" in before and "Quit the server with CONTROL-C" in before  # runserver's
+    assert "Demo running" not in rest
+
+
+DEMO_TEMPLATES = ROOT / "example" / "chat" / "templates"
+
+
+def test_the_demo_pages_draw_their_icons_instead_of_using_emoji():
+    """Issue #23: the staff page's 🔒 rendered as a box on a system without an emoji font."""
+    import re
+
+    emoji = re.compile("[\U0001f000-\U0001faff\u2600-\u26ff\u2700-\u27bf\ufe0f]")
+    found = {
+        f"{path.relative_to(ROOT)}: {char!r}"
+        for path in DEMO_TEMPLATES.rglob("*.html")
+        for char in emoji.findall(path.read_text())
+        if char != "\u26a0"  # ⚠ is in the common text fonts (DejaVu, Liberation)
+    }
+    assert found == set()
+
+
+def test_the_demo_page_gives_the_command_that_works_with_make_demo():
+    """Issue #23: `python example/manage.py sendNotification …` fails with the system Python."""
+    page = (DEMO_TEMPLATES / "chat" / "room.html").read_text()
+    command = ".venv-demo/bin/python example/manage.py sendNotification"
+    assert command in page and command in (ROOT / "docs" / "demo.md").read_text()
+    assert "<code>python example/manage.py" not in page

@@ -32,7 +32,13 @@ def test_readme_quickstart_project_checks_clean_and_migrates(tmp_path):
     assert run(sys.executable, "-m", "django", "startproject", "mysite", ".").returncode == 0
     assert run(sys.executable, "manage.py", "startapp", "chat").returncode == 0
     written = write_quickstart((ROOT / "docs" / "tutorial.md").read_text(), tmp_path)
-    assert written == ["mysite/settings.py", "chat/views.py", "chat/templates/chat/page.html", "mysite/urls.py"]
+    assert written == [
+        "mysite/settings.py",
+        "chat/views.py",
+        "chat/templates/chat/page.html",
+        "chat/templates/registration/login.html",
+        "mysite/urls.py",
+    ]
     check = run(sys.executable, "manage.py", "check")
     assert check.returncode == 0 and "no issues" in check.stdout, check.stderr
     assert run(sys.executable, "manage.py", "migrate", "-v0").returncode == 0

@@ -1,5 +1,7 @@
 """The WEBSOCKETS dict is validated in one place (conf.py): by `manage.py check` and by get_setting."""
 
+from pathlib import Path
+
 import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -46,6 +48,18 @@ def test_unknown_keys_are_named_with_the_closest_known_one(settings):
     assert 'Did you mean "token_expiry_seconds"?' in found[0].msg
     assert 'Did you mean "rate_limit_max_attempts"?' in found[1].msg
     assert "'colour'" in found[2].msg and "Did you mean" not in found[2].msg
+
+
+def test_the_hint_for_a_misspelled_key_points_to_the_page_that_lists_the_keys(settings):
+    """It pointed to "(README, Settings)": the README has no settings list (issue #23)."""
+    settings.WEBSOCKETS = {"token_expiry_second": 30}
+    [warning] = settings_messages()
+    assert warning.hint == "Remove it, or correct its name: every key is in docs/settings.md (The WEBSOCKETS dict)."
+    page = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    assert "## The `WEBSOCKETS` dict" in page and "`token_expiry_seconds`" in page
+    settings.WEBSOCKETS = ["token_expiry_seconds"]
+    [error] = settings_messages()
+    assert "docs/settings.md (The WEBSOCKETS dict)" in error.hint and "README" not in error.hint
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,10 @@
 """WebSocketTokenView and the token rules (docs/security.md)."""
 
+import json
+import shutil
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -45,9 +49,40 @@ def test_token_view_requires_csrf(csrf_client):
 
 
 @pytest.mark.django_db
-def test_token_view_requires_login():
-    client = Client()
-    assert client.post("/api/ws-token/").status_code == 403
+def test_token_view_answers_an_anonymous_caller_a_json_401_before_the_csrf_check(caplog):
+    """Issue #23: a page without login (or a user who logged out) was answered the CSRF check's
+    HTML 403 "CSRF cookie not set", which hid the cause; the client's `unauthorized` needs a 401."""
+    client = Client(enforce_csrf_checks=True)  # no csrftoken cookie, no header: as such a page
+    with caplog.at_level("WARNING"):
+        response = client.post("/api/ws-token/")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "Not logged in."}
+    # Django's log says "Unauthorized: /api/ws-token/", not "Forbidden (CSRF cookie not set.)".
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("django.request", "Unauthorized: /api/ws-token/")]
+    assert not WebSocketToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_token_view_answers_401_after_logout(csrf_client):
+    assert post_with_csrf(csrf_client).status_code == 200
+    csrf_client.logout()
+    response = post_with_csrf(csrf_client)
+    assert (response.status_code, response.json()) == (401, {"error": "Not logged in."})
+    assert WebSocketToken.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_token_view_keeps_csrf_for_a_logged_in_caller_with_a_wrong_token(csrf_client):
+    csrf_client.get("/admin/login/")
+    response = csrf_client.post("/api/ws-token/", headers={"X-CSRFToken": "x" * 32})
+    assert response.status_code == 403 and b"CSRF" in response.content
+    assert not WebSocketToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_token_view_refuses_get_to_an_anonymous_caller_as_to_anyone():
+    assert Client().get("/api/ws-token/").status_code == 405
 
 
 @pytest.mark.django_db
@@ -119,3 +154,39 @@ def test_cleanup_removes_used_and_old_tokens(user):
     WebSocketToken.objects.filter(pk=row.pk).update(created_at=row.created_at - timedelta(seconds=301))
     assert tokens.cleanup_tokens(300) == 2
     assert list(WebSocketToken.objects.values_list("token", flat=True)) == [tokens.hash_token(fresh)]
+
+
+# The installed package's copy (nox runs the tests against the wheel, without a source tree).
+CLIENT_JS = Path(login.__file__).parent / "static/django_aws_api_gateway_websockets/websocket-client.js"
+UNAUTHORIZED_IN_NODE = """
+const { WebSocketClient } = await import(process.argv[1]);
+const [tokenUrl] = process.argv.slice(2);
+const client = new WebSocketClient({ url: "ws://127.0.0.1:9/unused", tokenUrl, csrfToken: "none" });
+const timer = setTimeout(() => { console.log(JSON.stringify({ timeout: true })); process.exit(1); }, 20000);
+client.addEventListener("unauthorized", (event) => {
+  clearTimeout(timer);
+  console.log(JSON.stringify({ ...event.detail, stopped: client.stopped }));
+});
+client.connect();
+"""
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed: the browser client is not run here")
+@pytest.mark.django_db(transaction=True)
+def test_browser_client_turns_the_anonymous_401_into_unauthorized_with_the_reason(live_server):
+    """The real client module (run by node, whose fetch is a browser's) against the real view."""
+    done = subprocess.run(
+        [
+            "node",
+            "--input-type=module",
+            "-e",
+            UNAUTHORIZED_IN_NODE,
+            CLIENT_JS.as_uri(),
+            f"{live_server.url}/api/ws-token/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"status": 401, "reason": "Not logged in.", "stopped": True}

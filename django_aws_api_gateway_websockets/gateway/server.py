@@ -157,10 +157,12 @@ class LocalGateway:
         result = await self._integrate(conn, "$connect", url, b"", browser_headers=request.headers)
         if not result.ok:
             status = result.status if result.status >= 400 else 500
+            origin = request.headers.get("Origin")
             logger.info(
-                "connect rejected %s from %s: Django answered %s%s",
+                "connect rejected %s from %s%s: Django answered %s%s",
                 conn.connection_id,
                 conn.source_ip,
+                f" (Origin {origin[:200]!r})" if origin else "",  # what to trust, when that is why
                 result.status,
                 refusal_reason(result, self.config, request.query_string),
             )

@@ -1,5 +1,6 @@
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.db import transaction
+from django.utils import timezone
 from django.views.generic import TemplateView
 
 from django_aws_api_gateway_websockets.history import send_to_channel
@@ -53,6 +54,7 @@ class ChatWebSocketView(WebSocketView):
                 "user": request.user.get_username(),
                 "text": text,
                 "room": self.websocket_session.channel_name,
+                "at": timezone.now().isoformat(),  # shown as the message's time
             },
         )
 

@@ -15,6 +15,10 @@ def test_two_browsers_chat(demo, pages):
     chat(alice, "hello from demo")
     bob.wait_for_selector("#log p.chat:has-text('[lobby] demo: hello from demo')")
     alice.wait_for_selector("#log p.chat:has-text('[lobby] demo: hello from demo')")
+    # An avatar (the initial) and the time of the message, drawn from data attributes.
+    line = bob.locator("#log p.chat:has-text('hello from demo')")
+    assert line.get_attribute("data-initial") == "D"
+    assert ":" in line.get_attribute("data-time")
 
 
 def test_channel_switch(demo, pages):
@@ -24,7 +28,8 @@ def test_channel_switch(demo, pages):
     chat(alice, "lobby only")
     alice.wait_for_selector("#log p:has-text('lobby only')")
     alice.click("button[data-room=python]")
-    alice.wait_for_timeout(300)
+    # The pane shows the room it is in: the lobby's messages go with the switch.
+    alice.wait_for_selector("#log p:has-text('lobby only')", state="detached")
     chat(alice, "now in python")
     bob.wait_for_selector("#log p.chat:has-text('[python] demo: now in python')")
     assert bob.locator("#log p:has-text('lobby only')").count() == 0

@@ -1,6 +1,7 @@
 """Which record `runwsgateway` writes to, its warnings, and a busy port (in-process runs)."""
 
 import logging
+import os
 import socket
 from io import StringIO
 
@@ -205,8 +206,13 @@ def test_a_busy_port_fails_before_the_banner_and_writes_nothing(run):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(CommandError, match="Cannot listen"):
+        with pytest.raises(CommandError, match="Cannot listen") as refused:
             run(addr=f"127.0.0.1:{port}")
+    # Says what holds a port on a developer's machine, and what to do (issue #23).
+    assert str(refused.value).endswith(
+        f". Another runwsgateway or `make demo` is running: stop it or pass another port"
+        f" (manage.py runwsgateway {port + 1})"
+    )
     assert "Quit with CONTROL-C" not in run.stdout.getvalue()
     assert "Local API Gateway" not in run.stdout.getvalue()
     assert run.during is None
@@ -258,3 +264,37 @@ def test_the_template_tag_uses_the_served_companion_in_debug_only(settings):
     settings.DEBUG = False
     for source in ("{% websocket_config %}", "{% websocket_config g %}", "{% websocket_config r %}"):
         assert aws_url in render(source, g=real, r=route)
+
+
+@pytest.mark.django_db
+def test_a_second_gateway_for_the_record_says_it_takes_it_over_and_which_process_serves_it(run):
+    """Issue #23: a second runwsgateway on another port silently took the record over."""
+    with socket.socket() as first:  # the first gateway, still listening
+        first.bind(("127.0.0.1", 0))
+        first.listen()
+        previous = f"http://127.0.0.1:{first.getsockname()[1]}/local"
+        ApiGateway.objects.create(
+            api_name="dev", api_id="dev0000001", stage_name="local", management_endpoint_url=previous
+        )
+        run()
+    warning = run.stderr.getvalue()
+    assert (
+        f"Record {ApiGateway.objects.get().pk} (dev) was served by another local gateway, still running at {previous}"
+        in warning
+    )
+    assert f"this process (pid {os.getpid()}) serves it from now on" in warning
+    assert f"On exit, the record goes back to {previous}." in warning
+    assert f"served by this process (pid {os.getpid()})" in run.stdout.getvalue()
+    assert ApiGateway.objects.get().management_endpoint_url == previous  # handed back on exit
+
+
+@pytest.mark.django_db
+def test_a_url_left_by_a_gateway_that_is_gone_is_taken_silently(run):
+    with socket.socket() as gone:
+        gone.bind(("127.0.0.1", 0))
+        previous = f"http://127.0.0.1:{gone.getsockname()[1]}/local"  # bound, never listening
+        ApiGateway.objects.create(
+            api_name="dev", api_id="dev0000001", stage_name="local", management_endpoint_url=previous
+        )
+        run()
+    assert "was served by another local gateway" not in run.stderr.getvalue()

@@ -59,6 +59,30 @@ async def test_connect_rejected_with_djangos_status(backend, make_gateway, statu
     assert backend.paths() == ["/ws/connect"]  # a rejected socket never had a $disconnect
 
 
+async def test_an_origin_refusal_is_logged_with_the_origin_refused(backend, make_gateway, caplog):
+    """Issue #23: the log said "Origin not allowed." without the origin to trust."""
+    gateway = await make_gateway()
+    backend.answers["/ws/connect"] = Answer(
+        403, b'{"error": "Origin not allowed."}', {"Content-Type": "application/json"}
+    )
+    with caplog.at_level("INFO", logger="django_aws_api_gateway_websockets.gateway"), pytest.raises(InvalidStatus):
+        await connect(gateway.ws_url, origin="http://localhost:8000", open_timeout=5)
+    [line] = [r.getMessage() for r in caplog.records if "connect rejected" in r.getMessage()]
+    assert line.endswith(
+        " from 127.0.0.1 (Origin 'http://localhost:8000'): Django answered 403: \"Origin not allowed.\""
+    )
+
+
+async def test_the_gateway_log_never_shows_the_connect_token_when_django_is_down(make_gateway, caplog):
+    """The integration's failure line logs the $connect URL: its ws_token is blanked."""
+    gateway = await make_gateway(target_base_endpoint="http://127.0.0.1:9/ws/")  # nothing listens
+    with caplog.at_level("INFO", logger="django_aws_api_gateway_websockets.gateway"), pytest.raises(InvalidStatus):
+        await connect(f"{gateway.ws_url}?ws_token=tok-Secret-123&channel=a", open_timeout=10)
+    failed = [r.getMessage() for r in caplog.records if "integration failed" in r.getMessage()]
+    assert failed and "ws_token=[redacted]&channel=a" in failed[0]
+    assert "tok-Secret-123" not in caplog.text
+
+
 async def test_connect_when_django_is_down_or_slow(make_gateway):
     down = await make_gateway(target_base_endpoint="http://127.0.0.1:9/ws/")
     with pytest.raises(InvalidStatus) as info:

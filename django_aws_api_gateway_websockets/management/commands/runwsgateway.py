@@ -1,9 +1,13 @@
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
+import socket
 import sys
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -112,9 +116,18 @@ class Command(BaseCommand):
                 # Listen first: a busy port is an error before anything is written or announced.
                 port = runner.run(gateway.start(host, port))
             except OSError as exc:
-                raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
+                hint = ""
+                if exc.errno == errno.EADDRINUSE:
+                    other = str(port + 1) if host == "127.0.0.1" else f"{host}:{port + 1}"
+                    hint = (
+                        ". Another runwsgateway or `make demo` is running: stop it or pass another port"
+                        f" (manage.py runwsgateway {other})"
+                    )
+                raise CommandError(f"Cannot listen on {host}:{port}: {exc}{hint}") from exc
             previous_endpoint = record.management_endpoint_url
             endpoint = f"http://{self._reachable(host)}:{port}/{config.stage}"
+            for line in self._takeover(record, previous_endpoint, endpoint):
+                self.stderr.write(line)
             try:
                 # Project code sends through the record's endpoint: point it here while we run.
                 # (Always a local record: an AWS record is played by its companion, never written.)
@@ -172,8 +185,33 @@ class Command(BaseCommand):
         ]
 
     @staticmethod
+    def _takeover(record, previous, endpoint):
+        """A second runwsgateway for the record takes it over from a first one that still runs
+        (sends follow the record's endpoint): say so, and which process serves it now."""
+        from ...gateway.records import is_loopback_host
+
+        if not previous or previous == endpoint:
+            return []
+        parsed = urlsplit(previous)
+        if not parsed.hostname or not parsed.port or not is_loopback_host(parsed.hostname):
+            return []
+        try:  # a gateway that was killed left its URL behind: nothing to take over
+            socket.create_connection((parsed.hostname, parsed.port), timeout=0.5).close()
+        except OSError:
+            return []
+        return [
+            f"Record {record.pk} ({record.api_name}) was served by another local gateway, still running at "
+            f"{previous}: this process (pid {os.getpid()}) serves it from now on. Django's sends reach only "
+            f"the sockets opened here; pages connected to the other one no longer receive them. On exit, "
+            f"the record goes back to {previous}."
+        ]
+
+    @staticmethod
     def _banner(record, chosen, config, host, port, endpoint):
-        lines = [f"Local API Gateway for record {record.pk} ({record.api_name}, api id {record.api_id})"]
+        lines = [
+            f"Local API Gateway for record {record.pk} ({record.api_name}, api id {record.api_id}),"
+            f" served by this process (pid {os.getpid()})"
+        ]
         if chosen is not record:
             lines.append(
                 f"  Record {chosen.pk} ({chosen.api_name}) exists in AWS and is left untouched: its local "

@@ -7,7 +7,8 @@
 //   ws.send({ handler: "send_chat", text: "hi" });           // queued while (re)connecting
 //
 // Every (re)connect fetches a fresh single-use token; reconnects back off exponentially with
-// jitter; a 401/403 from the token endpoint stops the client ("unauthorized"); a heartbeat keeps
+// jitter; a 401/403 from the token endpoint stops the client ("unauthorized", {status, reason}:
+// 401 "Not logged in." for an anonymous page or a user who logged out); a heartbeat keeps
 // API Gateway's 10-minute idle timer from closing the socket, and the client reconnects on its own
 // before API Gateway's 2-hour connection cap.
 //
@@ -166,7 +167,7 @@ export class WebSocketClient extends EventTarget {
         if (generation !== this.generation) return;
         if (error.status === 401 || error.status === 403) {
           this.stopped = true;
-          this._emit("unauthorized", { status: error.status });
+          this._emit("unauthorized", { status: error.status, reason: error.reason || error.message });
           return;
         }
         this._emit("error", { kind: "token", status: error.status || null, reason: error.message, error });
@@ -258,6 +259,8 @@ export class WebSocketClient extends EventTarget {
     if (!response.ok) {
       const error = new Error(`Token endpoint answered ${response.status}`);
       error.status = response.status;
+      // The endpoint's reason ({"error": "Not logged in."}) when it answered JSON.
+      error.reason = await response.json().then((body) => (typeof body?.error === "string" ? body.error : ""), () => "");
       throw error;
     }
     return (await response.json()).token;
