@@ -13,10 +13,10 @@ from django_aws_api_gateway_websockets import __version__
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_module(cwd, pythonpath):
+def run_module(cwd, pythonpath, *flags):
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     return subprocess.run(
-        [sys.executable, "-m", "django_aws_api_gateway_websockets"],
+        [sys.executable, *flags, "-m", "django_aws_api_gateway_websockets"],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -55,7 +55,8 @@ def test_the_tutorial_explains_what_a_4x_install_answers(tmp_path):
     old = tmp_path / "site" / "django_aws_api_gateway_websockets"
     old.mkdir(parents=True)
     (old / "__init__.py").write_text("")
-    done = run_module(tmp_path, tmp_path / "site")
+    # -S: no site-packages, so an editable install of this checkout cannot lend its __main__
+    done = run_module(tmp_path, tmp_path / "site", "-S")
     assert done.returncode != 0
     answer = "No module named django_aws_api_gateway_websockets.__main__"
     assert answer in done.stderr
