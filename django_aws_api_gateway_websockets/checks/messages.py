@@ -18,7 +18,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Info, Warning
 
 NAMESPACE = "aws_websockets"
-LEVELS: dict[str, type[CheckMessage]] = {"E": Error, "W": Warning, "I": Info}
+LEVELS: dict[str, type[Error] | type[Warning] | type[Info]] = {"E": Error, "W": Warning, "I": Info}
 
 #: id (``aws_websockets.W030``) -> its template, filled as the topic modules are imported.
 REGISTRY: dict[str, "Template"] = {}

@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils import timezone
 
-from ...upgrade import apply, detect, plan as planning
+from ...upgrade import apply, detect
+from ...upgrade import plan as planning
 
 
 class Command(BaseCommand):
