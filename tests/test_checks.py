@@ -478,6 +478,27 @@ def test_check_ids_are_written_only_in_their_message_constants():
         assert re.fullmatch(r"aws_websockets\.[EWI]\d{3}", check_id)
 
 
+def test_a_message_template_takes_its_level_from_its_id_and_an_id_is_defined_once():
+    from django_aws_api_gateway_websockets.checks.messages import REGISTRY, Template
+
+    try:
+        template = Template("I998", {"default": "{n} things.", "one": "One thing."}, hint="See {where}.")
+        info = template(n=2, where="docs")
+        assert (type(info), info.id, info.msg, info.hint) == (
+            checks.Info,
+            "aws_websockets.I998",
+            "2 things.",
+            "See docs.",
+        )
+        assert template("one", where="there").msg == "One thing."
+        assert Template("E999", "{problem}")(problem="a {brace}").msg == "a {brace}"  # values are not re-read
+        with pytest.raises(ValueError, match="aws_websockets.I998 is defined twice"):
+            Template("I998", "again")
+    finally:
+        REGISTRY.pop("aws_websockets.I998", None)
+        REGISTRY.pop("aws_websockets.E999", None)
+
+
 def test_importing_the_checks_package_registers_every_topic():
     """``apps.ready`` imports ``checks``; the send checks moved there from conf.py (W070, E071)."""
     from django.core.checks.registry import registry
