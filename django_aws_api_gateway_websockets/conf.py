@@ -11,14 +11,10 @@ with the same message.
 """
 
 import difflib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-
-if TYPE_CHECKING:
-    from django.apps import AppConfig
 
 DEFAULTS: dict[str, int | float | str | bool] = {
     # Tokens (WebSocketTokenView).
@@ -208,44 +204,3 @@ def get_setting(name: str) -> Any:
             _checked.clear()
         _checked.add(key)
     return value
-
-
-# --- Checks of the send_* settings that need more than a type (registered with the app's checks).
-
-from django.core.checks import CheckMessage, Error, Warning, register  # noqa: E402
-
-
-@register("aws_websockets")
-def check_send_settings(app_configs: Sequence["AppConfig"] | None, **kwargs: Any) -> list[CheckMessage]:
-    """``send_transport`` is deprecated (W070); ``send_backend`` must import (E071)."""
-    user = getattr(settings, "WEBSOCKETS", None)
-    if not isinstance(user, dict):
-        return []
-    messages: list[CheckMessage] = []
-    transport = user.get("send_transport")
-    if transport and value_problem("send_transport", transport) is None:
-        from .transport import TRANSPORT_BACKENDS
-
-        messages.append(
-            Warning(
-                f'WEBSOCKETS["send_transport"] is deprecated; it means '
-                f'"send_backend": "{TRANSPORT_BACKENDS[transport]}".',
-                hint='Replace it with WEBSOCKETS["send_backend"] (docs/sending.md, Backends).',
-                id="aws_websockets.W070",
-            )
-        )
-    backend = user.get("send_backend")
-    if isinstance(backend, str) and backend and backend != DEFAULTS["send_backend"]:
-        from django.utils.module_loading import import_string
-
-        try:
-            import_string(backend)
-        except ImportError as exc:
-            messages.append(
-                Error(
-                    f'WEBSOCKETS["send_backend"] cannot be imported: {exc}',
-                    hint="A dotted path to a class, e.g. django_aws_api_gateway_websockets.backends.Boto3Backend.",
-                    id="aws_websockets.E071",
-                )
-            )
-    return messages

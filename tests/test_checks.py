@@ -1,5 +1,6 @@
 """System checks: ``manage.py check`` and ``check --deploy`` (docs/checks.md)."""
 
+import importlib
 from datetime import timedelta
 from io import StringIO
 
@@ -427,23 +428,100 @@ def test_invalid_settings_do_not_break_the_deploy_checks(secure, deployed, clean
 
 
 def test_every_check_id_is_documented_and_numbers_are_not_reused():
-    import inspect
+    """The ids defined in the checks package (``messages.REGISTRY``) are the ids docs/checks.md's
+    table lists, and vice versa; from E038 on, a number is used by one id only."""
     import re
     from pathlib import Path
 
-    source = inspect.getsource(package_checks)
-    found = set(re.findall(r'id=f"\{NAMESPACE\}\.([EWI]\d{3})"', source))
-    new = {"E042", "W043", "E044", "W045", "W046", "W047", "W048", "W049", "W050"}
+    from django_aws_api_gateway_websockets.checks.messages import REGISTRY
+
+    found = {check_id.rsplit(".", 1)[1] for check_id in REGISTRY}
+    new = {"E042", "W043", "E044", "W045", "W046", "W047", "W048", "W049", "W050", "W070", "E071"}
     assert new <= found
     numbers = [check_id[1:] for check_id in found]
     assert [n for n in numbers if numbers.count(n) > 1 and int(n) >= 38] == []  # E038, I039...: one id each
     docs = (Path(__file__).resolve().parent.parent / "docs" / "checks.md").read_text()
     documented = set(re.findall(r"^\| `aws_websockets\.([EWI]\d{3})`", docs, re.MULTILINE))
-    assert documented == found
+    assert sorted(found - documented) == [], "defined, not in docs/checks.md's table"
+    assert sorted(documented - found) == [], "in docs/checks.md's table, defined nowhere"
     from django_aws_api_gateway_websockets.conf import DEFAULTS
 
     values = docs.split("### WEBSOCKETS values", 1)[1]
     assert [key for key in DEFAULTS if f"`{key}`" not in values] == []
+
+
+def test_check_ids_are_written_only_in_their_message_constants():
+    """No check builds a message with an id of its own (``Warning(..., id="aws_websockets.W0NN")``):
+    every id is a ``Template`` constant of the checks package, named after its id."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import django_aws_api_gateway_websockets as package
+    from django_aws_api_gateway_websockets.checks.messages import REGISTRY, Template
+
+    root = Path(package.__file__).resolve().parent
+    written = []
+    for source in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "id"
+                and isinstance(node.value, ast.Constant | ast.JoinedStr)  # a literal id, not id=pk
+            ):
+                written.append(f"{source.relative_to(root)}:{node.value.lineno}")
+    assert written == []
+    for check_id, template in REGISTRY.items():
+        assert isinstance(template, Template)
+        module = importlib.import_module(template.module)
+        assert getattr(module, template.code) is template, check_id
+        assert re.fullmatch(r"aws_websockets\.[EWI]\d{3}", check_id)
+
+
+def test_a_message_template_takes_its_level_from_its_id_and_an_id_is_defined_once():
+    from django_aws_api_gateway_websockets.checks.messages import REGISTRY, Template
+
+    try:
+        template = Template("I998", {"default": "{n} things.", "one": "One thing."}, hint="See {where}.")
+        info = template(n=2, where="docs")
+        assert (type(info), info.id, info.msg, info.hint) == (
+            checks.Info,
+            "aws_websockets.I998",
+            "2 things.",
+            "See docs.",
+        )
+        assert template("one", where="there").msg == "One thing."
+        assert Template("E999", "{problem}")(problem="a {brace}").msg == "a {brace}"  # values are not re-read
+        with pytest.raises(ValueError, match="aws_websockets.I998 is defined twice"):
+            Template("I998", "again")
+    finally:
+        REGISTRY.pop("aws_websockets.I998", None)
+        REGISTRY.pop("aws_websockets.E999", None)
+
+
+def test_importing_the_checks_package_registers_every_topic():
+    """``apps.ready`` imports ``checks``; the send checks moved there from conf.py (W070, E071)."""
+    from django.core.checks.registry import registry
+
+    from django_aws_api_gateway_websockets import checks as package
+
+    registered = {check.__module__ for check in registry.registered_checks | registry.deployment_checks}
+    topics = {
+        f"{package.__name__}.{name}"
+        for name in (
+            "views",
+            "legacy_views",
+            "settings",
+            "security",
+            "rate_limits",
+            "sending",
+            "local_development",
+            "migrations",
+            "database",
+        )
+    }
+    assert topics <= registered
+    assert not any(module == "django_aws_api_gateway_websockets.conf" for module in registered)
 
 
 @pytest.mark.django_db

@@ -137,3 +137,67 @@ def test_models_imports_none_of_the_modules_above_it():
 
 def test_no_module_level_import_cycle():
     assert cycles(module_level(import_graph())) == []
+
+
+#: docs/architecture.md#layers: the layers below Operations, by module (a package counts with its
+#: submodules). None of them may import the system checks or the 4.x upgrade, not even lazily:
+#: those read everything, and only ``apps`` (which registers the checks) and the management
+#: commands load them.
+BELOW_OPERATIONS = (
+    "protocol",
+    "security",
+    "conf",
+    "aws",
+    "models",
+    "history_models",
+    "compat",
+    "tokens",
+    "ratelimit",
+    "login",
+    "channel_access",
+    "handlers",
+    "process_cache",
+    "gateway_lookup",
+    "views",
+    "refusals",
+    "signals",
+    "receivers",
+    "request_sql",
+    "sql_rows",
+    "log_context",
+    "sending",
+    "backends",
+    "transport",
+    "eventloop",
+    "history",
+    "presence",
+    "tasks",
+)
+OPERATIONS = ("checks", "upgrade")
+
+
+def _in(module, names):
+    return any(module == f"{NAME}.{name}" or module.startswith(f"{NAME}.{name}.") for name in names)
+
+
+def test_no_module_below_operations_imports_the_checks_or_the_upgrade():
+    graph = import_graph()
+    assert all(f"{NAME}.{name}" in MODULES for name in OPERATIONS)
+    offending = {
+        f"{module} -> {target}"
+        for module, edges in graph.items()
+        if _in(module, BELOW_OPERATIONS)
+        for target in edges
+        if _in(target, OPERATIONS)
+    }
+    assert sorted(offending) == []
+
+
+def test_the_upgrade_is_used_by_its_command_and_the_migration_check_only():
+    graph = import_graph()
+    users = {
+        module
+        for module, edges in graph.items()
+        if not _in(module, ("upgrade",)) and any(_in(target, ("upgrade",)) for target in edges)
+    }
+    assert users == {f"{NAME}.management.commands.upgrade_from_old_package", f"{NAME}.checks.migrations"}

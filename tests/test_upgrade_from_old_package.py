@@ -25,7 +25,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from django_aws_api_gateway_websockets import legacy, login, tokens
+from django_aws_api_gateway_websockets import login, tokens
 from django_aws_api_gateway_websockets.gateway_lookup import clear_gateway_cache
 from django_aws_api_gateway_websockets.models import (
     ApiGateway,
@@ -36,12 +36,14 @@ from django_aws_api_gateway_websockets.models import (
     WebSocketSession,
     WebSocketToken,
 )
+from django_aws_api_gateway_websockets.upgrade import apply as upgrade_apply
+from django_aws_api_gateway_websockets.upgrade import detect
 
 from .legacy_wheels.fixtures import legacy_wheels, old_database_40, old_database_41  # noqa: F401
 
 pytestmark = [legacy_wheels, pytest.mark.django_db(transaction=True)]
 
-APP = legacy.APP_LABEL
+APP = detect.APP_LABEL
 OLD_HEADER = "X-Ws-Gateway-Secret"
 
 
@@ -206,8 +208,8 @@ def test_41_upgrade_keeps_every_row_rule_and_hash(old_database_41, tmp_path):
 
     # the old schema is gone: our tables only (the M2M under this backend's name), our history
     through = ChannelPermissionRule.permissions.through._meta.db_table
-    assert app_tables(alias) == {m._meta.db_table for m in legacy.DROP_ORDER} | {through}
-    assert history(alias) == sorted(legacy.own_migration_names())
+    assert app_tables(alias) == {m._meta.db_table for m in detect.DROP_ORDER} | {through}
+    assert history(alias) == sorted(detect.own_migration_names())
     assert "aws_websockets.E038" not in {m.id for m in checks.run_checks(databases=[alias])}
     # sequences follow the copied ids (PostgreSQL)
     new = ApiGateway.objects.using(alias).create(api_name="new one")
@@ -384,14 +386,14 @@ def test_an_unknown_database_alias_is_a_clear_error():
 
 def test_41_a_failure_after_the_drop_loses_nothing(old_database_41, tmp_path, monkeypatch):
     old, alias = old_database_41, old_database_41.alias
-    real_call_command = legacy.call_command
+    real_call_command = upgrade_apply.call_command
 
     def loaddata_fails(name, *args, **kwargs):
         if name == "loaddata":
             raise DatabaseError("disk full")
         return real_call_command(name, *args, **kwargs)
 
-    monkeypatch.setattr(legacy, "call_command", loaddata_fails)
+    monkeypatch.setattr(upgrade_apply, "call_command", loaddata_fails)
     fixture = tmp_path / "upgrade.json"
     with pytest.raises(CommandError, match=f"The rows are saved in {fixture}"):
         upgrade(old, tmp_path)
@@ -419,7 +421,7 @@ def test_a_failure_while_saving_changes_nothing_and_leaves_no_half_file(old_data
         stream.write("[{")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(legacy.json, "dump", disk_full)
+    monkeypatch.setattr(upgrade_apply.json, "dump", disk_full)
     with pytest.raises(CommandError, match="before anything was changed"):
         upgrade(old_database_41, tmp_path)
     assert not (tmp_path / "upgrade.json").exists()
@@ -447,7 +449,7 @@ def test_40_upgrade_keeps_every_row_and_its_tokens(old_database_40, tmp_path, se
         "routes-failed": "pending",
     }
     assert ChannelPermission.objects.using(alias).count() == 0
-    assert history(alias) == sorted(legacy.own_migration_names())
+    assert history(alias) == sorted(detect.own_migration_names())
     assert "aws_websockets.E038" not in {m.id for m in checks.run_checks(databases=[alias])}
     fresh = manifest["tokens"][0]
     with served_from(alias):
@@ -467,4 +469,4 @@ def test_drop_order_names_every_model_of_the_app():
     # drop_tables (and the check of what is left after an upgrade) must know every table we make.
     from django.apps import apps
 
-    assert set(legacy.DROP_ORDER) == set(apps.get_app_config(APP).get_models())
+    assert set(detect.DROP_ORDER) == set(apps.get_app_config(APP).get_models())

@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils import timezone
 
-from ... import legacy
+from ...upgrade import apply, detect
+from ...upgrade import plan as planning
 
 
 class Command(BaseCommand):
@@ -31,12 +32,12 @@ class Command(BaseCommand):
             raise CommandError(f"No database '{database}' in DATABASES (configured: {known}).")
         path = fixture or f"websockets-upgrade-{timezone.now():%Y%m%d-%H%M%S}.json"
         try:
-            plan = legacy.plan_upgrade(database)
+            plan = planning.plan_upgrade(database)
             if dry_run:
                 self.dry_run(plan)
                 return
-            legacy.upgrade(database, path, log=self.stdout.write, discard_uncarried=discard_uncarried, plan=plan)
-        except (legacy.UpgradeError, legacy.UpgradeStopped) as exc:
+            apply.upgrade(database, path, log=self.stdout.write, discard_uncarried=discard_uncarried, plan=plan)
+        except (detect.UpgradeError, apply.UpgradeStopped) as exc:
             raise CommandError(str(exc)) from exc
         except FileExistsError as exc:
             raise CommandError(f"{path} exists: choose another --fixture (it may hold an earlier save).") from exc
@@ -49,7 +50,7 @@ class Command(BaseCommand):
                 "until you have checked the data, then delete it."
             )
         )
-        if plan.version == legacy.V41 and plan.secrets:
+        if plan.version == detect.V41 and plan.secrets:
             self.stdout.write(
                 "Next: `sync_api_gateway --pk N` for each record: it maps X-Gateway-Secret on the integrations and "
                 "redeploys. Until then requests carrying the 4.1.0 header X-Ws-Gateway-Secret are accepted "
@@ -78,12 +79,12 @@ class Command(BaseCommand):
         )
         for label, rows in plan.counts().items():
             self.stdout.write(f"  would copy {rows} {label} row(s)")
-        if plan.version == legacy.V41:
+        if plan.version == detect.V41:
             self.stdout.write(f"  would copy {plan.pair_count} channel rule <-> permission pair(s)")
         self.stdout.write(
-            "  tokens keep working: stored as SHA-256" + (", session keys hashed" if plan.version == legacy.V40 else "")
+            "  tokens keep working: stored as SHA-256" + (", session keys hashed" if plan.version == detect.V40 else "")
         )
-        self.stdout.write(f"  {legacy.describe_secrets(plan)}")
+        self.stdout.write(f"  {planning.describe_secrets(plan)}")
         self.stdout.write(f"  would drop the tables {', '.join(plan.drop_tables)}")
         self.report_creating(plan)
         if plan.uncarried:
