@@ -960,6 +960,9 @@ class WebSocketView(View):
             raise Rejection(409, "presence names another channel than this connection's.", signals.REASON_CHANNEL)
         if not channel:
             raise Rejection(400, "This connection has no channel.", signals.REASON_CHANNEL)
+        # As resume: the rules may have changed since the connection joined (no member names then).
+        if not self.can_join_channel(request, channel):
+            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
         after = self.body.get("after")
         if after is not None:
             try:

@@ -277,3 +277,24 @@ def test_a_views_own_presence_handler_stays_its_own():
     assert "presence" not in WebSocketView.get_allowed_handlers()
     assert "presence" not in Listed.get_allowed_handlers()  # ALLOWED_HANDLERS: exactly those
     assert "presence" in Broadcasting.get_allowed_handlers()
+
+
+@pytest.mark.django_db
+def test_member_page_of_a_channel_restricted_since_the_connection_joined_is_refused(
+    post_as_gateway, members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+):
+    """As ``resume``: the rules are asked again, so a connection the re-check has not closed
+    (a QuerySet.update, another process's cached rules, a view's own rule) learns no member
+    names of a channel it may no longer join."""
+    from django_aws_api_gateway_websockets.models import ChannelPermission
+
+    crowd(members_gateway, django_user_model, channel="board", n=3)
+    me = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="board", api_gateway=members_gateway
+    )
+    ChannelPermission.objects.create(channel_name="board", access=ChannelPermission.Access.STAFF_ONLY)
+    headers = integration_headers(members_gateway, me.connection_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_as_gateway("/history/", me.connection_id, body={"handler": "presence"}, headers=headers)
+    assert (response.status_code, response.json()) == (403, {"error": "Channel not allowed."})
+    assert capture.sent_to(me.connection_id) == []
