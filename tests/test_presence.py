@@ -298,3 +298,28 @@ def test_member_page_of_a_channel_restricted_since_the_connection_joined_is_refu
         response = post_as_gateway("/history/", me.connection_id, body={"handler": "presence"}, headers=headers)
     assert (response.status_code, response.json()) == (403, {"error": "Channel not allowed."})
     assert capture.sent_to(me.connection_id) == []
+
+
+@pytest.mark.django_db
+def test_connections_ended_by_the_server_announce_their_leave(
+    members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+):
+    """A connection closed by the package (deactivation, password change, logout, channel
+    access revoked, an ended session) is marked disconnected before its $disconnect arrives,
+    which then announces nothing: the leave must be announced where it is closed, or the
+    others' member lists keep a user who is gone."""
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    gone = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="room-1", user=alice, api_gateway=members_gateway
+    )
+    watcher = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=members_gateway
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.is_active = False
+        alice.save()
+    assert gone.connection_id in capture.deleted
+    events = [m for m in capture.sent_to(watcher.connection_id) if m.get("type") == "presence"]
+    assert [(m["event"], m["user"], m["user_count"], m["connections"]) for m in events] == [
+        ("leave", {"id": alice.pk, "username": "alice"}, 0, 1)
+    ]
