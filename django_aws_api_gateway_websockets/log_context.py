@@ -22,14 +22,16 @@ def log_context(
 
 # A single-use token in a logged URL ("?ws_token=..." of a $connect): blanked as the local gateway
 # blanks it, so a log never holds a token that a reader could race the browser to spend.
-_TOKEN_IN_URL = re.compile(rf"(?<=[?&]{QUERY_TOKEN}=)[^&#\s\"']+")
+# Django decodes a percent-encoded name too (ws%5Ftoken): blanked as well.
+_TOKEN_NAME = QUERY_TOKEN.replace("_", "(?:_|%5[Ff])")
+_TOKEN_IN_URL = re.compile(rf"([?&]{_TOKEN_NAME}=)[^&#\s\"']+")
 #: the loggers that write request URLs: runserver's request lines, the local gateway's integration calls
 URL_LOGGERS = ("django.server", "django_aws_api_gateway_websockets.gateway")
 
 
 def redact_tokens(text: str) -> str:
     """``text`` with every ``ws_token`` value of a URL replaced by ``[redacted]``."""
-    return _TOKEN_IN_URL.sub("[redacted]", text) if QUERY_TOKEN in text else text
+    return _TOKEN_IN_URL.sub(r"\1[redacted]", text) if "token=" in text else text
 
 
 class RedactTokens(logging.Filter):
@@ -46,7 +48,7 @@ class RedactTokens(logging.Filter):
 def _redacted(value: Any) -> Any:
     if isinstance(value, str):
         return redact_tokens(value)
-    if isinstance(value, BaseException) and QUERY_TOKEN in str(value):  # e.g. an invalid-URL error
+    if isinstance(value, BaseException) and "token=" in str(value):  # e.g. an invalid-URL error
         return redact_tokens(str(value))
     return value
 

@@ -207,13 +207,19 @@ def end_connections(sessions, reason, before_close=None):
     """Mark ``sessions`` (a queryset) disconnected now and close their sockets once the
     transaction commits; ``before_close(rows)`` runs first then (e.g. to tell the clients why).
     Returns the number of connections ended."""
+    from . import presence
     from .models import WebSocketSession
 
     db = router.db_for_write(WebSocketSession)
     rows = list(sessions.connected().select_related("api_gateway").using(db))
     if not rows:
         return 0
-    WebSocketSession.objects.using(db).filter(pk__in=[row.pk for row in rows]).update(connected=False)
+    pks = [row.pk for row in rows]
+    # Their $disconnect will find them closed and announce nothing: the leave is announced here
+    # (read before the UPDATE; no query unless a served view has BROADCAST_PRESENCE).
+    leaving = presence.leaving(pks)
+    WebSocketSession.objects.using(db).filter(pk__in=pks).update(connected=False)
+    presence.announce_leaves(leaving)
     transaction.on_commit(lambda: _close_sockets(rows, reason, before_close), using=db)
     return len(rows)
 

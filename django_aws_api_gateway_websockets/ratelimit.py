@@ -412,6 +412,11 @@ class MessageDecision(NamedTuple):
     allowed: bool
     tat_us: int  # the state to store when the message is taken (unchanged when refused)
     retry_after: float  # seconds until one more message would be taken (0 when allowed)
+    # What the counting UPDATE applies to the row as it is then: max(stored, now_us) + interval_us.
+    # Not tat_us itself: a message of the same connection handled meanwhile read the same state,
+    # and writing tat_us would undo its spend (k messages in flight would get k times the rate).
+    now_us: int = 0
+    interval_us: int = 0
 
 
 def message_decision(tat_us, rate, burst, now_us=None):
@@ -425,4 +430,4 @@ def message_decision(tat_us, rate, burst, now_us=None):
     excess = new_tat - now_us - burst * interval
     if excess > 0:
         return MessageDecision(False, tat_us, excess / 1_000_000)
-    return MessageDecision(True, int(new_tat), 0.0)
+    return MessageDecision(True, int(new_tat), 0.0, now_us, round(interval))

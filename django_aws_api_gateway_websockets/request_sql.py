@@ -172,7 +172,12 @@ def load_connection(connection_id):
 _ASSIGNMENTS = {
     # name: the SET clause (before updated_on) from quote_name
     "count_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1",
-    "count_rated_message": lambda qn: f"{qn('request_count')} = {qn('request_count')} + 1, {qn('message_tat_us')} = %s",
+    # The limiter's state advanced from the row's value now, not set to the one read before: a
+    # concurrent message of the connection (waited for by the row lock) has spent its place too.
+    "count_rated_message": lambda qn: (
+        f"{qn('request_count')} = {qn('request_count')} + 1, {qn('message_tat_us')} = "
+        f"CASE WHEN {qn('message_tat_us')} > %s THEN {qn('message_tat_us')} ELSE %s END + %s"
+    ),
     # The Django session's key is kept only while the connection is open (login.py).
     "mark_disconnected": lambda qn: f"{qn('connected')} = %s, {qn('django_session_key')} = %s",
 }
@@ -195,14 +200,15 @@ def _update_session(session, name, params):
     session.updated_on = now
 
 
-def count_message(session, tat_us=None):
+def count_message(session, rated=None):
     """One more handled message on the connection's row (``request_count``, ``updated_on``),
-    with the message rate limiter's new state (``tat_us``) when it is on: the same statement."""
-    if tat_us is None:
+    with the message rate limiter's new state when it is on (``rated``: the allowing
+    ``ratelimit.MessageDecision``): the same statement."""
+    if rated is None:
         _update_session(session, "count_message", [])
     else:
-        _update_session(session, "count_rated_message", [tat_us])
-        session.message_tat_us = tat_us
+        _update_session(session, "count_rated_message", [rated.now_us, rated.now_us, rated.interval_us])
+        session.message_tat_us = rated.tat_us  # as read plus this message (the row may hold more)
 
 
 def mark_disconnected(session):

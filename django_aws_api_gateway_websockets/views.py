@@ -702,7 +702,7 @@ class WebSocketView(View):
             # expired or was deleted): end the connection now.
             login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
             raise Rejection(410, "Connection is closed: the login that opened it has ended.")
-        tat_us = self._message_rate_check(session)  # before any work on the body: 429, nothing runs
+        rated = self._message_rate_check(session)  # before any work on the body: 429, nothing runs
         _ = self.body  # parsed once, here or earlier by an override that read it
         if self._body_error is not None:
             raise self._body_error
@@ -722,20 +722,22 @@ class WebSocketView(View):
             result = getattr(self, handler_name)(request, *args, **kwargs)
             # Counted only for a message that was handled: the transaction rolls it back otherwise.
             # The same UPDATE stores the rate limiter's state: the message path stays at 2 statements.
-            request_sql.count_message(session, tat_us)
+            request_sql.count_message(session, rated)
             return result
 
         return self._in_transaction(handle_message, request)
 
     def _message_rate_check(self, session):
-        """The per-connection message limit: the new state to store (``None``: the limit is
-        off), or 429 before the body is parsed and the handler runs.
+        """The per-connection message limit: the decision the counting UPDATE applies (``None``:
+        the limit is off), or 429 before the body is parsed and the handler runs.
 
         The state is the connection's row (``message_tat_us``), read by the message's one
         SELECT and written by the UPDATE that counts it: no statement, and no cache, of its
         own (a cache would add a round trip per message, and the row is already at hand).
-        Two messages of one connection handled at the same moment read the same state, so one
-        more than the burst may pass then: a bound per connection, not an exact count. Only a
+        Messages of one connection handled at the same moment read the same state, so each may
+        pass, but each spends its place (the UPDATE advances the row's state as it is then): the
+        bucket goes into debt and the next ones wait, so the rate holds however many are in
+        flight; only the burst may be exceeded by those in flight at once. Only a
         handled message spends its place: a refused or failed one changes no row (its
         transaction, the counting UPDATE included, rolls back), as every refused request."""
         rate = self.MESSAGE_RATE_LIMIT if self.MESSAGE_RATE_LIMIT is not None else get_setting("message_rate_limit")
@@ -750,7 +752,7 @@ class WebSocketView(View):
                 signals.REASON_RATE_LIMIT,
                 {"retry_after": round(decision.retry_after, 3)},
             )
-        return decision.tat_us
+        return decision
 
     def _read_body(self, request):
         """Every route: a ``Content-Length`` that is a non-negative integer within the payload
@@ -960,6 +962,9 @@ class WebSocketView(View):
             raise Rejection(409, "presence names another channel than this connection's.", signals.REASON_CHANNEL)
         if not channel:
             raise Rejection(400, "This connection has no channel.", signals.REASON_CHANNEL)
+        # As resume: the rules may have changed since the connection joined (no member names then).
+        if not self.can_join_channel(request, channel):
+            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
         after = self.body.get("after")
         if after is not None:
             try:

@@ -36,3 +36,15 @@ def test_redact_tokens_leaves_other_parameters():
         "/ws/connect?channel=x&my_ws_token=keep&ws_token=[redacted]#f"
     )
     assert redact_tokens("no token here") == "no token here"
+
+
+def test_redact_tokens_also_blanks_a_percent_encoded_parameter_name():
+    """Django decodes ``ws%5Ftoken`` to ``ws_token``: a connect URL written so spends its token
+    as well, so the log must not keep it."""
+    from django.http import QueryDict
+
+    from django_aws_api_gateway_websockets.log_context import redact_tokens
+
+    assert QueryDict("ws%5Ftoken=t1").get("ws_token") == "t1"
+    assert redact_tokens("/ws/connect?ws%5Ftoken=t1&channel=x") == "/ws/connect?ws%5Ftoken=[redacted]&channel=x"
+    assert redact_tokens("/ws/connect?a=1&ws%5ftoken=t2") == "/ws/connect?a=1&ws%5ftoken=[redacted]"

@@ -292,3 +292,26 @@ def test_message_rate_settings_are_validated():
     assert conf.value_problem("message_rate_burst", 2.5)
     assert conf.value_problem("message_rate_limit", 0) is None  # off
     assert conf.value_problem("message_rate_limit", 5) is None  # an int is a number
+
+
+def test_concurrent_messages_each_spend_their_place(post_as_gateway, session_row, settings):
+    """Two messages of one connection handled at the same time read the same bucket state; each
+    must still spend its place (the counting UPDATE adds to the row's state), or a client
+    keeping k messages in flight gets k times the rate. The second message is sent while the
+    first one's handler runs (after its rate check, before its UPDATE): as a concurrent one."""
+    settings.WEBSOCKETS = {"message_rate_limit": 0.001, "message_rate_burst": 2}  # no refill in the test
+    inner: list = []
+
+    def meanwhile(sender, **kwargs):
+        if not inner:
+            inner.append(None)  # once: the second message fires this receiver too
+            inner[0] = send(post_as_gateway, session_row, {"handler": "whoami"}).status_code
+
+    signals.message_received.connect(meanwhile, weak=False)
+    try:
+        assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
+    finally:
+        signals.message_received.disconnect(meanwhile)
+    assert inner == [200]
+    # Both handled: the burst of 2 is spent.
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429

@@ -277,3 +277,49 @@ def test_a_views_own_presence_handler_stays_its_own():
     assert "presence" not in WebSocketView.get_allowed_handlers()
     assert "presence" not in Listed.get_allowed_handlers()  # ALLOWED_HANDLERS: exactly those
     assert "presence" in Broadcasting.get_allowed_handlers()
+
+
+@pytest.mark.django_db
+def test_member_page_of_a_channel_restricted_since_the_connection_joined_is_refused(
+    post_as_gateway, members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+):
+    """As ``resume``: the rules are asked again, so a connection the re-check has not closed
+    (a QuerySet.update, another process's cached rules, a view's own rule) learns no member
+    names of a channel it may no longer join."""
+    from django_aws_api_gateway_websockets.models import ChannelPermission
+
+    crowd(members_gateway, django_user_model, channel="board", n=3)
+    me = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="board", api_gateway=members_gateway
+    )
+    ChannelPermission.objects.create(channel_name="board", access=ChannelPermission.Access.STAFF_ONLY)
+    headers = integration_headers(members_gateway, me.connection_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_as_gateway("/history/", me.connection_id, body={"handler": "presence"}, headers=headers)
+    assert (response.status_code, response.json()) == (403, {"error": "Channel not allowed."})
+    assert capture.sent_to(me.connection_id) == []
+
+
+@pytest.mark.django_db
+def test_connections_ended_by_the_server_announce_their_leave(
+    members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+):
+    """A connection closed by the package (deactivation, password change, logout, channel
+    access revoked, an ended session) is marked disconnected before its $disconnect arrives,
+    which then announces nothing: the leave must be announced where it is closed, or the
+    others' member lists keep a user who is gone."""
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    gone = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="room-1", user=alice, api_gateway=members_gateway
+    )
+    watcher = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=members_gateway
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.is_active = False
+        alice.save()
+    assert gone.connection_id in capture.deleted
+    events = [m for m in capture.sent_to(watcher.connection_id) if m.get("type") == "presence"]
+    assert [(m["event"], m["user"], m["user_count"], m["connections"]) for m in events] == [
+        ("leave", {"id": alice.pk, "username": "alice"}, 0, 1)
+    ]
