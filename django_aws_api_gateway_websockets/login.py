@@ -37,7 +37,7 @@ from django.contrib.sessions.backends.signed_cookies import SessionStore as Sign
 from django.core import signing
 from django.db import router, transaction
 from django.db.models import Q
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_delete
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -292,7 +292,16 @@ def _on_user_saved(sender, instance, created, update_fields=None, **kwargs):
         end_connections(WebSocketSession.objects.filter(pk__in=stale), "password changed")
 
 
+def _on_user_deleted(sender, instance, **kwargs):
+    """A deleted user's rows go with it (CASCADE), but API Gateway still holds the sockets:
+    close them (read now, closed once the deletion commits)."""
+    from .models import WebSocketSession
+
+    end_connections(WebSocketSession.objects.filter(user=instance), "user deleted")
+
+
 def connect_receivers():
     user_logged_in.connect(_on_login, dispatch_uid="aws_websockets_login")
     user_logged_out.connect(_on_logout, dispatch_uid="aws_websockets_logout")
     post_save.connect(_on_user_saved, sender=get_user_model(), dispatch_uid="aws_websockets_user_saved")
+    pre_delete.connect(_on_user_deleted, sender=get_user_model(), dispatch_uid="aws_websockets_user_deleted")

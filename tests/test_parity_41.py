@@ -180,6 +180,16 @@ def test_deactivation_closes_every_socket(post_as_gateway, user, management, dja
     assert management.deleted == [socket] and connected(socket) is False
 
 
+def test_deleting_the_user_closes_every_socket(post_as_gateway, user, management, django_capture_on_commit_callbacks):
+    """Found in the adversarial review of issue #21: the rows went with the user (CASCADE) and
+    API Gateway kept the sockets open."""
+    socket = open_connection(post_as_gateway, Client(), user)
+    with django_capture_on_commit_callbacks(execute=True):
+        user.delete()
+    assert management.deleted == [socket]
+    assert not WebSocketSession.objects.filter(connection_id=socket).exists()
+
+
 def test_unrelated_user_saves_cost_no_query(post_as_gateway, user, management, django_assert_num_queries):
     open_connection(post_as_gateway, Client(), user)
     with django_assert_num_queries(1):  # the UPDATE of last_login alone
