@@ -96,13 +96,20 @@ MINIMUMS: dict[str, int | float] = {
     "message_rate_burst": 1,
 }
 
+# The deprecated WEBSOCKETS["send_transport"] names (5.0 pre-releases) and the send backend each
+# means now (backends.backend_path reads it; check W070 names the replacement).
+SEND_TRANSPORT_BACKENDS = {
+    "native": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
+    "aiohttp": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
+    "threads": "django_aws_api_gateway_websockets.backends.Boto3Backend",
+}
+SEND_TRANSPORTS = tuple(SEND_TRANSPORT_BACKENDS)
+
 
 def choices(name: str) -> tuple[str, ...] | None:
     """The values ``name`` accepts, or ``None`` when it is not limited to a set."""
     if name == "send_transport":
-        from .transport import TRANSPORTS  # the one list; imported only when needed
-
-        return TRANSPORTS
+        return SEND_TRANSPORTS
     if name == "rate_limit_audit":
         return ("all", "refusals", "off")
     return None
@@ -224,12 +231,10 @@ def check_send_settings(app_configs: Sequence["AppConfig"] | None, **kwargs: Any
     messages: list[CheckMessage] = []
     transport = user.get("send_transport")
     if transport and value_problem("send_transport", transport) is None:
-        from .transport import TRANSPORT_BACKENDS
-
         messages.append(
             Warning(
                 f'WEBSOCKETS["send_transport"] is deprecated; it means '
-                f'"send_backend": "{TRANSPORT_BACKENDS[transport]}".',
+                f'"send_backend": "{SEND_TRANSPORT_BACKENDS[transport]}".',
                 hint='Replace it with WEBSOCKETS["send_backend"] (docs/sending.md, Backends).',
                 id="aws_websockets.W070",
             )

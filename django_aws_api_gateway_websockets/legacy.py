@@ -75,6 +75,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
+from .exceptions import WebSocketsError
 from .login import hash_session_key
 from .models import (
     ApiGateway,
@@ -194,11 +195,11 @@ DROP_ORDER = (
 )
 
 
-class UpgradeError(Exception):
+class UpgradeError(WebSocketsError):
     """The database is not in a state ``upgrade`` can start from; nothing was changed."""
 
 
-class UpgradeStopped(Exception):
+class UpgradeStopped(WebSocketsError):
     """A step after the old tables were dropped failed; the rows are in ``fixture_path``."""
 
     def __init__(self, fixture_path, cause):
