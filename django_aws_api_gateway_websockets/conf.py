@@ -32,7 +32,7 @@ DEFAULTS: dict[str, int | float | str | bool] = {
     "rate_limit_cache": "",
     # The ConnectionRateLimit audit trail: "all" attempts, only "refusals", or "off".
     "rate_limit_audit": "all",
-    # Sending (Management API fan-out; backends.py, docs/sending.md).
+    # Sending (Management API fan-out; backends/, docs/sending.md).
     "send_backend": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
     "send_transport": "",  # deprecated alias: "native"/"aiohttp" (AiohttpBackend), "threads" (Boto3Backend)
     "send_max_workers": 128,  # requests in flight per endpoint per process

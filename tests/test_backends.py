@@ -101,23 +101,25 @@ REFUSED = Answer(Sent.NOT_SENT, "ClientConnectorError")
 
 def run_both_ways(policy, answers, reach_factory=Reachability):
     """The call's code and attempts made, from a thread and from an event loop."""
-    results = []
-    for driver in ("thread", "loop"):
-        queue = list(answers)
-        made = []
+
+    def attempts():
+        queue, made = list(answers), []
 
         def attempt():
             made.append(1)
             return queue.pop(0)
 
-        async def attempt_async():
-            return attempt()
+        return attempt, made
 
-        if driver == "thread":
-            code = policy.run(attempt, ENDPOINT, reach_factory())
-        else:
-            code = asyncio.run(policy.arun(attempt_async, ENDPOINT, reach_factory()))
-        results.append((code, len(made)))
+    attempt, made_by_thread = attempts()
+    by_thread = policy.run(attempt, ENDPOINT, reach_factory())
+    attempt, made_on_loop = attempts()
+
+    async def attempt_async():
+        return attempt()
+
+    on_loop = asyncio.run(policy.arun(attempt_async, ENDPOINT, reach_factory()))
+    results = [(by_thread, len(made_by_thread)), (on_loop, len(made_on_loop))]
     assert results[0] == results[1], results  # one policy, whichever drives it
     return results[0]
 
