@@ -68,7 +68,8 @@ def measure(n=CALLS):
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    from django_aws_api_gateway_websockets import aws, backends, transport
+    from django_aws_api_gateway_websockets import aws, backends
+    from django_aws_api_gateway_websockets.backends.sigv4 import SigV4Signer
 
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
     tls_server = subprocess.Popen([sys.executable, __file__, "--serve-tls"], stdout=subprocess.PIPE, text=True)
@@ -132,7 +133,7 @@ def measure(n=CALLS):
         for path in paths[:k]:
             signer.add_auth(AWSRequest(method="POST", url=f"https://{host}{path}", data=PAYLOAD))
 
-    ours = transport.SigV4Signer(credentials, "eu-west-1", host, PAYLOAD)
+    ours = SigV4Signer(credentials, "eu-west-1", host, PAYLOAD)
 
     def package_sign(k):
         for path in paths[:k]:

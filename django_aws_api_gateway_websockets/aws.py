@@ -23,6 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .exceptions import WebSocketsError
+
 _lock = threading.Lock()
 # boto3 and botocore ship no annotations: their clients and sessions are ``Any`` here.
 _clients: dict[tuple[str, str, str | None, int | None, tuple[float, float] | None], Any] = {}
@@ -33,7 +35,7 @@ CREDENTIAL_SETTINGS = ("AWS_IAM_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCES
 REGION_SETTINGS = ("AWS_GATEWAY_REGION_NAME", "AWS_REGION_NAME")
 
 
-class RegionNotConfigured(ImproperlyConfigured, RuntimeError):
+class RegionNotConfigured(WebSocketsError, ImproperlyConfigured, RuntimeError):
     """No AWS region. A ``RuntimeError`` too: 4.x's ``get_region_name`` raised that."""
 
 

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, int | float | str | bool] = {
     "rate_limit_cache": "",
     # The ConnectionRateLimit audit trail: "all" attempts, only "refusals", or "off".
     "rate_limit_audit": "all",
-    # Sending (Management API fan-out; backends.py, docs/sending.md).
+    # Sending (Management API fan-out; backends/, docs/sending.md).
     "send_backend": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
     "send_transport": "",  # deprecated alias: "native"/"aiohttp" (AiohttpBackend), "threads" (Boto3Backend)
     "send_max_workers": 128,  # requests in flight per endpoint per process
@@ -92,13 +92,20 @@ MINIMUMS: dict[str, int | float] = {
     "message_rate_burst": 1,
 }
 
+# The deprecated WEBSOCKETS["send_transport"] names (5.0 pre-releases) and the send backend each
+# means now (backends.backend_path reads it; check W070 names the replacement).
+SEND_TRANSPORT_BACKENDS = {
+    "native": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
+    "aiohttp": "django_aws_api_gateway_websockets.backends.AiohttpBackend",
+    "threads": "django_aws_api_gateway_websockets.backends.Boto3Backend",
+}
+SEND_TRANSPORTS = tuple(SEND_TRANSPORT_BACKENDS)
+
 
 def choices(name: str) -> tuple[str, ...] | None:
     """The values ``name`` accepts, or ``None`` when it is not limited to a set."""
     if name == "send_transport":
-        from .transport import TRANSPORTS  # the one list; imported only when needed
-
-        return TRANSPORTS
+        return SEND_TRANSPORTS
     if name == "rate_limit_audit":
         return ("all", "refusals", "off")
     return None

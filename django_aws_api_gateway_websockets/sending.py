@@ -24,17 +24,19 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
-from . import aws, backends, protocol, signals, transport
+from . import aws, backends, protocol, signals
+from .backends.base import Outcome, throttled_retries
+from .exceptions import WebSocketsError
 from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
 
 logger = logging.getLogger(__name__)
 
-GONE = transport.GONE
+GONE = backends.GONE
 UPDATE_BATCH = 500  # ids per UPDATE ... WHERE id IN (...), below SQLite's variable limit
 
 
-class MessageTooLarge(ValueError):
+class MessageTooLarge(WebSocketsError, ValueError):
     """The encoded message is larger than API Gateway accepts (128 KB)."""
 
 
@@ -54,7 +56,7 @@ class SendResult:
     @property
     def uncertain(self) -> list[str]:
         """Ids whose call may or may not have been delivered (never re-sent: no duplicates)."""
-        return [cid for cid, code in self.failed.items() if transport.is_uncertain(code)]
+        return [cid for cid, code in self.failed.items() if Outcome.of(code) is Outcome.UNCERTAIN]
 
     def __len__(self) -> int:
         return len(self.delivered) + len(self.gone) + len(self.failed)
@@ -121,16 +123,16 @@ def send_to_sessions(
             continue
         pks[connection_id] = pk
         jobs.append((connection_id, endpoint))
-    retries_before = transport.throttled_retries()
-    outcome = backend.post_many(jobs, payload, options) if jobs else {}
-    result.throttled_retries = transport.throttled_retries() - retries_before
-    for connection_id, error in outcome.items():
-        if error is None:
+    retries_before = throttled_retries()
+    codes = backend.post_many(jobs, payload, options) if jobs else {}
+    result.throttled_retries = throttled_retries() - retries_before
+    for connection_id, code in codes.items():
+        if code is None:
             result.delivered.append(connection_id)
-        elif error == GONE:
+        elif code == Outcome.GONE:
             result.gone.append(connection_id)
         else:
-            result.failed[connection_id] = error
+            result.failed[connection_id] = code
     _mark_gone([pks[cid] for cid in result.gone], result.gone)
     for connection_id, error in result.failed.items():
         logger.warning(
@@ -163,7 +165,7 @@ def _mark_gone(pks: list[int], connection_ids: list[str]) -> None:
         signals.connection_gone.send(sender=send_to_sessions, connection_ids=list(connection_ids))
 
 
-class CloseFailed(Exception):
+class CloseFailed(WebSocketsError):
     """API Gateway did not close the connection; ``code`` says why (an AWS error code)."""
 
     def __init__(self, connection_id: str, code: str) -> None:

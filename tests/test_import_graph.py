@@ -1,5 +1,6 @@
 """The package's module import graph (read with ``ast``, nothing imported): no module-level cycle,
-and ``models`` stays below the modules that use it (tokens, ratelimit, sending, history)."""
+``models`` stays below the modules that use it (tokens, ratelimit, sending, history), and the send
+backends (``backends/``) below everything but settings, AWS and the event loop."""
 
 import ast
 from pathlib import Path
@@ -139,6 +140,37 @@ def test_no_module_level_import_cycle():
     assert cycles(module_level(import_graph())) == []
 
 
+BACKENDS = f"{NAME}.backends"
+#: what the send backends build on; anything else (models, sending, views...) sits above them
+BELOW_BACKENDS = {f"{NAME}.{name}" for name in ("conf", "aws", "exceptions", "eventloop")}
+#: the backends themselves, which share only what ``base``, ``pacing`` and ``sigv4`` hold
+CONCRETE_BACKENDS = {f"{BACKENDS}.{name}" for name in ("aiohttp", "boto3", "memory")}
+
+
+def backend_modules():
+    return {module for module in MODULES if module.startswith(f"{BACKENDS}.")}
+
+
+def test_the_backends_package_has_its_modules():
+    assert backend_modules() == {f"{BACKENDS}.{name}" for name in ("base", "pacing", "sigv4")} | CONCRETE_BACKENDS
+
+
+def test_backends_import_only_the_modules_below_them():
+    graph = import_graph()
+    for module in backend_modules() | {BACKENDS}:
+        above = {target for target in graph[module] if not target.startswith(BACKENDS)} - BELOW_BACKENDS
+        if module == f"{BACKENDS}.memory":  # records into the test captures, imported on use
+            assert graph[module].get(f"{NAME}.testing.capture") == "function"
+            above.discard(f"{NAME}.testing.capture")
+        assert not above, (module, above)
+
+
+def test_no_backend_imports_another_and_base_imports_none():
+    graph = import_graph()
+    for module in backend_modules():
+        assert not set(graph[module]) & (CONCRETE_BACKENDS - {module}), module
+
+
 #: docs/architecture.md#layers: the layers below Operations, by module (a package counts with its
 #: submodules). None of them may import the system checks or the 4.x upgrade, not even lazily:
 #: those read everything, and only ``apps`` (which registers the checks) and the management
@@ -167,7 +199,7 @@ BELOW_OPERATIONS = (
     "log_context",
     "sending",
     "backends",
-    "transport",
+    "exceptions",
     "eventloop",
     "history",
     "presence",

@@ -119,9 +119,10 @@ def test_calls_per_second_ceiling_holds(server, local_gateway, settings):
 
 
 def test_backoff_is_jittered_and_grows():
-    from django_aws_api_gateway_websockets.transport import _backoff
+    from django_aws_api_gateway_websockets.backends import RetryPolicy
 
-    delays = [[_backoff(0.05, attempt) for _ in range(200)] for attempt in range(4)]
+    backoff = RetryPolicy(retries=5, base_delay=0.05).backoff
+    delays = [[backoff(attempt) for _ in range(200)] for attempt in range(4)]
     for attempt, values in enumerate(delays):
         assert all(0 <= d <= 0.05 * 2**attempt for d in values)
         assert len(set(values)) > 150  # spread out, not one fixed delay
@@ -197,7 +198,7 @@ def test_aiohttp_backend_signs_aws_endpoints_with_sigv4():
     assert endpoint.origin == ("https", "abc.execute-api.eu-west-1.amazonaws.com", 443)
     assert endpoint.path("a/b=") == "/prod/@connections/a%2Fb%3D"
     assert endpoint.signed
-    signer = AiohttpBackend._signer("POST", endpoint, b"{}", {})
+    signer = AiohttpBackend._signer("POST", endpoint, b"{}")
     headers = signer.headers(endpoint.path("x"))
     # The credentials botocore resolved (settings here), through its public credential API.
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
@@ -232,7 +233,7 @@ def test_sigv4_signer_matches_botocore(token, base, connection_id):
 
     from botocore.credentials import Credentials
 
-    from django_aws_api_gateway_websockets.transport import SigV4Signer
+    from django_aws_api_gateway_websockets.backends.sigv4 import SigV4Signer
 
     credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
     payload = '{"type":"chat","text":"héllo"}'.encode()
@@ -257,7 +258,7 @@ def test_sigv4_signing_is_cheap():
 
     from botocore.credentials import Credentials
 
-    from django_aws_api_gateway_websockets.transport import SigV4Signer
+    from django_aws_api_gateway_websockets.backends.sigv4 import SigV4Signer
 
     signer = SigV4Signer(Credentials("AKID", "secret").get_frozen_credentials(), "eu-west-1", "h.example.com", b"{}")
     start = time.process_time()

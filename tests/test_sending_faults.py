@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from django_aws_api_gateway_websockets import aws, backends, transport
-from django_aws_api_gateway_websockets.backends import Endpoint, SendOptions
+from django_aws_api_gateway_websockets import aws, backends
+from django_aws_api_gateway_websockets.backends import Endpoint, Outcome, SendOptions
 
 from .faulty_server import Blackhole, FaultyServer, Proxy, make_ca_and_server_cert
 
@@ -109,23 +109,23 @@ def test_faults_never_duplicate_and_are_classified(backend, server):
     assert outcome["ok-1"] is None and outcome["ok-2"] is None and outcome["ok-3"] is None
     assert outcome["chunked-1"] is None  # chunk extension and trailers read correctly
     assert outcome["closeafter-1"] is None
-    assert outcome["gonechunked-1"] == transport.GONE
+    assert outcome["gonechunked-1"] == Outcome.GONE
     # Provably not applied: retried until accepted.
     assert outcome["throttle2-1"] is None and server.posts["throttle2-1"] == 3
     assert outcome["e503once-1"] is None and server.posts["e503once-1"] == 2
     # Maybe applied: reported, never re-sent.
     for cid in ("truncatehead-1", "reset-1", "stall-1", "e500-1", "e502-1"):
-        assert transport.is_uncertain(outcome[cid]), (cid, outcome[cid])
+        assert Outcome.of(outcome[cid]) is Outcome.UNCERTAIN, (cid, outcome[cid])
     # A 200 whose body was cut short: the status line already says AWS applied it. aiohttp
     # reports the broken body (uncertain); newer botocore (1.44) does not read the empty body
     # of PostToConnection and counts it delivered. Either way: never sent twice (below).
-    assert outcome["truncate-1"] is None or transport.is_uncertain(outcome["truncate-1"])
+    assert outcome["truncate-1"] is None or Outcome.of(outcome["truncate-1"]) is Outcome.UNCERTAIN
     if isinstance(backend, backends.AiohttpBackend):
-        assert transport.is_uncertain(outcome["truncate-1"]), outcome["truncate-1"]
+        assert Outcome.of(outcome["truncate-1"]) is Outcome.UNCERTAIN, outcome["truncate-1"]
         # An unbounded header block is refused (aiohttp's limits), as a maybe-delivered call.
-        assert transport.is_uncertain(outcome["bigheaders-1"]), outcome["bigheaders-1"]
+        assert Outcome.of(outcome["bigheaders-1"]) is Outcome.UNCERTAIN, outcome["bigheaders-1"]
     else:
-        assert outcome["bigheaders-1"] is None or transport.is_uncertain(outcome["bigheaders-1"])
+        assert outcome["bigheaders-1"] is None or Outcome.of(outcome["bigheaders-1"]) is Outcome.UNCERTAIN
     duplicates = {cid: n for cid, n in server.posts.items() if n > 1 and not cid.startswith(("throttle", "e503"))}
     assert duplicates == {}
     assert all(server.posts[cid] == 1 for cid in ids if not cid.startswith(("throttle", "e503")))
@@ -141,12 +141,12 @@ def test_truncation_under_load_never_duplicates(backend, server):
     assert set(server.posts.values()) == {1}, {c: n for c, n in server.posts.items() if n != 1}
     assert sum(server.posts.values()) == len(ids)
     assert all(outcome[cid] is None for cid in ids if cid.startswith("ok"))
-    assert all(transport.is_uncertain(outcome[cid]) for cid in ids if cid.startswith("reset"))
+    assert all(Outcome.of(outcome[cid]) is Outcome.UNCERTAIN for cid in ids if cid.startswith("reset"))
     # A 200 with a cut body was applied: uncertain (aiohttp) or delivered (botocore >= 1.44).
     truncated = [outcome[cid] for cid in ids if cid.startswith("truncate")]
-    assert all(result is None or transport.is_uncertain(result) for result in truncated)
+    assert all(result is None or Outcome.of(result) is Outcome.UNCERTAIN for result in truncated)
     if isinstance(backend, backends.AiohttpBackend):
-        assert all(transport.is_uncertain(result) for result in truncated)
+        assert all(Outcome.of(result) is Outcome.UNCERTAIN for result in truncated)
 
 
 def test_signed_requests_carry_sigv4(server):
@@ -184,7 +184,7 @@ def test_blackholed_endpoint_is_bounded(backend, tls, certs, network_env):
         return
     # Never connected: certain failures, and the endpoint given up on after a few attempts,
     # not 40 calls x 3 attempts x the connect timeout.
-    assert not any(transport.is_uncertain(code) for code in outcome.values()), outcome
+    assert not any(Outcome.of(code) is Outcome.UNCERTAIN for code in outcome.values()), outcome
     assert elapsed < 4, elapsed
 
 
@@ -197,7 +197,7 @@ def test_unknown_ca_is_refused_before_sending(certs):
                 outcome, _ = post(backend, server.url, ["ok-1"])
             finally:
                 backend.close()
-            assert outcome["ok-1"] is not None and not transport.is_uncertain(outcome["ok-1"]), outcome
+            assert outcome["ok-1"] is not None and Outcome.of(outcome["ok-1"]) is not Outcome.UNCERTAIN, outcome
         assert server.posts == {}
 
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from django_aws_api_gateway_websockets import aws, backends, transport
-from django_aws_api_gateway_websockets.backends import Endpoint, SendOptions
+from django_aws_api_gateway_websockets import aws, backends
+from django_aws_api_gateway_websockets.backends import Endpoint, SendOptions, pacing
 from django_aws_api_gateway_websockets.eventloop import BackgroundLoop
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession
 
@@ -147,7 +147,7 @@ def test_concurrent_sends_share_the_process_limit(server):
     """Two sends at once in one process: together under the limit, not each at the full limit."""
     backend = backends.AiohttpBackend()
     endpoint = Endpoint(server.url, "eu-west-1")
-    transport._limiters.clear()
+    pacing._limiters.clear()
     opts = options(rate=100)
     assert opts.limiter("eu-west-1") is opts.limiter("eu-west-1")
     results = []
@@ -168,7 +168,7 @@ def test_concurrent_sends_share_the_process_limit(server):
 
 
 def test_rate_processes_divides_the_limit():
-    transport._limiters.clear()
+    pacing._limiters.clear()
     limiter = options(rate=10_000, processes=4).limiter("eu-west-1")
     assert limiter.rate == 2_500
 
@@ -182,14 +182,14 @@ def test_cache_limiter_shares_one_budget_between_processes(settings):
     from django.core.cache import caches
 
     caches["send-rate"].clear()
-    first = transport.CacheRateLimiter(1_000, "send-rate", "eu-west-1")
-    second = transport.CacheRateLimiter(1_000, "send-rate", "eu-west-1")
+    first = pacing.CacheRateLimiter(1_000, "send-rate", "eu-west-1")
+    second = pacing.CacheRateLimiter(1_000, "send-rate", "eu-west-1")
     per_window = {}
     for i in range(600):  # 600 calls at 1,000/s: about 0.6 s of budget
         limiter = first if i % 2 else second
         wait = limiter.delay()
         at = time.time() + wait + 1e-6
-        window = int(at / transport.CacheRateLimiter.WINDOW)
+        window = int(at / pacing.CacheRateLimiter.WINDOW)
         per_window[window] = per_window.get(window, 0) + 1
     assert max(per_window.values()) <= 100  # 1,000/s x 0.1 s, whichever limiter took them
     assert len(per_window) >= 6

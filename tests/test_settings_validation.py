@@ -6,7 +6,7 @@ import pytest
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from django_aws_api_gateway_websockets import conf, transport
+from django_aws_api_gateway_websockets import conf
 
 
 def settings_messages(**kwargs):
@@ -108,7 +108,7 @@ def test_edge_values_that_are_valid(settings, name, value):
     assert settings_messages() == []
 
 
-@pytest.mark.parametrize("name", transport.TRANSPORTS)
+@pytest.mark.parametrize("name", conf.SEND_TRANSPORTS)
 def test_every_transport_is_accepted(settings, name):
     settings.WEBSOCKETS = {"send_transport": name}
     assert settings_messages() == []
@@ -119,8 +119,8 @@ def test_an_unknown_transport_lists_the_transports_the_package_has(settings):
     [error] = settings_messages()
     assert error.id == "aws_websockets.E044"
     assert "'carrier-pigeon'" in error.msg
-    assert all(repr(name) in error.msg for name in transport.TRANSPORTS)
-    assert conf.choices("send_transport") is transport.TRANSPORTS  # one list, not a copy
+    assert all(repr(name) in error.msg for name in conf.SEND_TRANSPORTS)
+    assert conf.choices("send_transport") is conf.SEND_TRANSPORTS  # one list, not a copy
 
 
 def test_every_problem_is_reported_at_once(settings):

@@ -28,9 +28,7 @@ def check_send_settings(app_configs, **kwargs):
     messages = []
     transport = user.get("send_transport")
     if transport and conf.value_problem("send_transport", transport) is None:
-        from ..transport import TRANSPORT_BACKENDS
-
-        messages.append(W070(backend=TRANSPORT_BACKENDS[transport]))
+        messages.append(W070(backend=conf.SEND_TRANSPORT_BACKENDS[transport]))
     backend = user.get("send_backend")
     if isinstance(backend, str) and backend and backend != conf.DEFAULTS["send_backend"]:
         from django.utils.module_loading import import_string

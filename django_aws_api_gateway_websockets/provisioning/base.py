@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import aws
+from ..exceptions import WebSocketsError
 
 NOT_FOUND = "NotFoundException"
 
@@ -42,7 +43,7 @@ def _report(kind, text):
         callback(kind, text)
 
 
-class ProvisioningError(Exception):
+class ProvisioningError(WebSocketsError):
     """A step failed (bad record or AWS error); the message names the step and the cause."""
 
 

@@ -1,8 +1,7 @@
-"""The in-memory send backend (the Management API, kept in the test process; docs/testing.md).
+"""Where the in-memory send backend records (the Management API, kept in the test process; docs/testing.md).
 
-``InMemoryBackend`` is a send backend like the others (``WEBSOCKETS["send_backend"] =
-"django_aws_api_gateway_websockets.testing.InMemoryBackend"`` in test settings, as Django's
-locmem ``EMAIL_BACKEND``): every ``@connections`` call is recorded, nothing leaves the process.
+``InMemoryBackend`` (``backends.memory``, also importable from here and from ``testing``) is a
+send backend like the others: every ``@connections`` call is recorded, nothing leaves the process.
 ``ManagementAPICapture`` installs it for a block (what ``WebSocketTestClient`` and the
 ``ws_capture`` fixture do) and is where the calls are recorded; outside any capture they go to
 ``default_capture``.
@@ -11,11 +10,12 @@ locmem ``EMAIL_BACKEND``): every ``@connections`` call is recorded, nothing leav
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
-from ..backends import BaseSendBackend, Endpoint, Outcome, SendOptions, use_backend
-from ..transport import GONE
+from ..backends.base import GONE, Code, Endpoint, use_backend
+from ..backends.memory import InMemoryBackend
+
+__all__ = ["InMemoryBackend", "ManagementAPICapture", "default_capture"]
 
 
 def _decoded(payload: bytes) -> Any:
@@ -77,7 +77,7 @@ class ManagementAPICapture:
             self.deleted.clear()
 
     # What InMemoryBackend calls.
-    def post(self, endpoint: Endpoint, connection_id: str, payload: bytes) -> Outcome:
+    def post(self, endpoint: Endpoint, connection_id: str, payload: bytes) -> Code:
         with self.lock:
             if connection_id in self.gone:
                 return GONE
@@ -88,7 +88,7 @@ class ManagementAPICapture:
             self.messages[connection_id].append(_decoded(payload))
             return None
 
-    def delete(self, endpoint: Endpoint, connection_id: str) -> Outcome:
+    def delete(self, endpoint: Endpoint, connection_id: str) -> Code:
         with self.lock:
             if connection_id in self.gone:
                 return GONE
@@ -98,22 +98,3 @@ class ManagementAPICapture:
 
 
 default_capture = ManagementAPICapture()  # where InMemoryBackend records outside any capture
-
-
-class InMemoryBackend(BaseSendBackend):
-    """A send backend that records into a ``ManagementAPICapture`` (the active one by default)."""
-
-    def __init__(self, capture: ManagementAPICapture | None = None) -> None:
-        self.capture = capture
-
-    def _target(self) -> ManagementAPICapture:
-        return self.capture or ManagementAPICapture.active or default_capture
-
-    def post_many(
-        self, jobs: Sequence[tuple[str, Endpoint]], payload: bytes, options: SendOptions
-    ) -> dict[str, Outcome]:
-        capture = self._target()
-        return {connection_id: capture.post(endpoint, connection_id, payload) for connection_id, endpoint in jobs}
-
-    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
-        return self._target().delete(endpoint, connection_id)

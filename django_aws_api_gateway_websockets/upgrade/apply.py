@@ -10,12 +10,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
+from ..exceptions import WebSocketsError
 from ..models import ChannelPermissionRule
 from .detect import APP_LABEL, UpgradeError, tables_to_drop
 from .plan import describe_secrets, plan_upgrade
 
 
-class UpgradeStopped(Exception):
+class UpgradeStopped(WebSocketsError):
     """A step after the old tables were dropped failed; the rows are in ``fixture_path``."""
 
     def __init__(self, fixture_path, cause):

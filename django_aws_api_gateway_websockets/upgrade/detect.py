@@ -7,6 +7,7 @@ from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
+from ..exceptions import WebSocketsError
 from ..models import (
     ApiGateway,
     ApiGatewayAdditionalRoute,
@@ -123,7 +124,7 @@ DROP_ORDER = (
 )
 
 
-class UpgradeError(Exception):
+class UpgradeError(WebSocketsError):
     """The database is not in a state ``upgrade`` can start from; nothing was changed."""
 
 

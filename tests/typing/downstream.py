@@ -16,7 +16,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 
 from django_aws_api_gateway_websockets import backends, conf, signals, tokens
-from django_aws_api_gateway_websockets.backends import BaseSendBackend, Endpoint, Outcome, SendOptions
+from django_aws_api_gateway_websockets.backends import BaseSendBackend, Code, Endpoint, SendOptions
 from django_aws_api_gateway_websockets.gateway import GatewayConfig, Route
 from django_aws_api_gateway_websockets.gateway_lookup import clear_gateway_cache
 from django_aws_api_gateway_websockets.history import ChannelSendResult, send_to_channel, send_to_user
@@ -127,11 +127,11 @@ class CountingBackend(BaseSendBackend):
     def __init__(self) -> None:
         self.calls = 0
 
-    def post_many(self, jobs: Any, payload: bytes, options: SendOptions) -> dict[str, Outcome]:
+    def post_many(self, jobs: Any, payload: bytes, options: SendOptions) -> dict[str, Code]:
         self.calls += len(jobs)
         return {connection_id: None for connection_id, _endpoint in jobs}
 
-    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Outcome:
+    def delete(self, endpoint: Endpoint, connection_id: str, options: SendOptions) -> Code:
         return None
 
 

@@ -18,10 +18,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import tokens
+from ...exceptions import WebSocketsError
 from ...models import ApiGateway, WebSocketSession
 
 
-class StepFailed(Exception):
+class StepFailed(WebSocketsError):
     pass
 
 

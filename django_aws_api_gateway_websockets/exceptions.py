@@ -1,0 +1,19 @@
+"""The package's exceptions: every one it raises for you to catch is a ``WebSocketsError``.
+
+Each class also keeps the base it had before the root existed (``ValueError``, Django's
+``ImproperlyConfigured``...) and stays importable where it is defined, so an ``except`` written
+against either keeps catching it. The classes:
+
+* ``aws.RegionNotConfigured`` (also ``ImproperlyConfigured``, ``RuntimeError``): no AWS region;
+* ``backends.InvalidSendBackend`` (also ``ImproperlyConfigured``, ``ValueError``): an unknown
+  ``WEBSOCKETS["send_transport"]`` name;
+* ``sending.MessageTooLarge`` (also ``ValueError``): over API Gateway's 128 KB, before any call;
+* ``sending.CloseFailed``: API Gateway did not close a connection (``.code``);
+* ``provisioning.ProvisioningError``: a provisioning step failed;
+* ``upgrade.UpgradeError``, ``upgrade.UpgradeStopped``: ``upgrade_from_old_package`` could not
+  start, or stopped after dropping the old tables.
+"""
+
+
+class WebSocketsError(Exception):
+    """The root of the exceptions this package raises (``except WebSocketsError`` catches them all)."""
