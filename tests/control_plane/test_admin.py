@@ -1,11 +1,13 @@
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
+from django.db import models
 from django.test import Client
 from django.urls import reverse
 
 from django_aws_api_gateway_websockets import tokens
-from django_aws_api_gateway_websockets.models import ConnectionRateLimit, WebSocketSession, WebSocketToken
+from django_aws_api_gateway_websockets.admin import URL_FIELDS_HTTPS
+from django_aws_api_gateway_websockets.models import ApiGateway, ConnectionRateLimit, WebSocketSession, WebSocketToken
 
 from ..management_server import ManagementServer
 
@@ -158,3 +160,9 @@ def test_close_connections_needs_the_change_permission_and_works_with_it(django_
     # Still read-only: the change permission closes connections, it edits nothing.
     change = reverse("admin:django_aws_api_gateway_websockets_websocketsession_change", args=[row.pk])
     assert b'name="connection_id"' not in client.get(change).content
+
+
+def test_admin_url_fields_default_to_https():
+    """Found by type-checking the whole package (mypy with django-stubs, issue #14)."""
+    assert {models.URLField: {"assume_scheme": "https"}} == URL_FIELDS_HTTPS
+    assert admin.site.is_registered(ApiGateway)

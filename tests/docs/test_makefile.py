@@ -27,6 +27,7 @@ def make_dry_run(target, tmp_path):
 @pytest.mark.parametrize(
     "target,expected",
     [("test", ["test-sqlite", "test-postgres"]), ("test-matrix", ["test-matrix"])],
+    ids=["test", "test-matrix"],
 )
 def test_each_stage_of_make_test_prints_a_header_then_runs_with_skip_reasons(tmp_path, target, expected):
     """`make test` is the suite once per database; the wheel matrix is `make test-matrix`."""

@@ -1,11 +1,14 @@
 """$connect: the checks of WebSocketView in their documented order (docs/architecture.md, docs/security.md)."""
 
 import pytest
+from django.http import HttpRequest
 from django.test import override_settings
 
 from django_aws_api_gateway_websockets import signals, tokens
-from django_aws_api_gateway_websockets.models import ConnectionRateLimit, WebSocketSession, WebSocketToken
+from django_aws_api_gateway_websockets.models import ApiGateway, ConnectionRateLimit, WebSocketSession, WebSocketToken
+from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
+from tests.views import ChatView
 
 from ..helpers import connect
 
@@ -159,6 +162,23 @@ def test_rate_limit_uses_the_gateway_source_ip_not_forwarded_for(post_as_gateway
     assert ConnectionRateLimit.objects.filter(successful=False, reason="rate_limit").count() == 1
 
 
+def test_unsynced_legacy_record_does_not_trust_a_client_supplied_source_ip(client, gateway, settings):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # A 4.1.0 record not re-synced yet: its integrations send X-Ws-Gateway-Secret and do not map
+    # X-Source-Ip (docs/upgrading.md: "Syncing also adds the X-Source-Ip mapping"). On $connect
+    # API Gateway passes the client's handshake headers through, so X-Source-Ip is the
+    # client's to choose and every attempt gets a fresh rate-limit budget.
+    settings.WEBSOCKETS = {"rate_limit_max_attempts": 2}
+    ApiGateway.objects.filter(pk=gateway.pk).update(accepts_legacy_secret_header=True)
+    statuses = []
+    for i in range(4):
+        headers = integration_headers(gateway, new_connection_id(), route="connect")
+        headers["X-Ws-Gateway-Secret"] = headers.pop("X-Gateway-Secret")
+        headers["X-Source-Ip"] = f"198.51.100.{i + 1}"  # forged by the client, not mapped by AWS
+        statuses.append(client.post("/open/connect", headers=headers, REMOTE_ADDR="10.0.0.1").status_code)
+    assert statuses[-1] == 429, statuses
+
+
 def test_rate_limit_per_user_across_ips(client, user, post_as_gateway):
     from tests.views import ChatView
 
@@ -251,3 +271,12 @@ def test_connected_signal(post_as_gateway):
 
 def test_get_is_405(client, gateway):
     assert client.get("/ws/connect").status_code == 405
+
+
+def test_a_request_without_a_method_is_405_not_a_crash():
+    """Found by type-checking the whole package (mypy with django-stubs, issue #14)."""
+    # HttpRequest.method is None until a handler sets it; dispatch called .lower() on it.
+    request = HttpRequest()
+    request.META["HTTP_CONNECTIONID"] = "abc="
+    response = ChatView.as_view()(request, route="default")
+    assert response.status_code == 405

@@ -25,53 +25,6 @@ def test_handler_runs_as_the_user_who_connected(post_as_gateway, session_row):
     assert session_row.updated_on > session_row.created_on
 
 
-def test_action_key_selects_a_handler_when_handler_is_absent(post_as_gateway, session_row):
-    assert send(post_as_gateway, session_row, {"action": "whoami"}).json()["type"] == "whoami"
-
-
-def test_handler_key_wins_over_action(post_as_gateway, session_row):
-    body = {"action": "chat", "handler": "whoami"}
-    assert send(post_as_gateway, session_row, body).json()["type"] == "whoami"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "_private",
-        "dispatch",
-        "setup",
-        "connect",
-        "disconnect",
-        "post",
-        "get",
-        "options",
-        "http_method_not_allowed",
-        "has_any_permission",
-        "as_view",
-        "__init__",
-        "handle_exception",
-        "nope",
-        42,
-    ],
-)
-def test_private_plumbing_and_unknown_names_go_to_default(post_as_gateway, session_row, name):
-    response = send(post_as_gateway, session_row, {"handler": name})
-    assert response.status_code == 200
-    assert response.json()["type"] == "default"
-    assert WebSocketSession.objects.get(pk=session_row.pk).connected is True
-
-
-def test_explicit_allowed_handlers(post_as_gateway, gateway, user):
-    session = WebSocketSession.objects.create(connection_id=new_connection_id(), api_gateway=gateway)
-    assert send(post_as_gateway, session, {"handler": "echo", "x": 1}, path="/open/").json() == {
-        "type": "echo",
-        "body": {"handler": "echo", "x": 1},
-    }
-    # Not listed and no default override: a clear 400, not a 500.
-    response = send(post_as_gateway, session, {"handler": "not_listed"}, path="/open/")
-    assert response.status_code == 400
-
-
 def test_change_channel_validates(post_as_gateway, session_row):
     response = send(post_as_gateway, session_row, {"handler": "change_channel", "channel": "room-2"})
     assert response.json() == {"type": "channel_changed", "channel": "room-2"}
@@ -212,14 +165,6 @@ def test_message_received_signal(post_as_gateway, session_row):
     finally:
         signals.message_received.disconnect(receiver)
     assert seen == [("default", "whoami")]
-
-
-def test_custom_route_path_dispatches_by_body(post_as_gateway, session_row):
-    # An additional route "chat" integrates to /ws/chat: same view, route kwarg "chat".
-    response = post_as_gateway(
-        "/ws/", session_row.connection_id, route="chat", body={"action": "chat", "handler": "whoami"}
-    )
-    assert response.json()["type"] == "whoami"
 
 
 # --- the per-connection message rate (WEBSOCKETS["message_rate_limit"] / ["message_rate_burst"]) ---

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import OperationalError, connection
+from django.db import IntegrityError, OperationalError, connection
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,8 +14,9 @@ from django_aws_api_gateway_websockets import signals, tokens
 from django_aws_api_gateway_websockets.gateway_lookup import get_gateway
 from django_aws_api_gateway_websockets.models import ApiGateway, WebSocketSession, WebSocketToken
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
+from django_aws_api_gateway_websockets.views import WebSocketView
 from tests.helpers import connect
-from tests.views import ChatView, ExplicitView, LegacyChatView
+from tests.views import ChatView, ExplicitView
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +65,37 @@ def test_deeply_nested_json_is_400_without_mail(post_as_gateway, session_row, bo
     assert response.json() == {"error": "Message body is nested too deeply."}
     assert mail.outbox == []
     assert row_state(session_row) == before
+
+
+def test_number_overflowing_to_infinity_is_refused_like_infinity(post_as_gateway, gateway):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # views._parse_body rejects the literals NaN/Infinity but json.loads turns 1e999 into
+    # float('inf'); the echo handler then answers "Infinity", which is not JSON.
+    session = WebSocketSession.objects.create(connection_id=new_connection_id(), api_gateway=gateway)
+    response = post_as_gateway("/open/", session.connection_id, body='{"handler": "echo", "x": 1e999}')
+    assert response.status_code == 400
+    assert WebSocketSession.objects.get(pk=session.pk).request_count == 1
+
+
+def test_nesting_just_under_the_parser_limit_echoed_back_is_not_a_500_nor_a_mail(post_as_gateway, gateway, settings):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # _parse_body relied on RecursionError for its nesting limit: a body a few levels under the
+    # point where json.loads gives up parsed, and a handler sending it back (JsonResponse ->
+    # json.dumps, a few frames lower) hit RecursionError: 500 + admin mail. Now an explicit
+    # depth limit (WebSocketView.MAX_JSON_DEPTH) answers 400 long before.
+    settings.WEBSOCKETS = {"exception_mail_interval_seconds": 0}
+    session = WebSocketSession.objects.create(connection_id=new_connection_id(), api_gateway=gateway)
+
+    def echo(depth):  # the body object is level 1, "x" adds ``depth`` levels
+        body = '{"handler": "echo", "x": ' + "[" * depth + "]" * depth + "}"
+        return post_as_gateway("/open/", session.connection_id, body=body)
+
+    limit = WebSocketView.MAX_JSON_DEPTH
+    for depth in (1000, 925, 900, limit):
+        response = echo(depth)
+        assert response.status_code == 400 and "nested too deeply" in response.content.decode(), depth
+    assert echo(limit - 1).status_code == 200
+    assert mail.outbox == []
 
 
 # --- 2. a rejected message changes no row ---------------------------------------------
@@ -136,51 +168,6 @@ def test_disconnect_of_a_disconnected_connection_stays_200(post_as_gateway, sess
     assert post_as_gateway("/ws/", session_row.connection_id, route="disconnect").status_code == 200
 
 
-# --- 4. what a message can reach ------------------------------------------------------------
-
-
-@pytest.mark.urls("tests.urls_legacy")
-def test_helper_methods_are_not_handlers_of_a_4x_style_view(post_as_gateway, session_row):
-    # No @handler, no ALLOWED_HANDLERS: format_text(self, text) does not take a request.
-    assert "format_text" not in LegacyChatView.get_allowed_handlers()
-    assert send(post_as_gateway, session_row, {"handler": "whoami"}).json() == {"type": "whoami", "user": "alice"}
-    response = send(post_as_gateway, session_row, {"handler": "format_text"})
-    assert response.json() == {"type": "default"}  # the view's default answered
-    assert mail.outbox == []
-
-
-@pytest.mark.urls("tests.urls_legacy")
-def test_check_warns_about_implicit_exposure():
-    from django.core.checks import run_checks
-
-    warnings = [m for m in run_checks() if m.id == "aws_websockets.W005"]
-    assert [m.msg for m in warnings] == ["LegacyChatView exposes its public methods to messages implicitly: whoami."]
-
-
-def test_no_warning_for_views_with_marked_handlers():
-    from django.core.checks import run_checks
-
-    assert [m for m in run_checks() if m.id == "aws_websockets.W005"] == []
-
-
-def test_marked_handlers_are_the_only_ones(post_as_gateway, session_row):
-    from django_aws_api_gateway_websockets.handlers import BUILTIN_HANDLERS
-
-    assert ExplicitView.get_allowed_handlers() == {"shout", "default", *BUILTIN_HANDLERS}
-    assert ExplicitView.implicit_handlers() == frozenset()
-    ok = send(post_as_gateway, session_row, {"handler": "shout", "text": "hi"}, path="/explicit/")
-    assert ok.json() == {"type": "shout", "text": "HI"}
-    for name in ("helper", "format_text", "connect", "dispatch", "setup", "_private", "post", "options"):
-        response = send(post_as_gateway, session_row, {"handler": name}, path="/explicit/")
-        assert response.status_code == 400, name
-    assert mail.outbox == []
-
-
-def test_implicit_handlers_are_listed_for_the_check():
-    assert LegacyChatView.implicit_handlers() == {"whoami"}
-    assert ChatView.implicit_handlers() == frozenset()
-
-
 # --- 5. $connect is one transaction -----------------------------------------------------------
 
 
@@ -235,6 +222,34 @@ def test_connect_hook_refusal_keeps_nothing(post_as_gateway, atomic_requests):
     assert connect(post_as_gateway, "channel=fine", path="/explicit/")[1].status_code == 200
 
 
+def test_connect_receiver_that_swallows_its_db_error_does_not_answer_200_without_a_row(
+    client, user, post_as_gateway, atomic_requests
+):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # A connected receiver catches its own IntegrityError (no savepoint of its own): Django marks
+    # the connect's atomic block for rollback, the view still answers 200, API Gateway opens the
+    # socket, and the row (and the token spend) silently roll back at the block's end.
+    client.force_login(user)
+    raw = tokens.issue_token(user, client.session.session_key)
+
+    def audit(session, **kwargs):
+        try:  # e.g. "insert or ignore" done the wrong way
+            WebSocketSession.objects.create(connection_id=session.connection_id, api_gateway=session.api_gateway)
+        except IntegrityError:
+            pass
+
+    signals.connected.connect(audit, dispatch_uid="review-swallow", weak=False)
+    try:
+        cid, response = connect(post_as_gateway, f"ws_token={raw}")
+    finally:
+        signals.connected.disconnect(dispatch_uid="review-swallow")
+    row_kept = WebSocketSession.objects.filter(connection_id=cid).exists()
+    # Either the socket is refused (non-2xx) or it has its row: never an accepted socket with no row.
+    assert response.status_code >= 300 or row_kept, "200 answered but the connection row was rolled back"
+    if response.status_code >= 300:
+        assert WebSocketToken.objects.get().used is False
+
+
 # --- 7. secret rotation ---------------------------------------------------------------------
 
 
@@ -283,6 +298,42 @@ def test_matching_secret_costs_no_extra_query(post_as_gateway, gateway):
     assert not any("apigateway" in q["sql"].lower() for q in warm.captured_queries)
 
 
+def test_zero_grace_rotation_kills_the_old_secret_in_a_process_with_a_cached_record(post_as_gateway, gateway, settings):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # docs/security.md: "if the old secret must die at once, set secret_grace_seconds low";
+    # step 3: "the previous secret stops being accepted, in every process, whatever it has
+    # cached". A process that cached the record before the rotation still has the old secret as
+    # the *current* one (gateway_lookup.py cache, views._connect_gateway re-reads only on mismatch).
+    settings.WEBSOCKETS = {"secret_grace_seconds": 0}
+    old = gateway.integration_secret
+    get_gateway(gateway.api_id)  # cached before the rotation (another process rotates)
+    ApiGateway.objects.filter(pk=gateway.pk).update(
+        integration_secret="N" * 43, previous_integration_secret=old, secret_rotated_at=timezone.now()
+    )
+    status = post_as_gateway(
+        "/open/", new_connection_id(), route="connect", headers={"X-Gateway-Secret": old}
+    ).status_code
+    assert status == 403
+
+
+def test_previous_secret_is_not_accepted_for_a_rotation_dated_in_the_future(post_as_gateway, gateway, settings):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # security.accepted_secrets(): now < rotated_at + grace, with no lower bound: a rotated_at in
+    # the future (clock skew of the rotating host, a bad import) keeps the previous secret alive
+    # far beyond secret_grace_seconds.
+    settings.WEBSOCKETS = {"secret_grace_seconds": 60}
+    old = gateway.integration_secret
+    ApiGateway.objects.filter(pk=gateway.pk).update(
+        integration_secret="N" * 43,
+        previous_integration_secret=old,
+        secret_rotated_at=timezone.now() + timedelta(days=30),
+    )
+    status = post_as_gateway(
+        "/open/", new_connection_id(), route="connect", headers={"X-Gateway-Secret": old}
+    ).status_code
+    assert status == 403
+
+
 # --- 8. Content-Length ------------------------------------------------------------------------
 
 
@@ -320,6 +371,17 @@ def test_mail_throttle_off(post_as_gateway, session_row, settings):
     for _ in range(2):
         send(post_as_gateway, session_row, {"handler": "explode"})
     assert len(mail.outbox) == 2
+
+
+def test_mail_throttle_key_does_not_collide_for_different_views():
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # views._first_mail_in_interval joins module and qualname with "." : module "app.views" +
+    # class "ChatView" and module "app" + class "views.ChatView" share one throttle key, so one
+    # view's bug silences the other's mail.
+    first = type("ChatView", (WebSocketView,), {"__module__": "app.views"})
+    second = type("ChatView", (WebSocketView,), {"__module__": "app", "__qualname__": "views.ChatView"})
+    assert first()._first_mail_in_interval(RuntimeError()) is True
+    assert second()._first_mail_in_interval(RuntimeError()) is True
 
 
 def test_connect_hook_redirect_also_keeps_nothing(post_as_gateway, monkeypatch):

@@ -2,8 +2,10 @@
 general path's. Found in the adversarial review of the request path SQL."""
 
 import datetime
+from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import signals as model_signals
 from django.test import override_settings
@@ -17,6 +19,7 @@ from django_aws_api_gateway_websockets.models import (
     WebSocketSession,
     WebSocketToken,
 )
+from django_aws_api_gateway_websockets.sql_rows import column_name
 
 from ..helpers import break_connect_statement, connect, run_pytest_with_settings
 
@@ -226,3 +229,11 @@ def test_other_session_engines_connect_as_the_default_one(settings, engine, user
         f"/ws/connect?ws_token={other}", headers=integration_headers(gateway, new_connection_id(), route="connect")
     )
     assert response.status_code == 401
+
+
+def test_column_name_of_a_concrete_field_and_of_a_field_without_one():
+    """Found by type-checking the whole package (mypy with django-stubs, issue #14)."""
+    assert column_name(ApiGateway._meta.pk) == "id"
+    assert column_name(User._meta.get_field("username")) == "username"
+    with pytest.raises(ValueError):  # e.g. a ForeignObject, whose columns are other fields'
+        column_name(SimpleNamespace(column=None))

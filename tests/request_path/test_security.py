@@ -102,3 +102,10 @@ def test_request_parameters_map_secret_and_source_ip():
         "integration.request.header.X-Source-Ip": "context.identity.sourceIp",
         "integration.request.header.X-Gateway-Secret": "'s3cr3t'",
     }
+
+
+def test_channel_name_check_narrows_and_still_refuses_non_strings():
+    """Found by type-checking the whole package (mypy with django-stubs, issue #14)."""
+    assert protocol.is_valid_channel_name("room-1")
+    assert not protocol.is_valid_channel_name(None)
+    assert not protocol.is_valid_channel_name(["room-1"])

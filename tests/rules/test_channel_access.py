@@ -314,3 +314,30 @@ def test_recheck_channel_access_applies_the_projects_own_rule(gateway, user, oth
     ]
     assert capture.deleted == [alice.connection_id]
     assert connected(bob) is True and connected(lobby) is True
+
+
+def test_channel_rule_saved_while_the_rules_are_being_read_is_not_lost(monkeypatch):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # channel_access.channel_rules() reads the rules, then stores them with a fresh expiry,
+    # without checking that no save cleared the cache meanwhile: a rule saved by the admin while
+    # a request was reading them (in this very process) is ignored for gateway_cache_seconds.
+    from types import SimpleNamespace
+
+    real = ChannelPermission
+    saved = []
+
+    def read_then_admin_saves(*lookups):
+        rows = list(real.objects.prefetch_related(*lookups))
+        yield from rows
+        # The request has read every rule; before it stores them, the admin saves a new one.
+        saved.append(real.objects.create(channel_name="vip", access=real.Access.STAFF_ONLY))
+
+    monkeypatch.setattr(
+        channel_access,
+        "ChannelPermission",
+        SimpleNamespace(objects=SimpleNamespace(prefetch_related=read_then_admin_saves)),
+    )
+    channel_access.may_join(None, "lobby")  # a request reads the rules; the admin saves meanwhile
+    monkeypatch.setattr(channel_access, "ChannelPermission", real)
+    assert saved
+    assert channel_access.may_join(None, "vip") is False

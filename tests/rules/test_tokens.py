@@ -11,7 +11,9 @@ from django.db import connection
 from django.test import Client
 
 from django_aws_api_gateway_websockets import login, tokens
-from django_aws_api_gateway_websockets.models import WebSocketToken
+from django_aws_api_gateway_websockets.models import WebSocketSession, WebSocketToken
+
+from ..helpers import connect
 
 
 @pytest.fixture
@@ -190,3 +192,32 @@ def test_browser_client_turns_the_anonymous_401_into_unauthorized_with_the_reaso
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout) == {"status": 401, "reason": "Not logged in.", "stopped": True}
+
+
+@pytest.mark.django_db
+def test_token_issued_before_logout_is_refused_after_logout(client, user, post_as_gateway):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # login.py closes the sockets of the Django session that logs out, but the unspent tokens of
+    # that session stay valid: a cookieless connect (the execute-api domain) opens a socket as
+    # the user after the logout.
+    client.force_login(user)
+    raw = tokens.issue_token(user, client.session.session_key)
+    client.logout()
+    cid, response = connect(post_as_gateway, f"ws_token={raw}")
+    assert response.status_code == 401
+    assert not WebSocketSession.objects.filter(connection_id=cid).exists()
+
+
+@pytest.mark.django_db
+def test_token_issued_before_a_password_change_is_refused_after_it(user, post_as_gateway):
+    """Found in an adversarial review of the request path: it failed on the code it was written against."""
+    # The password change closes the user's sockets, but a token issued before it still opens a
+    # new one, and that row stores the *new* auth hash: nothing ever closes it.
+    browser = Client()
+    browser.force_login(user)
+    raw = tokens.issue_token(user, browser.session.session_key)
+    user.set_password("stolen password replaced")
+    user.save()
+    cid, response = connect(post_as_gateway, f"ws_token={raw}")
+    assert response.status_code == 401
+    assert not WebSocketSession.objects.filter(connection_id=cid).exists()
