@@ -42,9 +42,9 @@ lint-mypy: venv
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
-## make test: the whole suite - SQLite (unit, end-to-end, browser), PostgreSQL (unit, end-to-end),
-## then CI's subset of the matrix on the built wheel (noxfile.py; `nox` alone runs all of it).
-test: test-sqlite test-postgres test-matrix
+## make test: the whole suite once per database - SQLite (unit, end-to-end, browser), then
+## PostgreSQL (unit, end-to-end). The built wheel across Pythons and Djangos is `make test-matrix`.
+test: test-sqlite test-postgres
 
 # Each stage says what it runs before its dots, and -rs lists every skipped test with its reason.
 test-sqlite: venv
@@ -61,6 +61,8 @@ test-postgres: venv
 	elif [ -n "$$CI" ]; then echo "test-postgres: no PostgreSQL answers on $(PGHOST):$(PGPORT)" >&2; exit 1; \
 	else echo "test-postgres: SKIPPED, no PostgreSQL answers on $(PGHOST):$(PGPORT) (start one, or set PGHOST/PGPORT/PGUSER)" >&2; fi
 
+## make test-matrix: CI's subset of the wheel x Python x Django matrix (noxfile.py; `nox` alone
+## runs all of it); .ci/run runs it after `make test`.
 test-matrix: venv
 	@echo "== make test-matrix: the built wheel, newest Django, SQLite and PostgreSQL, downstream typing (nox -s ci) =="
 	$(VENV_PYTHON) -m nox -s ci -- -rs

@@ -78,7 +78,8 @@ def run_tests(session, django, db, markers):
     for name in ("pyproject.toml", "README.md", "Makefile"):
         shutil.copy(ROOT / name, scratch / name)
     shutil.copytree(ROOT / "example", scratch / "example", ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
-    shutil.copytree(ROOT / "docs", scratch / "docs")  # tests/test_checks.py: every check id documented
+    shutil.copytree(ROOT / "docs", scratch / "docs")  # tests/checks/test_checks.py: every check id documented
+    shutil.copytree(ROOT / ".ci", scratch / ".ci")  # tests/docs/test_makefile.py: what CI runs
     env = {"TEST_DB": db, "PG_TEST_NAME": f"test_nox_{session.python.replace('.', '')}_{django.replace('.', '')}"}
     with session.chdir(scratch):
         # The package must come from the wheel, never from a source tree.

@@ -8,7 +8,7 @@ project (bench/connect_project: same settings, URLs, middleware); bench/loadgen.
 same requests on keep-alive connections: each connect carries the login cookie, a token, a
 channel, the source IP (50 IPs, 50 users) and both packages' gateway headers; rate limiting is
 on (a limit the run does not reach: the limiter does its work on every connect). 4.1.0 runs in
-its own virtualenv with its wheel (tests/legacy_wheels/builder.py makes it; gunicorn is added).
+its own virtualenv with its wheel (tests/upgrade/legacy_wheels/builder.py makes it; gunicorn is added).
 
 Measured per phase: requests per second, p99 latency, the gunicorn workers' CPU per request
 (user + system, /proc) and the PostgreSQL backends' CPU per request. Writes
@@ -84,7 +84,7 @@ def children(pid):
 def legacy_python():
     """The 4.1.0 wheel's virtualenv (made once by the legacy-wheel builder), with gunicorn."""
     sys.path.insert(0, str(ROOT))
-    from tests.legacy_wheels import builder
+    from tests.upgrade.legacy_wheels import builder
 
     python = builder.ensure_venv("4.1.0")
     if subprocess.run([str(python), "-c", "import gunicorn"], capture_output=True).returncode:

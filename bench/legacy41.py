@@ -1,6 +1,6 @@
 """The upstream 4.1.0 release's own send_message, measured in the same run (bench/run.py).
 
-4.1.0 is installed in its own virtualenv (``tests/legacy_wheels/builder.py``: the wheel from the
+4.1.0 is installed in its own virtualenv (``tests/upgrade/legacy_wheels/builder.py``: the wheel from the
 package index, with the Django it declares); ``legacy41_harness.py`` runs there. Both packages
 send to the same open sockets through the same local gateway with the same injected latency.
 """
@@ -19,7 +19,7 @@ PAYLOAD = {"type": "bench-41", "text": "z" * 64}
 def measure(clients, ids, endpoint_url):
     """``{"upstream_41_send_*": ...}`` for 4.1.0 sending to ``ids`` (sockets open in ``clients``)."""
     sys.path.insert(0, str(ROOT))
-    from tests.legacy_wheels import builder
+    from tests.upgrade.legacy_wheels import builder
 
     python = builder.ensure_venv("4.1.0")
     ids_file = Path(tempfile.mktemp(prefix="ws-bench-41-ids-"))

@@ -1,4 +1,4 @@
-"""Runs in the 4.1.0 virtualenv (tests/legacy_wheels/builder.py makes it): 4.1.0's own
+"""Runs in the 4.1.0 virtualenv (tests/upgrade/legacy_wheels/builder.py makes it): 4.1.0's own
 ``WebSocketSession.objects....send_message`` (10 threads per gateway, one boto3 client) to the
 benchmark's open sockets, through the same local gateway as the current package.
 

@@ -1,4 +1,4 @@
-"""tests.settings plus the opt-in operations app (tests/operations/, run by tests/test_operations.py)."""
+"""tests.settings plus the opt-in operations app (tests/operations/, run by tests/monitoring/test_operations_app.py)."""
 
 from tests.settings import *  # noqa: F401,F403
 from tests.settings import INSTALLED_APPS

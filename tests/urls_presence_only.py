@@ -1,4 +1,4 @@
-"""A project serving one WebSocketView (tests/test_history.py: presence without a target)."""
+"""A project serving one WebSocketView (tests/send_path/test_history.py: presence without a target)."""
 
 from django.urls import path
 

@@ -1,5 +1,5 @@
 """The docs' diagrams, drawn as SVG by this script: no build step or network, nothing fetched by
-the docs site. Run it after editing a diagram (tests/test_docs_diagrams.py checks that the
+the docs site. Run it after editing a diagram (tests/docs/test_diagrams.py checks that the
 committed SVGs are its output):
 
     python docs/img/diagrams.py

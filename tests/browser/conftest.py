@@ -1,6 +1,7 @@
 """The demo project as a user runs it (runserver + runwsgateway subprocesses) and headless Chromium."""
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -36,6 +37,10 @@ def wait_for_port(port, process, log, timeout=60):
 
 
 class Demo:
+    #: the demo's database as `migrate` leaves it: migrated once per run (browser_session sets the
+    #: path), copied for each demo, so every test still starts from a freshly migrated file
+    migrated = None
+
     def __init__(self, tmp_path):
         self.django_port, self.gateway_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.django_port}"
@@ -70,8 +75,18 @@ class Demo:
         with open(self.logs / f"{name}.log", "a") as log:  # the child keeps its own descriptor
             return subprocess.Popen([*MANAGE, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
+    def migrate(self):
+        if Demo.migrated is None:
+            self.manage("migrate", "-v0")
+            return
+        if not Demo.migrated.exists():
+            self.manage("migrate", "-v0")  # the first demo of the run migrates ...
+            shutil.copyfile(self.env["DEMO_DB"], Demo.migrated)
+        else:
+            shutil.copyfile(Demo.migrated, self.env["DEMO_DB"])  # ... the others start from its copy
+
     def start(self):
-        self.manage("migrate", "-v0")
+        self.migrate()
         self.manage("setupDemo", "--django-url", self.url)
         self.django = self._spawn("django", "runserver", f"127.0.0.1:{self.django_port}", "--noreload")
         self.start_gateway()
@@ -93,6 +108,14 @@ class Demo:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_demo_database(tmp_path_factory):
+    """One `migrate` per run instead of one per test (the slowest part of starting a demo)."""
+    Demo.migrated = tmp_path_factory.mktemp("demo-migrated") / "demo.sqlite3"
+    yield
+    Demo.migrated = None
 
 
 @pytest.fixture

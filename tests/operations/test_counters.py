@@ -1,5 +1,5 @@
 """The operations app: counters fed by the signals, the dashboard's numbers, staff only.
-Run with --ds tests.settings_operations (tests/test_operations.py does)."""
+Run with --ds tests.settings_operations (tests/monitoring/test_operations_app.py does)."""
 
 from datetime import timedelta
 

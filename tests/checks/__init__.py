@@ -1,0 +1,1 @@
+"""System checks and the settings they validate (conf.py, aws.py)."""

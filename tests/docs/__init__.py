@@ -1,0 +1,1 @@
+"""What a newcomer reads and runs: the docs' code blocks and diagrams, the tutorial, the Makefile, `python -m`."""

@@ -1,0 +1,1 @@
+"""The request path: $connect, messages, $disconnect, the token view; their SQL, budgets, refusals."""

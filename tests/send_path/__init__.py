@@ -1,0 +1,1 @@
+"""The send path: the fan-out engine, the send backends, history, presence, Celery tasks."""
