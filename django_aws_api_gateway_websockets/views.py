@@ -42,12 +42,14 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from . import channel_access, history, login, presence, protocol, ratelimit, request_sql, security, signals, tokens
+from . import channel_access, history, login, presence, protocol, ratelimit, security, signals, tokens
 from .conf import get_setting
+from .db import sessions as session_sql
 from .gateway_lookup import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
 from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
+from .pipeline import one_statement
 
 __all__ = ["HandlerResult", "Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
 
@@ -352,7 +354,7 @@ class WebSocketView(View):
 
     def _load_session(self, request):
         """The connection's row with its gateway and user: one query for the whole request."""
-        session = request_sql.load_connection(self.connection_id)
+        session = session_sql.load_connection(self.connection_id)
         if session is None:
             # Answer a forged request with 403 and a genuine one with 404.
             self._authenticate_gateway(request, get_gateway(request.headers.get(protocol.HEADER_API_ID)))
@@ -417,8 +419,7 @@ class WebSocketView(View):
         session = getattr(request, "session", None)
         if session is None or not session.session_key:
             return None
-        request_sql.load_db_session(session)
-        user_id = session.get(SESSION_KEY)
+        user_id = session.get(SESSION_KEY)  # SessionStore.load: one query
         if user_id is None:
             return None
         try:
@@ -474,7 +475,7 @@ class WebSocketView(View):
             # The token carries its login's id (a connect without the cookie); else the cookie's.
             login_hash = getattr(token, "login_hash", "") or login.login_hash_of(cookie_session)
             try:
-                self.websocket_session = request_sql.insert_session(
+                self.websocket_session = session_sql.insert_session(
                     connection_id=self.connection_id,
                     channel_name=channel,
                     user=request.user if request.user.is_authenticated else None,
@@ -504,7 +505,7 @@ class WebSocketView(View):
         return self._in_transaction(open_connection, request, kept_below=300)
 
     def _connects_in_one_statement(self, cookie_user):
-        """Whether this connect may run as one statement (request_sql.py): a token with the
+        """Whether this connect may run as one statement (db.connect): a token with the
         cookie's login, and nothing of the project's to run between the checks and the commit:
         no hook or check overridden, no permission lists, no presence, no ``connected``
         receiver (PostgreSQL, outside a transaction: ``one_statement_connect_supported``)."""
@@ -522,7 +523,7 @@ class WebSocketView(View):
             and cls.can_join_channel is base.can_join_channel
             and cls._check_connection is base._check_connection
             and not signals.connected.has_listeners(cls)
-            and request_sql.one_statement_connect_supported()
+            and one_statement.supported()
         )
 
     def _connect_in_one_statement(self, request, cookie_user, ip):
@@ -546,7 +547,7 @@ class WebSocketView(View):
         if self.RATE_LIMIT_ENABLED:
             counting = ratelimit.counting(ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
         try:
-            decision, session, user = request_sql.connect_in_one_statement(
+            decision, session, user = one_statement.connect_in_one_statement(
                 raw_token=raw_tokens[0],
                 session_key=request.session.session_key,
                 user_id=cookie_user,
@@ -643,7 +644,7 @@ class WebSocketView(View):
     def _disconnect(self, request, *args, **kwargs):
         session = self._load_session(request)
         was_connected = session.connected  # else a send found it gone (410) and announced its leave
-        request_sql.mark_disconnected(session)
+        session_sql.mark_disconnected(session)
         if self.BROADCAST_PRESENCE and was_connected:
             presence.announce_on_commit(session.channel_name, "leave", session)
         logger.info(
@@ -722,7 +723,7 @@ class WebSocketView(View):
             result = getattr(self, handler_name)(request, *args, **kwargs)
             # Counted only for a message that was handled: the transaction rolls it back otherwise.
             # The same UPDATE stores the rate limiter's state: the message path stays at 2 statements.
-            request_sql.count_message(session, tat_us)
+            session_sql.count_message(session, tat_us)
             return result
 
         return self._in_transaction(handle_message, request)

@@ -10,8 +10,8 @@ from django.http import HttpRequest
 
 from django_aws_api_gateway_websockets import protocol
 from django_aws_api_gateway_websockets.admin import URL_FIELDS_HTTPS
+from django_aws_api_gateway_websockets.db.rows import column_name
 from django_aws_api_gateway_websockets.models import ApiGateway
-from django_aws_api_gateway_websockets.sql_rows import column_name
 from tests.views import ChatView
 
 
