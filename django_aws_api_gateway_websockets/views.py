@@ -28,7 +28,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
-from django.db import IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -50,6 +50,7 @@ from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
 from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
 from .pipeline import one_statement
+from .pipeline.transactions import LazyAtomic
 
 __all__ = ["HandlerResult", "Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
 
@@ -572,15 +573,19 @@ class WebSocketView(View):
         self._connect_user = user
         return JsonResponse({})
 
-    def _in_transaction(self, step, request, kept_below=400):
+    def _in_transaction(self, step, request, kept_below=400, lazy=False):
         """Run ``step`` (returning a handler result) in a transaction (a savepoint under
         ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or
         an answer with a status from ``kept_below`` up rolls everything back; a ``Rejection``
-        is re-raised for dispatch."""
+        is re-raised for dispatch. ``lazy``: the transaction begins at ``step``'s first
+        statement (pipeline.transactions.LazyAtomic), none when it runs no statement."""
         db = router.db_for_write(WebSocketSession)
         try:
-            with transaction.atomic(using=db):
+            block = LazyAtomic(db) if lazy else transaction.atomic(using=db)
+            with block:
                 response = self._as_response(step())
+                if lazy and not block.started:  # type: ignore[union-attr]
+                    return response  # no statement ran: nothing to keep or roll back
                 if transaction.get_rollback(using=db):
                     # A receiver or the handler caught its own database error: the work is
                     # lost, so the request must not look as if it succeeded.
@@ -720,13 +725,33 @@ class WebSocketView(View):
             signals.message_received.send(
                 sender=type(self), request=request, session=session, route=self.route, handler=handler_name
             )
-            result = getattr(self, handler_name)(request, *args, **kwargs)
-            # Counted only for a message that was handled: the transaction rolls it back otherwise.
-            # The same UPDATE stores the rate limiter's state: the message path stays at 2 statements.
-            session_sql.count_message(session, tat_us)
-            return result
+            return getattr(self, handler_name)(request, *args, **kwargs)
 
-        return self._in_transaction(handle_message, request)
+        # The receivers and the handler in their own transaction, begun only if they use the
+        # database; then the count in one autocommit statement, only for a handled message.
+        response = self._in_transaction(handle_message, request, lazy=True)
+        if response.status_code < 400:
+            self._count_message(session, tat_us)
+        return response
+
+    def _count_message(self, session, tat_us):
+        """``request_count`` and the rate limiter's state, after the handler's commit: one
+        ``UPDATE`` (the message path's second statement). The count is a statistic: a crash
+        between the handler's commit and this statement loses one increment, and a failure
+        here is logged without changing the handler's answer (its work is committed)."""
+        db = router.db_for_write(WebSocketSession)
+        try:
+            if connections[db].in_atomic_block:  # ATOMIC_REQUESTS: a failure must not break that transaction
+                with transaction.atomic(using=db):
+                    session_sql.count_message(session, tat_us)
+            else:
+                session_sql.count_message(session, tat_us)
+        except DatabaseError:
+            logger.warning(
+                "Could not count the message",
+                exc_info=True,
+                extra=log_context(session.connection_id, self.route, user_id=session.user_id),
+            )
 
     def _message_rate_check(self, session):
         """The per-connection message limit: the new state to store (``None``: the limit is

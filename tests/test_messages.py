@@ -292,3 +292,64 @@ def test_message_rate_settings_are_validated():
     assert conf.value_problem("message_rate_burst", 2.5)
     assert conf.value_problem("message_rate_limit", 0) is None  # off
     assert conf.value_problem("message_rate_limit", 5) is None  # an int is a number
+
+
+# --- the handler's own transaction, then the count (issue #24, part 3) ---------------------
+
+
+def test_a_failing_count_keeps_the_handler_s_answer_and_work(post_as_gateway, session_row, monkeypatch, caplog):
+    from django.db import DatabaseError
+
+    from django_aws_api_gateway_websockets.db import sessions
+
+    def broken_count(session, tat_us=None):
+        raise DatabaseError("injected")
+
+    monkeypatch.setattr(sessions, "count_message", broken_count)
+    response = send(post_as_gateway, session_row, {"handler": "change_channel", "channel": "room-2"})
+    # The handler's work committed before the count: the count is a statistic, the answer stands.
+    assert response.status_code == 200
+    session_row.refresh_from_db()
+    assert (session_row.channel_name, session_row.request_count) == ("room-2", 1)
+    assert "Could not count the message" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+class TestLazyAtomic:
+    """The handler's transaction (pipeline.transactions.LazyAtomic), outside a test transaction."""
+
+    def test_no_statement_no_transaction(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with CaptureQueriesContext(connection) as context, LazyAtomic("default") as block:
+            pass
+        assert not block.started and context.captured_queries == []
+        assert connection.get_autocommit()
+
+    def test_a_failure_rolls_back_the_work_and_drops_on_commit_callbacks(self, gateway):
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        ran = []
+        with pytest.raises(RuntimeError), LazyAtomic("default") as block:
+            # A callback added before any statement still waits for the commit.
+            transaction.on_commit(lambda: ran.append("callback"))
+            WebSocketSession.objects.create(connection_id="lazy=", api_gateway=gateway)
+            raise RuntimeError("the handler fails")
+        assert block.started and ran == []
+        assert not WebSocketSession.objects.filter(connection_id="lazy=").exists()
+
+    def test_a_callback_without_statements_runs_after_the_commit(self):
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        ran = []
+        with LazyAtomic("default") as block:
+            transaction.on_commit(lambda: ran.append("callback"))
+            assert ran == []  # not at once, as it would be in autocommit
+        assert block.started and ran == ["callback"]
