@@ -6,7 +6,10 @@ commits on exit). A handler that writes still gets all or nothing."""
 
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
+
+from ..models import WebSocketSession
+from .refusal import is_rejection
 
 
 class LazyAtomic:
@@ -58,3 +61,32 @@ class LazyAtomic:
         if self.atomic is not None:
             return self.atomic.__exit__(exc_type, exc, tb)
         return None
+
+
+def run_in_transaction(view, request, step, kept_below=400, lazy=False):
+    """Run ``step`` (returning a handler result) in a transaction (a savepoint under
+    ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or an
+    answer with a status from ``kept_below`` up rolls everything back; a ``Rejection`` is
+    re-raised for dispatch, an exception answered by ``view.handle_exception``. ``lazy``: the
+    transaction begins at ``step``'s first statement (``LazyAtomic``), none when it runs none."""
+    db = router.db_for_write(WebSocketSession)
+    try:
+        block: Any = LazyAtomic(db) if lazy else transaction.atomic(using=db)
+        with block:
+            response = view._as_response(step())
+            if lazy and not block.started:
+                return response  # no statement ran: nothing to keep or roll back
+            if transaction.get_rollback(using=db):
+                # A receiver or the handler caught its own database error: the work is lost,
+                # so the request must not look as if it succeeded.
+                raise transaction.TransactionManagementError(
+                    "A database error inside the request was caught without a savepoint "
+                    "(wrap the failing statement in transaction.atomic())."
+                )
+            if response.status_code >= kept_below:
+                transaction.set_rollback(True)
+    except Exception as exc:
+        if is_rejection(exc):
+            raise
+        return view.handle_exception(request, exc)
+    return response
