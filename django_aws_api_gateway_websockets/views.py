@@ -351,7 +351,7 @@ class WebSocketView(View):
     # --- $connect -------------------------------------------------------------------
 
     def _connect(self, request, *args, **kwargs):
-        return connect_pipeline.run(self, request, args, kwargs)
+        return connect_pipeline.run_connect(self, request, args, kwargs)
 
     def _additional_connection_checks(self, request: HttpRequest, *args: Any, **kwargs: Any) -> bool | tuple[bool, str]:
         """Hook: return ``True``/``False`` or ``(allowed, message)``; runs last on connect."""
@@ -371,7 +371,7 @@ class WebSocketView(View):
     # --- $disconnect ----------------------------------------------------------------
 
     def _disconnect(self, request, *args, **kwargs):
-        return disconnect_pipeline.run(self, request, args, kwargs, WebSocketView.disconnect)
+        return disconnect_pipeline.run_disconnect(self, request, args, kwargs, WebSocketView.disconnect)
 
     def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Hook called after the session was marked disconnected (it stays marked whatever
@@ -405,7 +405,7 @@ class WebSocketView(View):
     # --- messages -------------------------------------------------------------------
 
     def _message(self, request, *args, **kwargs):
-        return message_pipeline.run(self, request, args, kwargs)
+        return message_pipeline.run_message(self, request, args, kwargs)
 
     def _read_body(self, request):
         """Every route: a ``Content-Length`` that is a non-negative integer within the payload

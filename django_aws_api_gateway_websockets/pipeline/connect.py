@@ -344,7 +344,7 @@ def plan_for(cls: type, base: type, overrides: dict[str, Any] | None = None) -> 
 # --- running it -----------------------------------------------------------------------------
 
 
-def run(view, request: HttpRequest, args: tuple, kwargs: dict) -> Any:
+def run_connect(view, request: HttpRequest, args: tuple, kwargs: dict) -> Any:
     """The ``$connect`` of ``view``: its answer, or a ``Rejection`` raised for dispatch."""
     req = ConnectRequest(request, view.connection_id, bool(view.USE_WS_TOKEN))
     GATEWAY.run(view, req, ConnectState(None))

@@ -12,7 +12,7 @@ from .refusal import logger
 from .transactions import run_in_transaction
 
 
-def run(view, request, args, kwargs, base_hook):
+def run_disconnect(view, request, args, kwargs, base_hook):
     """``base_hook``: WebSocketView.disconnect (overridden: the view's hook runs)."""
     session = load_connection(view, request)
     was_connected = session.connected  # else a send found it gone (410) and announced its leave

@@ -24,7 +24,7 @@ from .refusal import logger, refuse
 from .transactions import run_in_transaction
 
 
-def run(view, request, args, kwargs):
+def run_message(view, request, args, kwargs):
     session = load_connection(view, request)
     check_open(session)
     tat_us = message_rate(view, session)
