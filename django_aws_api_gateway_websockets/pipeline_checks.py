@@ -6,7 +6,6 @@ from django.core.checks import CheckMessage, Info, register
 from django.urls import URLPattern, URLResolver, get_resolver
 
 NAMESPACE = "aws_websockets"
-CONNECT_PLAN_ID = f"{NAMESPACE}.I090"
 
 
 def _routed(base, resolver=None):
@@ -42,7 +41,7 @@ def check_connect_plans(app_configs, **kwargs) -> list[CheckMessage]:
                     f"{name} connects in one statement (on PostgreSQL, outside ATOMIC_REQUESTS, for a "
                     "token that comes with its login's cookie and a channel that admits everyone).",
                     obj=view,
-                    id=CONNECT_PLAN_ID,
+                    id=f"{NAMESPACE}.I090",
                 )
             )
         else:
@@ -52,7 +51,7 @@ def check_connect_plans(app_configs, **kwargs) -> list[CheckMessage]:
                     hint="Nothing to do: the general path gives the same outcomes in a few more statements "
                     "(docs/architecture.md#connect).",
                     obj=view,
-                    id=CONNECT_PLAN_ID,
+                    id=f"{NAMESPACE}.I090",
                 )
             )
     return messages

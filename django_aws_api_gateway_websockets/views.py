@@ -244,6 +244,13 @@ class WebSocketView(View):
             self._connect_plan = connect_pipeline.plan_for(type(self), WebSocketView, kwargs)
 
     @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Planned again when routed (URLconf loading, after AppConfig.ready): a hook assigned to
+        # the class since its creation (not overridden in a subclass) is seen too.
+        cls._connect_plan = connect_pipeline.plan_for(cls, WebSocketView)
+        return super().as_view(**initkwargs)
+
+    @classmethod
     def connect_plan(cls) -> "connect_pipeline.Plan":
         """How this view connects: in one statement where the database and the request allow,
         or on the general path, and why (reported by ``manage.py check``)."""

@@ -432,7 +432,9 @@ def test_every_check_id_is_documented_and_numbers_are_not_reused():
     import re
     from pathlib import Path
 
-    source = inspect.getsource(package_checks)
+    from django_aws_api_gateway_websockets import pipeline_checks
+
+    source = inspect.getsource(package_checks) + inspect.getsource(pipeline_checks)
     found = set(re.findall(r'id=f"\{NAMESPACE\}\.([EWI]\d{3})"', source))
     new = {"E042", "W043", "E044", "W045", "W046", "W047", "W048", "W049", "W050"}
     assert new <= found

@@ -32,6 +32,14 @@ def test_the_plan_is_decided_when_the_class_is_created(body, because):
     assert (plan.one_statement, plan.because) == (False, because)
 
 
+def test_a_hook_assigned_to_the_class_before_it_is_routed_is_planned_for():
+    view = type("Patched", (ChatView,), {})
+    assert view.connect_plan().one_statement
+    view.can_join_channel = lambda self, request, name: name != "secret"  # e.g. in AppConfig.ready()
+    view.as_view()
+    assert view.connect_plan().because == "it overrides `can_join_channel`"
+
+
 def test_as_view_arguments_the_plan_reads_replan_that_view():
     assert not ChatView(BROADCAST_PRESENCE=True)._connect_plan.one_statement
     assert ChatView(SEND_EXCEPTION_MAIL=False)._connect_plan is ChatView.connect_plan()
