@@ -7,9 +7,12 @@ the JSON body's ``handler`` key (then ``action``) picks the method (``handlers.p
 which methods a message can reach).
 
 Every request either succeeds or changes no row: the connect (token spent, row created,
-``connected`` receivers, the ``connect`` hook) and each message (receivers, the handler, the
-request counter) run in one transaction that a rejection, an error or a 4xx/5xx answer
-rolls back.
+``connected`` receivers, the ``connect`` hook) runs in one transaction, each message's receivers
+and handler in one of their own (begun at their first statement), that a rejection, an error
+or a 4xx/5xx answer rolls back; a handled message is then counted (docs/architecture.md#message).
+
+The steps themselves are the ``pipeline`` package's (connect, message, disconnect); this class
+keeps the public surface (hooks, attributes, handlers) and delegates to it.
 
 ``WebSocketTokenView`` gives a logged-in browser a single-use token for its next connect.
 """

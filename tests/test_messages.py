@@ -353,3 +353,29 @@ class TestLazyAtomic:
             transaction.on_commit(lambda: ran.append("callback"))
             assert ran == []  # not at once, as it would be in autocommit
         assert block.started and ran == ["callback"]
+
+    def test_a_handler_s_own_atomic_block_nests_inside_the_handler_s_transaction(self, gateway):
+        from django.db import connection, transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with pytest.raises(RuntimeError), LazyAtomic("default") as block:
+            with transaction.atomic():  # before any statement: the handler's transaction begins first
+                WebSocketSession.objects.create(connection_id="inner=", api_gateway=gateway)
+            WebSocketSession.objects.create(connection_id="outer=", api_gateway=gateway)
+            raise RuntimeError("the handler fails after its inner block committed")
+        assert block.started
+        # The inner block was a savepoint of the handler's transaction: both rows rolled back.
+        assert not WebSocketSession.objects.filter(connection_id__in=["inner=", "outer="]).exists()
+        assert connection.get_autocommit() and not connection.in_atomic_block
+
+    def test_the_rollback_flag_works_before_any_statement(self, gateway):
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with LazyAtomic("default") as block:
+            transaction.set_rollback(True)  # outside a transaction this would raise
+            assert transaction.get_rollback()
+        assert block.started
+        WebSocketSession.objects.create(connection_id="after=", api_gateway=gateway)  # the flag went with the block

@@ -11,18 +11,24 @@ from django.db import connections, router, transaction
 from ..models import WebSocketSession
 from .refusal import is_rejection
 
+#: The connection's transaction machinery: a block that calls one of these (``transaction.atomic``
+#: asks ``get_autocommit``; ``on_commit``; the rollback flag; a savepoint) begins first, so its
+#: own atomic blocks nest inside the block's and its callbacks wait for the block's commit.
+BEGIN_ON = ("get_autocommit", "on_commit", "get_rollback", "set_rollback", "savepoint")
+
 
 class LazyAtomic:
     """``with LazyAtomic(db) as block:`` runs the body as ``transaction.atomic(using=db)``
     would, the transaction (or savepoint) begun just before the body's first statement on
-    ``db``; ``block.started`` says whether it was. Statements on other databases are not
-    covered (as ``atomic(using=db)`` would not cover them)."""
+    ``db``, or its first use of the transaction machinery (``BEGIN_ON``); ``block.started``
+    says whether it was. Statements on other databases are not covered (as
+    ``atomic(using=db)`` would not cover them)."""
 
     def __init__(self, using: str) -> None:
         self.using = using
         self.atomic: Any = None
         self._wrapper: Any = None
-        self._shadowed: Any = None
+        self._shadowed: dict[str, Any] = {}
 
     @property
     def started(self) -> bool:
@@ -30,33 +36,41 @@ class LazyAtomic:
 
     def begin(self) -> None:
         if self.atomic is None:
-            self.atomic = transaction.atomic(using=self.using)  # set first: its SAVEPOINT passes by
+            self.atomic = transaction.atomic(using=self.using)  # set first: its own calls pass by
             self.atomic.__enter__()
 
     def _first_statement(self, execute, sql, params, many, context):
         self.begin()
         return execute(sql, params, many, context)
 
-    def _on_commit(self, func, robust=False):
-        # A callback added outside a transaction would run at once, even if the handler then
-        # fails: begin the transaction, so it runs after the handler's commit, or never.
-        self.begin()
-        return type(self._connection).on_commit(self._connection, func, robust=robust)
+    def _beginning(self, connection, name):
+        # The connection's own method (or what shadowed it before this block), after begin().
+        inner = self._shadowed.get(name) or getattr(type(connection), name).__get__(connection)
+
+        def method(*args, **kwargs):
+            self.begin()
+            return inner(*args, **kwargs)
+
+        return method
 
     def __enter__(self) -> "LazyAtomic":
         connection = self._connection = connections[self.using]
         self._wrapper = connection.execute_wrapper(self._first_statement)
         self._wrapper.__enter__()
-        self._shadowed = connection.__dict__.get("on_commit")
-        connection.on_commit = self._on_commit  # type: ignore[method-assign]  # this thread's connection, for the block
+        # Instance attributes of this thread's connection, for the block only.
+        for name in BEGIN_ON:
+            if name in connection.__dict__:
+                self._shadowed[name] = connection.__dict__[name]
+            setattr(connection, name, self._beginning(connection, name))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool | None:
         connection = self._connection
-        if self._shadowed is None:
-            del connection.on_commit
-        else:
-            connection.on_commit = self._shadowed  # type: ignore[method-assign]
+        for name in BEGIN_ON:
+            if name in self._shadowed:
+                setattr(connection, name, self._shadowed[name])
+            else:
+                delattr(connection, name)
         self._wrapper.__exit__(None, None, None)
         if self.atomic is not None:
             return self.atomic.__exit__(exc_type, exc, tb)
