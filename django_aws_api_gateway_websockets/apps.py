@@ -8,7 +8,14 @@ class DjangoAwsApiGatewayWebsocketsConfig(AppConfig):
     verbose_name = _("WebSockets (AWS API Gateway)")  # the admin section, shown in capitals
 
     def ready(self):
-        from . import channel_access, checks, gateway_lookup, log_context, login, receivers  # noqa: F401  (registers checks and receivers)
+        from . import (  # noqa: F401  (registers checks and receivers)
+            channel_access,
+            checks,
+            gateway_lookup,
+            log_context,
+            login,
+            receivers,
+        )
 
         login.connect_receivers()
         channel_access.connect_receivers()

@@ -26,7 +26,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from sqlite3 import sqlite_version_info  # the library Django's SQLite backend uses
 from typing import TYPE_CHECKING
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -36,6 +35,7 @@ from django.utils import timezone
 
 from . import protocol
 from .conf import get_setting
+from .db import sequences as sequence_sql
 from .history_models import ChannelMessage, ChannelSequence
 from .models import WebSocketSession
 
@@ -81,24 +81,13 @@ def _envelope(data, wire_stream, seq):
     return f"{_envelope_head(data, wire_stream)}{seq}}}"
 
 
-_UPSERT_SQL: dict[str, str] = {}
-
-
 def next_seq(stream, using=None):
     """Give out ``stream``'s next sequence number; call inside a transaction (the row stays
     locked until it ends, which orders concurrent senders)."""
     db = using or router.db_for_write(ChannelSequence)
     connection = connections[db]
-    if connection.vendor == "postgresql" or (connection.vendor == "sqlite" and sqlite_version_info >= (3, 35)):
-        sql = _UPSERT_SQL.get(connection.vendor)
-        if sql is None:
-            qn = connection.ops.quote_name
-            table = qn(ChannelSequence._meta.db_table)
-            sql = _UPSERT_SQL[connection.vendor] = (
-                f"INSERT INTO {table} ({qn('stream')}, {qn('last_seq')}) VALUES (%s, 1) "
-                f"ON CONFLICT ({qn('stream')}) DO UPDATE SET {qn('last_seq')} = {table}.{qn('last_seq')} + 1 "
-                f"RETURNING {qn('last_seq')}"
-            )
+    sql = sequence_sql.next_seq_sql(connection)
+    if sql is not None:
         with connection.cursor() as cursor:
             cursor.execute(sql, [stream])
             return cursor.fetchone()[0]
@@ -108,45 +97,6 @@ def next_seq(stream, using=None):
     row.last_seq += 1
     row.save(update_fields=["last_seq"])
     return row.last_seq
-
-
-_RECORD_SQL: dict = {}
-
-
-def _record_sql(connection):
-    """The statements that store a message under the stream's next number, per database alias:
-
-    * PostgreSQL: ``[one statement]``, the counter upsert and the message INSERT in a
-      data-modifying ``WITH`` (one round trip, no explicit transaction: the statement is atomic
-      and holds the counter's row lock to its end);
-    * SQLite >= 3.35: ``[upsert, insert]``, run in one transaction;
-    * anything else: ``None`` (``select_for_update`` through the ORM).
-
-    Raw SQL built once: a broadcast's Python cost stays a constant far below its fan-out's.
-    """
-    try:
-        return _RECORD_SQL[connection.alias]
-    except KeyError:
-        pass
-    qn = connection.ops.quote_name
-    counters, messages = qn(ChannelSequence._meta.db_table), qn(ChannelMessage._meta.db_table)
-    upsert = (
-        f"INSERT INTO {counters} ({qn('stream')}, {qn('last_seq')}) VALUES (%s, 1) "
-        f"ON CONFLICT ({qn('stream')}) DO UPDATE SET {qn('last_seq')} = {counters}.{qn('last_seq')} + 1 "
-        f"RETURNING {qn('last_seq')}"
-    )
-    columns = f"{messages} ({qn('stream')}, {qn('seq')}, {qn('payload')}, {qn('created_on')})"
-    if connection.vendor == "postgresql":
-        sql = [
-            f"WITH s AS ({upsert}) INSERT INTO {columns} "
-            f"SELECT %s, s.{qn('last_seq')}, %s || s.{qn('last_seq')}::text || '}}', %s FROM s RETURNING {qn('seq')}"
-        ]
-    elif connection.vendor == "sqlite" and sqlite_version_info >= (3, 35):
-        sql = [upsert, f"INSERT INTO {columns} VALUES (%s, %s, %s, %s)"]
-    else:
-        sql = None
-    _RECORD_SQL[connection.alias] = sql
-    return sql
 
 
 def record(stream, data, wire_stream=None):
@@ -159,7 +109,7 @@ def record(stream, data, wire_stream=None):
         encode_message(head + "9" * 19 + "}")  # with the largest number a BigIntegerField holds
     db = router.db_for_write(ChannelMessage)
     connection = connections[db]
-    sql = _record_sql(connection)
+    sql = sequence_sql.record_sql(connection)  # built once per database alias
     created_on = connection.ops.adapt_datetimefield_value(timezone.now())
     if sql is None:
         with transaction.atomic(using=db):

@@ -134,7 +134,7 @@ def session_store_class():
 
 def joinable_session_model(db):
     """The session model of a database engine (db, cached_db) on database ``db``: the
-    message's row ``SELECT`` joins it (request_sql.load_connection). ``None`` otherwise."""
+    message's row ``SELECT`` joins it (db.sessions.load_connection). ``None`` otherwise."""
     return _joinable_session_model(settings.SESSION_ENGINE, db)
 
 
@@ -174,7 +174,7 @@ def session_check_values(django_session):
 def session_ended(session):
     """True when the Django session behind the connection expired or no longer exists. No
     query when the row's ``SELECT`` brought that session's ``expire_date``
-    (request_sql.load_connection, database engines); otherwise the session store is asked (a
+    (db.sessions.load_connection, database engines); otherwise the session store is asked (a
     cache or file lookup; a query for database sessions on another database)."""
     if session.session_expires_at is not None and session.session_expires_at <= timezone.now():
         return True

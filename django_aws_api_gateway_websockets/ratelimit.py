@@ -10,8 +10,9 @@ lasts ``window_minutes``. Every process must see the same counters, so they live
   W053 warns about a cache that is not shared by the processes (local memory) or whose
   ``incr`` is not atomic (database, file, dummy caches);
 - else the database (the default): ``ConnectionRateCounter`` rows changed by one
-  ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement on PostgreSQL and SQLite
-  (atomic: the row is locked while it changes), ``SELECT … FOR UPDATE`` elsewhere.
+  ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` statement (db.counters) where the database
+  has it (db.features; atomic: the row is locked while it changes), ``SELECT … FOR UPDATE``
+  elsewhere.
 
 An attempt over the limit changes nothing once the first refusal was counted: the counter
 stops at ``max_attempts + 1``, and only that first refusal per key and window goes into the
@@ -34,6 +35,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from .conf import get_setting
+from .db import counters as counter_sql
 from .models import ConnectionRateCounter, ConnectionRateLimit
 
 logger = logging.getLogger(__name__)
@@ -129,37 +131,6 @@ def _cache_peek(cache, keys):
     return [int(found.get(CACHE_KEY_PREFIX + key) or 0) for key in keys]
 
 
-def _upsert_supported(connection):
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
-        return connection.Database.sqlite_version_info >= (3, 35)
-    return False
-
-
-_SQL: dict[tuple[str, int], str] = {}
-
-
-def upsert_sql(connection, n_keys):
-    cache_key = (connection.vendor, n_keys)
-    sql = _SQL.get(cache_key)
-    if sql is None:
-        qn = connection.ops.quote_name
-        table = qn(ConnectionRateCounter._meta.db_table)
-        key, count, expires = qn("key"), qn("count"), qn("expires_ms")
-        values = ", ".join(["(%s, 1, %s)"] * n_keys)
-        sql = (
-            f"INSERT INTO {table} ({key}, {count}, {expires}) VALUES {values} "
-            f"ON CONFLICT ({key}) DO UPDATE SET "
-            f"{count} = CASE WHEN {table}.{expires} <= %s THEN 1 ELSE {table}.{count} + 1 END, "
-            f"{expires} = CASE WHEN {table}.{expires} <= %s THEN EXCLUDED.{expires} ELSE {table}.{expires} END "
-            f"WHERE {table}.{count} <= %s OR {table}.{expires} <= %s "
-            f"RETURNING {key}, {count}"
-        )
-        _SQL[cache_key] = sql
-    return sql
-
-
 def upsert_statement(connection, keys, max_attempts, window_seconds):
     """``(sql, params)`` of the one-statement count (``RETURNING key, count``; no row for a
     key already past the limit)."""
@@ -169,7 +140,7 @@ def upsert_statement(connection, keys, max_attempts, window_seconds):
     for key in keys:
         params += [key, expires]
     params += [now, now, max_attempts, now]
-    return upsert_sql(connection, len(keys)), params
+    return counter_sql.upsert_sql(connection, len(keys)), params
 
 
 def counts_of(keys, returned):
@@ -181,7 +152,7 @@ def _database_hit(keys, max_attempts, window_seconds):
     """Counts after this attempt, ``None`` for a key already past the limit (left unchanged)."""
     db = router.db_for_write(ConnectionRateCounter)
     connection = connections[db]
-    if _upsert_supported(connection):
+    if counter_sql.counted_by_upsert(connection):
         sql, params = upsert_statement(connection, keys, max_attempts, window_seconds)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -250,8 +221,8 @@ def counting(ip_address, user=None, max_attempts=None, window_minutes=None):
 
 def counted_by_one_statement(connection):
     """Whether the counters are database rows that one upsert statement changes (they can
-    then be counted inside another statement: request_sql.py)."""
-    return limiter_cache() is None and _upsert_supported(connection)
+    then be counted inside another statement: db.connect)."""
+    return limiter_cache() is None and counter_sql.counted_by_upsert(connection)
 
 
 def hit(ip_address, user=None, max_attempts=None, window_minutes=None):
@@ -336,20 +307,6 @@ def record_connect_attempt(ip_address, user=None, successful=False, reason="", m
     )
 
 
-_INSERT_SQL: dict[str, str] = {}
-
-
-def audit_insert_sql(connection):
-    """``INSERT INTO <audit table> (ip_address, user_id, attempt_time, successful, reason)``,
-    without its values (one ``VALUES`` row here; a ``SELECT`` in request_sql.py)."""
-    sql = _INSERT_SQL.get(connection.vendor)
-    if sql is None:
-        qn = connection.ops.quote_name
-        columns = ", ".join(qn(c) for c in ("ip_address", "user_id", "attempt_time", "successful", "reason"))
-        sql = _INSERT_SQL[connection.vendor] = f"INSERT INTO {qn(ConnectionRateLimit._meta.db_table)} ({columns})"
-    return sql
-
-
 def audit_enabled(successful):
     """Whether ``WEBSOCKETS["rate_limit_audit"]`` keeps a row for this outcome."""
     mode = get_setting("rate_limit_audit")
@@ -366,7 +323,7 @@ def audit_attempt(ip_address, user=None, successful=False, reason="", own_savepo
         return
     db = router.db_for_write(ConnectionRateLimit)
     connection = connections[db]
-    sql = audit_insert_sql(connection) + " VALUES (%s, %s, %s, %s, %s)"
+    sql = counter_sql.audit_insert_sql(connection) + " VALUES (%s, %s, %s, %s, %s)"
     ops = connection.ops
     params = [
         ops.adapt_ipaddressfield_value(ip_address),

@@ -7,9 +7,12 @@ the JSON body's ``handler`` key (then ``action``) picks the method (``handlers.p
 which methods a message can reach).
 
 Every request either succeeds or changes no row: the connect (token spent, row created,
-``connected`` receivers, the ``connect`` hook) and each message (receivers, the handler, the
-request counter) run in one transaction that a rejection, an error or a 4xx/5xx answer
-rolls back.
+``connected`` receivers, the ``connect`` hook) runs in one transaction, each message's receivers
+and handler in one of their own (begun at their first statement), that a rejection, an error
+or a 4xx/5xx answer rolls back; a handled message is then counted (docs/architecture.md#message).
+
+The steps themselves are the ``pipeline`` package's (connect, message, disconnect); this class
+keeps the public surface (hooks, attributes, handlers) and delegates to it.
 
 ``WebSocketTokenView`` gives a logged-in browser a single-use token for its next connect.
 """
@@ -23,12 +26,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeAlias
 
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.mail import mail_admins
-from django.db import IntegrityError, router, transaction
+from django.db import router
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -42,12 +44,14 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from . import channel_access, history, login, presence, protocol, ratelimit, request_sql, security, signals, tokens
+from . import channel_access, history, login, presence, protocol, security, signals, tokens
 from .conf import get_setting
-from .gateway_lookup import get_gateway
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
 from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
+from .pipeline import connect as connect_pipeline
+from .pipeline import disconnect as disconnect_pipeline
+from .pipeline import message as message_pipeline
 
 __all__ = ["HandlerResult", "Rejection", "WebSocketTokenView", "WebSocketView", "handler"]
 
@@ -229,6 +233,31 @@ class WebSocketView(View):
     model: Any = None
     # (names, implicit) of allowed_handlers, set on each class by _handler_names (its own __dict__)
     _handler_names_cache: ClassVar[tuple[frozenset[str], frozenset[str]]]
+    # How this class connects (pipeline.connect.plan_for): decided once, when the class is created.
+    _connect_plan: connect_pipeline.Plan
+    _connect_user: Any = None  # the user a refused connect's audit row names
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._connect_plan = connect_pipeline.plan_for(cls, WebSocketView)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kwargs.keys() & connect_pipeline.PLAN_ATTRIBUTES:  # as_view() changed what the class decided
+            self._connect_plan = connect_pipeline.plan_for(type(self), WebSocketView, kwargs)
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Planned again when routed (URLconf loading, after AppConfig.ready): a hook assigned to
+        # the class since its creation (not overridden in a subclass) is seen too.
+        cls._connect_plan = connect_pipeline.plan_for(cls, WebSocketView)
+        return super().as_view(**initkwargs)
+
+    @classmethod
+    def connect_plan(cls) -> "connect_pipeline.Plan":
+        """How this view connects: in one statement where the database and the request allow,
+        or on the general path, and why (reported by ``manage.py check``)."""
+        return cls._connect_plan
 
     # --- dispatch -------------------------------------------------------------------
 
@@ -329,299 +358,10 @@ class WebSocketView(View):
                 user=user,
             )
 
-    def _authenticate_gateway(self, request, gateway):
-        """The request must come from a registered API and carry its secret (docs/security.md)."""
-        api_id = request.headers.get(protocol.HEADER_API_ID, "")
-        if gateway is None or not api_id or gateway.api_id != api_id:
-            raise Rejection(403, "Unknown API.", signals.REASON_SECRET)
-        if self.aws_api_gateway_id and api_id != self.aws_api_gateway_id:
-            raise Rejection(403, "Unknown API.", signals.REASON_SECRET)
-        if not security.secret_matches(gateway, security.presented_secret(request, gateway)):
-            raise Rejection(403, "Invalid gateway secret.", signals.REASON_SECRET)
-        self.api_gateway = gateway
-
-    def _connect_gateway(self, request):
-        """The record a $connect claims, from the process cache; re-read once when the
-        secret does not match, so a rotation made by another process is seen at once (a
-        query only on that rare path, never on the hot one)."""
-        api_id = request.headers.get(protocol.HEADER_API_ID)
-        gateway = get_gateway(api_id)
-        if gateway is not None and not security.secret_matches(gateway, security.presented_secret(request, gateway)):
-            gateway = get_gateway(api_id, fresh=True)
-        return gateway
-
-    def _load_session(self, request):
-        """The connection's row with its gateway and user: one query for the whole request."""
-        session = request_sql.load_connection(self.connection_id)
-        if session is None:
-            # Answer a forged request with 403 and a genuine one with 404.
-            self._authenticate_gateway(request, get_gateway(request.headers.get(protocol.HEADER_API_ID)))
-            raise Rejection(404, "Unknown connection.")
-        self._authenticate_gateway(request, session.api_gateway)
-        self.websocket_session = session
-        request.user = session.user or AnonymousUser()
-        return session
-
     # --- $connect -------------------------------------------------------------------
 
     def _connect(self, request, *args, **kwargs):
-        self._authenticate_gateway(request, self._connect_gateway(request))
-        ip = security.source_ip(request, self.api_gateway)
-        if self.USE_WS_TOKEN:
-            # The token names the user: the cookie's session gives only its user id (for the
-            # per-user limit and the token check), without loading the user.
-            cookie_user = self._session_user_id(request)
-        else:
-            cookie_user = getattr(request, "user", None) or AnonymousUser()
-        self._connect_user = cookie_user
-        try:
-            response = None
-            if self._connects_in_one_statement(cookie_user):
-                response = self._connect_in_one_statement(request, cookie_user, ip)
-            if response is None:  # the general path
-                if self.RATE_LIMIT_ENABLED:
-                    self._enforce_rate_limit(ip, cookie_user, self._rate_limit_decision(ip, cookie_user))
-                response = self._open_connection(request, cookie_user, *args, ip=ip, **kwargs)
-        except Rejection as rejection:
-            if rejection.reason != signals.REASON_RATE_LIMIT:  # the limiter keeps its own audit rows
-                self._record_attempt(ip, self._connect_user, rejection.reason)
-            raise
-        if response.status_code >= 300:  # refused by the connect hook, or failed: nothing was kept
-            reason = signals.REASON_CHECK if response.status_code < 500 else signals.REASON_ERROR
-            self._record_attempt(ip, request.user, reason)
-            if reason == signals.REASON_CHECK:  # a failure was logged (and mailed) already
-                self._announce_rejection(request, response.status_code, "Refused by the connect hook.", reason)
-            return response
-        session = self.websocket_session
-        logger.info(
-            "WebSocket connected",
-            extra=log_context(session.connection_id, self.route, user_id=session.user_id, channel=session.channel_name),
-        )
-        return response
-
-    def _rate_limit_decision(self, ip, user):
-        return ratelimit.hit(ip, user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
-
-    def _enforce_rate_limit(self, ip, user, decision):
-        """One atomic operation decided (ratelimit.py); past the limit nothing is written but
-        the first refusal's audit row."""
-        if not decision.allowed:
-            if decision.first_refusal:
-                self._record_attempt(ip, user, signals.REASON_RATE_LIMIT)
-            raise Rejection(429, "Too many connection attempts.", signals.REASON_RATE_LIMIT)
-
-    @staticmethod
-    def _session_user_id(request):
-        """The user id the request's Django session holds (``None``: no cookie, no login):
-        the session row only (Django's one query), not the user."""
-        session = getattr(request, "session", None)
-        if session is None or not session.session_key:
-            return None
-        request_sql.load_db_session(session)
-        user_id = session.get(SESSION_KEY)
-        if user_id is None:
-            return None
-        try:
-            return get_user_model()._meta.pk.to_python(user_id)
-        except ValidationError:
-            return None
-
-    def _check_connection(self, request, cookie_user):
-        """The connect checks after the rate limit, in their documented order. Returns
-        ``(token or None, channel)``; sets ``request.user``. Runs in the connect's transaction:
-        the token is found and spent by one statement, and a later refusal rolls that back.
-        ``cookie_user`` is the session's user id with tokens, else the cookie's user."""
-        origin = request.headers.get("Origin")
-        if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
-            # The log names the origin (repr: a header is the client's text), so the fix is plain.
-            raise Rejection(403, "Origin not allowed.", signals.REASON_ORIGIN, detail=f"(Origin {origin[:200]!r})")
-        token = None
-        if self.USE_WS_TOKEN:
-            session_key = getattr(getattr(request, "session", None), "session_key", None)
-            raw_token = self._single_query_value(request, protocol.QUERY_TOKEN, signals.REASON_TOKEN)
-            # Of two concurrent uses of one token only one UPDATE matches (the other waits
-            # for the first transaction on PostgreSQL, then finds the token used).
-            token = tokens.spend_token(raw_token, session_key)
-            if token is None or (cookie_user is not None and str(token.user_id) != str(cookie_user)):
-                raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
-            request.user = self._connect_user = token.user
-        else:
-            request.user = cookie_user
-        channel = self._connect_channel(request)
-        if channel and not self.can_join_channel(request, channel):
-            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
-        if not self.has_required_permissions(request):
-            raise Rejection(403, "Permission denied.", signals.REASON_PERMISSION)
-        allowed, message = self._normalise_check(self._additional_connection_checks(request))
-        if not allowed:
-            raise Rejection(403, message or "Connection refused.", signals.REASON_CHECK)
-        return token, channel
-
-    def _open_connection(self, request, cookie_user, *args, ip="0.0.0.0", **kwargs):
-        """The checks (spending the token), the row, the receivers, the ``connect`` hook: all
-        in one transaction, so a refusal or failure at any step keeps nothing."""
-
-        def open_connection():
-            token, channel = self._check_connection(request, cookie_user)
-            # The login behind the connection: the Django session the token was issued to
-            # (else the one whose cookie came along), and the user's auth hash.
-            cookie_session = getattr(request, "session", None)
-            session_key_hash = (
-                token.session_key
-                if token is not None
-                else login.hash_session_key(getattr(cookie_session, "session_key", None))
-            )
-            # The token carries its login's id (a connect without the cookie); else the cookie's.
-            login_hash = getattr(token, "login_hash", "") or login.login_hash_of(cookie_session)
-            try:
-                self.websocket_session = request_sql.insert_session(
-                    connection_id=self.connection_id,
-                    channel_name=channel,
-                    user=request.user if request.user.is_authenticated else None,
-                    api_gateway=self.api_gateway,
-                    session_key_hash=session_key_hash,
-                    auth_hash=login.auth_hash(request.user),
-                    **(
-                        {"login_hash": login_hash, **login.session_check_values(cookie_session)}
-                        if request.user.is_authenticated
-                        else {}  # anonymous: no login to end
-                    ),
-                )
-            except IntegrityError:
-                raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
-            signals.connected.send(sender=type(self), request=request, session=self.websocket_session)
-            if self.BROADCAST_PRESENCE:  # to the others: the new socket cannot be posted to yet
-                presence.announce_on_commit(channel, "join", self.websocket_session, exclude=self.websocket_session.pk)
-            response = self._as_response(self.connect(request, *args, **kwargs))
-            if response.status_code < 300 and self.RATE_LIMIT_ENABLED:
-                # The accepted attempt's audit row commits with the connection (no commit of
-                # its own); a refused or failed connect is recorded after the rollback.
-                ratelimit.audit_attempt(ip, request.user, successful=True, own_savepoint=False)
-            return response
-
-        _ = request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
-        # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
-        return self._in_transaction(open_connection, request, kept_below=300)
-
-    def _connects_in_one_statement(self, cookie_user):
-        """Whether this connect may run as one statement (request_sql.py): a token with the
-        cookie's login, and nothing of the project's to run between the checks and the commit:
-        no hook or check overridden, no permission lists, no presence, no ``connected``
-        receiver (PostgreSQL, outside a transaction: ``one_statement_connect_supported``)."""
-        cls = type(self)
-        base = WebSocketView
-        return (
-            self.USE_WS_TOKEN
-            and cookie_user is not None
-            and not self.BROADCAST_PRESENCE
-            and not self.permissions_required
-            and not self.all_permissions_required
-            and cls.connect is base.connect
-            and cls._additional_connection_checks is base._additional_connection_checks
-            and cls.has_required_permissions is base.has_required_permissions
-            and cls.can_join_channel is base.can_join_channel
-            and cls._check_connection is base._check_connection
-            and not signals.connected.has_listeners(cls)
-            and request_sql.one_statement_connect_supported()
-        )
-
-    def _connect_in_one_statement(self, request, cookie_user, ip):
-        """The connect as one statement, when every check before the token's can pass without
-        the user: the origin, one token, a valid channel that admits everyone. ``None``: the
-        general path decides (and refuses in the documented order)."""
-        origin = request.headers.get("Origin")
-        if self.CHECK_ORIGIN and origin is not None and not security.origin_allowed(origin):
-            return None
-        raw_tokens = request.GET.getlist(protocol.QUERY_TOKEN)
-        channels = request.GET.getlist(protocol.QUERY_CHANNEL)
-        if len(raw_tokens) != 1 or not tokens.is_plausible_token(raw_tokens[0]) or len(channels) > 1:
-            return None
-        channel = channels[0] if channels else ""
-        if channel and not protocol.is_valid_channel_name(channel):
-            return None
-        channel = channel or self.api_gateway.default_channel_name
-        if not channel_access.admits_everyone(channel, allow_unlisted=self.ALLOW_UNLISTED_CHANNELS):
-            return None
-        counting = None
-        if self.RATE_LIMIT_ENABLED:
-            counting = ratelimit.counting(ip, cookie_user, self.RATE_LIMIT_MAX_ATTEMPTS, self.RATE_LIMIT_WINDOW_MINUTES)
-        try:
-            decision, session, user = request_sql.connect_in_one_statement(
-                raw_token=raw_tokens[0],
-                session_key=request.session.session_key,
-                user_id=cookie_user,
-                session_auth_hash=request.session.get(HASH_SESSION_KEY),
-                login_hash=login.login_hash_of(request.session),
-                session_values=login.session_check_values(request.session),
-                audit_ip=ip if self.RATE_LIMIT_ENABLED else None,
-                counting=counting,
-                connection_id=self.connection_id,
-                channel_name=channel,
-                api_gateway=self.api_gateway,
-            )
-        except IntegrityError:  # the attempt was counted (connect_in_one_statement)
-            raise Rejection(409, "Connection id already registered.", signals.REASON_DUPLICATE) from None
-        except Exception as exc:
-            return self.handle_exception(request, exc)
-        if decision is not None:
-            self._enforce_rate_limit(ip, cookie_user, decision)
-        if session is None:
-            raise Rejection(401, "Invalid or expired token.", signals.REASON_TOKEN)
-        self.websocket_session, request.user = session, user
-        self._connect_user = user
-        return JsonResponse({})
-
-    def _in_transaction(self, step, request, kept_below=400):
-        """Run ``step`` (returning a handler result) in a transaction (a savepoint under
-        ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or
-        an answer with a status from ``kept_below`` up rolls everything back; a ``Rejection``
-        is re-raised for dispatch."""
-        db = router.db_for_write(WebSocketSession)
-        try:
-            with transaction.atomic(using=db):
-                response = self._as_response(step())
-                if transaction.get_rollback(using=db):
-                    # A receiver or the handler caught its own database error: the work is
-                    # lost, so the request must not look as if it succeeded.
-                    raise transaction.TransactionManagementError(
-                        "A database error inside the request was caught without a savepoint "
-                        "(wrap the failing statement in transaction.atomic())."
-                    )
-                if response.status_code >= kept_below:
-                    transaction.set_rollback(True)
-        except Rejection:
-            raise
-        except Exception as exc:
-            return self.handle_exception(request, exc)
-        return response
-
-    def _connect_channel(self, request):
-        channel = self._single_query_value(request, protocol.QUERY_CHANNEL, signals.REASON_CHANNEL)
-        if not channel:
-            return self.api_gateway.default_channel_name
-        if not protocol.is_valid_channel_name(channel):
-            raise Rejection(400, "Invalid channel name.", signals.REASON_CHANNEL)
-        return channel
-
-    @staticmethod
-    def _single_query_value(request, name, reason):
-        """The query parameter's value ("" when absent); given twice, it is ambiguous: 400."""
-        values = request.GET.getlist(name)
-        if len(values) > 1:
-            raise Rejection(400, f"The {name} parameter is given more than once.", reason)
-        return values[0] if values else ""
-
-    @staticmethod
-    def _normalise_check(result):
-        if isinstance(result, tuple):
-            return bool(result[0]), (result[1] if len(result) > 1 else "")
-        return bool(result), ""
-
-    def _record_attempt(self, ip, user, reason, successful=False):
-        """The attempt's audit row (``ConnectionRateLimit``), written after the decision and
-        outside the connect's transaction; it counts nothing (``ratelimit.hit`` did)."""
-        if self.RATE_LIMIT_ENABLED:
-            ratelimit.audit_attempt(ip, user, successful=successful, reason=reason)
+        return connect_pipeline.run_connect(self, request, args, kwargs)
 
     def _additional_connection_checks(self, request: HttpRequest, *args: Any, **kwargs: Any) -> bool | tuple[bool, str]:
         """Hook: return ``True``/``False`` or ``(allowed, message)``; runs last on connect."""
@@ -641,26 +381,7 @@ class WebSocketView(View):
     # --- $disconnect ----------------------------------------------------------------
 
     def _disconnect(self, request, *args, **kwargs):
-        session = self._load_session(request)
-        was_connected = session.connected  # else a send found it gone (410) and announced its leave
-        request_sql.mark_disconnected(session)
-        if self.BROADCAST_PRESENCE and was_connected:
-            presence.announce_on_commit(session.channel_name, "leave", session)
-        logger.info(
-            "WebSocket disconnected",
-            extra=log_context(session.connection_id, self.route, user_id=session.user_id),
-        )
-
-        if not signals.disconnected.has_listeners(type(self)) and type(self).disconnect is WebSocketView.disconnect:
-            return JsonResponse({})  # nothing else to run: no transaction (two round trips) either
-
-        # The socket is gone whatever the receivers and the hook do: the row above stays
-        # marked; only their own writes roll back when they fail.
-        def after_disconnect():
-            signals.disconnected.send(sender=type(self), request=request, session=session)
-            return self.disconnect(request, *args, **kwargs)
-
-        return self._in_transaction(after_disconnect, request)
+        return disconnect_pipeline.run_disconnect(self, request, args, kwargs, WebSocketView.disconnect)
 
     def disconnect(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
         """Hook called after the session was marked disconnected (it stays marked whatever
@@ -694,65 +415,7 @@ class WebSocketView(View):
     # --- messages -------------------------------------------------------------------
 
     def _message(self, request, *args, **kwargs):
-        session = self._load_session(request)
-        if not session.connected:
-            raise Rejection(410, "Connection is closed.")
-        if login.connection_outlived_login(session) or login.session_ended(session):
-            # The login ended without a signal (a queryset update, a Django session that
-            # expired or was deleted): end the connection now.
-            login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
-            raise Rejection(410, "Connection is closed: the login that opened it has ended.")
-        rated = self._message_rate_check(session)  # before any work on the body: 429, nothing runs
-        _ = self.body  # parsed once, here or earlier by an override that read it
-        if self._body_error is not None:
-            raise self._body_error
-        handler_name = self.get_handler_name()
-        if not self.has_required_permissions(request):
-            raise Rejection(403, "Permission denied.", signals.REASON_PERMISSION)
-        logger.debug(
-            "WebSocket message for %s",
-            handler_name,
-            extra=log_context(session.connection_id, self.route, user_id=session.user_id),
-        )
-
-        def handle_message():
-            signals.message_received.send(
-                sender=type(self), request=request, session=session, route=self.route, handler=handler_name
-            )
-            result = getattr(self, handler_name)(request, *args, **kwargs)
-            # Counted only for a message that was handled: the transaction rolls it back otherwise.
-            # The same UPDATE stores the rate limiter's state: the message path stays at 2 statements.
-            request_sql.count_message(session, rated)
-            return result
-
-        return self._in_transaction(handle_message, request)
-
-    def _message_rate_check(self, session):
-        """The per-connection message limit: the decision the counting UPDATE applies (``None``:
-        the limit is off), or 429 before the body is parsed and the handler runs.
-
-        The state is the connection's row (``message_tat_us``), read by the message's one
-        SELECT and written by the UPDATE that counts it: no statement, and no cache, of its
-        own (a cache would add a round trip per message, and the row is already at hand).
-        Messages of one connection handled at the same moment read the same state, so each may
-        pass, but each spends its place (the UPDATE advances the row's state as it is then): the
-        bucket goes into debt and the next ones wait, so the rate holds however many are in
-        flight; only the burst may be exceeded by those in flight at once. Only a
-        handled message spends its place: a refused or failed one changes no row (its
-        transaction, the counting UPDATE included, rolls back), as every refused request."""
-        rate = self.MESSAGE_RATE_LIMIT if self.MESSAGE_RATE_LIMIT is not None else get_setting("message_rate_limit")
-        if not rate:
-            return None
-        burst = self.MESSAGE_RATE_BURST or get_setting("message_rate_burst")
-        decision = ratelimit.message_decision(session.message_tat_us, rate, burst)
-        if not decision.allowed:
-            raise Rejection(
-                429,
-                f"Too many messages: this connection may send {rate:g} a second (bursts of {burst}).",
-                signals.REASON_RATE_LIMIT,
-                {"retry_after": round(decision.retry_after, 3)},
-            )
-        return decision
+        return message_pipeline.run_message(self, request, args, kwargs)
 
     def _read_body(self, request):
         """Every route: a ``Content-Length`` that is a non-negative integer within the payload
@@ -1016,3 +679,6 @@ class WebSocketTokenView(View):
         login_id = login.ensure_login_id(request.session)
         raw = tokens.issue_token(request.user, login.key_the_response_sets(request.session), login_id=login_id)
         return JsonResponse({"token": raw, "expires_in": get_setting("token_expiry_seconds")})
+
+
+WebSocketView._connect_plan = connect_pipeline.plan_for(WebSocketView, WebSocketView)

@@ -51,16 +51,16 @@ def run_pytest_with_settings(settings_module, tests_dir, db_suffix):
 def break_connect_statement(monkeypatch, failing_expression):
     """Make the one-statement connect's SQL fail at run time: ``failing_expression`` is selected
     before the connection's id (e.g. a column that does not exist, or ``1 / 0``)."""
-    from django_aws_api_gateway_websockets import request_sql
+    from django_aws_api_gateway_websockets.db import connect as connect_sql
 
-    real = request_sql._connect_statement
+    real = connect_sql.statement
 
     def broken(conn, audit, n_keys):
         sql = real(conn, audit, n_keys)
         assert ", conn." in sql
         return sql.replace(", conn.", f", {failing_expression}, conn.", 1)
 
-    monkeypatch.setattr(request_sql, "_connect_statement", broken)
+    monkeypatch.setattr(connect_sql, "statement", broken)
 
 
 def perm(codename):

@@ -194,8 +194,8 @@ BELOW_OPERATIONS = (
     "refusals",
     "signals",
     "receivers",
-    "request_sql",
-    "sql_rows",
+    "db",
+    "pipeline",
     "log_context",
     "sending",
     "backends",
@@ -233,3 +233,36 @@ def test_the_upgrade_is_used_by_its_command_and_the_migration_check_only():
         if not _in(module, ("upgrade",)) and any(_in(target, ("upgrade",)) for target in edges)
     }
     assert users == {f"{NAME}.management.commands.upgrade_from_old_package", f"{NAME}.checks.migrations"}
+
+
+# --- the request path's layers (issue #24): views -> pipeline -> rules -> db -> models ---------
+
+DB = ("db",)
+PIPELINE = ("pipeline",)
+#: what the database layer may import besides itself: the models and the login's hashing
+DB_MAY_IMPORT = {f"{NAME}.models", f"{NAME}.history_models", f"{NAME}.login"}
+#: who may import the pipeline: the view that delegates to it, the check reporting its plans
+PIPELINE_IMPORTED_BY = {f"{NAME}.views", f"{NAME}.checks.connect_plans"}
+
+
+def test_the_database_layer_imports_only_the_models_below_it():
+    graph = import_graph()
+    for module, edges in graph.items():
+        if _in(module, DB):
+            above = {target for target in edges if not _in(target, DB)} - DB_MAY_IMPORT
+            assert not above, f"{module} imports {sorted(above)}"
+
+
+def test_only_the_view_and_its_check_import_the_pipeline():
+    graph = import_graph()
+    importers = {m for m, edges in graph.items() if not _in(m, PIPELINE) and any(_in(t, PIPELINE) for t in edges)}
+    assert importers <= PIPELINE_IMPORTED_BY, importers - PIPELINE_IMPORTED_BY
+
+
+def test_the_pipeline_imports_the_view_only_lazily():
+    # views.Rejection's home is views, which imports the pipeline: the pipeline reaches it at
+    # run time (pipeline/refusal.py), never at import time.
+    levels = module_level(import_graph())
+    for module, targets in levels.items():
+        if _in(module, PIPELINE):
+            assert f"{NAME}.views" not in targets, module

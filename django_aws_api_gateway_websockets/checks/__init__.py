@@ -5,6 +5,7 @@ constant in the module of its topic, and listed with its fix in docs/checks.md:
 
 - ``views``: the URLconf and the routed views (E001, E002, W002-W005, W047);
 - ``legacy_views``: the 4.x view API kept without effect (W060-W062);
+- ``connect_plans``: how each routed view connects, under ``--deploy`` (I090);
 - ``settings``: the ``WEBSOCKETS`` dict and the AWS settings (E003, W001, W010, E042-E044, W048, W050);
 - ``security``: Django's security settings (W020-W022);
 - ``rate_limits``: the connect rate limit and its cache (W049, W053, E054);
@@ -24,6 +25,7 @@ Importing this package registers every check (``apps.ready`` does).
 """
 
 from . import (  # noqa: F401  (each module registers its checks)
+    connect_plans,
     database,
     legacy_views,
     local_development,

@@ -1,4 +1,4 @@
-"""$connect as one statement (request_sql.py): outside a transaction, on PostgreSQL, a view
+"""$connect as one statement (pipeline/one_statement.py, db/connect.py): outside a transaction, on PostgreSQL, a view
 with nothing of its own between the checks and the commit connects with one SQL statement
 after the session read and the rate-limit count, and every outcome is the general path's.
 

@@ -260,3 +260,90 @@ def test_concurrent_messages_each_spend_their_place(post_as_gateway, session_row
     assert inner == [200]
     # Both handled: the burst of 2 is spent.
     assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429
+
+
+# --- the handler's own transaction, then the count (issue #24, part 3) ---------------------
+
+
+def test_a_failing_count_keeps_the_handler_s_answer_and_work(post_as_gateway, session_row, monkeypatch, caplog):
+    from django.db import DatabaseError
+
+    from django_aws_api_gateway_websockets.db import sessions
+
+    def broken_count(session, tat_us=None):
+        raise DatabaseError("injected")
+
+    monkeypatch.setattr(sessions, "count_message", broken_count)
+    response = send(post_as_gateway, session_row, {"handler": "change_channel", "channel": "room-2"})
+    # The handler's work committed before the count: the count is a statistic, the answer stands.
+    assert response.status_code == 200
+    session_row.refresh_from_db()
+    assert (session_row.channel_name, session_row.request_count) == ("room-2", 1)
+    assert "Could not count the message" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+class TestLazyAtomic:
+    """The handler's transaction (pipeline.transactions.LazyAtomic), outside a test transaction."""
+
+    def test_no_statement_no_transaction(self):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with CaptureQueriesContext(connection) as context, LazyAtomic("default") as block:
+            pass
+        assert not block.started and context.captured_queries == []
+        assert connection.get_autocommit()
+
+    def test_a_failure_rolls_back_the_work_and_drops_on_commit_callbacks(self, gateway):
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        ran = []
+        with pytest.raises(RuntimeError), LazyAtomic("default") as block:
+            # A callback added before any statement still waits for the commit.
+            transaction.on_commit(lambda: ran.append("callback"))
+            WebSocketSession.objects.create(connection_id="lazy=", api_gateway=gateway)
+            raise RuntimeError("the handler fails")
+        assert block.started and ran == []
+        assert not WebSocketSession.objects.filter(connection_id="lazy=").exists()
+
+    def test_a_callback_without_statements_runs_after_the_commit(self):
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        ran = []
+        with LazyAtomic("default") as block:
+            transaction.on_commit(lambda: ran.append("callback"))
+            assert ran == []  # not at once, as it would be in autocommit
+        assert block.started and ran == ["callback"]
+
+    def test_a_handler_s_own_atomic_block_nests_inside_the_handler_s_transaction(self, gateway):
+        from django.db import connection, transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with pytest.raises(RuntimeError), LazyAtomic("default") as block:
+            with transaction.atomic():  # before any statement: the handler's transaction begins first
+                WebSocketSession.objects.create(connection_id="inner=", api_gateway=gateway)
+            WebSocketSession.objects.create(connection_id="outer=", api_gateway=gateway)
+            raise RuntimeError("the handler fails after its inner block committed")
+        assert block.started
+        # The inner block was a savepoint of the handler's transaction: both rows rolled back.
+        assert not WebSocketSession.objects.filter(connection_id__in=["inner=", "outer="]).exists()
+        assert connection.get_autocommit() and not connection.in_atomic_block
+
+    def test_the_rollback_flag_works_before_any_statement(self, gateway):
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with LazyAtomic("default") as block:
+            transaction.set_rollback(True)  # outside a transaction this would raise
+            assert transaction.get_rollback()
+        assert block.started
+        WebSocketSession.objects.create(connection_id="after=", api_gateway=gateway)  # the flag went with the block

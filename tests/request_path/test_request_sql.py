@@ -1,5 +1,5 @@
-"""The request path's SQL (request_sql.py, sql_rows.py): each outcome must be the ORM's / the
-general path's. Found in the adversarial review of the request path SQL."""
+"""The request path's SQL (db/): each outcome must be the ORM's / the general path's. Found in
+the adversarial review of the request path SQL."""
 
 import datetime
 from types import SimpleNamespace
@@ -11,7 +11,9 @@ from django.db.models import signals as model_signals
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from django_aws_api_gateway_websockets import request_sql, tokens
+from django_aws_api_gateway_websockets import tokens
+from django_aws_api_gateway_websockets.db import sessions as session_sql
+from django_aws_api_gateway_websockets.db.rows import column_name
 from django_aws_api_gateway_websockets.models import (
     ApiGateway,
     ConnectionRateCounter,
@@ -19,7 +21,6 @@ from django_aws_api_gateway_websockets.models import (
     WebSocketSession,
     WebSocketToken,
 )
-from django_aws_api_gateway_websockets.sql_rows import column_name
 
 from ..helpers import break_connect_statement, connect, run_pytest_with_settings
 
@@ -36,7 +37,7 @@ def _fields(instance):
 
 def _assert_same_as_orm(connection_id):
     orm = WebSocketSession.objects.select_related("api_gateway", "user").get(connection_id=connection_id)
-    raw = request_sql.load_connection(connection_id)
+    raw = session_sql.load_connection(connection_id)
     assert _fields(raw) == _fields(orm)
     assert raw._state.db == orm._state.db and raw._state.adding is orm._state.adding is False
     for name in ("api_gateway", "user"):
@@ -138,7 +139,7 @@ def _break_the_connect_write(monkeypatch):
     def broken_insert(**values):
         raise DatabaseError("injected")
 
-    monkeypatch.setattr(request_sql, "insert_session", broken_insert)
+    monkeypatch.setattr(session_sql, "insert_session", broken_insert)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,6 +16,7 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_aws_api_gateway_websockets import checks, ratelimit, signals, tokens
+from django_aws_api_gateway_websockets.db import statements
 from django_aws_api_gateway_websockets.models import ConnectionRateCounter, ConnectionRateLimit, WebSocketSession
 from django_aws_api_gateway_websockets.testing.client import integration_headers, new_connection_id
 from tests.concurrency import in_threads
@@ -197,7 +198,7 @@ def test_audit_modes(post_as_gateway, settings, mode, rows):
 @pytest.mark.django_db
 def test_failed_audit_write_of_a_refusal_does_not_change_the_answer(post_as_gateway, monkeypatch, caplog):
     monkeypatch.setitem(
-        ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)"
+        statements.for_alias(connection.alias), "rate_audit_insert", "INSERT INTO no_such_table (a, b, c, d, e)"
     )
     assert (
         post_as_gateway(
@@ -212,7 +213,7 @@ def test_failed_audit_write_of_a_refusal_does_not_change_the_answer(post_as_gate
 def test_accepted_connect_commits_its_audit_row_with_the_session(post_as_gateway, monkeypatch):
     # The row is written in the connect's transaction: both are kept, or neither.
     monkeypatch.setitem(
-        ratelimit._INSERT_SQL, connection.vendor, "INSERT INTO no_such_table VALUES (%s, %s, %s, %s, %s)"
+        statements.for_alias(connection.alias), "rate_audit_insert", "INSERT INTO no_such_table (a, b, c, d, e)"
     )
     cid = new_connection_id()
     assert post_as_gateway("/open/", cid, route="connect").status_code == 500

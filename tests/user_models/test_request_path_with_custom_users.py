@@ -6,7 +6,8 @@ from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from django_aws_api_gateway_websockets import login, request_sql, tokens
+from django_aws_api_gateway_websockets import login, tokens
+from django_aws_api_gateway_websockets.db import sessions as session_sql
 from django_aws_api_gateway_websockets.models import ConnectionRateLimit, WebSocketSession, WebSocketToken
 from tests.helpers import connect
 
@@ -34,7 +35,7 @@ def test_connect_message_disconnect(client, user, post_as_gateway, token):
     assert ConnectionRateLimit.objects.get().user_id == user.pk
     assert WebSocketToken.objects.get().used is True
 
-    loaded = request_sql.load_connection(cid)
+    loaded = session_sql.load_connection(cid)
     assert loaded.user is not None
     assert _fields(loaded.user) == _fields(row.user)
     assert _fields(loaded) == _fields(row)

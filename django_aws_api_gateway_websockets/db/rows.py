@@ -1,6 +1,7 @@
-"""Model instances from rows of hand-written SQL (request_sql.py, tokens.py): a model's
-column list for a ``SELECT``/``RETURNING``, and ``Model.from_db`` on the values with the
-database's and the fields' converters applied, as the ORM would."""
+"""Model instances from rows of hand-written SQL (db.connect, db.tokens): a model's column list
+for a ``SELECT``/``RETURNING``, each column named (``<prefix><attname>``) so a row is read by
+name, never by position, and ``Model.from_db`` on the values with the database's and the
+fields' converters applied, as the ORM would."""
 
 from functools import cache
 from typing import Any
@@ -37,6 +38,9 @@ class ModelColumns:
         self.names = [f.attname for f in fields]
         self.pk_index = fields.index(model._meta.pk)  # NULL there: no row (a LEFT JOIN's miss)
         self.columns = [f"{table}.{qn(f.column)}" for f in fields]
+        self.table = table
+        self._keys: dict[str, list[str]] = {}  # prefix -> the row's keys of this model's columns
+        self._quote = qn
         self.converters = []
         for field in fields:
             column = field.get_col(model._meta.db_table)
@@ -47,6 +51,21 @@ class ModelColumns:
     def __len__(self) -> int:
         return len(self.names)
 
+    def named(self, prefix: str) -> list[str]:
+        """The columns for a ``SELECT``/``RETURNING`` list, each named ``<prefix><attname>``."""
+        return [f"{column} AS {self._quote(key)}" for column, key in zip(self.columns, self.keys(prefix), strict=True)]
+
+    def keys(self, prefix: str) -> list[str]:
+        """The names ``named(prefix)`` gives the columns, in their order."""
+        keys = self._keys.get(prefix)
+        if keys is None:
+            keys = self._keys[prefix] = [prefix + name for name in self.names]
+        return keys
+
+    def instance_from(self, row: dict[str, Any], prefix: str, connection: Any) -> Model:
+        """The instance from a row read by name (``fetch_named``), its columns ``named(prefix)``."""
+        return self.instance([row[key] for key in self.keys(prefix)], connection)
+
     def instance(self, values: Any, connection: Any) -> Model:
         """The instance from this model's values, in column order, read on ``connection``."""
         values = list(values)
@@ -54,3 +73,15 @@ class ModelColumns:
             for func in funcs:
                 values[i] = func(values[i], column, connection)
         return self.model.from_db(connection.alias, self.names, values)
+
+
+def fetch_named(cursor: Any, names: list[str] | None = None) -> dict[str, Any] | None:
+    """The cursor's next row as ``{column name: value}``, or ``None``. ``names``: the columns'
+    names as the statement gave them (``AS``), kept with it, so the hot path does not ask the
+    driver for its description on every call."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    if names is None:
+        names = [column[0] for column in cursor.description]
+    return dict(zip(names, row, strict=True))

@@ -1,0 +1,35 @@
+"""The steps every route starts with: the gateway's proof of origin and, on messages and
+``$disconnect``, the connection's row (docs/security.md, docs/architecture.md)."""
+
+from django.contrib.auth.models import AnonymousUser
+
+from .. import protocol, security, signals
+from ..db import sessions as session_sql
+from ..gateway_lookup import get_gateway
+from .refusal import refuse
+
+
+def authenticate_gateway(view, request, gateway) -> None:
+    """The request comes from a registered API and carries its secret; sets ``view.api_gateway``."""
+    api_id = request.headers.get(protocol.HEADER_API_ID, "")
+    if gateway is None or not api_id or gateway.api_id != api_id:
+        refuse(403, "Unknown API.", signals.REASON_SECRET)
+    if view.aws_api_gateway_id and api_id != view.aws_api_gateway_id:
+        refuse(403, "Unknown API.", signals.REASON_SECRET)
+    if not security.secret_matches(gateway, security.presented_secret(request, gateway)):
+        refuse(403, "Invalid gateway secret.", signals.REASON_SECRET)
+    view.api_gateway = gateway
+
+
+def load_connection(view, request):
+    """The connection's row with its gateway and user: one query for the whole request; then
+    its gateway's secret. Sets ``view.websocket_session`` and ``request.user``."""
+    session = session_sql.load_connection(view.connection_id)
+    if session is None:
+        # Answer a forged request with 403 and a genuine one with 404.
+        authenticate_gateway(view, request, get_gateway(request.headers.get(protocol.HEADER_API_ID)))
+        refuse(404, "Unknown connection.")
+    authenticate_gateway(view, request, session.api_gateway)
+    view.websocket_session = session
+    request.user = session.user or AnonymousUser()
+    return session

@@ -1,0 +1,115 @@
+"""A message (every route but ``$connect`` and ``$disconnect``): ordered steps over the
+connection's row (docs/architecture.md#message).
+
+1. the row, its gateway and user (one ``SELECT``), the gateway's secret;
+2. the connection is open and its login has not ended (410);
+3. the per-connection message rate (429, before any work on the body);
+4. the body (400/413) and the handler it names;
+5. the view's permissions (403);
+6. the receivers and the handler, in a transaction begun at their first statement;
+7. the count and the rate limiter's state, one autocommit ``UPDATE``, for a handled message.
+
+Two statements for a handler that touches no database, BEGIN and COMMIT included.
+"""
+
+from django.db import DatabaseError, connections, router, transaction
+
+from .. import login, ratelimit, signals
+from ..conf import get_setting
+from ..db import sessions as session_sql
+from ..log_context import log_context
+from ..models import WebSocketSession
+from .connection import load_connection
+from .refusal import logger, refuse
+from .transactions import run_in_transaction
+
+
+def run_message(view, request, args, kwargs):
+    session = load_connection(view, request)
+    check_open(session)
+    rated = message_rate(view, session)
+    handler_name = read_body(view)
+    if not view.has_required_permissions(request):
+        refuse(403, "Permission denied.", signals.REASON_PERMISSION)
+    logger.debug(
+        "WebSocket message for %s",
+        handler_name,
+        extra=log_context(session.connection_id, view.route, user_id=session.user_id),
+    )
+
+    def handle():
+        signals.message_received.send(
+            sender=type(view), request=request, session=session, route=view.route, handler=handler_name
+        )
+        return getattr(view, handler_name)(request, *args, **kwargs)
+
+    response = run_in_transaction(view, request, handle, lazy=True)
+    if response.status_code < 400:
+        count(view, session, rated)
+    return response
+
+
+def check_open(session) -> None:
+    """A connection marked disconnected is gone (410); so is one whose login ended without a
+    signal (a queryset update, a Django session that expired or was deleted): closed now."""
+    if not session.connected:
+        refuse(410, "Connection is closed.")
+    if login.connection_outlived_login(session) or login.session_ended(session):
+        login.end_connections(WebSocketSession.objects.filter(pk=session.pk), "login ended")
+        refuse(410, "Connection is closed: the login that opened it has ended.")
+
+
+def message_rate(view, session):
+    """The per-connection message limit: the decision the counting UPDATE applies (``None``: the
+    limit is off), or 429 before the body is parsed and the handler runs.
+
+    The state is the connection's row (``message_tat_us``), read by the message's one SELECT
+    and written by the UPDATE that counts it: no statement, and no cache, of its own (a cache
+    would add a round trip per message, and the row is already at hand). Messages of one
+    connection handled at the same moment read the same state, so each may pass, but each
+    spends its place (the UPDATE advances the row's state as it is then): the bucket goes into
+    debt and the next ones wait, so the rate holds however many are in flight; only the burst
+    may be exceeded by those in flight at once. Only a handled message spends its
+    place: a refused or failed one is not counted, as every refused request changes no row."""
+    rate = view.MESSAGE_RATE_LIMIT if view.MESSAGE_RATE_LIMIT is not None else get_setting("message_rate_limit")
+    if not rate:
+        return None
+    burst = view.MESSAGE_RATE_BURST or get_setting("message_rate_burst")
+    decision = ratelimit.message_decision(session.message_tat_us, rate, burst)
+    if not decision.allowed:
+        refuse(
+            429,
+            f"Too many messages: this connection may send {rate:g} a second (bursts of {burst}).",
+            signals.REASON_RATE_LIMIT,
+            {"retry_after": round(decision.retry_after, 3)},
+        )
+    return decision
+
+
+def read_body(view) -> str:
+    """The body, parsed once (here, or earlier by an override that read ``view.body``), and the
+    handler it names."""
+    _ = view.body
+    if view._body_error is not None:
+        raise view._body_error
+    return view.get_handler_name()
+
+
+def count(view, session, rated) -> None:
+    """``request_count`` and the rate limiter's state, after the handler's commit: one
+    ``UPDATE``. The count is a statistic: a crash between the handler's commit and this
+    statement loses one increment, and a failure here is logged without changing the
+    handler's answer (its work is committed)."""
+    db = router.db_for_write(WebSocketSession)
+    try:
+        if connections[db].in_atomic_block:  # ATOMIC_REQUESTS: a failure must not break that transaction
+            with transaction.atomic(using=db):
+                session_sql.count_message(session, rated)
+        else:
+            session_sql.count_message(session, rated)
+    except DatabaseError:
+        logger.warning(
+            "Could not count the message",
+            exc_info=True,
+            extra=log_context(session.connection_id, view.route, user_id=session.user_id),
+        )

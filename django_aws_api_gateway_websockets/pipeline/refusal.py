@@ -1,0 +1,25 @@
+"""Refusing a request from a step: ``views.Rejection`` (its public home: views imports this
+package, so the class is imported when a step refuses, never at import time)."""
+
+import logging
+from typing import Any, NoReturn
+
+#: The request path logs as the view (docs/monitoring.md names this logger).
+logger = logging.getLogger("django_aws_api_gateway_websockets.views")
+
+
+def rejection_class() -> type[Exception]:
+    from ..views import Rejection  # TODO(issue #24 part 4): join the package's root exception class
+
+    return Rejection
+
+
+def refuse(
+    status: int, message: str, reason: str = "", data: dict[str, Any] | None = None, detail: str = ""
+) -> NoReturn:
+    """End the request with a 4xx answer, a log line and (on connect) a signal (dispatch answers)."""
+    raise rejection_class()(status, message, reason, data, detail) from None
+
+
+def is_rejection(exc: BaseException) -> bool:
+    return isinstance(exc, rejection_class())
