@@ -4,6 +4,7 @@ a message handler that touches no database costs no statement, BEGIN and COMMIT 
 (Django's atomic begins at once: it turns autocommit off on entry, logged as BEGIN, and
 commits on exit). A handler that writes still gets all or nothing."""
 
+import sys
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -14,6 +15,9 @@ from .refusal import is_rejection
 #: The connection's transaction machinery: a block that calls one of these (``transaction.atomic``
 #: asks ``get_autocommit``; ``on_commit``; the rollback flag; a savepoint) begins first, so its
 #: own atomic blocks nest inside the block's and its callbacks wait for the block's commit.
+#: What ``transaction.atomic()`` runs on entry (``Atomic.__enter__``), told apart when it asks.
+_ATOMIC_ENTER = transaction.Atomic.__enter__.__code__
+
 BEGIN_ON = ("get_autocommit", "on_commit", "get_rollback", "set_rollback", "savepoint")
 
 
@@ -48,10 +52,28 @@ class LazyAtomic:
         inner = self._shadowed.get(name) or getattr(type(connection), name).__get__(connection)
 
         def method(*args, **kwargs):
+            if name == "get_autocommit" and self.atomic is None:
+                caller = sys._getframe(1)
+                if caller.f_code is _ATOMIC_ENTER:
+                    return self._begin_under(caller.f_locals["self"], inner)
             self.begin()
             return inner(*args, **kwargs)
 
         return method
+
+    def _begin_under(self, atomic: Any, get_autocommit: Any) -> bool:
+        """A ``transaction.atomic()`` of the body, entered before the block began: it found no
+        atomic block and asks whether autocommit is on, to choose between beginning the
+        transaction and "the outermost block of a manual transaction" (whose exit leaves the
+        atomic state, the block's transaction still open). Begin first, then answer as of when
+        it looked (on): it then finds the block's transaction and takes a savepoint in it, as
+        it would inside ``atomic(using=db)``, where a durable block is refused too."""
+        if atomic.durable:
+            # Django's own words, raised before the block began: nothing to roll back yet.
+            raise RuntimeError("A durable atomic block cannot be nested within another atomic block.")
+        autocommit = get_autocommit()
+        self.begin()
+        return autocommit
 
     def __enter__(self) -> "LazyAtomic":
         connection = self._connection = connections[self.using]

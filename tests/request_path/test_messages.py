@@ -4,10 +4,12 @@ import time
 
 import pytest
 from django.core import mail
+from django.urls import path
 
 from django_aws_api_gateway_websockets import signals
 from django_aws_api_gateway_websockets.models import WebSocketSession
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
+from django_aws_api_gateway_websockets.views import WebSocketView, handler
 
 pytestmark = pytest.mark.django_db
 
@@ -347,3 +349,83 @@ class TestLazyAtomic:
             assert transaction.get_rollback()
         assert block.started
         WebSocketSession.objects.create(connection_id="after=", api_gateway=gateway)  # the flag went with the block
+
+    def test_a_handler_s_committed_atomic_block_leaves_the_transaction_whole(self, gateway):
+        """The handler's own ``atomic()`` as its first use of the database, then more work: its
+        exit must not end the handler's transaction (Atomic.__enter__ asked ``get_autocommit``
+        after finding no block; the answer, given after the handler's transaction began, made
+        it the "outermost block of a manual transaction", whose exit left the atomic state)."""
+        from django.db import connection, transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        ran = []
+        with LazyAtomic("default") as block:
+            with transaction.atomic():
+                WebSocketSession.objects.create(connection_id="inner=", api_gateway=gateway)
+            assert connection.in_atomic_block and not transaction.get_autocommit()
+            transaction.on_commit(lambda: ran.append("callback"))  # raised: "manual transaction management"
+            assert ran == [] and not transaction.get_rollback()
+        assert block.started and ran == ["callback"]
+        assert WebSocketSession.objects.filter(connection_id="inner=").exists()
+        # Nothing left behind on the thread's connection: a later durable block works.
+        assert connection.atomic_blocks == [] and connection.get_autocommit()
+        with transaction.atomic(durable=True):
+            pass
+
+    def test_a_durable_block_in_the_handler_is_refused_as_under_atomic(self, gateway):
+        """``atomic(durable=True)`` promises a commit at its exit; inside the handler's transaction
+        it cannot keep it, and Django refuses it there (it silently became a savepoint)."""
+        from django.db import transaction
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        with pytest.raises(RuntimeError, match="durable"), LazyAtomic("default") as block:
+            with transaction.atomic(durable=True):
+                WebSocketSession.objects.create(connection_id="durable=", api_gateway=gateway)
+        assert not block.started  # refused on entry, before the handler's transaction began
+        assert not WebSocketSession.objects.filter(connection_id="durable=").exists()
+
+    def test_select_for_update_as_the_first_statement_runs_in_the_transaction(self, gateway):
+        from django.db import connection
+
+        from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
+
+        WebSocketSession.objects.create(connection_id="locked=", api_gateway=gateway)
+        with LazyAtomic("default") as block:
+            row = WebSocketSession.objects.select_for_update().get(connection_id="locked=")
+            assert connection.in_atomic_block
+        assert block.started and row.connection_id == "locked="
+
+
+class AtomicHandlerView(WebSocketView):
+    """A handler whose first use of the database is its own ``transaction.atomic()``."""
+
+    @handler
+    def rename(self, request, *args, **kwargs):
+        from django.db import transaction
+
+        with transaction.atomic():
+            WebSocketSession.objects.filter(pk=self.websocket_session.pk).update(channel_name="renamed")
+        transaction.on_commit(lambda: AtomicHandlerView.committed.append(True))
+        return {"type": "renamed"}
+
+    committed: list = []
+
+
+urlpatterns = [path("atomic/<slug:route>", AtomicHandlerView.as_view())]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_handler_opening_with_its_own_atomic_block_answers_and_commits(post_as_gateway, session_row, settings):
+    """It got a 500 and lost its work: the request's rollback-flag check found no atomic block."""
+    from django.db import connection
+
+    settings.ROOT_URLCONF = __name__
+    AtomicHandlerView.committed.clear()
+    response = send(post_as_gateway, session_row, {"handler": "rename"}, path="/atomic/")
+    assert response.status_code == 200, response.content
+    session_row.refresh_from_db()
+    assert (session_row.channel_name, session_row.request_count) == ("renamed", 2)
+    assert AtomicHandlerView.committed == [True]
+    assert connection.atomic_blocks == []
