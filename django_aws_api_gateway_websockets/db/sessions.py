@@ -116,27 +116,35 @@ _ASSIGNMENTS = {
         f"{qn('request_count')} = {qn('request_count')} + 1, {qn('message_tat_us')} = "
         f"CASE WHEN {qn('message_tat_us')} > %s THEN {qn('message_tat_us')} ELSE %s END + %s"
     ),
+    # A refused or failed message's place (pipeline/message.py): the limiter's state only.
+    "charge_message": lambda qn: (
+        f"{qn('message_tat_us')} = CASE WHEN {qn('message_tat_us')} > %s THEN {qn('message_tat_us')} ELSE %s END + %s"
+    ),
     # The Django session's key is kept only while the connection is open (login.py).
     "mark_disconnected": lambda qn: f"{qn('connected')} = %s, {qn('django_session_key')} = %s",
 }
 
 
-def _update(connection, name):
+def _update(connection, name, touch=True):
     qn = connection.ops.quote_name
+    updated_on = f", {qn('updated_on')} = %s" if touch else ""
     return (
-        f"UPDATE {qn(WebSocketSession._meta.db_table)} SET {_ASSIGNMENTS[name](qn)}, "
-        f"{qn('updated_on')} = %s WHERE {qn(column_name(WebSocketSession._meta.pk))} = %s"
+        f"UPDATE {qn(WebSocketSession._meta.db_table)} SET {_ASSIGNMENTS[name](qn)}"
+        f"{updated_on} WHERE {qn(column_name(WebSocketSession._meta.pk))} = %s"
     )
 
 
-def _update_session(session, name, params):
-    """``UPDATE`` the connection's row by one of ``_ASSIGNMENTS``, with ``updated_on`` now."""
+def _update_session(session, name, params, touch=True):
+    """``UPDATE`` the connection's row by one of ``_ASSIGNMENTS``, with ``updated_on`` now
+    (``touch``)."""
     connection = connections[router.db_for_write(WebSocketSession)]
-    sql = statements.statement(connection, ("session_update", name), lambda conn: _update(conn, name))
+    sql = statements.statement(connection, ("session_update", name), lambda conn: _update(conn, name, touch))
     now = timezone.now()
+    updated_on = [connection.ops.adapt_datetimefield_value(now)] if touch else []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, connection.ops.adapt_datetimefield_value(now), session.pk])
-    session.updated_on = now
+        cursor.execute(sql, [*params, *updated_on, session.pk])
+    if touch:
+        session.updated_on = now
 
 
 def count_message(session: WebSocketSession, rated: Any = None) -> None:
@@ -148,6 +156,14 @@ def count_message(session: WebSocketSession, rated: Any = None) -> None:
     else:
         _update_session(session, "count_rated_message", [rated.now_us, rated.now_us, rated.interval_us])
         session.message_tat_us = rated.tat_us  # as read plus this message (the row may hold more)
+
+
+def charge_message(session: WebSocketSession, rated: Any) -> None:
+    """A message that passed the rate limit but was refused or failed after it spends its place
+    all the same (the limiter's state, as ``count_message`` advances it; nothing else: not
+    counted, ``updated_on`` kept): otherwise invalid messages would be free."""
+    _update_session(session, "charge_message", [rated.now_us, rated.now_us, rated.interval_us], touch=False)
+    session.message_tat_us = rated.tat_us
 
 
 def mark_disconnected(session: WebSocketSession) -> None:

@@ -7,7 +7,8 @@ connection's row (docs/architecture.md#message).
 4. the body (400/413) and the handler it names;
 5. the view's permissions (403);
 6. the receivers and the handler, in a transaction begun at their first statement;
-7. the count and the rate limiter's state, one autocommit ``UPDATE``, for a handled message.
+7. the count and the rate limiter's state, one autocommit ``UPDATE``, for a handled message
+   (the limiter's state only for one refused or failed after step 3).
 
 Two statements for a handler that touches no database, BEGIN and COMMIT included.
 """
@@ -28,6 +29,21 @@ def run_message(view, request, args, kwargs):
     session = load_connection(view, request)
     check_open(session)
     rated = message_rate(view, session)
+    try:
+        response = handle(view, request, session, args, kwargs)
+    except Exception:
+        if rated is not None:  # refused after the rate check (400, 403, a handler's Rejection)
+            count(view, session, rated, handled=False)
+        raise
+    if response.status_code < 400:
+        count(view, session, rated)
+    elif rated is not None:  # the handler failed or answered 4xx/5xx: its work rolled back
+        count(view, session, rated, handled=False)
+    return response
+
+
+def handle(view, request, session, args, kwargs):
+    """Steps 4 to 6: the body, the permissions, the receivers and the handler."""
     handler_name = read_body(view)
     if not view.has_required_permissions(request):
         refuse(403, "Permission denied.", signals.REASON_PERMISSION)
@@ -37,16 +53,13 @@ def run_message(view, request, args, kwargs):
         extra=log_context(session.connection_id, view.route, user_id=session.user_id),
     )
 
-    def handle():
+    def run():
         signals.message_received.send(
             sender=type(view), request=request, session=session, route=view.route, handler=handler_name
         )
         return getattr(view, handler_name)(request, *args, **kwargs)
 
-    response = run_in_transaction(view, request, handle, lazy=True)
-    if response.status_code < 400:
-        count(view, session, rated)
-    return response
+    return run_in_transaction(view, request, run, lazy=True)
 
 
 def check_open(session) -> None:
@@ -69,8 +82,9 @@ def message_rate(view, session):
     connection handled at the same moment read the same state, so each may pass, but each
     spends its place (the UPDATE advances the row's state as it is then): the bucket goes into
     debt and the next ones wait, so the rate holds however many are in flight; only the burst
-    may be exceeded by those in flight at once. Only a handled message spends its
-    place: a refused or failed one is not counted, as every refused request changes no row."""
+    may be exceeded by those in flight at once. A message refused or failed after this check
+    spends its place too (its own ``UPDATE`` of the state, not counted): the one write of a
+    refused request, or invalid messages (each parsed, logged, announced) would be unlimited."""
     rate = view.MESSAGE_RATE_LIMIT if view.MESSAGE_RATE_LIMIT is not None else get_setting("message_rate_limit")
     if not rate:
         return None
@@ -95,18 +109,20 @@ def read_body(view) -> str:
     return view.get_handler_name()
 
 
-def count(view, session, rated) -> None:
+def count(view, session, rated, handled=True) -> None:
     """``request_count`` and the rate limiter's state, after the handler's commit: one
     ``UPDATE``. The count is a statistic: a crash between the handler's commit and this
     statement loses one increment, and a failure here is logged without changing the
-    handler's answer (its work is committed)."""
+    handler's answer (its work is committed). Not ``handled`` (refused or failed after the
+    rate check): the limiter's state only, so a flood of invalid messages meets the limit too."""
     db = router.db_for_write(WebSocketSession)
+    write = session_sql.count_message if handled else session_sql.charge_message
     try:
         if connections[db].in_atomic_block:  # ATOMIC_REQUESTS: a failure must not break that transaction
             with transaction.atomic(using=db):
-                session_sql.count_message(session, rated)
+                write(session, rated)
         else:
-            session_sql.count_message(session, rated)
+            write(session, rated)
     except DatabaseError:
         logger.warning(
             "Could not count the message",

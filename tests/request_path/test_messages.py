@@ -201,12 +201,31 @@ def test_a_burst_past_the_message_rate_is_refused_without_running_the_handler(po
         signals.message_received.disconnect(receiver)
 
 
-def test_refused_and_failing_messages_change_no_row_and_spend_nothing(post_as_gateway, session_row, settings):
-    settings.WEBSOCKETS = {"message_rate_limit": 1, "message_rate_burst": 2}
+def test_refused_and_failing_messages_spend_their_place_and_change_nothing_else(
+    post_as_gateway, session_row, settings
+):
+    """Refused after the rate check (400, 403) or failed (500): not counted, their work rolled
+    back, but each spends its place in the bucket (before: free, so invalid messages, each
+    parsed, logged and announced, were unlimited)."""
+    settings.WEBSOCKETS = {"message_rate_limit": 0.001, "message_rate_burst": 3}  # no refill in the test
+    before = WebSocketSession.objects.values().get(pk=session_row.pk)
     assert send(post_as_gateway, session_row, "not json").status_code == 400
     assert send(post_as_gateway, session_row, {"handler": "explode"}).status_code == 500
-    session_row.refresh_from_db()
-    assert session_row.message_tat_us == 0 and session_row.request_count == 1  # rolled back with the request
+    assert send(post_as_gateway, session_row, {"handler": "change_channel", "channel": "no good"}).status_code == 400
+    after = WebSocketSession.objects.values().get(pk=session_row.pk)
+    assert after.pop("message_tat_us") > before.pop("message_tat_us") == 0
+    assert after == before  # not counted, updated_on and the channel kept
+    assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429
+
+
+def test_a_flood_of_invalid_messages_meets_the_rate_limit(post_as_gateway, session_row, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 0.001, "message_rate_burst": 2}
+    statuses = [send(post_as_gateway, session_row, "{not json").status_code for _ in range(4)]
+    assert statuses == [400, 400, 429, 429]  # past the burst: refused before the body is parsed
+
+
+def test_handled_messages_spend_and_count(post_as_gateway, session_row, settings):
+    settings.WEBSOCKETS = {"message_rate_limit": 1, "message_rate_burst": 2}
     assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
     assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 200
     assert send(post_as_gateway, session_row, {"handler": "whoami"}).status_code == 429

@@ -63,6 +63,18 @@ def test_the_message_rate_limit_costs_no_statement_of_its_own(post_as_gateway, s
 
 
 @pytest.mark.django_db
+def test_a_message_refused_after_the_rate_check_costs_one_update_of_the_limiter_state(
+    post_as_gateway, session_row, warm
+):
+    with CaptureQueriesContext(connection) as context:
+        assert post_as_gateway("/ws/", session_row.connection_id, body="{not json").status_code == 400
+    # The row's SELECT, then its place spent: the limiter's state only (the one extra statement
+    # of the refused path; a 429 is refused before it and writes nothing).
+    assert len(statements(context)) == 2, statements(context)
+    assert statements(context)[1].startswith("UPDATE") and "request_count" not in statements(context)[1]
+
+
+@pytest.mark.django_db
 def test_disconnect_costs_at_most_two_queries(post_as_gateway, session_row, warm):
     with CaptureQueriesContext(connection) as context:
         response = post_as_gateway("/ws/", session_row.connection_id, route="disconnect")
