@@ -201,9 +201,7 @@ def test_a_burst_past_the_message_rate_is_refused_without_running_the_handler(po
         signals.message_received.disconnect(receiver)
 
 
-def test_refused_and_failing_messages_spend_their_place_and_change_nothing_else(
-    post_as_gateway, session_row, settings
-):
+def test_refused_and_failing_messages_spend_their_place_and_change_nothing_else(post_as_gateway, session_row, settings):
     """Refused after the rate check (400, 403) or failed (500): not counted, their work rolled
     back, but each spends its place in the bucket (before: free, so invalid messages, each
     parsed, logged and announced, were unlimited)."""
@@ -399,9 +397,12 @@ class TestLazyAtomic:
 
         from django_aws_api_gateway_websockets.pipeline.transactions import LazyAtomic
 
-        with pytest.raises(RuntimeError, match="durable"), LazyAtomic("default") as block:
-            with transaction.atomic(durable=True):
-                WebSocketSession.objects.create(connection_id="durable=", api_gateway=gateway)
+        with (
+            pytest.raises(RuntimeError, match="durable"),
+            LazyAtomic("default") as block,
+            transaction.atomic(durable=True),
+        ):
+            WebSocketSession.objects.create(connection_id="durable=", api_gateway=gateway)
         assert not block.started  # refused on entry, before the handler's transaction began
         assert not WebSocketSession.objects.filter(connection_id="durable=").exists()
 
