@@ -12,6 +12,8 @@ against either keeps catching it. The classes:
 * ``provisioning.ProvisioningError``: a provisioning step failed;
 * ``upgrade.UpgradeError``, ``upgrade.UpgradeStopped``: ``upgrade_from_old_package`` could not
   start, or stopped after dropping the old tables.
+
+``views.Rejection`` is not one: it is control flow (a 4xx answer), not an error to catch.
 """
 
 

@@ -35,3 +35,17 @@ def test_a_message_too_large_is_caught_as_the_package_s_error():
 
     with pytest.raises(WebSocketsError, match="128|bytes"):
         encode_message("x" * 200_000)
+
+
+def test_rejection_is_control_flow_not_a_websockets_error():
+    """``views.Rejection`` is how a step or a handler answers 4xx, not an error raised for you to
+    catch: a handler's ``except WebSocketsError`` around a send must not swallow a refusal raised
+    by a helper inside it (docs/api.md#exceptions)."""
+    from django_aws_api_gateway_websockets.views import Rejection
+
+    assert not issubclass(Rejection, WebSocketsError)
+    with pytest.raises(Rejection):
+        try:
+            raise Rejection(403, "Permission denied.")
+        except WebSocketsError:  # pragma: no cover - the point: not reached
+            pass

@@ -9,7 +9,8 @@ logger = logging.getLogger("django_aws_api_gateway_websockets.views")
 
 
 def rejection_class() -> type[Exception]:
-    from ..views import Rejection  # TODO(issue #24 part 4): join the package's root exception class
+    # Not a WebSocketsError, by decision: control flow, not an error to catch (docs/api.md#exceptions).
+    from ..views import Rejection
 
     return Rejection
 
