@@ -303,8 +303,9 @@ STEPS: tuple[Step, ...] = (
     Step("open", open_connection, hooks=("connect",), unset=("BROADCAST_PRESENCE",), in_statement=True),
 )
 GATEWAY, RATE_LIMIT, *CHECKS, OPEN = STEPS
-#: The view attributes the plan reads (``as_view(**initkwargs)`` setting one re-plans that view).
-PLAN_ATTRIBUTES = frozenset(name for step in STEPS for name in (*step.unset, *step.set))
+#: The view attributes the plan reads (``as_view(**initkwargs)`` setting one re-plans that view),
+#: the hooks included: one given to ``as_view()`` is the instance's, the class's plan never saw it.
+PLAN_ATTRIBUTES = frozenset(name for step in STEPS for name in (*step.hooks, *step.unset, *step.set))
 
 
 # --- the plan, once per view class ----------------------------------------------------------
@@ -330,7 +331,7 @@ def plan_for(cls: type, base: type, overrides: dict[str, Any] | None = None) -> 
 
     for step in STEPS:
         for hook in step.hooks:
-            if getattr(cls, hook) is not getattr(base, hook):
+            if hook in overrides or getattr(cls, hook) is not getattr(base, hook):
                 return Plan(False, f"it overrides `{hook}`")
         for name in step.unset:
             if value(name):

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.urls import include, path
 
 from django_aws_api_gateway_websockets import login, signals, tokens
 from django_aws_api_gateway_websockets.models import (
@@ -22,6 +23,7 @@ from django_aws_api_gateway_websockets.models import (
 )
 from django_aws_api_gateway_websockets.testing import integration_headers
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
+from tests.views import ChatView
 
 from ..concurrency import in_threads
 from ..helpers import break_connect_statement, connect
@@ -226,3 +228,37 @@ def test_a_database_error_is_a_500_and_keeps_nothing(monkeypatch, post_as_gatewa
         assert set(ConnectionRateCounter.objects.values_list("count", flat=True)) == {1}  # counted by itself
     else:
         assert response.status_code == 200
+
+
+# --- a hook given to as_view() (a URLconf's ChatView.as_view(can_join_channel=...)) ---------------
+
+
+def _deny_channel(request, channel_name):
+    return False
+
+
+def _deny_check(request, *args, **kwargs):
+    return False, "closed for maintenance"
+
+
+def _deny_permissions(request):
+    return False
+
+
+urlpatterns = [
+    path("deny-channel/<slug:route>", ChatView.as_view(can_join_channel=_deny_channel)),
+    path("deny-check/<slug:route>", ChatView.as_view(_additional_connection_checks=_deny_check)),
+    path("deny-permissions/<slug:route>", ChatView.as_view(has_required_permissions=_deny_permissions)),
+    path("", include("tests.urls")),
+]
+
+
+@pytest.mark.parametrize("prefix", ["deny-channel", "deny-check", "deny-permissions"])
+def test_a_hook_given_to_as_view_is_called_on_every_path(client, post_as_gateway, token, settings, prefix):
+    """A hook passed to ``as_view()`` runs on the instance: the plan must see it, or the one
+    statement connects without calling it (the refusal was skipped on PostgreSQL)."""
+    settings.ROOT_URLCONF = __name__
+    cid, response = connect(post_as_gateway, f"ws_token={token}&channel=room-1", path=f"/{prefix}/")
+    assert response.status_code == 403, response.content
+    assert not WebSocketSession.objects.filter(connection_id=cid).exists()
+    assert WebSocketToken.objects.get(token=tokens.hash_token(token)).used is False

@@ -45,6 +45,14 @@ def test_as_view_arguments_the_plan_reads_replan_that_view():
     assert ChatView(SEND_EXCEPTION_MAIL=False)._connect_plan is ChatView.connect_plan()
 
 
+@pytest.mark.parametrize("hook", [h for step in connect_pipeline.STEPS for h in step.hooks])
+def test_a_hook_given_to_as_view_replans_that_view(hook):
+    """A hook given as an ``as_view()`` argument is the instance's: the class's plan (one
+    statement) would never call it."""
+    plan = ChatView(**{hook: lambda *args, **kwargs: False})._connect_plan
+    assert (plan.one_statement, plan.because) == (False, f"it overrides `{hook}`")
+
+
 def test_the_plan_comes_from_the_steps_declarations():
     # Every hook a step calls is a WebSocketView method; the statement's steps are the ones
     # the one-statement path performs (the count, the token, the row).
