@@ -315,7 +315,10 @@ class WebSocketView(View):
         if (
             rejection.status == 403
             and rejection.reason in (signals.REASON_PERMISSION, signals.REASON_CHANNEL)
-            and type(self).permission_denied is not WebSocketView.permission_denied
+            # overridden in a subclass, or given to as_view() (the instance's own)
+            and (
+                type(self).permission_denied is not WebSocketView.permission_denied or "permission_denied" in vars(self)
+            )
         ):
             return self._permission_denied_answer(request, *args, **kwargs)
         return JsonResponse({"error": rejection.message, **rejection.data}, status=rejection.status)

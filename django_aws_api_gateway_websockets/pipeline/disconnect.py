@@ -20,7 +20,9 @@ def run_disconnect(view, request, args, kwargs, base_hook):
     if view.BROADCAST_PRESENCE and was_connected:
         presence.announce_on_commit(session.channel_name, "leave", session)
     logger.info("WebSocket disconnected", extra=log_context(session.connection_id, view.route, user_id=session.user_id))
-    if not signals.disconnected.has_listeners(type(view)) and type(view).disconnect is base_hook:
+    # A hook given to as_view() is the instance's own (vars(view)), not the class's.
+    hooked = type(view).disconnect is not base_hook or "disconnect" in vars(view)
+    if not hooked and not signals.disconnected.has_listeners(type(view)):
         return JsonResponse({})  # nothing else to run: no transaction (two round trips) either
 
     # The socket is gone whatever the receivers and the hook do: the row above stays marked;

@@ -4,12 +4,14 @@ import time
 
 import pytest
 from django.core import mail
+from django.http import HttpResponseForbidden
 from django.urls import path
 
 from django_aws_api_gateway_websockets import signals
 from django_aws_api_gateway_websockets.models import WebSocketSession
 from django_aws_api_gateway_websockets.testing.client import new_connection_id
 from django_aws_api_gateway_websockets.views import WebSocketView, handler
+from tests.views import StaffView
 
 pytestmark = pytest.mark.django_db
 
@@ -433,7 +435,22 @@ class AtomicHandlerView(WebSocketView):
     committed: list = []
 
 
-urlpatterns = [path("atomic/<slug:route>", AtomicHandlerView.as_view())]
+disconnected: list = []
+
+
+def _staff_only(request, *args, **kwargs):
+    return HttpResponseForbidden("Staff only, sorry")
+
+
+def _on_disconnect(request, *args, **kwargs):
+    disconnected.append(kwargs["route"])
+
+
+urlpatterns = [
+    path("atomic/<slug:route>", AtomicHandlerView.as_view()),
+    path("hooked/<slug:route>", WebSocketView.as_view(disconnect=_on_disconnect)),
+    path("staff-only/<slug:route>", StaffView.as_view(permission_denied=_staff_only)),
+]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -449,3 +466,21 @@ def test_a_handler_opening_with_its_own_atomic_block_answers_and_commits(post_as
     assert (session_row.channel_name, session_row.request_count) == ("renamed", 2)
     assert AtomicHandlerView.committed == [True]
     assert connection.atomic_blocks == []
+
+
+def test_a_disconnect_hook_given_to_as_view_runs(post_as_gateway, session_row, settings):
+    """``as_view(disconnect=...)`` is the instance's hook: it was skipped (the path looked at the
+    class only and took the no-hook shortcut)."""
+    settings.ROOT_URLCONF = __name__
+    disconnected.clear()
+    response = post_as_gateway("/hooked/", session_row.connection_id, route="disconnect")
+    assert response.status_code == 200
+    assert disconnected == ["disconnect"]
+
+
+def test_a_permission_denied_hook_given_to_as_view_answers(post_as_gateway, session_row, settings):
+    """``as_view(permission_denied=...)``: the instance's hook answers the refusal (the package's
+    403 answered instead: only a class override was looked for)."""
+    settings.ROOT_URLCONF = __name__
+    response = send(post_as_gateway, session_row, {"handler": "default"}, path="/staff-only/")
+    assert (response.status_code, response.content) == (403, b"Staff only, sorry")
