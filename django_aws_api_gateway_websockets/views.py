@@ -8,7 +8,7 @@ which methods a message can reach).
 
 Every request either succeeds or changes no row: the connect (token spent, row created,
 ``connected`` receivers, the ``connect`` hook) runs in one transaction, each message's receivers
-and handler in one of their own (begun at their first statement), that a rejection, an error
+and handler in one of their own, that a rejection, an error
 or a 4xx/5xx answer rolls back; a handled message is then counted (docs/architecture.md#message).
 
 The steps themselves are the ``pipeline`` package's (connect, message, disconnect); this class

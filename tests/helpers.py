@@ -1,5 +1,8 @@
 """Small helpers the test modules share (fixtures live in conftest.py)."""
 
+import contextlib
+import tempfile
+
 from django.contrib.auth.models import Permission
 
 from django_aws_api_gateway_websockets.models import ChannelPermission, ChannelPermissionRule
@@ -76,3 +79,26 @@ def channel(name, access, *rules):
         rule = ChannelPermissionRule.objects.create(channel_permission=row)
         rule.permissions.set([perm(c) for c in codenames])
     return row
+
+
+@contextlib.contextmanager
+def statements_on_the_wire(connection):
+    """The statements Django's ``connection`` (PostgreSQL, psycopg 3) sends to the server inside
+    the block, BEGIN and COMMIT included, read from the driver's protocol trace: Django's query
+    log lists an atomic block's BEGIN and COMMIT even when, the block running no statement, the
+    driver sends neither. Yields a list filled when the block ends."""
+    connection.ensure_connection()
+    sent: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn = connection.connection.pgconn
+        pgconn.trace(trace.fileno())
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+            trace.seek(0)
+            for line in trace:
+                # "<time>\tF\t<length>\tQuery\t <sql>": a statement the client (F) sent
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) > 4 and fields[1] == "F" and fields[3] in ("Query", "Parse"):
+                    sent.append(fields[4].strip().strip('"'))

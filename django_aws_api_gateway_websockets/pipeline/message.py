@@ -6,7 +6,8 @@ connection's row (docs/architecture.md#message).
 3. the per-connection message rate (429, before any work on the body);
 4. the body (400/413) and the handler it names;
 5. the view's permissions (403);
-6. the receivers and the handler, in a transaction begun at their first statement;
+6. the receivers and the handler, in a transaction of their own (nothing on the wire when
+   they touch no database);
 7. the count and the rate limiter's state, one autocommit ``UPDATE``, for a handled message
    (the limiter's state only for one refused or failed after step 3).
 
@@ -59,7 +60,7 @@ def handle(view, request, session, args, kwargs):
         )
         return getattr(view, handler_name)(request, *args, **kwargs)
 
-    return run_in_transaction(view, request, run, lazy=True)
+    return run_in_transaction(view, request, run)
 
 
 def check_open(session) -> None:
