@@ -243,7 +243,9 @@ class WebSocketView(View):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if kwargs.keys() & connect_pipeline.PLAN_ATTRIBUTES:  # as_view() changed what the class decided
+        # Arguments that change what the class decided: as_view() planned them once (it hands
+        # the plan in with them); an instance made directly plans here.
+        if "_connect_plan" not in kwargs and kwargs.keys() & connect_pipeline.PLAN_ATTRIBUTES:
             self._connect_plan = connect_pipeline.plan_for(type(self), WebSocketView, kwargs)
 
     @classmethod
@@ -251,6 +253,10 @@ class WebSocketView(View):
         # Planned again when routed (URLconf loading, after AppConfig.ready): a hook assigned to
         # the class since its creation (not overridden in a subclass) is seen too.
         cls._connect_plan = connect_pipeline.plan_for(cls, WebSocketView)
+        if initkwargs.keys() & connect_pipeline.PLAN_ATTRIBUTES:
+            # as_view() changes what the class decided: this view's own plan, made once here
+            # (each request's instance receives it with the other arguments).
+            initkwargs = {**initkwargs, "_connect_plan": connect_pipeline.plan_for(cls, WebSocketView, initkwargs)}
         return super().as_view(**initkwargs)
 
     @classmethod

@@ -54,7 +54,6 @@ class ConnectRequest:
     for one, is parsed only after the gateway's secret was checked)."""
 
     http: HttpRequest
-    connection_id: str
     uses_token: bool  # the view's USE_WS_TOKEN
 
     @cached_property
@@ -199,8 +198,13 @@ def read_channel(view, req: ConnectRequest, state: ConnectState) -> None:
     state.channel = channel or view.api_gateway.default_channel_name
 
 
+def requested_channel(view, req: ConnectRequest) -> str:
+    """The channel a plausible request names (``channel_plausible``), else the record's default."""
+    return (req.channels[0] if req.channels else "") or view.api_gateway.default_channel_name
+
+
 def channel_admits_everyone(view, req: ConnectRequest) -> bool:
-    channel = (req.channels[0] if req.channels else "") or view.api_gateway.default_channel_name
+    channel = requested_channel(view, req)
     return channel_access.admits_everyone(channel, allow_unlisted=view.ALLOW_UNLISTED_CHANNELS)
 
 
@@ -347,7 +351,7 @@ def plan_for(cls: type, base: type, overrides: dict[str, Any] | None = None) -> 
 
 def run_connect(view, request: HttpRequest, args: tuple, kwargs: dict) -> Any:
     """The ``$connect`` of ``view``: its answer, or a ``Rejection`` raised for dispatch."""
-    req = ConnectRequest(request, view.connection_id, bool(view.USE_WS_TOKEN))
+    req = ConnectRequest(request, bool(view.USE_WS_TOKEN))
     GATEWAY.run(view, req, ConnectState(None))
     state = ConnectState(req.cookie_user)
     view._connect_user = state.user
@@ -406,7 +410,7 @@ def connect_in_one_statement(view, req: ConnectRequest, state: ConnectState) -> 
     """The steps' statement (pipeline.one_statement): the rate limit's count, the token spend,
     the connection's row and the audit row. Refusals are the general path's."""
     session_store = req.cookie_session
-    channel = (req.channels[0] if req.channels else "") or view.api_gateway.default_channel_name
+    channel = requested_channel(view, req)
     counting = None
     if view.RATE_LIMIT_ENABLED:
         counting = ratelimit.counting(
@@ -439,8 +443,8 @@ def connect_in_one_statement(view, req: ConnectRequest, state: ConnectState) -> 
     return JsonResponse({})
 
 
-def record_attempt(view, ip: str, user: Any, reason: str, successful: bool = False) -> None:
+def record_attempt(view, ip: str, user: Any, reason: str) -> None:
     """The attempt's audit row (``ConnectionRateLimit``), written after the decision and outside
     the connect's transaction; it counts nothing (``ratelimit.hit`` did)."""
     if view.RATE_LIMIT_ENABLED:
-        ratelimit.audit_attempt(ip, user, successful=successful, reason=reason)
+        ratelimit.audit_attempt(ip, user, successful=False, reason=reason)
