@@ -489,19 +489,6 @@ def test_stale_cleanup_reconciles_presence(presence_gateway, user, capture, sett
     assert synced == [("sync", 0, 1)]
 
 
-@pytest.fixture
-def presence_gateway(db):
-    """A gateway whose integrations are HistoryView's (BROADCAST_PRESENCE = True)."""
-    from django_aws_api_gateway_websockets.models import ApiGateway
-
-    return ApiGateway.objects.create(
-        api_name="presence",
-        api_id="pres123456",
-        region="eu-west-1",
-        target_base_endpoint="https://www.example.com/history/",
-    )
-
-
 @pytest.mark.django_db
 def test_a_send_that_finds_a_connection_gone_announces_its_leave(post, presence_gateway, user, capture):
     watcher = make_session(presence_gateway)

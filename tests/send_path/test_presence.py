@@ -24,17 +24,6 @@ def capture():
 
 
 @pytest.fixture
-def members_gateway(db):
-    """A gateway whose integrations are HistoryView's (BROADCAST_PRESENCE = True)."""
-    return ApiGateway.objects.create(
-        api_name="members",
-        api_id="members123",
-        region="eu-west-1",
-        target_base_endpoint="https://www.example.com/history/",
-    )
-
-
-@pytest.fixture
 def public_gateway(db):
     """A gateway whose integrations are OpenView's (no presence)."""
     return ApiGateway.objects.create(
@@ -89,15 +78,15 @@ def presence_frames(capture):
 
 @pytest.mark.django_db(transaction=True)
 def test_join_switch_and_leave_in_a_big_channel_answer_200_with_frames_within_32kb(
-    client, members_gateway, django_user_model, capture
+    client, presence_gateway, django_user_model, capture
 ):
-    crowd(members_gateway, django_user_model)
+    crowd(presence_gateway, django_user_model)
     client.force_login(django_user_model.objects.create_user("newcomer-" + "n" * 140))
     me = new_connection_id()
-    assert call(client, members_gateway, "/history/", me, route="connect", query="channel=room-1").status_code == 200
-    assert move(client, members_gateway, me, "room-2").status_code == 200
-    assert move(client, members_gateway, me, "room-1").status_code == 200
-    assert call(client, members_gateway, "/history/", me, route="disconnect").status_code == 200
+    assert call(client, presence_gateway, "/history/", me, route="connect", query="channel=room-1").status_code == 200
+    assert move(client, presence_gateway, me, "room-2").status_code == 200
+    assert move(client, presence_gateway, me, "room-1").status_code == 200
+    assert call(client, presence_gateway, "/history/", me, route="disconnect").status_code == 200
     assert not WebSocketSession.objects.get(connection_id=me).connected
     frames = presence_frames(capture)
     # join, leave (room-1 -> room-2), join (back), leave: each to the whole crowd; and the two
@@ -112,16 +101,16 @@ def test_join_switch_and_leave_in_a_big_channel_answer_200_with_frames_within_32
 
 @pytest.mark.django_db
 def test_member_pages_list_everyone_once_each_within_a_frame(
-    post_as_gateway, members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+    post_as_gateway, presence_gateway, django_user_model, capture, django_capture_on_commit_callbacks
 ):
-    users = crowd(members_gateway, django_user_model, n=1500)
+    users = crowd(presence_gateway, django_user_model, n=1500)
     anonymous = WebSocketSession.objects.create(
-        connection_id=new_connection_id(), channel_name="room-1", api_gateway=members_gateway
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=presence_gateway
     )
     seen, after, pages = [], None, 0
     while True:
         body = {"handler": "presence", "channel": "room-1", "after": after}
-        headers = integration_headers(members_gateway, anonymous.connection_id)
+        headers = integration_headers(presence_gateway, anonymous.connection_id)
         with django_capture_on_commit_callbacks(execute=True):
             response = post_as_gateway("/history/", anonymous.connection_id, body=body, headers=headers)
         assert response.status_code == 200, response.content
@@ -143,8 +132,8 @@ def test_member_pages_list_everyone_once_each_within_a_frame(
 
 
 @pytest.mark.django_db
-def test_presence_page_function_and_its_limit(members_gateway, django_user_model):
-    users = crowd(members_gateway, django_user_model, n=5)
+def test_presence_page_function_and_its_limit(presence_gateway, django_user_model):
+    users = crowd(presence_gateway, django_user_model, n=5)
     first = presence.presence_page("room-1", limit=2)
     assert [u["id"] for u in first["users"]] == [users[0].pk, users[1].pk]
     assert first["next"] == users[1].pk
@@ -170,11 +159,11 @@ def test_presence_page_function_and_its_limit(members_gateway, django_user_model
         ({"channel": "room-2"}, 409),
     ],
 )
-def test_member_page_request_is_validated(post_as_gateway, members_gateway, capture, body, status):
+def test_member_page_request_is_validated(post_as_gateway, presence_gateway, capture, body, status):
     me = WebSocketSession.objects.create(
-        connection_id=new_connection_id(), channel_name="room-1", api_gateway=members_gateway
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=presence_gateway
     )
-    headers = integration_headers(members_gateway, me.connection_id)
+    headers = integration_headers(presence_gateway, me.connection_id)
     response = post_as_gateway("/history/", me.connection_id, body={"handler": "presence", **body}, headers=headers)
     assert response.status_code == status
     assert capture.sent_to(me.connection_id) == []
@@ -193,10 +182,10 @@ def test_member_list_is_not_a_handler_of_views_without_presence(post_as_gateway,
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_presence_send_after_the_commit_keeps_the_answer_and_the_row(
-    client, members_gateway, capture, caplog, mailoutbox
+    client, presence_gateway, capture, caplog, mailoutbox
 ):
     watcher = WebSocketSession.objects.create(
-        connection_id=new_connection_id(), channel_name="room-1", api_gateway=members_gateway
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=presence_gateway
     )
 
     def broken_receiver(sender, result, **kwargs):  # a project's receiver with a bug
@@ -206,11 +195,11 @@ def test_a_failing_presence_send_after_the_commit_keeps_the_answer_and_the_row(
     try:
         me = new_connection_id()
         with caplog.at_level(logging.ERROR):
-            connected = call(client, members_gateway, "/history/", me, route="connect", query="channel=room-1")
-            moved = move(client, members_gateway, me, "room-2")
+            connected = call(client, presence_gateway, "/history/", me, route="connect", query="channel=room-1")
+            moved = move(client, presence_gateway, me, "room-2")
             row = WebSocketSession.objects.get(connection_id=me)
             assert (row.connected, row.channel_name) == (True, "room-2")
-            left = call(client, members_gateway, "/history/", me, route="disconnect")
+            left = call(client, presence_gateway, "/history/", me, route="disconnect")
     finally:
         signals.send_completed.disconnect(broken_receiver)
     assert (connected.status_code, moved.status_code, left.status_code) == (200, 200, 200)
@@ -228,20 +217,20 @@ def test_a_failing_presence_send_after_the_commit_keeps_the_answer_and_the_row(
 
 @pytest.mark.django_db(transaction=True)
 def test_presence_reaches_only_sockets_of_gateways_that_broadcast_it(
-    client, members_gateway, public_gateway, user, capture
+    client, presence_gateway, public_gateway, user, capture
 ):
     def socket(gateway, user=None):
         return WebSocketSession.objects.create(
             connection_id=new_connection_id(), channel_name="lobby", user=user, api_gateway=gateway
         )
 
-    member, public = socket(members_gateway), socket(public_gateway)
+    member, public = socket(presence_gateway), socket(public_gateway)
     client.force_login(user)
     me = new_connection_id()
-    assert call(client, members_gateway, "/history/", me, route="connect", query="channel=lobby").status_code == 200
-    assert move(client, members_gateway, me, "hall").status_code == 200
-    assert move(client, members_gateway, me, "lobby").status_code == 200
-    assert call(client, members_gateway, "/history/", me, route="disconnect").status_code == 200
+    assert call(client, presence_gateway, "/history/", me, route="connect", query="channel=lobby").status_code == 200
+    assert move(client, presence_gateway, me, "hall").status_code == 200
+    assert move(client, presence_gateway, me, "lobby").status_code == 200
+    assert call(client, presence_gateway, "/history/", me, route="disconnect").status_code == 200
     assert [(m["event"], m["user"]["username"]) for m in capture.sent_to(member.connection_id)] == [
         ("join", "alice"),
         ("leave", "alice"),
@@ -250,7 +239,7 @@ def test_presence_reaches_only_sockets_of_gateways_that_broadcast_it(
     ]
     assert capture.sent_to(public.connection_id) == []
     # A send that finds the member's socket gone (410) follows the same rule.
-    gone = socket(members_gateway, user)
+    gone = socket(presence_gateway, user)
     capture.clear()
     capture.mark_gone(gone.connection_id)
     WebSocketSession.objects.in_channel("lobby").send_message({"type": "chat"})
@@ -281,19 +270,19 @@ def test_a_views_own_presence_handler_stays_its_own():
 
 @pytest.mark.django_db
 def test_member_page_of_a_channel_restricted_since_the_connection_joined_is_refused(
-    post_as_gateway, members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+    post_as_gateway, presence_gateway, django_user_model, capture, django_capture_on_commit_callbacks
 ):
     """As ``resume``: the rules are asked again, so a connection the re-check has not closed
     (a QuerySet.update, another process's cached rules, a view's own rule) learns no member
     names of a channel it may no longer join."""
     from django_aws_api_gateway_websockets.models import ChannelPermission
 
-    crowd(members_gateway, django_user_model, channel="board", n=3)
+    crowd(presence_gateway, django_user_model, channel="board", n=3)
     me = WebSocketSession.objects.create(
-        connection_id=new_connection_id(), channel_name="board", api_gateway=members_gateway
+        connection_id=new_connection_id(), channel_name="board", api_gateway=presence_gateway
     )
     ChannelPermission.objects.create(channel_name="board", access=ChannelPermission.Access.STAFF_ONLY)
-    headers = integration_headers(members_gateway, me.connection_id)
+    headers = integration_headers(presence_gateway, me.connection_id)
     with django_capture_on_commit_callbacks(execute=True):
         response = post_as_gateway("/history/", me.connection_id, body={"handler": "presence"}, headers=headers)
     assert (response.status_code, response.json()) == (403, {"error": "Channel not allowed."})
@@ -302,7 +291,7 @@ def test_member_page_of_a_channel_restricted_since_the_connection_joined_is_refu
 
 @pytest.mark.django_db
 def test_connections_ended_by_the_server_announce_their_leave(
-    members_gateway, django_user_model, capture, django_capture_on_commit_callbacks
+    presence_gateway, django_user_model, capture, django_capture_on_commit_callbacks
 ):
     """A connection closed by the package (deactivation, password change, logout, channel
     access revoked, an ended session) is marked disconnected before its $disconnect arrives,
@@ -310,10 +299,10 @@ def test_connections_ended_by_the_server_announce_their_leave(
     others' member lists keep a user who is gone."""
     alice = django_user_model.objects.create_user("alice", password="pw")
     gone = WebSocketSession.objects.create(
-        connection_id=new_connection_id(), channel_name="room-1", user=alice, api_gateway=members_gateway
+        connection_id=new_connection_id(), channel_name="room-1", user=alice, api_gateway=presence_gateway
     )
     watcher = WebSocketSession.objects.create(
-        connection_id=new_connection_id(), channel_name="room-1", api_gateway=members_gateway
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=presence_gateway
     )
     with django_capture_on_commit_callbacks(execute=True):
         alice.is_active = False
