@@ -66,6 +66,13 @@ class ProvisioningStatus(models.TextChoices):
     MAPPED = "mapped", _("custom domain mapped")
 
 
+class IntegrationType(models.TextChoices):
+    """How API Gateway calls Django for this API's routes."""
+
+    HTTP = "HTTP", _("HTTP: API Gateway POSTs to target_base_endpoint")
+    AWS_PROXY = "AWS_PROXY", _("AWS_PROXY: a Lambda function runs Django")
+
+
 class ApiGateway(ApiGatewayMethods, models.Model):
     """One AWS API Gateway WebSocket API (or a local gateway standing in for one)."""
 
@@ -161,6 +168,18 @@ class ApiGateway(ApiGatewayMethods, models.Model):
             "Set by upgrade_from_old_package: the integrations still send the 4.1.0 header "
             "X-Ws-Gateway-Secret. Cleared when sync_api_gateway puts X-Gateway-Secret on them."
         ),
+    )
+    integration_type = models.CharField(
+        max_length=16,
+        choices=IntegrationType.choices,
+        default=IntegrationType.HTTP,
+        help_text=_("How API Gateway reaches Django: HTTP to a public URL, or the Lambda proxy integration."),
+    )
+    lambda_function_arn = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("With integration_type AWS_PROXY: the ARN of the Lambda function that runs Django."),
     )
     provisioning_status = models.CharField(
         max_length=16,
