@@ -57,13 +57,14 @@ def snapshot(minutes=60, now=None):
         .annotate(n=Count("pk"))
         .order_by()
     }
-    for row in (
+    for gateway_id, n in (
         WebSocketSession.objects.filter(connected=True, subscriptions__isnull=True)
         .values("api_gateway_id")
         .annotate(n=Count("pk"))
         .order_by()
+        .values_list("api_gateway_id", "n")
     ):
-        open_now[f"{row['api_gateway_id'] or '-'}|"] = row["n"]
+        open_now[f"{gateway_id or '-'}|"] = n
     # ... and over the hour, walked back from now: before minute i there were
     # open_now - arrivals(i..end) + departures(i..end), where arrivals are connects and
     # change_channel moves in, departures disconnects and moves out.
