@@ -103,3 +103,24 @@ def delete(connection_pk: int, channel: str | None = None) -> int:
     if channel is not None:
         rows = rows.filter(channel=channel)
     return rows._raw_delete(rows.db)  # no cascade, no signals: one DELETE
+
+
+def copy_channel_names(alias: str) -> int:
+    """Give every connection row with a ``channel_name`` and no subscription to it that
+    subscription: rows loaded by ``upgrade_from_old_package`` (``loaddata`` saves them raw, not
+    through ``WebSocketSession.save``). One INSERT … SELECT; returns the rows added."""
+    from ..models import WebSocketSession
+
+    connection = connections[alias]
+    table, conn, channel, created = _names(connection)
+    qn = connection.ops.quote_name
+    sessions = qn(WebSocketSession._meta.db_table)
+    pk = qn(column_name(WebSocketSession._meta.pk))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({conn}, {channel}, {created}) "
+            f"SELECT s.{pk}, s.{qn('channel_name')}, s.{qn('created_on')} FROM {sessions} s "
+            f"WHERE s.{qn('channel_name')} <> '' AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} x WHERE x.{conn} = s.{pk} AND x.{channel} = s.{qn('channel_name')})"
+        )
+        return cursor.rowcount
