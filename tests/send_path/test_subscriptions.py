@@ -550,3 +550,33 @@ def test_the_4x_model_api_keeps_working(gateway, capture):
     assert held(row.connection_id) == ["room-3"]
     assert WebSocketSession.objects.in_channel("room-3").send_message({"hi": 1}).delivered == [row.connection_id]
     assert fetched.send_message({"hi": 2}) is not None
+
+
+@pytest.mark.django_db
+def test_a_presence_info_path_that_does_not_import_gives_the_default(call, connect, capture, user, client, settings):
+    settings.WEBSOCKETS = {"presence_info": "no.such.module.info"}
+    client.force_login(user)
+    me = connect("room-1")
+    assert call(me, {"handler": "presence"}).json()["users"] == [{"id": user.pk, "username": "alice"}]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("client_events_channels", ["room-*", "doc"], True),
+        ("client_events_channels", ("room-*",), True),
+        ("client_events_channels", "room-*", False),  # a string is not a list of patterns
+        ("client_events_channels", ["room-*", ""], False),
+        ("client_events_channels", [1], False),
+        ("max_subscriptions", 0, False),
+        ("max_subscriptions", True, False),
+        ("max_subscriptions", 1, True),
+        ("presence_info", "", True),
+        ("presence_info", 3, False),
+    ],
+)
+def test_the_subscription_settings_are_validated(key, value, ok):
+    from django_aws_api_gateway_websockets.conf import validate_settings
+
+    errors, unknown = validate_settings({key: value})
+    assert unknown == [] and (errors == []) is ok, errors
