@@ -580,3 +580,33 @@ def test_the_subscription_settings_are_validated(key, value, ok):
 
     errors, unknown = validate_settings({key: value})
     assert unknown == [] and (errors == []) is ok, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_subscribes_of_one_connection_keep_the_limit(presence_gateway, settings):
+    """Frames of one socket may be handled at once (several web processes): the limit holds."""
+    from django.test import Client
+
+    from tests.concurrency import in_threads
+
+    settings.WEBSOCKETS = {"max_subscriptions": 4, "message_rate_limit": 0}
+    row = WebSocketSession.objects.create(
+        connection_id=new_connection_id(), channel_name="room-1", api_gateway=presence_gateway
+    )
+
+    def subscribe(i):
+        with ManagementAPICapture():
+            return (
+                Client()
+                .post(
+                    f"{PATH}default",
+                    json.dumps({"handler": "subscribe", "channel": f"c{i}"}),
+                    content_type="application/json",
+                    headers=integration_headers(presence_gateway, row.connection_id),
+                )
+                .status_code
+            )
+
+    statuses = in_threads(10, subscribe)
+    assert sorted(statuses) == [200] * 3 + [409] * 7, statuses
+    assert Subscription.objects.filter(connection=row).count() == 4
