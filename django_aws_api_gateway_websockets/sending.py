@@ -97,9 +97,15 @@ def _targets(
 
 
 def send_to_sessions(
-    sessions: "QuerySet[WebSocketSession] | Iterable[WebSocketSession]", data: object, *, max_workers: int | None = None
+    sessions: "QuerySet[WebSocketSession] | Iterable[WebSocketSession]",
+    data: object,
+    *,
+    max_workers: int | None = None,
+    known_gateways: "Iterable[ApiGateway]" = (),
 ) -> SendResult:
-    """Post ``data`` to every session in ``sessions`` (a queryset or an iterable of rows)."""
+    """Post ``data`` to every session in ``sessions`` (a queryset or an iterable of rows).
+    ``known_gateways``: records the caller has at hand (a handler's ``view.api_gateway``), not
+    read again."""
     payload = encode_message(data)
     targets = _targets(sessions)
     result = SendResult()
@@ -108,7 +114,7 @@ def send_to_sessions(
     backend = backends.get_backend()
     options = backends.SendOptions.from_settings(max_workers)
     # Rows loaded with their gateway (a handler's own connection) need no query for it.
-    gateways: dict[Any, ApiGateway] = {}
+    gateways: dict[Any, ApiGateway] = {gateway.pk: gateway for gateway in known_gateways}
     if not isinstance(sessions, QuerySet):
         for session in sessions:
             cached = getattr(getattr(session, "_state", None), "fields_cache", {}).get("api_gateway")
