@@ -368,7 +368,7 @@ def run_connect(view, request: HttpRequest, args: tuple, kwargs: dict) -> Any:
             _ = request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
             # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
             response = run_in_transaction(
-                view, request, lambda: checks_then_open(view, req, state, args, kwargs), kept_below=300
+                view, lambda: checks_then_open(view, req, state, args, kwargs), kept_below=300
             )
     except Exception as exc:
         if is_rejection(exc) and exc.reason != signals.REASON_RATE_LIMIT:  # type: ignore[attr-defined]

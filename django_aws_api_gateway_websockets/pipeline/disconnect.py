@@ -31,4 +31,4 @@ def run_disconnect(view, request, args, kwargs, base_hook):
         signals.disconnected.send(sender=type(view), request=request, session=session)
         return view.disconnect(request, *args, **kwargs)
 
-    return run_in_transaction(view, request, after_disconnect)
+    return run_in_transaction(view, after_disconnect)
