@@ -63,13 +63,15 @@ def desired_routes(record):
     return routes
 
 
-def integration_params(record, uri):
-    """Everything an integration must have, except ``IntegrationType`` (fixed at creation)."""
+def integration_params(record, uri, secret=None):
+    """Everything an integration must have, except ``IntegrationType`` (fixed at creation).
+    ``secret``: what to map into the secret header instead of the record's (the template
+    export passes a parameter placeholder, so the value never leaves the database)."""
     return {
         "IntegrationMethod": "POST",
         "IntegrationUri": uri,
         "ConnectionType": "INTERNET",
-        "RequestParameters": protocol.request_parameters(record.integration_secret),
+        "RequestParameters": protocol.request_parameters(record.integration_secret if secret is None else secret),
         "TimeoutInMillis": INTEGRATION_TIMEOUT_MS,
     }
 
