@@ -24,7 +24,7 @@ from .api import (
     integration_params,
     stage_settings,
 )
-from .base import ProvisioningError, aws_tags
+from .base import ProvisioningError, aws_tags, call, client_for, find
 from .domain import DOMAIN_CONFIG
 from .iam import runtime_statements
 
@@ -99,7 +99,37 @@ def _secret_value(source):
     return "{{resolve:secretsmanager:" + _placeholder(SECRET_ID_PARAMETER) + "}}"
 
 
-def _parameters(source):
+def store_secret(record, secret_id, *, client=None):
+    """Put the record's integration secret into the Secrets Manager secret ``secret_id``
+    (created if missing) for a template exported with ``secret_source="secretsmanager"``;
+    the value goes from the database to Secrets Manager and is never printed. Returns
+    ``"created"`` or ``"updated"``."""
+    client = client_for(record, "secretsmanager", client)
+    existing = _find_secret(client, secret_id)
+    if existing is None:
+        call(
+            "create_secret",
+            client.create_secret,
+            Name=secret_id,
+            SecretString=record.integration_secret,
+            Description=f"integration_secret of the WebSocket API '{record.api_name}' (X-Gateway-Secret)",
+        )
+        return "created"
+    call("put_secret_value", client.put_secret_value, SecretId=secret_id, SecretString=record.integration_secret)
+    return "updated"
+
+
+def _find_secret(client, secret_id):
+    # Secrets Manager answers a missing secret with ResourceNotFoundException, not NotFound.
+    try:
+        return find("describe_secret", client.describe_secret, SecretId=secret_id)
+    except ProvisioningError as exc:
+        if "ResourceNotFoundException" in str(exc):
+            return None
+        raise
+
+
+def _parameters(source, secret_id=""):
     if source == PARAMETER:
         return {
             SECRET_PARAMETER: {
@@ -114,6 +144,7 @@ def _parameters(source):
         SECRET_ID_PARAMETER: {
             "Type": "String",
             "MinLength": 1,
+            **({"Default": secret_id} if secret_id else {}),
             "Description": "Name or ARN of the Secrets Manager secret whose SecretString is the record's "
             "integration_secret.",
         }
@@ -165,9 +196,10 @@ def _check(record, secret_source, template_format):
         raise ProvisioningError("a custom domain needs both domain_name and certificate_arn.")
 
 
-def export_template(record, template_format=CLOUDFORMATION, secret_source=PARAMETER):
+def export_template(record, template_format=CLOUDFORMATION, secret_source=PARAMETER, secret_id=""):
     """The template (a dict, JSON-serialisable) equivalent to what ``create_api_gateway``
-    and ``create_custom_domain`` create for ``record``."""
+    and ``create_custom_domain`` create for ``record``. ``secret_id``: the Secrets Manager
+    secret's default name (with ``secret_source="secretsmanager"``)."""
     _check(record, secret_source, template_format)
     routes = desired_routes(record)
     lambda_proxy = record.integration_type == AWS_PROXY
@@ -226,8 +258,11 @@ def export_template(record, template_format=CLOUDFORMATION, secret_source=PARAME
             }
             route_ids.append(f"RouteResponse{name}")
     # A deployment is a snapshot: CloudFormation makes a new one only when its logical id
-    # changes, so the id carries a digest of what it deploys (the secret is a reference).
-    digest = hashlib.sha256(json.dumps([resources[r] for r in route_ids], sort_keys=True).encode()).hexdigest()
+    # changes, so the id carries a digest of what it deploys, the API, integrations and
+    # routes made so far (the secret is a reference: neither it nor a digest of it is here),
+    # and the time of the last secret rotation, so a stack updated with a new secret deploys it.
+    rotated = record.secret_rotated_at.isoformat() if record.secret_rotated_at else ""
+    digest = hashlib.sha256(json.dumps([resources, rotated], sort_keys=True).encode()).hexdigest()
     deployment = f"Deployment{digest[:10]}"
     resources[deployment] = {
         "Type": "AWS::ApiGatewayV2::Deployment",
@@ -282,7 +317,7 @@ def export_template(record, template_format=CLOUDFORMATION, secret_source=PARAME
                     "secret": secret_source,
                 }
             },
-            "Parameters": {} if lambda_proxy else _parameters(secret_source),
+            "Parameters": {} if lambda_proxy else _parameters(secret_source, secret_id),
             "Resources": resources,
             "Outputs": outputs,
         }

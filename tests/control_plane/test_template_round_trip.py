@@ -17,18 +17,18 @@ import io
 import json
 import zipfile
 from io import StringIO
-from pathlib import Path
 
 import boto3
 import moto.settings
 import pytest
 from botocore.awsrequest import AWSResponse
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from moto import mock_aws
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
 
-from django_aws_api_gateway_websockets import aws
+from django_aws_api_gateway_websockets import aws, provisioning
 from django_aws_api_gateway_websockets.models import ApiGateway
 from django_aws_api_gateway_websockets.provisioning import RECORD_TAG
 
@@ -396,7 +396,80 @@ def test_a_lambda_stack_invokes_the_function_and_is_adopted_as_aws_proxy(moto_aw
     assert list(adopted.additional_routes.values_list("route_key", flat=True)) == ["send"]
 
 
-def test_the_docs_page_names_the_resources_the_stack_makes():
-    page = (Path(__file__).resolve().parents[2] / "docs" / "infrastructure-as-code.md").read_text()
-    for resource in ("AWS::ApiGatewayV2::Api", "AWS::Route53::RecordSet", "AWS::IAM::ManagedPolicy"):
-        assert resource in page
+# --- adopt_api_gateway: what it refuses, and what it changes ------------------------------
+
+
+def adopt(**options):
+    out = StringIO()
+    call_command("adopt_api_gateway", region=REGION, stdout=out, **options)
+    return out.getvalue()
+
+
+def created_by_sync(moto_aws):
+    """An API made by create_api_gateway's code, and its record (then deleted)."""
+    record = ApiGateway.objects.create(api_name="made", target_base_endpoint=BASE, region=REGION)
+    record.additional_routes.create(name="send", route_key="send", integration_url=BASE + "send")
+    provisioning.sync_api(record, client=moto_aws)
+    record.refresh_from_db()
+    return record
+
+
+def test_adopt_refuses_what_is_not_a_websocket_api_of_this_package(moto_aws):
+    http = moto_aws.create_api(Name="http", ProtocolType="HTTP")["ApiId"]
+    with pytest.raises(CommandError, match=f"API {http} is HTTP, not WEBSOCKET"):
+        adopt(api_id=http)
+    bare = moto_aws.create_api(Name="bare", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")
+    with pytest.raises(CommandError, match=r"has no \$connect, \$disconnect, \$default route"):
+        adopt(api_id=bare["ApiId"])
+    with pytest.raises(CommandError, match="AWS has no API nope in eu-west-1"):
+        adopt(api_id="nope")
+    assert not ApiGateway.objects.exists()
+
+
+def test_adopt_needs_the_stage_named_when_there_are_several(moto_aws):
+    made = created_by_sync(moto_aws)
+    moto_aws.create_stage(ApiId=made.api_id, StageName="staging")
+    made.delete()
+    with pytest.raises(CommandError, match=r"has 2 stages \(production, staging\): name one with --stage-name"):
+        adopt(api_id=made.api_id)
+    with pytest.raises(CommandError, match="has no stage 'qa'"):
+        adopt(api_id=made.api_id, stage_name="qa")
+    adopt(api_id=made.api_id, stage_name="staging")
+    assert ApiGateway.objects.get().stage_name == "staging"
+
+
+def test_adopt_refuses_a_record_of_another_api_and_a_name_in_use(moto_aws):
+    made = created_by_sync(moto_aws)
+    other = ApiGateway.objects.create(api_name="other", target_base_endpoint=BASE, region=REGION, api_id="zzz")
+    with pytest.raises(CommandError, match=f"records API zzz, not {made.api_id}"):
+        adopt(api_id=made.api_id, pk=other.pk)
+    with pytest.raises(CommandError, match="API Gateway with this Api name already exists"):
+        adopt(api_id=made.api_id)  # a new record named 'made': the made record has the name
+    assert ApiGateway.objects.count() == 2
+
+
+def test_adopt_dry_run_writes_nothing_and_a_real_run_replaces_the_routes(moto_aws):
+    made = created_by_sync(moto_aws)
+    api_id, secret = made.api_id, made.integration_secret
+    made.delete()
+    record = ApiGateway.objects.create(api_name="mine", target_base_endpoint="https://old.example.com/", region=REGION)
+    record.additional_routes.create(name="gone", route_key="gone", integration_url="https://old.example.com/g")
+    out = adopt(api_id=api_id, pk=record.pk, dry_run=True)
+    assert "  would set api_name = 'made'\n" in out and "  would set integration_secret = (the mapped secret)\n" in out
+    assert "  would remove additional route gone (not in AWS)\n" in out and secret not in out
+    record.refresh_from_db()
+    assert (record.api_id, record.api_name) == ("", "mine")
+    adopt(api_id=api_id, pk=record.pk)
+    record.refresh_from_db()
+    assert (record.api_id, record.api_name, record.target_base_endpoint, record.integration_secret) == (
+        api_id,
+        "made",
+        BASE,
+        secret,
+    )
+    assert list(record.additional_routes.values_list("route_key", "integration_url", "deployed")) == [
+        ("send", BASE + "send", True)
+    ]
+    out = StringIO()
+    call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
+    assert "No drift: AWS matches the record." in out.getvalue()
