@@ -268,7 +268,8 @@ def adopt_api(record, api_id, *, stage_name=None, dry_run=False, client=None, ro
                 record.full_clean()
             except ValidationError as exc:
                 raise ProvisioningError(f"the record cannot hold API {api_id} as AWS has it: {exc}") from exc
-            record.save()
+            # An existing record: only these fields, so a concurrent admin edit of others stays.
+            record.save(update_fields=[*fields, "last_error"] if record.pk else None)
             record.additional_routes.exclude(route_key__in=[r["route_key"] for r in routes]).delete()
             for route in routes:
                 record.additional_routes.update_or_create(

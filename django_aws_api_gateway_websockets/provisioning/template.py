@@ -44,6 +44,9 @@ SECRET_ID_PARAMETER = "IntegrationSecretId"
 AWS_PROXY = "AWS_PROXY"
 LAMBDA_INTEGRATION = "LambdaIntegration"
 LAMBDA_INVOKE_PATH = "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
+STAGE_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+#: CloudFormation's limit of resources in one template.
+MAX_RESOURCES = 500
 LAMBDA_ARN_RE = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?")
 
 # Logical ids of the fixed resources (the adopt workflow and the docs name them).
@@ -194,6 +197,10 @@ def _check(record, secret_source, template_format):
         )
     if bool(record.domain_name) != bool(record.certificate_arn):
         raise ProvisioningError("a custom domain needs both domain_name and certificate_arn.")
+    # The stage name goes into Fn::Sub strings (the runtime policy, the URL output): a value
+    # the admin's validator would refuse, e.g. saved by code, must not inject a reference.
+    if not STAGE_NAME_RE.fullmatch(record.stage_name or ""):
+        raise ProvisioningError(f"stage_name {record.stage_name!r}: use letters, digits, '_' and '-' only.")
 
 
 def export_template(record, template_format=CLOUDFORMATION, secret_source=PARAMETER, secret_id=""):
@@ -303,6 +310,11 @@ def export_template(record, template_format=CLOUDFORMATION, secret_source=PARAME
         },
     }
     outputs["RuntimePolicyArn"] = {"Description": "Attach to the web servers' role", "Value": _ref(POLICY)}
+    if len(resources) > MAX_RESOURCES:
+        raise ProvisioningError(
+            f"the template would have {len(resources)} resources; CloudFormation allows {MAX_RESOURCES} in one "
+            "template (each additional route adds two or three): split the routes over nested stacks by hand."
+        )
     template: dict[str, Any] = {"AWSTemplateFormatVersion": "2010-09-09"}
     if template_format == SAM:
         template["Transform"] = SAM_TRANSFORM

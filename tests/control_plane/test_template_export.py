@@ -265,3 +265,24 @@ def test_the_docs_sam_example_is_what_the_command_writes():
         assert resource["Properties"].items() <= exported["Resources"][name]["Properties"].items(), name
     for resource in ("AWS::ApiGatewayV2::Api", "AWS::Route53::RecordSet", "AWS::IAM::ManagedPolicy"):
         assert resource in page
+
+
+def test_a_stage_name_that_would_inject_a_reference_is_refused():
+    """The stage name goes into Fn::Sub strings; one saved past the admin's validator must
+    not become a reference to another parameter or resource."""
+    record = make("minimal")
+    ApiGateway.objects.filter(pk=record.pk).update(stage_name="live/${IntegrationSecret}")
+    with pytest.raises(CommandError, match=re.escape("stage_name 'live/${IntegrationSecret}': use letters")):
+        call_command("export_api_gateway", pk=record.pk, stdout=StringIO())
+
+
+def test_more_routes_than_cloudformation_allows_is_refused_with_the_count():
+    record = make("minimal")
+    record.additional_routes.bulk_create(
+        [
+            record.additional_routes.model(api_gateway=record, name=f"r{n}", route_key=f"r{n}", integration_url=BASE)
+            for n in range(250)
+        ]
+    )
+    with pytest.raises(CommandError, match="would have 510 resources; CloudFormation allows 500"):
+        call_command("export_api_gateway", pk=record.pk, stdout=StringIO())

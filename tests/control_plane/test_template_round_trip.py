@@ -473,3 +473,44 @@ def test_adopt_dry_run_writes_nothing_and_a_real_run_replaces_the_routes(moto_aw
     out = StringIO()
     call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
     assert "No drift: AWS matches the record." in out.getvalue()
+
+
+def test_adopting_again_after_the_api_changed_brings_the_record_in_step(moto_aws):
+    """A template change deployed by the stack (here made directly in AWS) is taken into the
+    record by adopting again; the drift report is then empty."""
+    record = created_by_sync(moto_aws)
+    routes = {r["RouteKey"]: r for r in moto_aws.get_routes(ApiId=record.api_id)["Items"]}
+    for key, segment in (("$connect", "connect"), ("$disconnect", "disconnect"), ("$default", "default")):
+        integration_id = routes[key]["Target"].removeprefix("integrations/")
+        moto_aws.update_integration(
+            ApiId=record.api_id, IntegrationId=integration_id, IntegrationUri=f"https://new.example.com/ws/{segment}"
+        )
+    moto_aws.update_api(ApiId=record.api_id, Description="now with a description")
+    out = StringIO()
+    call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
+    assert "IntegrationUri 'https://new.example.com/ws/connect' in AWS" in out.getvalue()
+    out = adopt(api_id=record.api_id, pk=record.pk)
+    assert "  set target_base_endpoint = 'https://new.example.com/ws/'\n" in out
+    assert "  set api_description = 'now with a description'\n" in out
+    out = StringIO()
+    call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
+    assert "No drift: AWS matches the record." in out.getvalue()
+
+
+def test_what_the_record_cannot_say_is_reported_and_left_as_drift(moto_aws):
+    """$disconnect posting somewhere else than target_base_endpoint + 'disconnect': the record
+    cannot hold it; adopt says so and the dry run reports it."""
+    record = created_by_sync(moto_aws)
+    routes = {r["RouteKey"]: r for r in moto_aws.get_routes(ApiId=record.api_id)["Items"]}
+    integration_id = routes["$disconnect"]["Target"].removeprefix("integrations/")
+    moto_aws.update_integration(
+        ApiId=record.api_id, IntegrationId=integration_id, IntegrationUri="https://elsewhere.example.com/bye"
+    )
+    out = adopt(api_id=record.api_id, pk=record.pk)
+    assert (
+        "What AWS holds that the record cannot say:\n  route $disconnect posts to 'https://elsewhere.example.com/bye'"
+        in out
+    )
+    out = StringIO()
+    call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
+    assert "IntegrationUri 'https://elsewhere.example.com/bye' in AWS" in out.getvalue()
