@@ -21,7 +21,7 @@ from .. import protocol
 from .api import HEADER_PARAM, LEGACY_SECRET_PARAM, TWO_WAY_RESPONSE_KEY, _target_id
 from .base import Plan, ProvisioningError, call, client_for, find, items, recording
 from .claim import RECORD_TAG
-from .domain import _same_name, find_alias
+from .domain import find_alias, same_name
 
 SECRET_PARAM = HEADER_PARAM + protocol.HEADER_SECRET
 LAMBDA_URI_RE = re.compile(
@@ -103,7 +103,7 @@ def _hosted_zone(record, route53, domain_name, target):
         # find_alias reads these two fields of a record.
         zone_id = zone["Id"].split("/")[-1]
         alias = find_alias(SimpleNamespace(hosted_zone_id=zone_id, domain_name=domain_name), route53)
-        if alias and _same_name(alias["DNSName"], target):
+        if alias and same_name(alias["DNSName"], target):
             return zone_id
     return ""
 
