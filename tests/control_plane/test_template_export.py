@@ -286,3 +286,10 @@ def test_more_routes_than_cloudformation_allows_is_refused_with_the_count():
     )
     with pytest.raises(CommandError, match="would have 510 resources; CloudFormation allows 500"):
         call_command("export_api_gateway", pk=record.pk, stdout=StringIO())
+
+
+def test_yaml_without_pyyaml_says_how_to_get_it(monkeypatch):
+    record = make("minimal")
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as if PyYAML were not installed
+    with pytest.raises(CommandError, match=re.escape("YAML output needs PyYAML (pip install PyYAML); or use JSON.")):
+        call_command("export_api_gateway", pk=record.pk, syntax="yaml", stdout=StringIO())
