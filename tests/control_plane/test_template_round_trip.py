@@ -514,3 +514,20 @@ def test_what_the_record_cannot_say_is_reported_and_left_as_drift(moto_aws):
     out = StringIO()
     call_command("sync_api_gateway", pk=record.pk, dry_run=True, stdout=out)
     assert "IntegrationUri 'https://elsewhere.example.com/bye' in AWS" in out.getvalue()
+
+
+def test_adopt_dry_run_into_a_new_record_creates_none(moto_aws):
+    made = created_by_sync(moto_aws)
+    made.delete()
+    out = adopt(api_id=made.api_id, dry_run=True)
+    assert f"  would set api_id = '{made.api_id}'\n" in out and "  would record route send -> " in out
+    assert not ApiGateway.objects.exists()
+
+
+def test_an_api_name_the_record_cannot_hold_is_refused_with_the_field(moto_aws):
+    made = created_by_sync(moto_aws)
+    made.delete()
+    moto_aws.update_api(ApiId=made.api_id, Name="chat.ws!")
+    with pytest.raises(CommandError, match=r"the record cannot hold API \w+ as AWS has it: .*api_name"):
+        adopt(api_id=made.api_id)
+    assert not ApiGateway.objects.exists()
