@@ -5,13 +5,19 @@
 // grew too loose fails the check). Never run; add to it when the client's API grows.
 
 import {
+  type ChannelCloseDetail,
+  type ChannelErrorDetail,
+  ChannelSubscription,
   csrfTokenFromCookie,
   DEFAULTS,
   type ErrorDetail,
   type GapDetail,
+  type Member,
+  type PresenceEvent,
   type ServerMessage,
   STORED_STREAMS_MAX,
   WebSocketClient,
+  type WhisperEvent,
 } from "../../../django_aws_api_gateway_websockets/static/django_aws_api_gateway_websockets/websocket-client.js";
 
 interface ChatMessage extends ServerMessage {
@@ -87,3 +93,52 @@ ws.addEventListener("open", (event) => console.log(event.detail.reason));
 ws.send(42);
 // @ts-expect-error: switchChannel takes the channel's name
 ws.switchChannel();
+
+// --- Channels: one socket, many subscriptions (docs/channels.md) ---------------------------
+
+interface DocumentEdit extends ServerMessage {
+  type: "edit";
+  revision: number;
+}
+
+const room = ws.subscribe("room-42", {
+  onSubscribed(detail, members) {
+    console.log(detail.channel, detail.seq ?? 0, members.length, this.state);
+  },
+  onMessage(message, members) {
+    console.log(message.type, message.stream, message.seq, members.map((member) => member.id));
+  },
+  onPresence(event: PresenceEvent, members: Member[]) {
+    if (event.event === "join" && event.user) console.log(`${event.user.username} joined`, event.user_count);
+    console.log(members.map((member) => member["avatar"]));
+  },
+  onWhisper(event: WhisperEvent) {
+    if (event.event === "typing" && event.user) console.log(`${event.user.username} is typing`, event.data);
+  },
+  onError(detail: ChannelErrorDetail) {
+    if (detail.kind === "subscribe" && detail.reason === "not_allowed") console.log(detail.status, detail.error);
+  },
+  onClose(detail: ChannelCloseDetail) {
+    if (detail.reason === "revoked") console.log(detail.channel, detail.message);
+  },
+});
+const document_ = ws.subscribe<DocumentEdit>("doc-7", { onMessage: (edit) => console.log(edit.revision + 1) });
+const notifications = ws.subscribe("notifications", { presence: true });
+const whispered: boolean = room.whisper("typing", { typing: true }) || room.whisper("stopped");
+const roomState: "subscribing" | "subscribed" | "closed" = room.state;
+const members: Member[] = notifications.members;
+console.log(whispered, roomState, members, room.lastSeq, room.channel, room.closed, document_.client === ws);
+room.refreshMembers();
+room.unsubscribe();
+document_.unsubscribe();
+
+// @ts-expect-error: the channel's name is a string
+ws.subscribe(42);
+// @ts-expect-error: no such handler
+ws.subscribe("room-1", { onMesage: () => undefined });
+// @ts-expect-error: a whisper names its event
+room.whisper();
+// @ts-expect-error: a subscription's members are read, not set
+room.members = [];
+// @ts-expect-error: subscriptions come from subscribe()
+new ChannelSubscription();
