@@ -846,15 +846,15 @@ export class ChannelSubscription {
     if (this._state.handles.size === 0) this.client._release(this._state);
   }
 
-  _call(name, ...args) {
+  _call(name, detail) {
     const handler = this.closed && name !== "onClose" ? null : this.handlers[name];
     if (typeof handler !== "function") return;
     try {
-      handler.call(this, ...args);
+      handler.call(this, detail, this.members);
     } catch (error) {
-      queueMicrotask(() => {
-        throw error; // reported like a listener's error; the client goes on with the next frame
-      });
+      // Reported as an uncaught listener error is (window "error", the console); the client
+      // goes on with the other handlers and the next frame.
+      (globalThis.reportError || console.error)(error);
     }
   }
 }
@@ -876,7 +876,7 @@ class Channel {
   }
 
   notify(name, detail) {
-    for (const handle of [...this.handles]) handle._call(name, detail, handle.members);
+    for (const handle of [...this.handles]) handle._call(name, detail);
   }
 }
 
