@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-DEFAULTS: dict[str, int | float | str | bool] = {
+DEFAULTS: dict[str, int | float | str | bool | tuple[str, ...]] = {
     # Tokens (WebSocketTokenView).
     "token_rate_limit_per_minute": 20,
     "token_expiry_seconds": 60,
@@ -66,6 +66,13 @@ DEFAULTS: dict[str, int | float | str | bool] = {
     # clear_websocket_sessions --stale announces the stale connections it closes as presence
     # "leave" events to their channels (for views with BROADCAST_PRESENCE; presence.py).
     "presence_cleanup_broadcast": False,
+    # Channels and subscriptions (subscriptions.py, docs/channels.md): how many channels one
+    # connection may hold; the member info presence sends ("" : id and username; else the dotted
+    # path of a function(user) -> dict; a view's presence_info method wins); the channels where
+    # clients may send client events (whisper), as shell-style patterns: none by default.
+    "max_subscriptions": 32,
+    "presence_info": "",
+    "client_events_channels": (),
 }
 
 # The smallest value a number setting accepts (numbers not listed: any).
@@ -90,6 +97,7 @@ MINIMUMS: dict[str, int | float] = {
     "resume_page_bytes": 1024,
     "message_rate_limit": 0,
     "message_rate_burst": 1,
+    "max_subscriptions": 1,
 }
 
 # The deprecated WEBSOCKETS["send_transport"] names (5.0 pre-releases) and the send backend each
@@ -118,6 +126,9 @@ def _type_problem(name: str, value: object) -> str | None:
         ok, expected = type(value) is int, "an integer"
     elif kind is float:
         ok, expected = type(value) in (int, float), "a number"
+    elif kind is tuple:  # a list of strings (or a tuple)
+        ok = isinstance(value, list | tuple) and all(type(item) is str and item for item in value)
+        expected = "a list of non-empty strings"
     elif kind is str:
         # "" is a value only where it is the default (rate_limit_cache: the database).
         ok, expected = type(value) is str and (value != "" or DEFAULTS[name] == ""), "a non-empty string"

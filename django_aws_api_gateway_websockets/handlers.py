@@ -6,7 +6,7 @@ expose. Three ways to say it, checked in this order:
 1. ``ALLOWED_HANDLERS = ["name", ...]`` on the view: exactly those (plus
    ``ADDITIONAL_ALLOWED_HANDLERS``).
 2. ``@handler`` on methods: those, plus ``default`` and the built-ins ``change_channel``,
-   ``ping`` and ``resume`` (and ``presence`` on views with ``BROADCAST_PRESENCE``).
+   ``ping``, ``resume``, ``subscribe``, ``unsubscribe`` and ``whisper`` (and ``presence`` on views with ``BROADCAST_PRESENCE``).
 3. Neither (the 4.x way, kept working): every public method defined on the subclasses whose
    first parameter is named ``request`` — the documented handler signature — plus the
    built-ins. ``manage.py check`` warns (``aws_websockets.W005``) about views that rely on it.
@@ -24,7 +24,7 @@ from django.views import View
 F = TypeVar("F", bound=Callable[..., Any])
 
 HANDLER_MARK = "websocket_handler"
-BUILTIN_HANDLERS = frozenset({"change_channel", "ping", "resume"})
+BUILTIN_HANDLERS = frozenset({"change_channel", "ping", "resume", "subscribe", "unsubscribe", "whisper"})
 #: A built-in of views with ``BROADCAST_PRESENCE`` only (the channel's members, by pages): on
 #: other views the name stays the project's (or reaches ``default``), as before.
 PRESENCE_HANDLER = "presence"

@@ -174,9 +174,10 @@ def send_to_channel(
     channel: str, data: object, sessions: "QuerySet[WebSocketSession] | None" = None
 ) -> ChannelSendResult:
     """Store ``data`` in ``channel``'s history and send it to the channel's connected sessions
-    (``sessions``: a ``WebSocketSession`` queryset to narrow them). Returns a ``ChannelSendResult``."""
+    (``sessions``: a ``WebSocketSession`` queryset to narrow them): every connection subscribed
+    to it, found in one query (docs/channels.md). Returns a ``ChannelSendResult``."""
     base = WebSocketSession.objects.all() if sessions is None else sessions
-    return _send(base.filter(channel_name=channel, connected=True), channel, data, channel)
+    return _send(base.filter(subscriptions__channel=channel, connected=True), channel, data, channel)
 
 
 def send_to_user(user: "_User | int", data: object) -> ChannelSendResult:
@@ -361,17 +362,33 @@ def resume_session(session, channel=None, after=None, user_after=None, *, channe
     ).streams
 
 
-def resume_page(session, channel=None, after=None, user_after=None, *, channel_position=False, user_position=False):
+def resume_page(
+    session,
+    channel=None,
+    after=None,
+    user_after=None,
+    *,
+    channel_position=False,
+    user_position=False,
+    announce=True,
+):
     """``resume_session``, one page at a time: the streams together replay at most
     ``WEBSOCKETS["resume_page_messages"]`` messages and ``["resume_page_bytes"]`` bytes (at
     least one message), so one small request never reads or posts a whole history. The
     ``resumed`` frame then carries ``"more": {wire stream: last seq sent}`` for each stream
-    with more to come. Returns a ``ResumePage``."""
+    with more to come (``announce=False``: no ``resumed`` frame, the caller answers; the
+    ``subscribe`` handler's ``subscribed``). Returns a ``ResumePage``."""
+    cursors = {channel: after} if channel and (after is not None or channel_position) else {}
+    return resume_channels(session, cursors, user_after, user_position=user_position, announce=announce)
+
+
+def resume_channels(session, cursors, user_after=None, *, user_position=False, announce=True):
+    """``resume_page`` for several channels: ``cursors`` {channel: the last number the client
+    delivered, or ``None`` for only where the stream is}; one page for all of them and the
+    user stream together (docs/channels.md#resume-per-channel)."""
     from .sending import send_to_sessions
 
-    wanted = []
-    if channel and (after is not None or channel_position):
-        wanted.append((channel, after))
+    wanted = list(cursors.items())
     if session.user_id is not None and (user_after is not None or user_position):
         wanted.append((user_stream(session.user_id), user_after))
     frames, answer, more = [], {}, {}
@@ -396,10 +413,13 @@ def resume_page(session, channel=None, after=None, user_after=None, *, channel_p
             more[wire] = found.cursor
     if not wanted:
         return ResumePage(answer, more)
-    resumed: dict = {"type": "resumed", "streams": answer}
-    if more:
-        resumed["more"] = more
-    frames.append(json.dumps(resumed, separators=(",", ":")))
+    if announce:
+        resumed: dict = {"type": "resumed", "streams": answer}
+        if more:
+            resumed["more"] = more
+        frames.append(json.dumps(resumed, separators=(",", ":")))
+    if not frames:
+        return ResumePage(answer, more)
 
     def post():
         for frame in frames:

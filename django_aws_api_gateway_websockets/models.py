@@ -274,8 +274,21 @@ class WebSocketSessionQuerySet(WebSocketSessionQuerySetMethods, models.QuerySet[
     def for_user(self, user: "_User | int | None") -> Self:
         return self.filter(user=user)
 
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        """As ``save``: rows created with a ``channel_name`` hold it as a subscription (one
+        more INSERT for all of them; rows the database gives no pk back for are left out)."""
+        created = super().bulk_create(objs, *args, **kwargs)
+        subs = [
+            Subscription(connection=row, channel=row.channel_name) for row in created if row.pk and row.channel_name
+        ]
+        if subs:
+            Subscription.objects.using(self.db).bulk_create(subs, ignore_conflicts=True)
+        return created
+
     def in_channel(self, name: str) -> Self:
-        return self.filter(channel_name=name)
+        """The connections subscribed to ``name`` (one JOIN on the indexed subscription rows;
+        unique per connection and channel, so no row comes twice)."""
+        return self.filter(subscriptions__channel=name)
 
 
 class WebSocketSession(WebSocketSessionMethods, models.Model):
@@ -328,6 +341,52 @@ class WebSocketSession(WebSocketSessionMethods, models.Model):
 
     def __str__(self):
         return self.connection_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """The 4.x API: a row created with a ``channel_name``, or saved with another one, holds
+        that channel as a subscription (the connect path writes both itself, in one statement)."""
+        adding = self._state.adding
+        before = self._saved_channel_name
+        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is not None and "channel_name" not in fields:
+            return
+        if not adding and before == self.channel_name:
+            return
+        rows = Subscription.objects.using(self._state.db)
+        if not adding and before:
+            rows.filter(connection=self, channel=before).delete()
+        if self.channel_name:
+            rows.bulk_create([Subscription(connection=self, channel=self.channel_name)], ignore_conflicts=True)
+        self._saved_channel_name = self.channel_name
+
+    # The channel the row was read with: save() moves its subscription when it changes.
+    _saved_channel_name: str | None = None
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any, *args: Any, **kwargs: Any) -> Any:
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
+        instance._saved_channel_name = instance.__dict__.get("channel_name")
+        return instance
+
+
+class Subscription(models.Model):
+    """One channel a connection is subscribed to (docs/channels.md). The connect query's
+    ``channel`` is the first; ``subscribe`` adds more, up to ``WEBSOCKETS["max_subscriptions"]``.
+    ``WebSocketSession.channel_name`` keeps the first one for the 4.x API."""
+
+    connection = models.ForeignKey(WebSocketSession, on_delete=models.CASCADE, related_name="subscriptions")
+    channel = models.CharField(max_length=protocol.CHANNEL_NAME_MAX_LENGTH)
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("subscription")
+        constraints = [models.UniqueConstraint(fields=["connection", "channel"], name="wss_subscription_unique")]
+        # A broadcast finds a channel's connections by this index (the unique one leads by connection).
+        indexes = [models.Index(fields=["channel"], name="wss_subscription_channel")]
+
+    def __str__(self):
+        return f"{self.connection_id}: {self.channel}"
 
 
 class WebSocketToken(WebSocketTokenMethods, models.Model):

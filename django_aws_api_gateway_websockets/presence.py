@@ -35,13 +35,18 @@ from django.db import router
 from django.db.models import Count, Q
 from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, get_script_prefix, resolve
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from . import protocol
+from .conf import get_setting
 from .history import after_commit
-from .models import ApiGateway, WebSocketSession
+from .models import ApiGateway, Subscription, WebSocketSession
 
 #: A member page lists at most this many users (fewer when their names would not fit a frame).
 PAGE_MAX_USERS = 1000
+#: A member's info (the project's hook) larger than this, encoded, is sent as the default
+#: ``{"id", "username"}``: every event and page stays within one frame.
+MEMBER_INFO_MAX_BYTES = 1024
 #: Names are cut to this many characters in presence frames: a frame's size must not depend on
 #: how long a custom user model lets a name be (JSON escapes make a character up to 12 bytes).
 USERNAME_MAX_CHARS = 256
@@ -52,7 +57,7 @@ def live_sessions(channel=None):
     rows = WebSocketSession.objects.filter(
         connected=True, created_on__gte=timezone.now() - timedelta(seconds=protocol.MAX_CONNECTION_SECONDS)
     )
-    return rows if channel is None else rows.filter(channel_name=channel)
+    return rows if channel is None else rows.filter(subscriptions__channel=channel)
 
 
 def _username_field():
@@ -95,7 +100,11 @@ def _encoded_size(value):
 
 
 def presence_page(
-    channel: str, after: Any = None, limit: int = PAGE_MAX_USERS, gateway_ids: Collection[int] | None = None
+    channel: str,
+    after: Any = None,
+    limit: int = PAGE_MAX_USERS,
+    gateway_ids: Collection[int] | None = None,
+    view_class: Any = None,
 ) -> dict[str, Any]:
     """One page of ``channel``'s members: ``{"channel", "users": [{"id", "username"}] (by id,
     after the user pk ``after``), "next": the ``after`` of the next page or None, "user_count",
@@ -114,8 +123,11 @@ def presence_page(
     budget = protocol.MAX_FRAME_BYTES - _encoded_size({"type": "presence", "event": "members", **page})
     budget -= max((_encoded_size(pk) for pk, _ in candidates), default=0)
     users: list[dict[str, Any]] = []
+    hook = info_hook(view_class)
+    # With a hook, the users themselves (one query more): the hook reads whatever it needs.
+    loaded = get_user_model()._default_manager.in_bulk([pk for pk, _ in candidates]) if hook and candidates else {}
     for pk, username in candidates:
-        entry = {"id": pk, "username": _name(username)}
+        entry = member_info(loaded[pk], pk=pk, hook=hook) if pk in loaded else {"id": pk, "username": _name(username)}
         size = _encoded_size(entry) + (1 if users else 0)  # the comma
         if size > budget:
             more = True
@@ -131,14 +143,49 @@ def _name(username):
     return ("" if username is None else str(username))[:USERNAME_MAX_CHARS]
 
 
-def _user_info(session):
+def _user_info(session, view_class=None):
     if session.user_id is None:
         return None
-    user = session.user
-    return {"id": session.user_id, "username": _name(user.get_username()) if user is not None else ""}
+    return member_info(session.user, view_class, pk=session.user_id)
 
 
-def announce(channel, event, session=None, exclude=None):
+def _default_info(user, pk):
+    return {"id": pk, "username": _name(user.get_username()) if user is not None else ""}
+
+
+def info_hook(view_class=None):
+    """The project's member info hook: the view's ``presence_info(user)`` method, else the
+    function ``WEBSOCKETS["presence_info"]`` names, else ``None`` (id and username)."""
+    method = getattr(view_class, "presence_info", None) if view_class is not None else None
+    if method is not None:
+        return lambda user: method(view_class(), user)
+    path = get_setting("presence_info")
+    return import_string(path) if path else None
+
+
+def member_info(user, view_class=None, *, pk=None, hook=None):
+    """What presence frames say of ``user`` (docs/channels.md#member-info): the hook's JSON
+    object with ``id`` set to the user's pk, or ``{"id", "username"}`` when there is no hook,
+    it fails or returns something else, or its answer encodes to more than
+    ``MEMBER_INFO_MAX_BYTES``."""
+    pk = user.pk if pk is None and user is not None else pk
+    hook = hook if hook is not None else info_hook(view_class)
+    if hook is None or user is None:
+        return _default_info(user, pk)
+    try:
+        info = hook(user)
+        if isinstance(info, dict):
+            info = {**info, "id": pk}
+            if _encoded_size(info) <= MEMBER_INFO_MAX_BYTES:
+                return info
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).warning("The presence_info hook failed", exc_info=True)
+    return _default_info(user, pk)
+
+
+def announce(channel, event, session=None, exclude=None, view_class=None):
     """Send a presence event to ``channel``'s live connections (but ``exclude``, a row pk) of
     the gateways that broadcast presence (``presence_gateway_ids``). The event names the member
     who changed and the counts, never the list: it fits a frame whatever the channel's size."""
@@ -156,17 +203,17 @@ def announce(channel, event, session=None, exclude=None):
         "type": "presence",
         "event": event,
         "channel": channel,
-        "user": _user_info(session) if session is not None else None,
+        "user": _user_info(session, view_class) if session is not None else None,
         **counts(channel, gateway_ids),
     }
     return send_to_sessions(targets, message)
 
 
-def announce_on_commit(channel, event, session=None, exclude=None):
+def announce_on_commit(channel, event, session=None, exclude=None, view_class=None):
     """``announce`` once the current transaction commits (at once outside one); a failure then
     is logged, not raised (the request that committed still succeeds)."""
     after_commit(
-        lambda: announce(channel, event, session, exclude),
+        lambda: announce(channel, event, session, exclude, view_class),
         router.db_for_write(WebSocketSession),
         "A presence announcement",
     )
@@ -252,11 +299,27 @@ def leaving(pks: list[int]) -> list[WebSocketSession]:
     for start in range(0, len(pks), GONE_BATCH):
         rows.extend(
             WebSocketSession.objects.filter(pk__in=pks[start : start + GONE_BATCH], connected=True)
-            .exclude(channel_name="")
+            .filter(subscriptions__isnull=False)
+            .distinct()
             .select_related("api_gateway", "user")
         )
     broadcasting = presence_gateway_ids({row.api_gateway_id: row.api_gateway for row in rows}.values())
-    return [row for row in rows if row.api_gateway_id in broadcasting]
+    rows = [row for row in rows if row.api_gateway_id in broadcasting]
+    held = subscribed_channels([row.pk for row in rows])
+    for row in rows:
+        row.left_channels = held.get(row.pk, [])  # type: ignore[attr-defined]  # read by announce_leaves
+    return rows
+
+
+def subscribed_channels(pks: list[int]) -> dict[int, list[str]]:
+    """``{connection pk: [channel, ...]}`` of the rows ``pks`` (one query per GONE_BATCH)."""
+    found: dict[int, list[str]] = {}
+    for start in range(0, len(pks), GONE_BATCH):
+        for pk, channel in Subscription.objects.filter(connection_id__in=pks[start : start + GONE_BATCH]).values_list(
+            "connection_id", "channel"
+        ):
+            found.setdefault(pk, []).append(channel)
+    return found
 
 
 def announce_leaves(rows: list[WebSocketSession]) -> None:
@@ -266,7 +329,10 @@ def announce_leaves(rows: list[WebSocketSession]) -> None:
     raised: the send that found them gone has done its work."""
     by_channel: dict[str, dict[int | None, WebSocketSession]] = {}
     for row in rows:
-        by_channel.setdefault(row.channel_name, {}).setdefault(row.user_id, row)
+        channels = getattr(row, "left_channels", None)
+        for channel in channels if channels is not None else [row.channel_name]:
+            if channel:
+                by_channel.setdefault(channel, {}).setdefault(row.user_id, row)
     if not by_channel:
         return
     events: list[tuple[str, str, WebSocketSession | None]] = []
@@ -276,8 +342,10 @@ def announce_leaves(rows: list[WebSocketSession]) -> None:
         else:
             events.extend((channel, "leave", row) for row in users.values())
 
+    views = {row.api_gateway_id: _integration_view(row.api_gateway) for row in rows if row.api_gateway is not None}
+
     def send():
         for channel, event, row in events:
-            announce(channel, event, row)
+            announce(channel, event, row, view_class=views.get(row.api_gateway_id) if row is not None else None)
 
     after_commit(send, router.db_for_write(WebSocketSession), "A presence announcement")

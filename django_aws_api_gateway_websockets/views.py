@@ -24,7 +24,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, NoReturn, TypeAlias
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -44,7 +44,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from . import channel_access, history, login, presence, protocol, security, signals, tokens
+from . import channel_access, history, login, presence, protocol, security, signals, subscriptions, tokens
 from .conf import get_setting
 from .handlers import BUILTIN_HANDLERS, allowed_handlers, handler
 from .log_context import log_context
@@ -563,6 +563,12 @@ class WebSocketView(View):
         """
         return channel_access.may_join(request.user, channel_name, allow_unlisted=self.ALLOW_UNLISTED_CHANNELS)
 
+    def allow_client_events(self, request: HttpRequest, channel_name: str) -> bool:
+        """Whether clients may send client events (``whisper``) to ``channel_name``'s other
+        subscribers: the channels ``WEBSOCKETS["client_events_channels"]`` names (none by
+        default). Override to decide per channel or user (docs/channels.md#client-events-whisper)."""
+        return subscriptions.client_events_allowed(channel_name)
+
     # --- handlers -------------------------------------------------------------------
 
     @handler
@@ -572,48 +578,162 @@ class WebSocketView(View):
 
     @handler
     def change_channel(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
-        """Built-in: ``{"handler": "change_channel", "channel": "<name>"}``."""
+        """Built-in: ``{"handler": "change_channel", "channel": "<name>"}``: leave every channel,
+        join this one (docs/channels.md)."""
         channel = self.body.get("channel")
         if not protocol.is_valid_channel_name(channel):
             raise Rejection(400, "Invalid channel name.", signals.REASON_CHANNEL)
         if not self.can_join_channel(request, channel):
             raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
-        left = self.websocket_session.channel_name
-        WebSocketSession.objects.filter(pk=self.websocket_session.pk).update(channel_name=channel)
-        self.websocket_session.channel_name = channel
-        if self.BROADCAST_PRESENCE and left != channel:
-            presence.announce_on_commit(left, "leave", self.websocket_session)
-            presence.announce_on_commit(channel, "join", self.websocket_session)
+        session = self.websocket_session
+        was_in = session.channel_name == channel or (self.BROADCAST_PRESENCE and subscriptions.holds(session, channel))
+        left = subscriptions.replace(session, channel)
+        if self.BROADCAST_PRESENCE:
+            for name in left:
+                presence.announce_on_commit(name, "leave", session, view_class=type(self))
+            if not was_in:
+                presence.announce_on_commit(channel, "join", session, view_class=type(self))
         return {"type": "channel_changed", "channel": channel}
+
+    def _refuse_channel(
+        self, kind: str, channel: object, status: int, reason: str, error: str, **extra: Any
+    ) -> NoReturn:
+        """A refused ``subscribe`` / ``unsubscribe`` / ``whisper``: the ``<kind>_error`` frame,
+        posted now (the rollback would drop an after-commit post) and answered."""
+        frame = {
+            "type": f"{kind}_error",
+            "channel": channel if isinstance(channel, str) else None,
+            **extra,
+            "status": status,
+            "reason": reason,
+            "error": error,
+        }
+        subscriptions.post_now(self.websocket_session, frame)
+        raise Rejection(status, error, signals.REASON_CHANNEL, data=frame)
+
+    @handler
+    def subscribe(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
+        """Built-in: ``{"handler": "subscribe", "channel": "<name>", "after": N}`` (``after``
+        optional): add a subscription, after ``can_join_channel`` and the channel rules; posts
+        ``{"type": "subscribed", "channel", "seq"}`` (with ``after``: the replay first, and
+        ``more`` when it stopped at a page) or ``subscribe_error`` (docs/channels.md)."""
+        channel, after = self.body.get("channel"), self.body.get("after")
+        if not protocol.is_valid_channel_name(channel):
+            self._refuse_channel("subscribe", channel, 400, "invalid_channel", "Invalid channel name.")
+        if after is not None and (type(after) is not int or after < 0):
+            self._refuse_channel("subscribe", channel, 400, "invalid_after", "after must be a non-negative integer.")
+        if not self.can_join_channel(request, channel):
+            self._refuse_channel("subscribe", channel, 403, "not_allowed", "Channel not allowed.")
+        session = self.websocket_session
+        done = subscriptions.subscribe(session, channel)
+        if not done.ok:
+            limit = subscriptions.max_subscriptions()
+            self._refuse_channel(
+                "subscribe", channel, 409, "too_many", f"This connection holds {limit} channels, the most it may."
+            )
+        answer: dict[str, Any] = {"type": "subscribed", "channel": channel, "seq": done.seq}
+        if after is not None:  # the replay, posted before the answer (resume_page posts its own "resumed")
+            page = history.resume_page(session, channel, after, channel_position=True, announce=False)
+            answer["seq"] = page.streams.get(channel, done.seq)
+            if channel in page.more:
+                answer["more"] = page.more[channel]
+        subscriptions.post_after_commit(session, answer)
+        if done.added and self.BROADCAST_PRESENCE:
+            presence.announce_on_commit(channel, "join", session, exclude=session.pk, view_class=type(self))
+        return answer
+
+    @handler
+    def unsubscribe(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
+        """Built-in: ``{"handler": "unsubscribe", "channel": "<name>"}``: posts ``{"type":
+        "unsubscribed", "channel"}`` (also for a channel not held: repeating it is harmless)."""
+        channel = self.body.get("channel")
+        if not protocol.is_valid_channel_name(channel):
+            self._refuse_channel("unsubscribe", channel, 400, "invalid_channel", "Invalid channel name.")
+        session = self.websocket_session
+        held = subscriptions.unsubscribe(session, channel)
+        answer = {"type": "unsubscribed", "channel": channel}
+        subscriptions.post_after_commit(session, answer)
+        if held and self.BROADCAST_PRESENCE:
+            presence.announce_on_commit(channel, "leave", session, view_class=type(self))
+        return answer
+
+    @handler
+    def whisper(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
+        """Built-in: ``{"handler": "whisper", "channel", "event", "data"}``: a client event, relayed
+        to the channel's other subscribers as ``{"type": "whisper", "channel", "event", "data",
+        "user"}``; only where ``allow_client_events`` says so, only on a subscribed channel, never
+        stored (docs/channels.md#client-events-whisper)."""
+        channel, event = self.body.get("channel"), self.body.get("event")
+        named = {"event": event if isinstance(event, str) else None}
+        if not protocol.is_valid_channel_name(channel):
+            self._refuse_channel("whisper", channel, 400, "invalid_channel", "Invalid channel name.", **named)
+        if not subscriptions.is_valid_event_name(event):
+            self._refuse_channel("whisper", channel, 400, "invalid_event", "Invalid event name.", **named)
+        if not self.allow_client_events(request, channel):
+            self._refuse_channel(
+                "whisper", channel, 403, "not_allowed", "Client events are not allowed on this channel.", **named
+            )
+        session = self.websocket_session
+        user_info = presence.member_info(session.user, type(self)) if session.user_id is not None else None
+        frame = subscriptions.whisper_frame(channel, event, self.body.get("data"), user_info)
+        if frame is None:
+            self._refuse_channel(
+                "whisper", channel, 413, "too_large", "The client event does not fit one frame.", **named
+            )
+        sent = subscriptions.relay(session, channel, frame)
+        if sent is None:
+            self._refuse_channel(
+                "whisper", channel, 409, "not_subscribed", "This connection is not subscribed to the channel.", **named
+            )
+        return {"type": "whispered", "channel": channel, "event": event, "sent": sent}
 
     @handler
     def resume(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HandlerResult:
-        """Built-in: ``{"handler": "resume", "channel": "<this connection's channel>", "after": N,
-        "user_after": M}`` (either part optional; ``null``: only where the stream is now): post
-        what the connection missed on its channel and its user's direct stream, in order, or a
+        """Built-in: ``{"handler": "resume", "channels": {"<channel>": N or null, ...},
+        "user_after": M}``, or the single-channel form ``{"channel", "after"}`` (every part
+        optional; ``null``: only where the stream is now): post what the connection missed on
+        those channels (each one it holds) and its user's direct stream, in order, or a
         ``resume_gap``, then ``{"type": "resumed", "streams": {...}}``; one page at most
-        (``WEBSOCKETS["resume_page_*"]``): ``"more": {stream: last seq sent}`` says where the
-        next ``resume`` continues (docs/history.md)."""
-        after, user_after = self.body.get("after"), self.body.get("user_after")
-        for value in (after, user_after):
+        (``WEBSOCKETS["resume_page_*"]``) for all streams together: ``"more": {stream: last seq
+        sent}`` says where the next ``resume`` continues (docs/history.md, docs/channels.md)."""
+        body = self.body
+        user_after = body.get("user_after")
+        cursors = body.get("channels")
+        session = self.websocket_session
+        if cursors is not None:
+            if not isinstance(cursors, dict) or not all(protocol.is_valid_channel_name(name) for name in cursors):
+                raise Rejection(400, "channels must map channel names to numbers.", signals.REASON_CHANNEL)
+            if len(cursors) > subscriptions.max_subscriptions():
+                raise Rejection(400, "channels names more channels than a connection may hold.", signals.REASON_CHANNEL)
+            wanted = dict(cursors)
+            positions = set(wanted)
+        else:
+            channel = body.get("channel", session.channel_name)
+            if channel != session.channel_name and not protocol.is_valid_channel_name(channel):
+                raise Rejection(400, "Invalid channel name.", signals.REASON_CHANNEL)
+            if "after" in body and not channel and body.get("after") is not None:
+                raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
+            wanted = {channel: body.get("after")} if channel else {}
+            positions = {channel} if channel and "after" in body else set()
+        for value in (*wanted.values(), user_after):
             if value is not None and (type(value) is not int or value < 0):
                 raise Rejection(400, "after and user_after must be non-negative integers.")
-        channel = self.websocket_session.channel_name
-        if "after" in self.body and self.body.get("channel", channel) != channel:
-            raise Rejection(409, "resume names another channel than this connection's.", signals.REASON_CHANNEL)
+        if wanted:
+            held = set(subscriptions.channels_of(session))
+            if not set(wanted) <= held:
+                raise Rejection(
+                    409, "resume names a channel this connection is not subscribed to.", signals.REASON_CHANNEL
+                )
         # The rules may have changed since the connection joined: no history of a channel it
         # may no longer join (nor of its user stream: the connection should not be there).
-        if channel and not self.can_join_channel(request, channel):
-            raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
-        if after is not None and not channel:
-            raise Rejection(400, "This connection has no channel to resume.", signals.REASON_CHANNEL)
-        page = history.resume_page(
-            self.websocket_session,
-            channel,
-            after,
+        for channel in wanted:
+            if not self.can_join_channel(request, channel):
+                raise Rejection(403, "Channel not allowed.", signals.REASON_CHANNEL)
+        page = history.resume_channels(
+            session,
+            {name: after for name, after in wanted.items() if after is not None or name in positions},
             user_after,
-            channel_position="after" in self.body,
-            user_position="user_after" in self.body,
+            user_position="user_after" in body,
         )
         answer: dict[str, Any] = {"type": "resumed", "streams": page.streams}
         if page.more:  # one page at a time: resume again with these numbers as "after"
@@ -629,9 +749,13 @@ class WebSocketView(View):
         frame; ``next`` is ``null`` on the last page (docs/history.md). Other views: ``default``."""
         if not self.BROADCAST_PRESENCE:
             return self.default(request, *args, **kwargs)
-        channel = self.websocket_session.channel_name
-        if self.body.get("channel", channel) != channel:
-            raise Rejection(409, "presence names another channel than this connection's.", signals.REASON_CHANNEL)
+        channel = self.body.get("channel", self.websocket_session.channel_name)
+        if channel and (
+            not protocol.is_valid_channel_name(channel) or not subscriptions.holds(self.websocket_session, channel)
+        ):
+            raise Rejection(
+                409, "presence names a channel this connection is not subscribed to.", signals.REASON_CHANNEL
+            )
         if not channel:
             raise Rejection(400, "This connection has no channel.", signals.REASON_CHANNEL)
         # As resume: the rules may have changed since the connection joined (no member names then).
@@ -650,7 +774,9 @@ class WebSocketView(View):
         page = {
             "type": "presence",
             "event": "members",
-            **presence.presence_page(channel, after, gateway_ids=presence.channel_presence_gateway_ids(channel)),
+            **presence.presence_page(
+                channel, after, gateway_ids=presence.channel_presence_gateway_ids(channel), view_class=type(self)
+            ),
         }
         session = self.websocket_session
         history.after_commit(lambda: session.send_message(page), router.db_for_write(WebSocketSession), "A member page")

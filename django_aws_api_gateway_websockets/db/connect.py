@@ -6,6 +6,7 @@ token spent, the connection's row and the attempt's audit row::
          spent AS (UPDATE <token> SET used = true FROM <user> WHERE … AND <every count
                    within the limit> RETURNING <token_id, …, user_…>),
          conn AS (INSERT INTO <connection> (…) SELECT … FROM spent RETURNING id),
+         sub AS (INSERT INTO <subscription> (…) SELECT conn.id, <channel>, … FROM conn),
          audit AS (INSERT INTO <attempt> (…) SELECT … FROM spent)
     SELECT <hit_keys, hit_counts>, conn.id AS connection_pk, spent.* FROM …
            LEFT JOIN (spent CROSS JOIN conn) ON TRUE
@@ -23,7 +24,7 @@ from django.db import connections, router
 from django.db.models import signals as model_signals
 from django.utils import timezone
 
-from ..models import ConnectionRateCounter, ConnectionRateLimit, WebSocketSession, WebSocketToken
+from ..models import ConnectionRateCounter, ConnectionRateLimit, Subscription, WebSocketSession, WebSocketToken
 from . import counters, features, statements, tokens
 from .rows import column_name, fetch_named
 
@@ -37,7 +38,7 @@ def supported(connection: Any) -> bool:
     for the connection's row (the statement inserts it without ``save()``)."""
     if not features.writes_in_with(connection) or connection.in_atomic_block:
         return False
-    for model in (WebSocketToken, ConnectionRateLimit, ConnectionRateCounter):
+    for model in (WebSocketToken, ConnectionRateLimit, ConnectionRateCounter, Subscription):
         if router.db_for_write(model) != connection.alias:
             return False
     if model_signals.pre_save.has_listeners(WebSocketSession) or model_signals.post_save.has_listeners(
@@ -59,15 +60,18 @@ def _row_fields():
     return [f for f in WebSocketSession._meta.concrete_fields if not f.primary_key]
 
 
-def statement(connection: Any, audit: bool, n_keys: int) -> str:
+def statement(connection: Any, audit: bool, n_keys: int, subscribe: bool = False) -> str:
     """The statement: ``n_keys`` rate-limit counters (0: counted elsewhere) counted first, the
-    token spent only when every counter is within the limit; ``audit``: the audit row too."""
+    token spent only when every counter is within the limit; ``audit``: the audit row too;
+    ``subscribe``: the connection's first ``Subscription`` (its channel)."""
     return statements.statement(
-        connection, ("one_statement_connect", audit, n_keys), lambda c: _build(c, audit, n_keys)
+        connection,
+        ("one_statement_connect", audit, n_keys, subscribe),
+        lambda c: _build(c, audit, n_keys, subscribe),
     )
 
 
-def _build(connection, audit, n_keys):
+def _build(connection, audit, n_keys, subscribe=False):
     qn = connection.ops.quote_name
     count = qn("count")
     within = f"(SELECT COUNT(*) FROM hit WHERE hit.{count} <= %s) = %s" if n_keys else ""
@@ -80,6 +84,13 @@ def _build(connection, audit, n_keys):
         f"spent AS ({spend})",
         f"conn AS ({insert} SELECT {', '.join(['%s'] * len(fields))} FROM spent RETURNING {pk})",
     ]
+    if subscribe:  # the connect query's channel: the first subscription, in the same statement
+        meta = Subscription._meta
+        sub_columns = ", ".join(
+            qn(column_name(meta.get_field(name)))  # type: ignore[arg-type]  # concrete fields
+            for name in ("connection", "channel", "created_on")
+        )
+        parts.append(f"sub AS (INSERT INTO {qn(meta.db_table)} ({sub_columns}) SELECT conn.{pk}, %s, %s FROM conn)")
     if audit:  # the audit row's user: the token's
         parts.append(
             f"audit AS ({counters.audit_insert_sql(connection)} "
@@ -127,11 +138,14 @@ def run(
     if n_keys:
         params += [max_attempts, n_keys]
     params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in _row_fields()]
+    subscribe = bool(row.channel_name)
+    if subscribe:
+        params += [row.channel_name, connection.ops.adapt_datetimefield_value(row.created_on)]
     if audit_ip is not None:
         ops = connection.ops
         params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
     with connection.cursor() as cursor:
-        cursor.execute(statement(connection, audit_ip is not None, n_keys), params)
+        cursor.execute(statement(connection, audit_ip is not None, n_keys, subscribe), params)
         result = fetch_named(cursor)
     assert result is not None  # the LEFT JOIN always yields one row
     counts = dict(zip(result[HIT_KEYS] or (), result[HIT_COUNTS] or (), strict=True))

@@ -174,5 +174,6 @@ def mark_disconnected(session: WebSocketSession) -> None:
 
 
 def insert_session(**values: Any) -> WebSocketSession:
-    """The connect's ``WebSocketSession`` row (``objects.create``: one statement)."""
+    """The connect's ``WebSocketSession`` row (``objects.create``: one statement) and, when it
+    names a channel, its first ``Subscription`` (one more, by ``WebSocketSession.save``)."""
     return WebSocketSession.objects.using(router.db_for_write(WebSocketSession)).create(**values)

@@ -263,7 +263,9 @@ def open_connection(view, req: ConnectRequest, state: ConnectState, args: tuple,
         refuse(409, "Connection id already registered.", signals.REASON_DUPLICATE)
     signals.connected.send(sender=type(view), request=request, session=view.websocket_session)
     if view.BROADCAST_PRESENCE:  # to the others: the new socket cannot be posted to yet
-        presence.announce_on_commit(state.channel, "join", view.websocket_session, exclude=view.websocket_session.pk)
+        presence.announce_on_commit(
+            state.channel, "join", view.websocket_session, exclude=view.websocket_session.pk, view_class=type(view)
+        )
     response = view._as_response(view.connect(request, *args, **kwargs))
     if response.status_code < 300 and view.RATE_LIMIT_ENABLED:
         # The accepted attempt's audit row commits with the connection (no commit of its own);

@@ -4,7 +4,7 @@ when there are any (docs/architecture.md#disconnect). Two statements without the
 
 from django.http import JsonResponse
 
-from .. import presence, signals
+from .. import presence, signals, subscriptions
 from ..db import sessions as session_sql
 from ..log_context import log_context
 from .connection import load_connection
@@ -17,8 +17,9 @@ def run_disconnect(view, request, args, kwargs, base_hook):
     session = load_connection(view, request)
     was_connected = session.connected  # else a send found it gone (410) and announced its leave
     session_sql.mark_disconnected(session)
-    if view.BROADCAST_PRESENCE and was_connected:
-        presence.announce_on_commit(session.channel_name, "leave", session)
+    if view.BROADCAST_PRESENCE and was_connected:  # a leave in every channel it held (one query)
+        for channel in subscriptions.channels_of(session):
+            presence.announce_on_commit(channel, "leave", session, view_class=type(view))
     logger.info("WebSocket disconnected", extra=log_context(session.connection_id, view.route, user_id=session.user_id))
     # A hook given to as_view() is the instance's own (vars(view)), not the class's.
     hooked = type(view).disconnect is not base_hook or "disconnect" in vars(view)
