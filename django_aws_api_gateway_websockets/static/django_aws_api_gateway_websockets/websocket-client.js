@@ -534,13 +534,15 @@ export class WebSocketClient extends EventTarget {
   // answer, or channelRetryMs without one, lets the next go).
   _syncChannel(state) {
     if (this.channels.get(state.name) !== state) return;
-    if (!state.wanted && (state.state === "idle" || !this.isOpen || !this.socket._opened)) {
+    const open = this.isOpen && this.socket._opened;
+    if (!state.wanted && (!open || (state.state === "idle" && !state.inFlight))) {
       // Not held on this socket: nothing to undo there; the next connect will not ask for it.
+      // (A subscribe in flight is answered first, then undone.)
       if (state.name === this.channel) this.channel = "";
       this._dropChannel(state);
       return;
     }
-    if (!this.isOpen || !this.socket._opened || state.inFlight) return;
+    if (!open || state.inFlight) return;
     if (state.wanted && state.state === "idle" && state.name === this.channel) {
       this._channelSubscribed(state, this.lastSeq(state.name)); // the connect query's channel: held since $connect
     } else if (state.wanted && state.state === "idle") {
@@ -586,7 +588,7 @@ export class WebSocketClient extends EventTarget {
     }
     if (Number.isInteger(more)) this._continueResume({ [state.name]: more });
     state.notify("onSubscribed", { channel: state.name, seq: this.lastSeq(state.name) });
-    if (state.presence) this._requestMembers(state, null);
+    if (state.presence && state.wanted) this._requestMembers(state, null);
   }
 
   // A subscription ended: forget it (and its numbers, so a later subscribe starts afresh).
