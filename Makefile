@@ -76,7 +76,7 @@ demo:
 	$(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check -e ".[local]"
 	$(DEMO_VENV)/bin/python example/run_demo.py
 
-## make bench: broadcast, serial baseline, gateway relay, query counts -> bench/results/latest.json;
+## make bench: broadcast, serial baseline, gateway relay, query counts, subscriptions -> bench/results/latest.json;
 ## then $connect/message/$disconnect through gunicorn + PostgreSQL, this package against the 4.1.0
 ## wheel in the same run -> bench/results/connect-latest.json
 bench: venv

@@ -130,6 +130,28 @@ def query_counts():
     return counts
 
 
+def subscription_figures():
+    """Subscriptions on PostgreSQL (bench/subscriptions.py): subscribe/unsubscribe statements, the
+    broadcast to connections of 4 channels against today's single-channel one, a client event's CPU."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "subscriptions.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode:
+        return {
+            "subscriptions_error": done.stderr.strip().splitlines()[-1]
+            if done.stderr.strip()
+            else f"exit {done.returncode}"
+        }
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    sql = figures.pop("subscribe_sql")
+    (ROOT / "bench" / "results" / "subscriptions-sql.json").write_text(json.dumps(sql, indent=2) + "\n")
+    return figures
+
+
 def sending_extras(clients, gateway, record, ids, broadcast_seconds):
     """The sending engine's checks of one run (the gateway at 10 ms latency, sockets open):
     4.1.0's own send_message, the broadcast split over Celery worker processes under AWS's
@@ -271,6 +293,7 @@ def main():
     results["broadcast_ratio_vs_serial"] = per_message_serial / per_message_broadcast
     results["broadcast_10000_latency10ms_msgs_per_s"] = N_BROADCAST / results["broadcast_10000_latency10ms_seconds"]
     results.update(query_counts())
+    results.update(subscription_figures())
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -22,6 +22,7 @@ from .models import (
     ChannelPermissionRule,
     ConnectionRateLimit,
     ProvisioningStatus,
+    Subscription,
     WebSocketSession,
     WebSocketToken,
 )
@@ -109,6 +110,26 @@ class ApiGatewayAdditionalRouteAdmin(admin.ModelAdmin):
     formfield_overrides = URL_FIELDS_HTTPS
 
 
+class SubscriptionInline(admin.TabularInline):
+    """The channels a connection holds (docs/channels.md): written by the connection's own
+    messages, never here."""
+
+    model = Subscription
+    extra = 0
+    fields = ("channel", "created_on")
+    readonly_fields = fields
+    ordering = ("created_on", "pk")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(WebSocketSession)
 class WebSocketSessionAdmin(ReadOnlyAdmin):
     """Connections are API Gateway's: viewable and closable here, never edited (a live
@@ -125,7 +146,8 @@ class WebSocketSessionAdmin(ReadOnlyAdmin):
         "updated_on",
     )
     list_filter = ("connected", "api_gateway")
-    search_fields = ("connection_id", "channel_name", "user__username")
+    search_fields = ("connection_id", "channel_name", "subscriptions__channel", "user__username")
+    inlines = [SubscriptionInline]
     list_select_related = ("user", "api_gateway")
     date_hierarchy = "created_on"
     actions = ["close_connections"]

@@ -20,8 +20,9 @@ Access is re-checked when it may have been taken away (docs/security.md): after 
 a change to a rule, to a user's or a group's permissions, to a user's groups or to a user's
 ``is_staff``/``is_superuser``/``is_active``, the live connections it concerns are checked
 against the rules again (``recheck_channel_access``, in bulk); each one the rules no longer
-admit gets ``{"type": "channel_access_revoked", "channel": ..., "reason": ...}`` and is closed
-(login.end_connections: marked disconnected, DELETE @connections).
+admit gets ``{"type": "channel_access_revoked", "channel": ..., "reason": ...}`` and loses that
+subscription; a connection left with no channel is closed (login.end_connections: marked
+disconnected, DELETE @connections), as a connection of one channel always was (docs/channels.md).
 """
 
 import logging
@@ -39,7 +40,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_de
 from . import login
 from .conf import get_setting
 from .log_context import log_context
-from .models import ChannelPermission, ChannelPermissionRule, WebSocketSession
+from .models import ChannelPermission, ChannelPermissionRule, Subscription, WebSocketSession
 from .process_cache import ProcessCache
 
 if TYPE_CHECKING:
@@ -170,11 +171,12 @@ def recheck_channel_access(
 
 
 def _users_q(users: Any) -> Q:
+    """The subscriptions of ``users``' connections."""
     if isinstance(users, QuerySet):
-        return Q(user_id__in=users.values("pk"))
+        return Q(connection__user_id__in=users.values("pk"))
     if isinstance(users, Model | int | str):
         users = [users]
-    return Q(user_id__in={getattr(user, "pk", user) for user in users})
+    return Q(connection__user_id__in={getattr(user, "pk", user) for user in users})
 
 
 def _recheck(
@@ -184,11 +186,15 @@ def _recheck(
     allow_unlisted: bool = True,
     check: "Callable[[Any, str], bool] | None" = None,
 ) -> int:
-    """Check the connected rows matching ``scope`` (in ``channel_names``, if given) against the
-    rules; close those refused. One query for the rows, at most two for the permissions of
-    their users (``_load_permissions``), then ``login.end_connections``."""
+    """Check the live connections' subscriptions matching ``scope`` (a ``Subscription`` filter;
+    in ``channel_names``, if given) against the rules. A connection refused a channel loses that
+    subscription (told by a ``channel_access_revoked`` frame); one refused every channel it holds
+    is closed, as a connection of one channel always was. One query for the subscriptions, at
+    most two for the permissions of their users (``_load_permissions``), one for what the
+    refused connections hold, then the removals and ``login.end_connections``."""
     rules = channel_rules()
-    sessions = WebSocketSession.objects.using(router.db_for_write(WebSocketSession)).filter(scope, connected=True)
+    db = router.db_for_write(WebSocketSession)
+    subs = Subscription.objects.using(db).filter(scope, connection__connected=True)
     candidates: set[str] | None = None  # the channel names that may refuse someone; None: any listed or not
     if allow_unlisted and check is None:
         candidates = {name for name, (access, _) in rules.items() if access != Access.ALLOW_ALL}
@@ -196,26 +202,25 @@ def _recheck(
             candidates &= channel_names
         if not candidates:
             return 0  # no query: nothing can be refused
-        sessions = sessions.filter(channel_name__in=candidates) if len(candidates) <= _IN_BATCH else sessions
+        subs = subs.filter(channel__in=candidates) if len(candidates) <= _IN_BATCH else subs
     elif channel_names is not None:
-        sessions = sessions.filter(channel_name__in=channel_names)
-    rows = [
-        row
-        for row in sessions.exclude(channel_name="").select_related("user")
-        if candidates is None or row.channel_name in candidates
-    ]
+        subs = subs.filter(channel__in=channel_names)
+    rows = [sub for sub in subs.select_related("connection__user") if candidates is None or sub.channel in candidates]
     _load_permissions(
-        [
-            row.user
-            for row in rows
-            if row.user is not None and rules.get(row.channel_name, ("",))[0] == Access.PERMISSIONS
-        ]
+        list(
+            {
+                sub.connection.user_id: sub.connection.user
+                for sub in rows
+                if sub.connection.user is not None and rules.get(sub.channel, ("",))[0] == Access.PERMISSIONS
+            }.values()
+        )
     )
     refused: dict[str, list[int]] = {}
-    for row in rows:
-        admitted = may_join(row.user, row.channel_name, allow_unlisted=allow_unlisted)
-        if not admitted or (check is not None and not check(row.user, row.channel_name)):
-            refused.setdefault(row.channel_name, []).append(row.pk)
+    for sub in rows:
+        user = sub.connection.user
+        admitted = may_join(user, sub.channel, allow_unlisted=allow_unlisted)
+        if not admitted or (check is not None and not check(user, sub.channel)):
+            refused.setdefault(sub.channel, []).append(sub.connection_id)
     if not refused:
         return 0
     notices = {
@@ -232,22 +237,60 @@ def _recheck(
             len(pks),
             extra=log_context(reason=REVOKED, channel=name, count=len(pks)),
         )
-    # Still in the channel it was refused: one that moved since was checked by change_channel.
-    still_there = Q(pk__in=[])
+    lost: dict[int, set[str]] = {}
     for name, pks in refused.items():
-        still_there |= Q(channel_name=name, pk__in=pks)
-    return login.end_connections(
-        WebSocketSession.objects.filter(still_there), "channel access revoked", partial(_tell_why, notices)
-    )
+        for pk in pks:
+            lost.setdefault(pk, set()).add(name)
+    held: dict[int, set[str]] = {}
+    for pk, name in (
+        Subscription.objects.using(db).filter(connection_id__in=list(lost)).values_list("connection_id", "channel")
+    ):
+        held.setdefault(pk, set()).add(name)
+    # Still in the channel it was refused (one that left since was checked by change_channel or
+    # subscribe): a connection left with nothing is closed, the others lose the subscription.
+    closing = {pk for pk, names in lost.items() if held.get(pk) and held[pk] <= names}
+    keeping = {pk: names & held.get(pk, set()) for pk, names in lost.items() if pk not in closing}
+    keeping = {pk: names for pk, names in keeping.items() if names}
+    ended = 0
+    if closing:
+        ended = login.end_connections(
+            WebSocketSession.objects.filter(pk__in=closing),
+            "channel access revoked",
+            partial(_tell_why, notices, {pk: lost[pk] for pk in closing}),
+        )
+    if keeping:
+        _unsubscribe(db, keeping, notices)
+    return ended + len(keeping)
 
 
-def _tell_why(notices: dict[str, dict[str, str]], rows: list[WebSocketSession]) -> None:
-    """The ``channel_access_revoked`` event, one send per channel, before the sockets close."""
+def _unsubscribe(db: str, keeping: dict[int, set[str]], notices: dict[str, dict[str, str]]) -> None:
+    """Remove the refused subscriptions of connections that keep others: each told why (after
+    the commit), its presence ``leave`` announced, ``channel_name`` cleared when it was one."""
+    from . import presence
+
+    leaving = presence.leaving(list(keeping))  # read before the removal: what they held
+    still_there = Q(pk__in=[])
+    for pk, names in keeping.items():
+        still_there |= Q(connection_id=pk, channel__in=names)
+    Subscription.objects.using(db).filter(still_there).delete()
+    for pk, names in keeping.items():
+        WebSocketSession.objects.using(db).filter(pk=pk, channel_name__in=names).update(channel_name="")
+    for row in leaving:
+        row.left_channels = sorted(keeping.get(row.pk, ()))  # type: ignore[attr-defined]
+    presence.announce_leaves(leaving)
+    rows = list(WebSocketSession.objects.using(db).filter(pk__in=list(keeping)))
+    transaction.on_commit(partial(_tell_why, notices, keeping, rows), using=db)
+
+
+def _tell_why(notices: dict[str, dict[str, str]], lost: dict[int, set[str]], rows: list[WebSocketSession]) -> None:
+    """The ``channel_access_revoked`` event, one send per channel, before the sockets close
+    (or, for a connection that keeps other channels, instead)."""
     from .sending import send_to_sessions
 
     by_channel: dict[str, list[WebSocketSession]] = {}
     for row in rows:
-        by_channel.setdefault(row.channel_name, []).append(row)
+        for name in sorted(lost.get(row.pk, ())):
+            by_channel.setdefault(name, []).append(row)
     for name, channel_rows in by_channel.items():
         try:
             send_to_sessions(channel_rows, notices[name])
@@ -360,18 +403,18 @@ def _recheck_changes(batch: _Changes) -> int:
         )
     elif batch.channels:
         clear_channel_rules_cache()
-    scope = Q(channel_name__in=channel_names) if channel_names else Q(pk__in=[])
+    scope = Q(channel__in=channel_names) if channel_names else Q(pk__in=[])
     if batch.all_channels:
         clear_channel_rules_cache()
         scope, channel_names = Q(), None
     if batch.user_ids:
-        scope |= Q(user_id__in=batch.user_ids)
+        scope |= Q(connection__user_id__in=batch.user_ids)
     if batch.group_ids:
         field: Any = get_user_model()._meta.get_field("groups")
         members = field.remote_field.through.objects.filter(
             **{f"{field.m2m_reverse_field_name()}__in": batch.group_ids}
         ).values(field.m2m_field_name())
-        scope |= Q(user_id__in=members)
+        scope |= Q(connection__user_id__in=members)
     if batch.user_ids or batch.group_ids:
         channel_names = None  # their connections in any channel
     return _recheck(scope, channel_names)

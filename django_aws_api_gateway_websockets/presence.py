@@ -160,7 +160,15 @@ def info_hook(view_class=None):
     if method is not None:
         return lambda user: method(view_class(), user)
     path = get_setting("presence_info")
-    return import_string(path) if path else None
+    if not path:
+        return None
+    try:
+        return import_string(path)
+    except ImportError:  # a typo must not break presence: the default info, and a warning each time
+        import logging
+
+        logging.getLogger(__name__).warning('WEBSOCKETS["presence_info"] %r does not import', path)
+        return None
 
 
 def member_info(user, view_class=None, *, pk=None, hook=None):

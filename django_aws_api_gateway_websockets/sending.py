@@ -97,9 +97,15 @@ def _targets(
 
 
 def send_to_sessions(
-    sessions: "QuerySet[WebSocketSession] | Iterable[WebSocketSession]", data: object, *, max_workers: int | None = None
+    sessions: "QuerySet[WebSocketSession] | Iterable[WebSocketSession]",
+    data: object,
+    *,
+    max_workers: int | None = None,
+    known_gateways: "Iterable[ApiGateway]" = (),
 ) -> SendResult:
-    """Post ``data`` to every session in ``sessions`` (a queryset or an iterable of rows)."""
+    """Post ``data`` to every session in ``sessions`` (a queryset or an iterable of rows).
+    ``known_gateways``: records the caller has at hand (a handler's ``view.api_gateway``), not
+    read again."""
     payload = encode_message(data)
     targets = _targets(sessions)
     result = SendResult()
@@ -107,7 +113,16 @@ def send_to_sessions(
         return result
     backend = backends.get_backend()
     options = backends.SendOptions.from_settings(max_workers)
-    gateways = ApiGateway.objects.in_bulk({gw for _, _, gw in targets if gw is not None})
+    # Rows loaded with their gateway (a handler's own connection) need no query for it.
+    gateways: dict[Any, ApiGateway] = {gateway.pk: gateway for gateway in known_gateways}
+    if not isinstance(sessions, QuerySet):
+        for session in sessions:
+            cached = getattr(getattr(session, "_state", None), "fields_cache", {}).get("api_gateway")
+            if isinstance(cached, ApiGateway):
+                gateways[cached.pk] = cached
+    missing = {gw for _, _, gw in targets if gw is not None and gw not in gateways}
+    if missing:
+        gateways.update(ApiGateway.objects.in_bulk(missing))
     # gateway id -> Endpoint, or the configuration error for its rows
     endpoints: dict[int | None, backends.Endpoint | str] = {}
     for gateway_id, gateway in gateways.items():

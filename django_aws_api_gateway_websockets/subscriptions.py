@@ -136,7 +136,8 @@ def whisper_frame(channel: str, event: object, data: Any, user_info: dict[str, A
 
 
 def relay(session: WebSocketSession, channel: str, frame: str) -> int | None:
-    """Post ``frame`` to ``channel``'s other live subscribers; ``None`` when ``session`` does not
+    """Post ``frame`` to ``channel``'s other live subscribers once the handler's transaction
+    ends (no post while it is open); returns how many, or ``None`` when ``session`` does not
     hold ``channel``. One query finds the subscribers (the sender among them says it holds it)."""
     from .sending import send_to_sessions
 
@@ -148,9 +149,14 @@ def relay(session: WebSocketSession, channel: str, frame: str) -> int | None:
     if not any(pk == session.pk for pk, _, _ in targets):
         return None
     others = [_Target(pk, cid, gw) for pk, cid, gw in targets if pk != session.pk]
-    if not others:
-        return 0
-    return len(send_to_sessions(others, frame).delivered)  # type: ignore[arg-type]  # reads pk, connection_id, api_gateway_id
+    if others:
+        gateway = session.api_gateway if session.api_gateway_id is not None else None
+        after_commit(
+            lambda: send_to_sessions(others, frame, known_gateways=[gateway] if gateway else ()),  # type: ignore[arg-type]  # reads pk, connection_id, api_gateway_id
+            router.db_for_write(WebSocketSession),
+            "A client event",
+        )
+    return len(others)
 
 
 class _Target(NamedTuple):

@@ -58,8 +58,8 @@ def break_connect_statement(monkeypatch, failing_expression):
 
     real = connect_sql.statement
 
-    def broken(conn, audit, n_keys):
-        sql = real(conn, audit, n_keys)
+    def broken(conn, audit, n_keys, *more):
+        sql = real(conn, audit, n_keys, *more)
         assert ", conn." in sql
         return sql.replace(", conn.", f", {failing_expression}, conn.", 1)
 

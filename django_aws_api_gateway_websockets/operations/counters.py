@@ -87,6 +87,15 @@ def on_message(sender, request=None, session=None, handler=None, **kwargs):
         if isinstance(channel, str) and channel != session.channel_name:
             bump("move_out", session_label(session))
             bump("move_in", f"{session.api_gateway_id or '-'}|{channel}")
+    elif handler in ("subscribe", "unsubscribe") and session is not None:
+        # A subscription added or removed (issue #25): the channel's open line follows it (a
+        # repeated subscribe or unsubscribe counts again: the line is an estimate between reads).
+        try:
+            channel = json.loads(request.body).get("channel")
+        except Exception:
+            return
+        if isinstance(channel, str) and channel:
+            bump("move_in" if handler == "subscribe" else "move_out", f"{session.api_gateway_id or '-'}|{channel}")
 
 
 def on_rejected(sender, reason, **kwargs):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from ..models import ApiGateway, WebSocketSession
+from ..models import ApiGateway, Subscription, WebSocketSession
 from .counters import this_minute
 from .models import MinuteCounter
 
@@ -48,12 +48,23 @@ def snapshot(minutes=60, now=None):
 
     names = _gateway_names()
     # Open connections now, per gateway and channel: the WebSocketSession rows themselves.
+    # Per channel from the subscriptions (a connection counts in each channel it holds), and the
+    # connections holding none under the empty channel.
     open_now = {
-        f"{row['api_gateway_id'] or '-'}|{row['channel_name']}": row["n"]
-        for row in WebSocketSession.objects.filter(connected=True)
-        .values("api_gateway_id", "channel_name")
+        f"{row['connection__api_gateway_id'] or '-'}|{row['channel']}": row["n"]
+        for row in Subscription.objects.filter(connection__connected=True)
+        .values("connection__api_gateway_id", "channel")
         .annotate(n=Count("pk"))
+        .order_by()
     }
+    for gateway_id, n in (
+        WebSocketSession.objects.filter(connected=True, subscriptions__isnull=True)
+        .values("api_gateway_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("api_gateway_id", "n")
+    ):
+        open_now[f"{gateway_id or '-'}|"] = n
     # ... and over the hour, walked back from now: before minute i there were
     # open_now - arrivals(i..end) + departures(i..end), where arrivals are connects and
     # change_channel moves in, departures disconnects and moves out.
@@ -85,7 +96,7 @@ def snapshot(minutes=60, now=None):
             ({"gateway_channel": _label_name(label, names), "open": n} for label, n in open_now.items()),
             key=lambda item: (-item["open"], item["gateway_channel"]),
         ),
-        "open_total": sum(open_now.values()),
+        "open_total": WebSocketSession.objects.filter(connected=True).count(),  # connections, each once
         "open": open_lines,
         "events": {metric: per_metric[metric] for metric in ("connect", "disconnect", "message")},
         "sends": {metric.removeprefix("send_"): per_metric[metric] for metric in SEND_RESULTS},

@@ -10,6 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
+from ..db import subscriptions as subscription_sql
 from ..exceptions import WebSocketsError
 from ..models import ChannelPermissionRule
 from .detect import APP_LABEL, UpgradeError, tables_to_drop
@@ -114,6 +115,8 @@ def upgrade(alias, fixture_path, log=print, discard_uncarried=False, plan=None):
         log("3/4 migrated to this package's schema")
         if entries:
             call_command("loaddata", str(fixture_path), database=alias, verbosity=0)
+            # Each connection's channel is its subscription (issue #25): loaddata saves rows raw.
+            subscription_sql.copy_channel_names(alias)
     except (DatabaseError, OSError) as exc:
         raise UpgradeStopped(fixture_path, exc) from exc
     log(f"4/4 loaded the rows back; {describe_secrets(plan)}")

@@ -18,6 +18,7 @@ from ..models import (
     CleanupRun,
     ConnectionRateCounter,
     ConnectionRateLimit,
+    Subscription,
     WebSocketSession,
     WebSocketToken,
 )
@@ -112,6 +113,7 @@ RULE_PERMISSION_COLUMNS = {"channelpermissionrule_id", "permission_id"}
 DROP_ORDER = (
     ChannelMessage,
     ChannelSequence,
+    Subscription,
     WebSocketSession,
     ApiGatewayAdditionalRoute,
     WebSocketToken,

@@ -166,3 +166,15 @@ def test_admin_url_fields_default_to_https():
     """Found by type-checking the whole package (mypy with django-stubs, issue #14)."""
     assert {models.URLField: {"assume_scheme": "https"}} == URL_FIELDS_HTTPS
     assert admin.site.is_registered(ApiGateway)
+
+
+def test_a_connections_page_lists_its_subscriptions(staff, session_row):
+    from django_aws_api_gateway_websockets.models import Subscription
+
+    Subscription.objects.create(connection=session_row, channel="notifications")
+    page = staff.get(reverse("admin:django_aws_api_gateway_websockets_websocketsession_change", args=[session_row.pk]))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "room-1" in body and "notifications" in body
+    found = staff.get(reverse(SESSIONS), {"q": "notifications"})
+    assert session_row.connection_id in found.content.decode()

@@ -89,7 +89,9 @@ def test_busiest_channels_first_and_a_cap_per_gateway(gateway):
 
 def test_stats_cost_a_fixed_number_of_queries(gateway, django_assert_max_num_queries):
     sessions(gateway, *((f"c{i}", f"channel-{i}") for i in range(50)))
-    with django_assert_max_num_queries(7):
+    # Two more than before subscriptions (issue #25): connections per gateway, then channels
+    # from the subscriptions and the connections holding none; fixed, whatever the channels.
+    with django_assert_max_num_queries(9):
         data = json.loads(stats("--json"))
     assert data["gateways"][0]["channels_total"] == 50 and len(data["gateways"][0]["channels"]) == 20
 
@@ -193,3 +195,14 @@ def assert_formattable(caplog):
     for record in package_records(caplog):
         assert all(hasattr(record, name) for name in LOG_FIELDS), record.getMessage()
         formatter.format(record)
+
+
+def test_stats_count_a_connection_in_every_channel_it_holds_and_once_in_the_total(gateway):
+    from django_aws_api_gateway_websockets.models import Subscription, WebSocketSession
+
+    sessions(gateway, ("a", "room-1"), ("b", "room-1"))
+    row = WebSocketSession.objects.get(connection_id="a")
+    Subscription.objects.create(connection=row, channel="notifications")
+    data = json.loads(stats("--json"))
+    assert data["connected"] == 2
+    assert data["gateways"][0]["channels"] == {"room-1": 2, "notifications": 1}

@@ -136,3 +136,25 @@ def test_the_operations_page_has_no_action_a_forged_post_could_run(client, djang
     response = client.post(url, {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
     assert response.status_code == 200
     assert MinuteCounter.objects.filter(pk=row.pk).exists()
+
+
+def test_dashboard_counts_open_connections_per_channel_from_subscriptions(django_user_model):
+    from django_aws_api_gateway_websockets.models import ApiGateway, Subscription, WebSocketSession
+    from django_aws_api_gateway_websockets.operations.dashboard import snapshot
+
+    gateway = ApiGateway.objects.create(
+        api_name="chat", api_id="abc123", target_base_endpoint="https://x.example.com/ws/"
+    )
+    rows = [
+        WebSocketSession.objects.create(connection_id=f"c{i}", channel_name="lobby", api_gateway=gateway)
+        for i in range(2)
+    ]
+    Subscription.objects.create(connection=rows[0], channel="notifications")  # one socket, two channels
+    WebSocketSession.objects.create(connection_id="none", api_gateway=gateway)  # no channel at all
+    data = snapshot()
+    assert {item["gateway_channel"]: item["open"] for item in data["open_now"]} == {
+        "chat / lobby": 2,
+        "chat / notifications": 1,
+        "chat / (default)": 1,
+    }
+    assert data["open_total"] == 3  # connections, each once

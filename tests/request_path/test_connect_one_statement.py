@@ -53,6 +53,8 @@ def test_connect_is_one_statement_after_the_session_read_and_the_count(client, p
     )
     assert session.session_key_hash == login.hash_session_key(client.session.session_key)
     assert session.auth_hash == login.auth_hash(user)
+    # The connect query's channel is the first subscription (issue #25), in the same statement.
+    assert list(session.subscriptions.values_list("channel", flat=True)) == ["room-1"]
     assert WebSocketToken.objects.get(token=tokens.hash_token(token)).used is True
     attempt = ConnectionRateLimit.objects.latest("pk")
     assert (attempt.successful, attempt.user_id, attempt.reason) == (True, user.pk, "")

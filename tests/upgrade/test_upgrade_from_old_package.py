@@ -33,6 +33,7 @@ from django_aws_api_gateway_websockets.models import (
     ChannelPermission,
     ChannelPermissionRule,
     ConnectionRateLimit,
+    Subscription,
     WebSocketSession,
     WebSocketToken,
 )
@@ -159,6 +160,20 @@ def rule_labels(alias):
 # --- 4.1.0 ---------------------------------------------------------------------------------
 
 
+def assert_channels_kept_as_subscriptions(alias, manifest):
+    """Issue #25: each upgraded connection holds its 4.x channel as a subscription (none for
+    a connection without one), and the 4.x queryset API still finds it."""
+    held = {}
+    for pk, channel in Subscription.objects.using(alias).values_list("connection_id", "channel"):
+        held.setdefault(pk, []).append(channel)
+    assert held == {s["id"]: [s["channel_name"]] for s in manifest["sessions"] if s["channel_name"]}
+    assert any(not s["channel_name"] for s in manifest["sessions"])  # the seed has one without
+    for seeded in manifest["sessions"]:
+        if seeded["channel_name"]:
+            found = WebSocketSession.objects.using(alias).in_channel(seeded["channel_name"])
+            assert found.filter(pk=seeded["id"]).exists()
+
+
 def test_41_upgrade_keeps_every_row_rule_and_hash(old_database_41, tmp_path):
     old, alias, manifest = old_database_41, old_database_41.alias, old_database_41.manifest
     assert "aws_websockets.E038" in {m.id for m in checks.run_checks(databases=[alias])}
@@ -191,6 +206,7 @@ def test_41_upgrade_keeps_every_row_rule_and_hash(old_database_41, tmp_path):
     for seeded in manifest["sessions"]:
         assert sessions[seeded["id"]].session_key_hash == seeded["session_key_hash"]
         assert sessions[seeded["id"]].auth_hash == seeded["auth_hash"]
+    assert_channels_kept_as_subscriptions(alias, manifest)
     alice_session = next(s for s in manifest["sessions"] if s["user_id"] == manifest["users"]["alice"]["id"])
     assert alice_session["session_key_hash"] == login.hash_session_key(manifest["session_keys"]["alice"])
     assert sessions[alice_session["id"]].auth_hash == login.auth_hash(
@@ -438,6 +454,7 @@ def test_40_upgrade_keeps_every_row_and_its_tokens(old_database_40, tmp_path, se
     output, _ = upgrade(old, tmp_path)
     assert "found 4.0.x" in output and "--rotate-secret" in output and "'creating'" not in output
     assert_every_old_row_kept(old, hashed_token_session_keys=True)
+    assert_channels_kept_as_subscriptions(alias, manifest)
     for record in ApiGateway.objects.using(alias):
         assert record.integration_secret == "" and not record.accepts_legacy_secret_header
     # no status in 4.0: derived from the flags, as our migration 0003 does

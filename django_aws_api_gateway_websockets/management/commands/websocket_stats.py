@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from ... import protocol
 from ...checks import CLEANUP_COMMANDS
-from ...models import ApiGateway, CleanupRun, ConnectionRateLimit, WebSocketSession, WebSocketToken
+from ...models import ApiGateway, CleanupRun, ConnectionRateLimit, Subscription, WebSocketSession, WebSocketToken
 
 NO_GATEWAY = "(no gateway)"
 
@@ -25,22 +25,43 @@ def collect_stats(top_channels=20):
         pk: {"pk": pk, "name": name, "connected": 0, "stale": 0, "channels_total": 0, "channels": {}}
         for pk, name in ApiGateway.objects.order_by("api_name").values_list("pk", "api_name")
     }
-    rows = (
-        WebSocketSession.objects.connected()
-        .values("api_gateway", "channel_name")
-        .annotate(n=Count("pk"), stale=Count("pk", filter=Q(created_on__lt=stale_before)))
-        .order_by("-n", "channel_name")
-    )
-    for row in rows:
-        pk = row["api_gateway"]
-        gateway = gateways.get(pk) or gateways.setdefault(
+
+    def gateway_entry(pk):
+        return gateways.get(pk) or gateways.setdefault(
             pk, {"pk": pk, "name": NO_GATEWAY, "connected": 0, "stale": 0, "channels_total": 0, "channels": {}}
         )
+
+    # Connections per gateway (each once), then per channel from the subscriptions (a connection
+    # counts in every channel it holds; "" is the connections holding none).
+    for row in (
+        WebSocketSession.objects.connected()
+        .values("api_gateway")
+        .annotate(n=Count("pk"), stale=Count("pk", filter=Q(created_on__lt=stale_before)))
+        .order_by()
+    ):
+        gateway = gateway_entry(row["api_gateway"])
         gateway["connected"] += row["n"]
         gateway["stale"] += row["stale"]
+    per_channel = [
+        (row["connection__api_gateway"], row["channel"], row["n"])
+        for row in Subscription.objects.filter(connection__connected=True)
+        .values("connection__api_gateway", "channel")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ]
+    per_channel += [
+        (row["api_gateway"], "", row["n"])
+        for row in WebSocketSession.objects.connected()
+        .filter(subscriptions__isnull=True)
+        .values("api_gateway")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ]
+    for pk, channel, n in sorted(per_channel, key=lambda item: (-item[2], item[1])):
+        gateway = gateway_entry(pk)
         gateway["channels_total"] += 1
         if len(gateway["channels"]) < top_channels:
-            gateway["channels"][row["channel_name"]] = row["n"]
+            gateway["channels"][channel] = n
     return {
         "at": now.isoformat(),
         "connected": sum(g["connected"] for g in gateways.values()),
