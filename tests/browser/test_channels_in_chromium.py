@@ -123,3 +123,47 @@ def test_a_refused_subscribe_is_reported_and_changes_nothing(demo, pages):
     # The page's own room goes on.
     chat(alice, "still here")
     alice.wait_for_selector("#log p.chat:has-text('[lobby] demo: still here')")
+
+
+REVOKE_STAFF = """
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+staff = get_user_model().objects.get(username="staff")
+staff.is_superuser = False
+staff.save()
+staff.user_permissions.remove(Permission.objects.get(codename="use_staff_channel"))
+"""
+
+
+def test_access_revoked_ends_that_channel_only_and_the_socket_stays(demo, pages):
+    lobby = pages("staff", demo)
+    staff_page = pages("staff", demo, path="/staff/")
+    lobby.evaluate(
+        """() => new Promise((resolve) => {
+      window.staffEvents = [];
+      window.demoClient.subscribe("staff", {
+        onSubscribed: (detail) => { window.staffEvents.push(["subscribed", detail.channel]); resolve(); },
+        onClose: (detail) => window.staffEvents.push(["closed", detail]),
+      });
+    })"""
+    )
+    expected = [("staff", ["lobby", "notifications", "staff"]), ("staff", ["notifications", "staff"])]
+    assert held(demo, expected) == expected
+    tokens = demo.used_tokens()
+
+    demo.manage("shell", "-c", REVOKE_STAFF)  # the rule no longer admits the staff user
+
+    lobby.wait_for_function("window.staffEvents.length === 2")
+    closed = lobby.evaluate("window.staffEvents[1]")
+    assert closed[0] == "closed" and closed[1]["channel"] == "staff" and closed[1]["reason"] == "revoked"
+    # The staff page's room (its connect channel) was taken: the page says so and keeps its socket.
+    staff_page.wait_for_selector("#log p.error:has-text('You were removed from #staff')")
+    remaining = [("staff", ["lobby", "notifications"]), ("staff", ["notifications"])]
+    assert held(demo, remaining) == remaining
+    for page in (lobby, staff_page):
+        assert page.get_attribute("#status", "data-state") == "open"
+    assert demo.used_tokens() == tokens  # nobody reconnected
+    # Both sockets still get what their remaining channels carry.
+    demo.manage("sendNotification", "Still connected")
+    for page in (lobby, staff_page):
+        page.wait_for_selector("#log p.notification:has-text('Still connected')")
