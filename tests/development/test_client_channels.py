@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT_JS = (
-    ROOT / "django_aws_api_gateway_websockets" / "static" / "django_aws_api_gateway_websockets" / "websocket-client.js"
-)
+import django_aws_api_gateway_websockets
+
+# The installed package's copy (nox runs the tests against the wheel, without a source tree).
+STATIC = Path(django_aws_api_gateway_websockets.__file__).parent / "static" / "django_aws_api_gateway_websockets"
+CLIENT_JS = STATIC / "websocket-client.js"
 TESTS = Path(__file__).with_name("client_channels.test.mjs")
 
 
