@@ -599,10 +599,13 @@ class WebSocketView(View):
         self, kind: str, channel: object, status: int, reason: str, error: str, **extra: Any
     ) -> NoReturn:
         """A refused ``subscribe`` / ``unsubscribe`` / ``whisper``: the ``<kind>_error`` frame,
-        posted now (the rollback would drop an after-commit post) and answered."""
+        posted now (the rollback would drop an after-commit post) and answered. What the client
+        sent is echoed only when it is a string no longer than a valid one (the frame stays small)."""
         frame = {
             "type": f"{kind}_error",
-            "channel": channel if isinstance(channel, str) else None,
+            "channel": channel
+            if isinstance(channel, str) and len(channel) <= protocol.CHANNEL_NAME_MAX_LENGTH
+            else None,
             **extra,
             "status": status,
             "reason": reason,
@@ -664,7 +667,9 @@ class WebSocketView(View):
         "user"}``; only where ``allow_client_events`` says so, only on a subscribed channel, never
         stored (docs/channels.md#client-events-whisper)."""
         channel, event = self.body.get("channel"), self.body.get("event")
-        named = {"event": event if isinstance(event, str) else None}
+        named = {
+            "event": event if isinstance(event, str) and len(event) <= subscriptions.EVENT_NAME_MAX_LENGTH else None
+        }
         if not protocol.is_valid_channel_name(channel):
             self._refuse_channel("whisper", channel, 400, "invalid_channel", "Invalid channel name.", **named)
         if not subscriptions.is_valid_event_name(event):

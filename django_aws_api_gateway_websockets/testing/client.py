@@ -131,6 +131,21 @@ class WebSocketTestClient:
         text = data if isinstance(data, str) else json.dumps(data)
         return self.client.post(self._message_url(text), text, content_type="application/json", headers=self._headers())
 
+    def subscribe(self, channel: str, after: int | None = None) -> "TestResponse":
+        """``{"handler": "subscribe", "channel", "after"}`` (docs/channels.md); the answer is the
+        response's JSON (``subscribed``, or ``subscribe_error`` with a 4xx)."""
+        message: dict[str, Any] = {"handler": "subscribe", "channel": channel}
+        if after is not None:
+            message["after"] = after
+        return self.send(message)
+
+    def unsubscribe(self, channel: str) -> "TestResponse":
+        return self.send({"handler": "unsubscribe", "channel": channel})
+
+    def whisper(self, channel: str, event: str, data: object = None) -> "TestResponse":
+        """A client event to ``channel``'s other subscribers (where the channel allows them)."""
+        return self.send({"handler": "whisper", "channel": channel, "event": event, "data": data})
+
     def disconnect(self) -> "TestResponse":
         """The client went away: POST ``disconnect``, and later sends to it are gone (410)."""
         connection_id = self._require_connection()

@@ -72,3 +72,14 @@ def test_cleanup_tokens_and_rate_limits(user):
     assert "Deleted 1 connection attempt record(s)." in out
     assert WebSocketToken.objects.count() == 1 and ConnectionRateLimit.objects.count() == 1
     assert seen == [("cleanup_websocket_tokens", {"tokens": 1, "rate_limits": 1})]
+
+
+def test_clear_sessions_counts_connections_not_their_subscriptions(gateway):
+    from django_aws_api_gateway_websockets.models import Subscription
+
+    row = WebSocketSession.objects.create(
+        connection_id="gone", channel_name="room-1", api_gateway=gateway, connected=False
+    )
+    Subscription.objects.create(connection=row, channel="notifications")
+    assert "Deleted 1 disconnected session(s)." in run("clear_websocket_sessions")
+    assert not Subscription.objects.exists()  # gone with their connection

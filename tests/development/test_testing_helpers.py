@@ -96,3 +96,18 @@ class DjangoTestCaseUsage(TestCase):
             self.assertEqual(ws.messages[0]["text"], "hello")
         self.assertIsNone(ManagementAPICapture.active)
         self.assertFalse(WebSocketSession.objects.get().connected)
+
+
+def test_the_test_client_subscribes_whispers_and_unsubscribes(
+    ws_client, user, other_user, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBSOCKETS = {"client_events_channels": ["doc"]}
+    alice, bob = ws_client("/ws/", user=user), ws_client("/ws/", user=other_user)
+    alice.connect(channel="room")
+    bob.connect(channel="doc")
+    assert alice.subscribe("doc").json() == {"type": "subscribed", "channel": "doc", "seq": 0}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alice.whisper("doc", "typing", {"on": True}).json()["sent"] == 1
+    assert bob.messages[-1]["type"] == "whisper" and bob.messages[-1]["user"]["username"] == "alice"
+    assert alice.unsubscribe("doc").json() == {"type": "unsubscribed", "channel": "doc"}
+    assert alice.whisper("doc", "typing").status_code == 409

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from ... import history, presence, protocol, signals
 from ...conf import get_setting
-from ...models import WebSocketSession
+from ...models import Subscription, WebSocketSession
 
 
 class Command(BaseCommand):
@@ -38,8 +38,10 @@ class Command(BaseCommand):
             cutoff = now - timedelta(seconds=protocol.MAX_CONNECTION_SECONDS)
             stale_rows = WebSocketSession.objects.filter(connected=True, created_on__lt=cutoff)
             announce = get_setting("presence_cleanup_broadcast")
-            channels = (
-                set(stale_rows.exclude(channel_name="").values_list("channel_name", flat=True)) if announce else ()
+            channels = (  # every channel the stale connections hold
+                set(Subscription.objects.filter(connection__in=stale_rows).values_list("channel", flat=True))
+                if announce
+                else ()
             )
             removed["stale_marked"] = stale_rows.update(connected=False, updated_on=now)
             self.stdout.write(f"Marked {removed['stale_marked']} stale session(s) disconnected.")
@@ -48,7 +50,9 @@ class Command(BaseCommand):
         sessions = WebSocketSession.objects.filter(connected=False)
         if older_than:
             sessions = sessions.filter(updated_on__lt=now - timedelta(days=older_than))
-        removed["sessions"], _ = sessions.delete()
+        # Their subscriptions go with them (cascade); the count is of the connections only.
+        _, per_model = sessions.delete()
+        removed["sessions"] = per_model.get(WebSocketSession._meta.label, 0)
         self.stdout.write(self.style.SUCCESS(f"Deleted {removed['sessions']} disconnected session(s)."))
         removed["history_messages"] = history.prune(now)
         self.stdout.write(f"Pruned {removed['history_messages']} channel history message(s).")
