@@ -167,3 +167,19 @@ def test_access_revoked_ends_that_channel_only_and_the_socket_stays(demo, pages)
     demo.manage("sendNotification", "Still connected")
     for page in (lobby, staff_page):
         page.wait_for_selector("#log p.notification:has-text('Still connected')")
+
+
+def test_a_page_that_comes_back_gets_the_notifications_it_missed_and_no_others(demo, pages):
+    """The position of every subscribed channel is kept per tab (sessionStorage): the page
+    subscribes again with "after" and gets what was sent while it was away, once."""
+    alice = pages("demo", demo)
+    assert "Delivered to 1 connection(s)" in demo.manage("sendNotification", "Seen before leaving")
+    alice.wait_for_selector("#log p.notification:has-text('Seen before leaving')")
+    alice.goto(f"{demo.url}/admin/login/")  # another page of the site, in the same tab
+    assert held(demo, []) == []
+    demo.manage("sendNotification", "Sent while away")
+    alice.goto(f"{demo.url}/")
+    alice.wait_for_selector("#status[data-state=open]", timeout=30000)
+    alice.wait_for_selector("#log p.notification:has-text('Sent while away')")
+    alice.wait_for_timeout(500)  # a replay of the earlier one would show by now
+    assert alice.locator("#log p.notification").all_inner_texts() == ["Sent while away"]
