@@ -22,15 +22,17 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## make lint: ruff (lint and format), mypy on the whole package, biome on the browser scripts
+## make lint: ruff (lint and format), mypy on the whole package, biome on the browser scripts,
+## tsc on the browser client's TypeScript declarations (tsconfig.json, tests/typing/ts/)
 ## (the same as pre-commit runs).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory lint-mypy
-	@if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund && npx --no-install biome lint --error-on-warnings; \
+	@if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund && npx --no-install biome lint --error-on-warnings \
+		&& npx --no-install tsc --noEmit -p .; \
 	elif [ -n "$$CI" ]; then echo "lint: npm is missing (apt-get install npm)" >&2; exit 1; \
-	else echo "lint: no npm: the browser scripts are NOT linted (apt-get install npm)" >&2; fi
+	else echo "lint: no npm: the browser scripts and their declarations are NOT checked (apt-get install npm)" >&2; fi
 
 ## make lint-mypy: the whole package, with django-stubs and check_untyped_defs (pyproject's
 ## [tool.mypy]); the Django-free modules of its [[tool.mypy.overrides]] with the strict flags too.

@@ -60,6 +60,9 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "room"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Typing indicators are client events ("whisper"): off by default, allowed on the chat rooms.
+WEBSOCKETS = {"client_events_channels": ["lobby", "python", "django", "staff"]}
+
 # No AWS account: the local gateway's Management API needs no credentials.
 AWS_GATEWAY_REGION_NAME = "us-east-1"
 

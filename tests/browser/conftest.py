@@ -68,6 +68,22 @@ class Demo:
                 "select count(*) from django_aws_api_gateway_websockets_websocketsession where connected"
             ).fetchone()[0]
 
+    def subscriptions(self):
+        """{username: sorted channels} of the connected sockets, one entry per socket (a user
+        with two sockets is listed twice)."""
+        with closing(sqlite3.connect(self.env["DEMO_DB"])) as db:
+            rows = db.execute(
+                "select s.id, u.username, sub.channel"
+                " from django_aws_api_gateway_websockets_websocketsession s"
+                " join auth_user u on u.id = s.user_id"
+                " left join django_aws_api_gateway_websockets_subscription sub on sub.connection_id = s.id"
+                " where s.connected order by s.id, sub.channel"
+            ).fetchall()
+        sockets = {}
+        for pk, username, channel in rows:
+            sockets.setdefault((pk, username), []).extend([channel] if channel else [])
+        return sorted((username, channels) for (_pk, username), channels in sockets.items())
+
     def manage(self, *args):
         return subprocess.run([*MANAGE, *args], env=self.env, check=True, capture_output=True, text=True).stdout
 

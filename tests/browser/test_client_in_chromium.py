@@ -61,7 +61,7 @@ def test_queue_is_bounded_and_flushed_on_open(demo, pages):
         page,
         {"queueLimit": 2},
         """
-        const accepted = ["one", "two", "three"].map((text) => client.send({ handler: "send_chat", text }));
+        const accepted = ["one", "two", "three"].map((text) => client.send({ handler: "send_chat", room: "lobby", text }));
         client.connect();
         await new Promise((resolve) => client.addEventListener("open", resolve));
         await sleep(1000);
@@ -71,7 +71,7 @@ def test_queue_is_bounded_and_flushed_on_open(demo, pages):
     )
     assert result["returned"] == [True, True, False]
     dropped = [event for event in result["events"] if event["type"] == "dropped"]
-    assert [event["detail"] for event in dropped] == [{"frame": '{"handler":"send_chat","text":"one"}'}]
+    assert [event["detail"] for event in dropped] == [{"frame": '{"handler":"send_chat","room":"lobby","text":"one"}'}]
     page.wait_for_selector("#log p.chat >> nth=1")
     page.wait_for_timeout(300)
     # Sent in order, but API Gateway (and the local gateway) may call Django concurrently.

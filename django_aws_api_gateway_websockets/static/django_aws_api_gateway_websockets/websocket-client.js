@@ -31,6 +31,21 @@
 // A long replay comes one page at a time: a "resumed" frame with "more" {stream: last seq sent}
 // makes the client ask again from where it is, until it has caught up (an unanswered request,
 // such as one refused by the server's message rate limit, is asked again after resumeRetryMs).
+//
+// Channels (docs/channels.md): one socket holds many subscriptions.
+//
+//   const room = ws.subscribe("room-42", { onMessage, onPresence, onWhisper });
+//   room.whisper("typing", { typing: true });   // the channel's other subscribers, not stored
+//   room.members;                                // [{id, username, ...}], kept up to date
+//   room.unsubscribe();
+//
+// The connect query's `channel` is the first subscription (a single-channel client sends exactly
+// what it always sent). After every reconnect the client resumes the first channel and
+// subscribes again to every other one with the last number it delivered there ("after"), so
+// each channel replays what it missed. One request per channel is in flight at a time (API
+// Gateway may run a socket's frames concurrently: a subscribe and an unsubscribe racing could
+// end in the wrong state), and an unsubscribe waits a tick, so a component that unmounts and
+// mounts again at once (React's StrictMode) keeps its subscription without a round trip.
 
 const MINUTE = 60 * 1000;
 
@@ -48,6 +63,7 @@ export const DEFAULTS = {
   resumeRetryMs: 3000, // a continued resume (a paged replay) left unanswered this long: ask again
   persistSeq: true, // keep the last number per channel in sessionStorage: a reload resumes from it
   userKey: "", // identifies the user (e.g. their id): the user stream's number is kept too
+  channelRetryMs: 5000, // a subscribe/unsubscribe left unanswered this long is sent again (5 times at most)
   // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
 };
 
@@ -62,6 +78,9 @@ const LIFECYCLE = new Set([
 const USER_STREAM = "@user"; // the wire name of the user's direct-message stream
 const STORAGE_PREFIX = "django_aws_api_gateway_websockets:seq:";
 export const STORED_STREAMS_MAX = 50; // streams remembered per socket URL (the least recent dropped)
+const CHANNEL_NAME = /^[A-Za-z0-9_.-]{1,128}$/; // protocol.is_valid_channel_name
+const CLIENT_EVENT = /^[A-Za-z0-9_.:-]{1,64}$/; // a whisper's event name (docs/channels.md)
+const CHANNEL_RETRIES = 5;
 
 export function csrfTokenFromCookie(name = "csrftoken") {
   const match = document.cookie.split("; ").find((part) => part.startsWith(`${name}=`));
@@ -85,6 +104,7 @@ export class WebSocketClient extends EventTarget {
     this.handshakeFailures = 0; // consecutive handshakes that failed after a token was obtained
     this.refusalUrl = this._defaultRefusalUrl();
     this.streams = new Map(); // stream -> {last: seq delivered last, pending: Map(seq -> message)}
+    this.channels = new Map(); // channel -> Channel: what subscribe() asked for, and where it stands
     this.storage = this.options.persistSeq && this.options.resume ? openStorage() : null;
     this.storageKey = this.storage ? storageKey(this.options.url) : null;
     if (!this.storageKey) this.storage = null;
@@ -143,6 +163,35 @@ export class WebSocketClient extends EventTarget {
   switchChannel(name) {
     this.channel = name;
     this.send({ handler: "change_channel", channel: name });
+  }
+
+  // Hold `channel` on this socket as well as the others (docs/channels.md); `handlers` are
+  // called for it: onSubscribed, onMessage (its sequenced messages, in order, once), onPresence
+  // (asks for the member list), onWhisper, onError (a refused subscribe or whisper) and onClose
+  // (it ended without unsubscribe(): refused, revoked, channel_changed). Kept across reconnects
+  // until unsubscribe(); subscribing twice to a channel shares one server subscription.
+  subscribe(channel, handlers = {}) {
+    if (typeof channel !== "string" || !CHANNEL_NAME.test(channel)) {
+      throw new TypeError(`Not a channel name: ${JSON.stringify(channel)} (letters, digits, _ - ., 128 at most)`);
+    }
+    let state = this.channels.get(channel);
+    if (!state) {
+      state = new Channel(channel);
+      this.channels.set(channel, state);
+    }
+    clearTimeout(state.releaseTimer);
+    state.releaseTimer = null;
+    state.wanted = true;
+    const subscription = new ChannelSubscription(this, state, handlers || {});
+    state.handles.add(subscription);
+    const wantsPresence = Boolean(handlers?.onPresence || handlers?.presence);
+    if (state.state === "subscribed") {
+      queueMicrotask(() => subscription._call("onSubscribed", { channel, seq: this.lastSeq(channel) }));
+      if (wantsPresence) this._requestMembers(state, null);
+    }
+    if (wantsPresence) state.presence = true;
+    this._syncChannel(state);
+    return subscription;
   }
 
   // Stop for good: no reconnect, no heartbeat, queue discarded.
@@ -274,6 +323,7 @@ export class WebSocketClient extends EventTarget {
     this.refusalKind = "";
     this.handshakeFailures = 0;
     this._sendResume(socket);
+    for (const state of [...this.channels.values()]) this._syncChannel(state);
     while (this.queue.length && this.isOpen) socket.send(this.queue.shift());
     this.timers.heartbeat = setInterval(() => {
       if (this.isOpen) socket.send(JSON.stringify(this.options.heartbeat));
@@ -310,6 +360,7 @@ export class WebSocketClient extends EventTarget {
     } else if (data && typeof data.stream === "string" && Number.isInteger(data.seq)) {
       this._sequenced(data);
     } else {
+      if (data && typeof data.type === "string" && typeof data.channel === "string") this._channelFrame(data);
       this._deliver(data);
     }
   }
@@ -317,6 +368,9 @@ export class WebSocketClient extends EventTarget {
   _deliver(data) {
     this._emit("message", data);
     if (data && typeof data.type === "string" && !LIFECYCLE.has(data.type)) this._emit(data.type, data);
+    // A subscribed channel's handles; a replay that a subscribe's "after" asked for comes before its answer.
+    const state = data && typeof data.stream === "string" ? this.channels.get(data.stream) : undefined;
+    if (state && (state.state === "subscribed" || state.inFlight === "subscribe")) state.notify("onMessage", data);
   }
 
   // A numbered message: deliver it in order, once; hold it while an earlier one is missing.
@@ -371,20 +425,32 @@ export class WebSocketClient extends EventTarget {
     this._drain(data.stream, state);
   }
 
-  // Ask for what was missed on the current channel and the user stream (or some of them: a
-  // stream name or a list); for a stream not seen yet, "after": null asks where it stands.
+  // Ask for what was missed on the connect channel and the user stream (by default: the other
+  // channels resume through their subscribe's "after"), or on some streams (a name or a list);
+  // for a stream not seen yet, "after": null asks where it stands. Only the connect channel:
+  // the 5.0 form {channel, after}, which a single-channel client always sent; several channels:
+  // {channels: {name: after}}.
   _sendResume(socket, only) {
     if (!this.options.resume || !socket || socket.readyState !== WebSocket.OPEN) return;
-    const wanted = (stream) => !only || only === stream || (Array.isArray(only) && only.includes(stream));
+    const streams = only === undefined ? [this.channel, USER_STREAM] : Array.isArray(only) ? only : [only];
+    const channels = streams.filter((stream) => stream && stream !== USER_STREAM && this._holds(stream));
+    const user = streams.includes(USER_STREAM);
+    if (!channels.length && !user) return; // nothing held any more
     const message = { handler: "resume" };
-    const channel = this.streams.get(this.channel);
-    if (this.channel && wanted(this.channel)) {
+    if (channels.length === 1 && channels[0] === this.channel) {
       message.channel = this.channel;
-      message.after = channel ? channel.last : null;
+      message.after = this.lastSeq(this.channel);
+    } else if (channels.length) {
+      message.channels = Object.fromEntries(channels.map((channel) => [channel, this.lastSeq(channel)]));
     }
-    const user = this.streams.get(USER_STREAM);
-    if (wanted(USER_STREAM)) message.user_after = user ? user.last : null;
+    if (user) message.user_after = this.lastSeq(USER_STREAM);
     socket.send(JSON.stringify(message));
+  }
+
+  // Whether the server holds `channel` for this socket (as far as the client knows).
+  _holds(channel) {
+    if (channel === this.channel) return true;
+    return this.channels.get(channel)?.state === "subscribed";
   }
 
   // The server replays one page per resume; "more" names the streams it has not finished.
@@ -394,7 +460,7 @@ export class WebSocketClient extends EventTarget {
     clearTimeout(this.timers.resume);
     this.timers.resume = null;
     const streams = more && typeof more === "object" ? Object.keys(more) : [];
-    const pending = streams.filter((s) => (s === this.channel && this.channel) || s === USER_STREAM);
+    const pending = streams.filter((s) => s === USER_STREAM || (s && this._holds(s)));
     if (!pending.length) {
       this.resumeRetries = 0;
       // Caught up: a gap still open (a message lost in flight) gets its timer again.
@@ -416,6 +482,7 @@ export class WebSocketClient extends EventTarget {
     if (socket !== this.socket) return;
     this.socket = null;
     this._clearTimers();
+    this._channelsLost();
     this._emit("close", { code: event.code, reason: event.reason });
     if (this.stopped) return;
     if (!socket._opened) this._handshakeFailed(socket._wsToken, event);
@@ -427,6 +494,7 @@ export class WebSocketClient extends EventTarget {
     const socket = this.socket;
     this.socket = null;
     this._clearTimers();
+    this._channelsLost();
     if (socket) {
       socket.close(1000, reason);
       this._emit("close", { code: 1000, reason });
@@ -458,6 +526,230 @@ export class WebSocketClient extends EventTarget {
 
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // --- channels (subscribe) -------------------------------------------------------------
+
+  // Bring the server's side of one channel to what the page wants: one request at a time (its
+  // answer, or channelRetryMs without one, lets the next go).
+  _syncChannel(state) {
+    if (this.channels.get(state.name) !== state) return;
+    const open = this.isOpen && this.socket._opened;
+    if (!state.wanted && (!open || (state.state === "idle" && !state.inFlight))) {
+      // Not held on this socket: nothing to undo there; the next connect will not ask for it.
+      // (A subscribe in flight is answered first, then undone.)
+      if (state.name === this.channel) this.channel = "";
+      this._dropChannel(state);
+      return;
+    }
+    if (!open || state.inFlight) return;
+    if (state.wanted && state.state === "idle" && state.name === this.channel) {
+      this._channelSubscribed(state, this.lastSeq(state.name)); // the connect query's channel: held since $connect
+    } else if (state.wanted && state.state === "idle") {
+      const message = { handler: "subscribe", channel: state.name };
+      const last = this.options.resume ? this.lastSeq(state.name) : null;
+      if (last !== null) message.after = last; // replay what was missed (a reconnect, a reload)
+      this._channelRequest(state, "subscribe", message);
+    } else if (!state.wanted && state.state === "subscribed") {
+      if (state.name === this.channel) this.channel = ""; // not joined again on reconnect
+      this._channelRequest(state, "unsubscribe", { handler: "unsubscribe", channel: state.name });
+    }
+  }
+
+  _channelRequest(state, kind, message) {
+    state.inFlight = kind;
+    clearTimeout(state.retryTimer);
+    state.retryTimer = setTimeout(() => {
+      state.retryTimer = null;
+      state.inFlight = null;
+      state.retries += 1;
+      if (state.retries > CHANNEL_RETRIES) {
+        state.notify("onError", { kind, channel: state.name, status: null, reason: "no_answer", error: "No answer." });
+        return;
+      }
+      this._syncChannel(state);
+    }, this.options.channelRetryMs);
+    this.socket.send(JSON.stringify(message));
+  }
+
+  _answered(state) {
+    clearTimeout(state.retryTimer);
+    state.retryTimer = null;
+    state.inFlight = null;
+    state.retries = 0;
+  }
+
+  _channelSubscribed(state, seq, more) {
+    state.state = "subscribed";
+    if (Number.isInteger(seq) && !this.streams.has(state.name)) {
+      // Where the channel stands: its later messages are delivered, earlier ones are not replayed.
+      this.streams.set(state.name, { last: seq, pending: new Map(), timer: null });
+      this._storeSeq(state.name, seq);
+    }
+    if (Number.isInteger(more)) this._continueResume({ [state.name]: more });
+    state.notify("onSubscribed", { channel: state.name, seq: this.lastSeq(state.name) });
+    if (state.presence && state.wanted) this._requestMembers(state, null);
+  }
+
+  // A subscription ended: forget it (and its numbers, so a later subscribe starts afresh).
+  _dropChannel(state, forgetStream = true) {
+    clearTimeout(state.retryTimer);
+    clearTimeout(state.releaseTimer);
+    state.state = "closed";
+    state.members.clear();
+    if (this.channels.get(state.name) === state) this.channels.delete(state.name);
+    if (forgetStream && state.name !== this.channel) this._forgetStream(state.name);
+  }
+
+  // The server ended a subscription (refused, revoked, left by change_channel): tell its handles.
+  _channelEnded(state, detail) {
+    this._dropChannel(state, false);
+    state.notify("onClose", detail);
+    for (const handle of state.handles) handle.closed = true;
+    state.handles.clear();
+  }
+
+  _channelsLost() {
+    for (const state of this.channels.values()) {
+      clearTimeout(state.retryTimer);
+      state.retryTimer = null;
+      state.inFlight = null;
+      state.retries = 0;
+      if (state.state !== "closed") state.state = "idle";
+    }
+  }
+
+  // The last handle let go: unsubscribe after this tick (a remount subscribes again first).
+  _release(state) {
+    clearTimeout(state.releaseTimer);
+    state.releaseTimer = setTimeout(() => {
+      state.releaseTimer = null;
+      if (state.handles.size) return;
+      state.wanted = false;
+      this._syncChannel(state);
+    }, 0);
+  }
+
+  _requestMembers(state, after) {
+    if (!this.isOpen || state.state !== "subscribed") return;
+    state.membersAfter = after;
+    this.socket.send(JSON.stringify({ handler: "presence", channel: state.name, after }));
+  }
+
+  _whisper(state, event, data) {
+    if (typeof event !== "string" || !CLIENT_EVENT.test(event)) {
+      throw new TypeError(`Not an event name: ${JSON.stringify(event)} (1-64 letters, digits, _ - . :)`);
+    }
+    // Ephemeral: never queued (a typing indicator delivered a minute late is wrong).
+    if (!this.isOpen || state.state !== "subscribed" || this.channels.get(state.name) !== state) return false;
+    this.socket.send(JSON.stringify({ handler: "whisper", channel: state.name, event, data: data ?? null }));
+    return true;
+  }
+
+  // A frame about one channel (docs/channels.md): answers, presence, whispers, revocations.
+  _channelFrame(data) {
+    const state = this.channels.get(data.channel);
+    if (data.type === "channel_changed") {
+      // change_channel left every channel and joined this one.
+      for (const other of [...this.channels.values()]) {
+        if (other.name !== data.channel) this._channelEnded(other, { channel: other.name, reason: "channel_changed" });
+      }
+      if (state && state.state !== "subscribed") {
+        this._answered(state);
+        this._channelSubscribed(state, this.lastSeq(state.name));
+      }
+      return;
+    }
+    if (data.type === "channel_access_revoked") {
+      this._revoked(data, state);
+      return;
+    }
+    if (!state) return;
+    switch (data.type) {
+      case "subscribed":
+        if (state.inFlight !== "subscribe") return; // a two-way route's copy of an answer already read
+        this._answered(state);
+        this._channelSubscribed(state, data.seq, data.more);
+        this._syncChannel(state); // let go meanwhile: unsubscribe now
+        break;
+      case "subscribe_error":
+        if (state.inFlight !== "subscribe") return;
+        this._answered(state);
+        state.notify("onError", { kind: "subscribe", ...errorDetail(data) });
+        this._channelEnded(state, { channel: state.name, reason: "refused", status: data.status ?? null });
+        break;
+      case "unsubscribed":
+      case "unsubscribe_error":
+        if (state.inFlight !== "unsubscribe") return;
+        this._answered(state);
+        state.state = "idle";
+        if (state.wanted) this._syncChannel(state); // subscribed again meanwhile
+        else this._dropChannel(state);
+        break;
+      case "presence":
+        this._presence(state, data);
+        break;
+      case "whisper":
+        state.notify("onWhisper", data);
+        break;
+      case "whisper_error":
+        state.notify("onError", { kind: "whisper", event: data.event ?? null, ...errorDetail(data) });
+        break;
+    }
+  }
+
+  // The channel rules no longer admit this user to a channel: its subscription is gone. The
+  // connect channel of a socket that held no other one: the server closes the socket and a
+  // reconnect would only be refused, so the client stops (as after a final refusal).
+  _revoked(data, state) {
+    const detail = { channel: data.channel, reason: "revoked", message: data.reason ?? "" };
+    if (state) this._channelEnded(state, detail);
+    if (data.channel !== this.channel) return;
+    this.channel = "";
+    if (this.channels.size === 0) {
+      this.stopped = true;
+      this.generation += 1;
+      this._detach("channel access revoked");
+      this._emit("error", {
+        kind: "revoked", status: 403, reason: data.reason ?? "", channel: data.channel, final: true,
+      });
+    }
+  }
+
+  // Members from "members" pages (asked for on subscribe, page by page), join and leave events
+  // (a leave removes the user once the channel's user_count says they are gone: a user with two
+  // tabs leaves twice), and "sync" (many left at once: the list is asked for again).
+  _presence(state, data) {
+    const members = state.members;
+    if (data.event === "members" && Array.isArray(data.users)) {
+      if (state.membersAfter === null) members.clear();
+      for (const user of data.users) if (user && user.id !== undefined) members.set(user.id, user);
+      state.membersAfter = undefined;
+      if (data.next !== null && data.next !== undefined) this._requestMembers(state, data.next);
+    } else if (data.event === "join" && data.user && data.user.id !== undefined) {
+      members.set(data.user.id, data.user);
+    } else if (data.event === "leave" && data.user && data.user.id !== undefined) {
+      if (!Number.isInteger(data.user_count) || data.user_count < members.size) members.delete(data.user.id);
+    } else if (data.event === "sync") {
+      this._requestMembers(state, null);
+    }
+    state.notify("onPresence", data);
+  }
+
+  _forgetStream(stream) {
+    const state = this.streams.get(stream);
+    if (state) clearTimeout(state.timer);
+    this.streams.delete(stream);
+    const name = this.storage ? this._storedName(stream) : null;
+    if (!name) return;
+    const stored = this._readStored();
+    if (!(name in stored)) return;
+    delete stored[name];
+    try {
+      this.storage.setItem(this.storageKey, JSON.stringify(stored));
+    } catch (_error) {
+      this.storage = null;
+    }
   }
 
   // --- sequence numbers kept across page reloads (sessionStorage) -----------------------
@@ -507,6 +799,96 @@ export class WebSocketClient extends EventTarget {
       this.storage = null; // full, or refused (private mode): in memory from now on
     }
   }
+}
+
+// What subscribe() returns: one page's hold on a channel. Several handles on one channel share
+// its server subscription; the last one to unsubscribe() ends it.
+export class ChannelSubscription {
+  constructor(client, state, handlers) {
+    this.client = client;
+    this.channel = state.name;
+    this.handlers = handlers;
+    this.closed = false;
+    this._state = state;
+  }
+
+  // "subscribing" (asked, or waiting for the socket), "subscribed", or "closed".
+  get state() {
+    if (this.closed) return "closed";
+    return this._state.state === "subscribed" ? "subscribed" : "subscribing";
+  }
+
+  // The channel's members ({id, username, ...} from the server's presence hook), when a
+  // handle asked for presence (onPresence or presence: true); [] before the list arrived.
+  get members() {
+    return this.closed ? [] : [...this._state.members.values()];
+  }
+
+  // The number of the last message delivered on this channel, null before any.
+  get lastSeq() {
+    return this.client.lastSeq(this.channel);
+  }
+
+  // Send a client event to the channel's other subscribers (where the server allows it on this
+  // channel). Not queued: false when the socket is not open or the channel not subscribed yet.
+  whisper(event, data = null) {
+    if (this.closed) return false;
+    return this.client._whisper(this._state, event, data);
+  }
+
+  // Ask the server for the member list again (onPresence is called as the pages arrive).
+  refreshMembers() {
+    if (!this.closed) this.client._requestMembers(this._state, null);
+  }
+
+  unsubscribe() {
+    if (this.closed) return;
+    this.closed = true;
+    this._state.handles.delete(this);
+    if (this._state.handles.size === 0) this.client._release(this._state);
+  }
+
+  _call(name, detail) {
+    const handler = this.closed && name !== "onClose" ? null : this.handlers[name];
+    if (typeof handler !== "function") return;
+    try {
+      handler.call(this, detail, this.members);
+    } catch (error) {
+      // Reported as an uncaught listener error is (window "error", the console); the client
+      // goes on with the other handlers and the next frame.
+      (globalThis.reportError || console.error)(error);
+    }
+  }
+}
+
+// A channel the page subscribed to: the server's side as far as the client knows.
+class Channel {
+  constructor(name) {
+    this.name = name;
+    this.handles = new Set();
+    this.wanted = true;
+    this.state = "idle"; // idle (not held on this socket) | subscribed | closed
+    this.inFlight = null; // "subscribe" | "unsubscribe": sent, not answered yet
+    this.retries = 0;
+    this.retryTimer = null;
+    this.releaseTimer = null;
+    this.presence = false; // a handle wants the member list
+    this.members = new Map(); // user id -> member info
+    this.membersAfter = undefined; // the "after" of the member page asked for
+  }
+
+  notify(name, detail) {
+    for (const handle of [...this.handles]) handle._call(name, detail);
+  }
+}
+
+function errorDetail(data) {
+  return {
+    channel: typeof data.channel === "string" ? data.channel : null,
+    status: Number.isInteger(data.status) ? data.status : null,
+    reason: typeof data.reason === "string" ? data.reason : "",
+    error: typeof data.error === "string" ? data.error : "",
+  };
 }
 
 // One key per socket URL, without the query (tokens, channel); null for a URL that does not parse.
