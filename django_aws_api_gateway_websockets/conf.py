@@ -66,6 +66,9 @@ DEFAULTS: dict[str, int | float | str | bool] = {
     # clear_websocket_sessions --stale announces the stale connections it closes as presence
     # "leave" events to their channels (for views with BROADCAST_PRESENCE; presence.py).
     "presence_cleanup_broadcast": False,
+    # The Lambda handler (aws_lambda, docs/lambda.md): the URL path of the WebSocketView the events
+    # of the Lambda proxy integration run through, as the HTTP integration's target_base_endpoint.
+    "lambda_view_path": "/ws/",
 }
 
 # The smallest value a number setting accepts (numbers not listed: any).
