@@ -31,6 +31,8 @@ logger = logging.getLogger("django_aws_api_gateway_websockets.aws_lambda")
 # Header names a WSGI server would take (an RFC 7230 token without "_": gunicorn and nginx drop
 # those, as "X_Source_Ip" and "X-Source-Ip" would both become HTTP_X_SOURCE_IP).
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^`|~0-9A-Za-z-]+")
+# requestContext.domainName: a host name or address (the local gateway's may carry a port).
+HOST_RE = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
 # The headers the handler sets itself from requestContext: a client's own never passes.
 OWN_HEADERS = {
     "HOST",
@@ -108,7 +110,7 @@ def build_environ(event: Any, view_path: str) -> dict[str, Any]:
     source_ip = _text(identity.get("sourceIp"), "requestContext.identity.sourceIp", required=False)
     domain_name = _text(context.get("domainName"), "requestContext.domainName", required=False)
     stage = _text(context.get("stage"), "requestContext.stage", required=False)
-    if not domain_name or not HEADER_NAME_RE.fullmatch(domain_name):
+    if not domain_name or not HOST_RE.fullmatch(domain_name):
         raise MalformedEvent("requestContext.domainName is not a host name")
 
     body_text = _text(event.get("body"), "body", required=False)
