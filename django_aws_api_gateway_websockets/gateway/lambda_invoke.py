@@ -49,7 +49,7 @@ def result_of(answer: Any) -> IntegrationResult:
         return IntegrationResult(UNREACHABLE)
     body = answer.get("body") or ""
     try:
-        raw = base64.b64decode(body) if answer.get("isBase64Encoded") else str(body).encode("utf-8")
+        raw = base64.b64decode(body, validate=True) if answer.get("isBase64Encoded") else str(body).encode("utf-8")
     except (binascii.Error, ValueError):
         return IntegrationResult(UNREACHABLE)
     headers = answer.get("headers")
