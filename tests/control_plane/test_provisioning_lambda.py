@@ -210,3 +210,17 @@ def test_grant_failure_is_a_provisioning_error(lambda_record, stubbed_lambda):
     )
     with pytest.raises(ProvisioningError, match="get_policy failed: AccessDeniedException"):
         grant_invoke(lambda_record, "abc", Plan(), stubbed_lambda)
+
+
+def test_deploy_policy_lets_the_deployer_grant_the_function_and_nothing_more(lambda_record):
+    from django_aws_api_gateway_websockets.provisioning.iam import iam_policy
+
+    statements = {s["Sid"]: s for s in iam_policy(lambda_record, "deploy")["Statement"]}
+    grant = statements["LetApiGatewayInvokeTheFunction"]
+    assert (grant["Resource"], sorted(grant["Action"])) == (
+        FUNCTION,
+        ["lambda:AddPermission", "lambda:GetPolicy", "lambda:RemovePermission"],
+    )
+    ApiGateway.objects.filter(pk=lambda_record.pk).update(integration_type=IntegrationType.HTTP)
+    lambda_record.refresh_from_db()
+    assert "LetApiGatewayInvokeTheFunction" not in {s["Sid"] for s in iam_policy(lambda_record, "deploy")["Statement"]}
