@@ -65,11 +65,15 @@ def _multi_values(event: dict[str, Any], multi_key: str, single_key: str, what: 
         if not isinstance(multi, dict):
             raise MalformedEvent(f"{multi_key} must be an object")
         for name, values in multi.items():
+            if not isinstance(name, str):
+                raise MalformedEvent(f"{multi_key} names must be strings")
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise MalformedEvent(f"{multi_key} values must be lists of strings")
             pairs.extend((name, value) for value in values)
     elif single is not None:
-        if not isinstance(single, dict) or not all(isinstance(v, str) for v in single.values()):
+        if not isinstance(single, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in single.items()
+        ):
             raise MalformedEvent(f"{single_key} must be an object of strings")
         pairs.extend(single.items())
     return pairs

@@ -320,3 +320,24 @@ def test_deploy_check_judges_the_default_path_when_a_record_uses_lambda(lambda_g
     assert lambda_record_messages("default") == []
     settings.ROOT_URLCONF = "tests.urls_presence_only"
     assert [m.id for m in lambda_record_messages("default")] == ["aws_websockets.E095"]
+
+
+def context(route_key="$connect", domain="h"):
+    return {"routeKey": route_key, "apiId": "lam123def4", "connectionId": "abc=", "domainName": domain}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"requestContext": context(), "headers": {1: "x"}},
+        {"requestContext": context(), "multiValueHeaders": {1: ["x"]}},
+        {"requestContext": context(), "multiValueQueryStringParameters": {None: ["x"]}},
+        {"requestContext": context(), "queryStringParameters": {"a": ["x"]}},
+        {"requestContext": context("$default"), "body": {"not": "a string"}},
+        {"requestContext": context("$default"), "body": "\ud800"},
+        {"requestContext": context("$default", domain="h/x")},
+        {"requestContext": context("$default", domain="h" * 300)},
+    ],
+)
+def test_wrong_typed_event_parts_are_answered_400(handler, lambda_gateway, event):
+    assert handler(event, None)["statusCode"] == 400
