@@ -45,6 +45,10 @@ OWN_HEADERS = {
 }
 
 
+# The response headers the handler's answer carries.
+ANSWER_HEADERS = ("Content-Type", "Sec-WebSocket-Protocol")
+
+
 class MalformedEvent(ValueError):
     """The event is not one API Gateway sends (answered 400, nothing runs)."""
 
@@ -234,10 +238,11 @@ class LambdaHandler:
             result["body"] = content.decode("utf-8")
         except UnicodeDecodeError:
             result["body"], result["isBase64Encoded"] = base64.b64encode(content).decode(), True
-        # $connect: the subprotocol API Gateway answers the handshake with (its only header).
-        subprotocol = response.get("Sec-WebSocket-Protocol") if hasattr(response, "get") else None
-        if subprotocol:
-            result["headers"] = {"Sec-WebSocket-Protocol": subprotocol}
+        # What API Gateway reads of the headers: on $connect the subprotocol it answers the handshake
+        # with; the Content-Type says what the body is (the local gateway's log reads it).
+        headers = {name: response[name] for name in ANSWER_HEADERS if response.has_header(name)}
+        if headers:
+            result["headers"] = headers
         return result
 
 

@@ -341,3 +341,23 @@ def context(route_key="$connect", domain="h"):
 )
 def test_wrong_typed_event_parts_are_answered_400(handler, lambda_gateway, event):
     assert handler(event, None)["statusCode"] == 400
+
+
+def test_connect_answer_carries_the_subprotocol_the_view_picks(handler, lambda_gateway, client, user, settings):
+    from django.http import JsonResponse
+
+    from tests.views import ChatView
+
+    def connect_hook(self, request, *args, **kwargs):
+        response = JsonResponse({})
+        response["Sec-WebSocket-Protocol"] = "chat.v1"
+        return response
+
+    raw, _ = logged_in_token(client, user)
+    ChatView.connect = connect_hook
+    try:
+        _cid, result = connect(handler, lambda_gateway, query={"ws_token": raw}, headers={"Origin": ORIGIN})
+    finally:
+        del ChatView.connect
+    assert result["statusCode"] == 200
+    assert result["headers"] == {"Content-Type": "application/json", "Sec-WebSocket-Protocol": "chat.v1"}
