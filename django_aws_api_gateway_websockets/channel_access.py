@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
-from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.db.models import Model, Q, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
@@ -311,13 +311,13 @@ def _note(using: str | None, **changes: Any) -> None:
     """Add ``changes`` to the re-check of the current transaction on ``using``, run once it
     commits (at once outside a transaction). Each call registers a callback and the first to
     run does the work of all, so one admin save (many signals) is one re-check, and a callback
-    dropped with a rolled-back savepoint loses nothing; a batch none of whose callbacks waits
-    any more (its transaction rolled back) is replaced. A rolled-back change is at worst
-    re-checked for nothing."""
+    dropped with a rolled-back savepoint loses nothing. A batch whose transaction rolled back
+    (no callback of it runs) joins the next transaction's: a re-check reads the access as it
+    is then, so a rolled-back change is at worst re-checked for nothing."""
     db = using or DEFAULT_DB_ALIAS
     batches = _pending.__dict__.setdefault("batches", {})
     batch = batches.get(db)
-    if batch is None or batch.done or not _awaits_commit(db, batch):
+    if batch is None or batch.done:
         batch = batches[db] = _Changes()
     for name, value in changes.items():
         if name == "all_channels":
@@ -325,14 +325,6 @@ def _note(using: str | None, **changes: Any) -> None:
         else:
             getattr(batch, name).update(value)
     transaction.on_commit(partial(_run, db, batch), using=db)
-
-
-def _awaits_commit(db: str, batch: "_Changes") -> bool:
-    # Django's list of (savepoint ids, callback, robust) waiting for the commit.
-    return any(
-        isinstance(entry[1], partial) and entry[1].func is _run and entry[1].args[1] is batch
-        for entry in connections[db].run_on_commit
-    )
 
 
 def _run(db: str, batch: _Changes) -> None:

@@ -119,7 +119,7 @@ def spend_token(raw, session_key=None, max_age_seconds=None):
     params = spend_params(connection, spend, raw, max_age_seconds, session_key)
     with connection.cursor() as cursor:
         cursor.execute(spend.sql, params)
-        row = fetch_named(cursor)
+        row = fetch_named(cursor, spend.names)
     if row is None:
         return None
     user: Any

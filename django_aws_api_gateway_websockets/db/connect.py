@@ -132,7 +132,7 @@ def run(
         params += [ops.adapt_ipaddressfield_value(audit_ip), ops.adapt_datetimefield_value(timezone.now()), True, ""]
     with connection.cursor() as cursor:
         cursor.execute(statement(connection, audit_ip is not None, n_keys), params)
-        result = fetch_named(cursor)
+        result = fetch_named(cursor, [HIT_KEYS, HIT_COUNTS, CONNECTION_PK, *spend.names])
     assert result is not None  # the LEFT JOIN always yields one row
     counts = dict(zip(result[HIT_KEYS] or (), result[HIT_COUNTS] or (), strict=True))
     if result[CONNECTION_PK] is None:

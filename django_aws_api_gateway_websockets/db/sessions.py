@@ -74,18 +74,20 @@ def _load_statement(connection, session_model):
     return sql, names, columns, expiry, pk_keys
 
 
-def load_connection(connection_id: str) -> WebSocketSession | None:
+def load_connection(connection_id: str, *, session_expiry: bool = True) -> WebSocketSession | None:
     """The connection's row with its gateway record and user (``select_related``), or ``None``:
-    one ``SELECT``. With a database session engine it also brings whether the Django session
-    behind the connection still exists (``session.django_session_joined``,
-    ``session.django_session_expiry``: ``None`` when there is no such session)."""
+    one ``SELECT``. With a database session engine and ``session_expiry`` (a message asks,
+    ``$disconnect`` does not: the join costs the database and the worker) it also brings
+    whether the Django session behind the connection still exists
+    (``session.django_session_joined``, ``session.django_session_expiry``: ``None`` when there
+    is no such session)."""
     if not single_table(get_user_model()):  # a multi-table user: the ORM joins its parents
         return (
             WebSocketSession.objects.select_related("api_gateway", "user").filter(connection_id=connection_id).first()
         )
     db = router.db_for_read(WebSocketSession)
     connection = connections[db]
-    session_model = login.joinable_session_model(db)
+    session_model = login.joinable_session_model(db) if session_expiry else None
     sql, names, columns, expiry, (gateway_pk, user_pk) = statements.statement(
         connection, ("load_connection", session_model), lambda conn: _load_statement(conn, session_model)
     )

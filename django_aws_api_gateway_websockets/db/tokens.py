@@ -25,6 +25,7 @@ class SpendStatement(NamedTuple):
     sql: str
     user_columns: ModelColumns | None  # None: the user is not returned (read by a query of its own)
     checks_active: bool  # the user model has is_active: one more parameter
+    names: list[str]  # the returned columns' names, in order (read without the driver's description)
 
 
 def one_statement_spend(connection: Any) -> bool:
@@ -83,7 +84,10 @@ def _build(connection, with_session, with_user, condition):
     sql = (
         f"UPDATE {tok} SET {qn('used')} = %s{from_clause} WHERE {' AND '.join(where)} RETURNING {', '.join(returning)}"
     )
-    return SpendStatement(sql, user_columns, active is not None)
+    names = [TOKEN_ID, TOKEN_SESSION_KEY, TOKEN_USER_ID, TOKEN_LOGIN_HASH]
+    if user_columns is not None:
+        names += user_columns.keys(USER_PREFIX)
+    return SpendStatement(sql, user_columns, active is not None, names)
 
 
 def spend_params(connection, spend, token_hash, oldest, session_key_hash=None, user_id=None):

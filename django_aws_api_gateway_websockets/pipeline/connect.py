@@ -32,6 +32,7 @@ from django.db import IntegrityError
 from django.http import HttpRequest, JsonResponse
 
 from .. import channel_access, login, presence, protocol, ratelimit, security, signals, tokens
+from ..db import django_sessions
 from ..db import sessions as session_sql
 from ..gateway_lookup import get_gateway
 from ..log_context import log_context
@@ -88,8 +89,11 @@ class ConnectRequest:
 
     @cached_property
     def cookie_session(self) -> Any:
-        """The browser's Django session (its cookie came with the handshake), or ``None``."""
-        return getattr(self.http, "session", None)
+        """The browser's Django session (its cookie came with the handshake), or ``None``; with
+        tokens and Django's database engine, a read-only snapshot read in one plain ``SELECT``
+        (db/django_sessions.py: the ORM's load costs more CPU than the rest of the check)."""
+        session = getattr(self.http, "session", None)
+        return django_sessions.snapshot(session) if self.uses_token and session is not None else session
 
     @cached_property
     def cookie_user(self) -> Any:
@@ -361,7 +365,7 @@ def run_connect(view, request: HttpRequest, args: tuple, kwargs: dict) -> Any:
             _ = request.GET  # parsed here: a hostile query (SuspiciousOperation) is a 400 from dispatch, not a 500
             # Any answer but a 2xx refuses the connection in API Gateway: keep nothing then.
             response = run_in_transaction(
-                view, request, lambda: checks_then_open(view, req, state, args, kwargs), kept_below=300
+                view, lambda: checks_then_open(view, req, state, args, kwargs), kept_below=300
             )
     except Exception as exc:
         if is_rejection(exc) and exc.reason != signals.REASON_RATE_LIMIT:  # type: ignore[attr-defined]

@@ -25,15 +25,16 @@ def authenticate_gateway(view, request, gateway) -> None:
     view.api_gateway = gateway
 
 
-def load_connection(view, request):
+def load_connection(view, request, *, session_expiry=True):
     """The connection's row with its gateway and user: one query for the whole request; then
-    its gateway's secret. Sets ``view.websocket_session`` and ``request.user``."""
-    session = session_sql.load_connection(view.connection_id)
+    its gateway's secret. Sets ``view.websocket_session`` and ``request.user``.
+    ``session_expiry``: with it the Django session's (db.sessions.load_connection)."""
+    session = session_sql.load_connection(view.connection_id, session_expiry=session_expiry)
+    # No row: the API id's record decides, so a forged request gets 403 and a genuine one 404.
+    gateway = session.api_gateway if session is not None else get_gateway(request.headers.get(protocol.HEADER_API_ID))
+    authenticate_gateway(view, request, gateway)
     if session is None:
-        # Answer a forged request with 403 and a genuine one with 404.
-        authenticate_gateway(view, request, get_gateway(request.headers.get(protocol.HEADER_API_ID)))
         refuse(404, "Unknown connection.")
-    authenticate_gateway(view, request, session.api_gateway)
     view.websocket_session = session
     request.user = session.user or AnonymousUser()
     return session

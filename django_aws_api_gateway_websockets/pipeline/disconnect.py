@@ -14,7 +14,7 @@ from .transactions import run_in_transaction
 
 def run_disconnect(view, request, args, kwargs, base_hook):
     """``base_hook``: WebSocketView.disconnect (overridden: the view's hook runs)."""
-    session = load_connection(view, request)
+    session = load_connection(view, request, session_expiry=False)  # an ended login changes nothing here
     was_connected = session.connected  # else a send found it gone (410) and announced its leave
     session_sql.mark_disconnected(session)
     if view.BROADCAST_PRESENCE and was_connected:
@@ -31,4 +31,4 @@ def run_disconnect(view, request, args, kwargs, base_hook):
         signals.disconnected.send(sender=type(view), request=request, session=session)
         return view.disconnect(request, *args, **kwargs)
 
-    return run_in_transaction(view, request, after_disconnect)
+    return run_in_transaction(view, after_disconnect)

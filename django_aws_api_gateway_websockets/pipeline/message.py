@@ -60,7 +60,7 @@ def handle(view, request, session, args, kwargs):
         )
         return getattr(view, handler_name)(request, *args, **kwargs)
 
-    return run_in_transaction(view, request, run)
+    return run_in_transaction(view, run)
 
 
 def check_open(session) -> None:

@@ -14,11 +14,12 @@ from ..models import WebSocketSession
 from .refusal import is_rejection
 
 
-def run_in_transaction(view, request, step, kept_below=400):
+def run_in_transaction(view, step, kept_below=400):
     """Run ``step`` (returning a handler result) in a transaction (a savepoint under
     ``ATOMIC_REQUESTS``) and answer with its response. A ``Rejection``, an exception or an
     answer with a status from ``kept_below`` up rolls everything back; a ``Rejection`` is
-    re-raised for dispatch, an exception answered by ``view.handle_exception``."""
+    re-raised for dispatch, an exception answered by ``view.handle_exception`` (with the
+    request the view was set up with)."""
     db = router.db_for_write(WebSocketSession)
     try:
         with transaction.atomic(using=db):
@@ -35,5 +36,5 @@ def run_in_transaction(view, request, step, kept_below=400):
     except Exception as exc:
         if is_rejection(exc):
             raise
-        return view.handle_exception(request, exc)
+        return view.handle_exception(view.request, exc)
     return response

@@ -8,6 +8,7 @@ and why it stopped. ``dry_run=True`` reads but never writes: the returned ``Plan
 what a real run would do. Nothing here runs from ``Model.save()``.
 """
 
+from .adopt import adopt_api
 from .api import (
     AWS_ONLY_ROUTE_MODES,
     DEFAULT_ACCESS_LOG_FORMAT,
@@ -22,6 +23,7 @@ from .claim import CLAIM_STALE_AFTER, RECORD_TAG
 from .domain import create_custom_domain
 from .iam import iam_policy
 from .teardown import delete_api
+from .template import export_template, store_secret
 
 __all__ = [
     "AWS_ONLY_ROUTE_MODES",
@@ -31,12 +33,15 @@ __all__ = [
     "RECORD_TAG",
     "STATUS_ORDER",
     "Plan",
+    "adopt_api",
     "ProvisioningError",
     "create_custom_domain",
     "delete_api",
     "desired_routes",
+    "export_template",
     "iam_policy",
     "integration_params",
     "rotate_secret",
+    "store_secret",
     "sync_api",
 ]

@@ -85,9 +85,11 @@ def desired_routes(record):
     return routes
 
 
-def integration_params(record, uri):
+def integration_params(record, uri, secret=None):
     """Everything an integration must have, except ``IntegrationType`` (fixed at creation).
-    A Lambda proxy integration maps nothing: the function gets the whole request context."""
+    ``secret``: what to map into the secret header instead of the record's (the template
+    export passes a parameter placeholder, so the value never leaves the database). A Lambda
+    proxy integration maps nothing: the function gets the whole request context."""
     if uses_lambda(record):
         return {
             "IntegrationMethod": "POST",
@@ -99,7 +101,7 @@ def integration_params(record, uri):
         "IntegrationMethod": "POST",
         "IntegrationUri": uri,
         "ConnectionType": "INTERNET",
-        "RequestParameters": protocol.request_parameters(record.integration_secret),
+        "RequestParameters": protocol.request_parameters(record.integration_secret if secret is None else secret),
         "TimeoutInMillis": INTEGRATION_TIMEOUT_MS,
     }
 
@@ -748,15 +750,10 @@ def sync_api(
     return plan
 
 
-def rotate_secret(record, *, client=None, **options):
-    """Give the record a new integration secret, put it on every integration, deploy.
-
-    No request is refused at any moment (docs/security.md): the record is saved first, keeping the
-    old secret as ``previous_integration_secret``, valid for ``WEBSOCKETS["secret_grace_seconds"]``
-    from ``secret_rotated_at``; then AWS is updated. Requests in between carry the old secret
-    and are accepted; processes with a cached record re-read it at the first request carrying
-    the new one. A rotation whose AWS update fails restores the record as it was.
-    """
+def start_secret_rotation(record):
+    """Save a new integration secret, keeping the current one valid as the previous secret
+    for the grace period; AWS is not touched (``rotate_secret`` does that next, or a stack
+    update for a template-managed API). Returns the fields as they were, to undo it."""
     from django.utils import timezone
 
     from ..models import generate_integration_secret
@@ -768,6 +765,19 @@ def rotate_secret(record, *, client=None, **options):
         previous_integration_secret=record.integration_secret,
         secret_rotated_at=timezone.now(),
     )
+    return before
+
+
+def rotate_secret(record, *, client=None, **options):
+    """Give the record a new integration secret, put it on every integration, deploy.
+
+    No request is refused at any moment (docs/security.md): the record is saved first, keeping the
+    old secret as ``previous_integration_secret``, valid for ``WEBSOCKETS["secret_grace_seconds"]``
+    from ``secret_rotated_at``; then AWS is updated. Requests in between carry the old secret
+    and are accepted; processes with a cached record re-read it at the first request carrying
+    the new one. A rotation whose AWS update fails restores the record as it was.
+    """
+    before = start_secret_rotation(record)
     try:
         plan = sync_api(record, client=client, **options)
     except BaseException:

@@ -109,13 +109,13 @@ def _alias(record, plan, config, route53):
         "EvaluateTargetHealth": False,
     }
     current = find_alias(record, route53)
-    if current is not None and _same_name(current["DNSName"], target["DNSName"]):
+    if current is not None and same_name(current["DNSName"], target["DNSName"]):
         plan.keep(f"Route 53 alias {record.domain_name} -> {target['DNSName']}")
     elif plan.add(f"UPSERT Route 53 alias {record.domain_name} -> {target['DNSName']}"):
         change_alias("UPSERT", record, target, route53)
 
 
-def _same_name(a, b):
+def same_name(a, b):
     """DNS names compare without case and trailing dot (Route 53 adds it)."""
     return a.rstrip(".").lower() == (b or "").rstrip(".").lower()
 
@@ -186,7 +186,7 @@ def _delete_alias(record, plan, gateway_domain, route53):
     target = find_alias(record, route53)
     if target is None:
         plan.keep(f"Route 53 alias {record.domain_name} (already gone)")
-    elif not _same_name(target["DNSName"], gateway_domain):
+    elif not same_name(target["DNSName"], gateway_domain):
         plan.keep(f"Route 53 record {record.domain_name} points at {target['DNSName']}, not this API: kept")
     elif plan.add(f"delete Route 53 alias {record.domain_name}"):
         # DELETE must repeat the record set exactly as Route 53 holds it.

@@ -10,8 +10,11 @@ ACCOUNT_ID_RE = re.compile(r"\d{12}")
 APIGATEWAY_ACTIONS = ["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"]
 
 
-def runtime_statements(record, region, account_id):
-    if not record.api_id:
+def runtime_statements(record, region, account_id, api_id=None):
+    """``api_id``: the API's id, by default the record's (the template export passes a
+    ``${Api}`` placeholder, as it passes ``${AWS::Region}`` and ``${AWS::AccountId}``)."""
+    api_id = api_id or record.api_id
+    if not api_id:
         raise ProvisioningError(f"the API has no id yet; run create_api_gateway --pk {record.pk} first.")
     return [
         {
@@ -19,7 +22,7 @@ def runtime_statements(record, region, account_id):
             "Sid": "ManageThisStagesConnections",
             "Effect": "Allow",
             "Action": "execute-api:ManageConnections",
-            "Resource": f"arn:aws:execute-api:{region}:{account_id}:{record.api_id}/{record.stage_name}/*/@connections/*",
+            "Resource": f"arn:aws:execute-api:{region}:{account_id}:{api_id}/{record.stage_name}/*/@connections/*",
         }
     ]
 

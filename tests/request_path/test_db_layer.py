@@ -95,3 +95,34 @@ def test_no_module_reads_a_driver_version_or_keeps_its_own_statement_cache():
             if isinstance(target, ast.Name) and target.id.endswith("_SQL"):
                 offenders.append(f"{path.name}: {target.id}")
     assert offenders == []
+
+
+def test_the_cookie_session_read_is_what_session_store_load_finds(client, user):
+    """db/django_sessions: a token connect's plain read of a database session gives the data
+    Django's own load gives; an expired or missing session gives no key and no data, as
+    ``SessionStore.load`` does; the store itself is not loaded (code that reads
+    ``request.session`` later loads it as usual)."""
+    from datetime import timedelta
+
+    from django.contrib.sessions.backends.cache import SessionStore as CacheStore
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from django_aws_api_gateway_websockets.db import django_sessions
+
+    client.force_login(user)
+    key = client.session.session_key
+    store = SessionStore(key)
+    snapshot = django_sessions.snapshot(store)
+    assert snapshot.session_key == key
+    assert dict(snapshot) == dict(SessionStore(key).load())
+    assert not store.accessed and not hasattr(store, "_session_cache")
+
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    expired = django_sessions.snapshot(SessionStore(key))
+    assert expired.session_key is None and dict(expired) == {} == SessionStore(key).load()
+    assert django_sessions.snapshot(SessionStore("no-such-session-key-000000000000")).session_key is None
+
+    other_engine = CacheStore()
+    assert django_sessions.snapshot(other_engine) is other_engine  # loaded as Django does
