@@ -128,11 +128,19 @@ def _shown(value):
     return "(a static value)" if str(value).startswith("'") else repr(value)
 
 
+#: What AWS takes for an integration property left out (a template may leave it out).
+INTEGRATION_DEFAULTS = {"ConnectionType": "INTERNET"}
+
+
+def _current(integration, name):
+    return integration.get(name, INTEGRATION_DEFAULTS.get(name))
+
+
 def integration_drift(integration, wanted):
     """What differs between an integration in AWS and what the record wants, in words."""
     parts = []
     for name in ("IntegrationUri", "IntegrationMethod", "ConnectionType", "TimeoutInMillis"):
-        if integration.get(name) != wanted[name]:
+        if _current(integration, name) != wanted[name]:
             parts.append(f"{name} {integration.get(name)!r} in AWS, {wanted[name]!r} in the record")
     current, want = integration.get("RequestParameters") or {}, wanted.get("RequestParameters") or {}
     for key in sorted(set(current) | set(want)):
@@ -507,7 +515,7 @@ class _ApiSync:
                 **wanted,
             )
             return created["IntegrationId"]
-        if any(integration.get(k) != v for k, v in wanted.items()):
+        if any(_current(integration, k) != v for k, v in wanted.items()):
             self.differs(
                 "different", f"integration {integration_id} of route {key}: {integration_drift(integration, wanted)}"
             )
@@ -515,7 +523,7 @@ class _ApiSync:
             detail = (
                 f"mapped headers: {protocol.HEADER_SECRET} replaces the 4.1.0 header {LEGACY_SECRET_HEADER}"
                 if legacy
-                else "mapped headers"
+                else ("its settings" if uses_lambda(self.record) else "mapped headers")
             )
             if self.change(f"update integration of route {key} (POST {uri}, {detail})", route_key):
                 call(

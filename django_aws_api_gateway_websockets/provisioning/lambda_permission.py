@@ -63,6 +63,21 @@ def _source_of(statement):
     return (condition.get("ArnLike") or {}).get("AWS:SourceArn")
 
 
+def _grants(statement, source):
+    """A statement letting API Gateway invoke the function from ``source`` (another tool's, e.g.
+    the exported template's ``AWS::Lambda::Permission``, counts as well as ours)."""
+    principal = statement.get("Principal") or {}
+    service = principal.get("Service") if isinstance(principal, dict) else None
+    actions = statement.get("Action")
+    actions = [actions] if isinstance(actions, str) else actions or []
+    return (
+        statement.get("Effect") == "Allow"
+        and service == PRINCIPAL
+        and any(action in (ACTION, "lambda:*") for action in actions)
+        and _source_of(statement) == source
+    )
+
+
 def grant_invoke(record, api_id, plan, client):
     """Make the function's policy let API Gateway invoke it for ``api_id``; ``plan`` says what
     was done (a dry run changes nothing)."""
@@ -70,9 +85,14 @@ def grant_invoke(record, api_id, plan, client):
     sid = STATEMENT_PREFIX + api_id
     wanted = source_arn(arn, record.region_name, api_id)
     label = f"permission for API Gateway to invoke {arn} from API {api_id}"
-    mine = next((s for s in _statements(client, arn) if s.get("Sid") == sid), None)
+    statements = _statements(client, arn)
+    mine = next((s for s in statements if s.get("Sid") == sid), None)
     if mine is not None and _source_of(mine) == wanted:
         plan.keep(label)
+        return
+    other = next((s for s in statements if s is not mine and _grants(s, wanted)), None)
+    if mine is None and other is not None:
+        plan.keep(f"{label} (statement {other.get('Sid')})")
         return
     if mine is not None:
         plan.differs("different", f"{label}: the function's statement {sid} names {_source_of(mine)!r}")

@@ -224,3 +224,36 @@ def test_deploy_policy_lets_the_deployer_grant_the_function_and_nothing_more(lam
     ApiGateway.objects.filter(pk=lambda_record.pk).update(integration_type=IntegrationType.HTTP)
     lambda_record.refresh_from_db()
     assert "LetApiGatewayInvokeTheFunction" not in {s["Sid"] for s in iam_policy(lambda_record, "deploy")["Statement"]}
+
+
+def test_grant_keeps_another_tools_statement_for_this_api(lambda_record, stubbed_lambda):
+    # e.g. the exported template's AWS::Lambda::Permission (its own statement id)
+    answer = policy(ADD["SourceArn"])
+    document = json.loads(answer["Policy"])
+    document["Statement"][0]["Sid"] = "chat-stack-Permission-1ABC"
+    stubbed_lambda.stubber.add_response(
+        "get_policy", {**answer, "Policy": json.dumps(document)}, {"FunctionName": FUNCTION}
+    )
+    plan = Plan()
+    grant_invoke(lambda_record, "abc", plan, stubbed_lambda)
+    assert plan.steps == [] and "chat-stack-Permission-1ABC" in plan.unchanged[0]
+
+
+def test_an_exported_lambda_stack_adopted_then_synced_changes_nothing(moto_apigw, moto_lambda, tmp_path):  # noqa: F811
+    """Export (#28) -> the stack -> adopt -> sync: the template's one integration and its
+    permission are what sync wants (no new integration, no second grant)."""
+    from .test_template_round_trip import deploy, export
+
+    record = ApiGateway.objects.create(
+        api_name="chat", region="eu-west-1", integration_type=IntegrationType.AWS_PROXY, lambda_function_arn=FUNCTION
+    )
+    deploy(export(record, tmp_path, template_format="sam"), {})
+    [api] = moto_apigw.get_apis()["Items"]
+    record.delete()
+    adopted = ApiGateway.objects.create(
+        api_name="chat", region="eu-west-1", integration_type=IntegrationType.AWS_PROXY, lambda_function_arn=FUNCTION
+    )
+    plan = provisioning.sync_api(
+        adopted, client=moto_apigw, lambda_client=moto_lambda, adopt=api["ApiId"], dry_run=True
+    )
+    assert not [step for step in plan.steps if "integration" in step or "permission" in step], plan.steps
