@@ -14,7 +14,9 @@ import of the handler, Django's setup and its first ``$connect`` (the interprete
 not included: Lambda's runtime has started before it imports the handler).
 
 Writes bench/results/lambda-latest.json and prints the keys. Environment: BENCH_LAMBDA_N
-(requests per phase and side, default 2000), BENCH_LAMBDA_ROUND (default 200), BENCH_LAMBDA_COLD (default 5).
+(requests per phase and side, default 2000), BENCH_LAMBDA_ROUND (default 200), BENCH_LAMBDA_COLD
+(default 5), BENCH_LAMBDA_DB (``sqlite``, the default, or ``postgres``: a fresh database
+``ws_bench_lambda`` on PGHOST/PGPORT/PGUSER, bench/settings_pg.py).
 """
 
 import io
@@ -32,6 +34,9 @@ N = int(os.environ.get("BENCH_LAMBDA_N", 2000))
 ROUND = int(os.environ.get("BENCH_LAMBDA_ROUND", 200))
 COLD = int(os.environ.get("BENCH_LAMBDA_COLD", 5))
 DOMAIN = "localhost"  # the events' Host: in bench/settings.py's ALLOWED_HOSTS
+DATABASE = os.environ.get("BENCH_LAMBDA_DB", "sqlite")
+SETTINGS = "bench.settings_pg" if DATABASE == "postgres" else "bench.settings"
+PG_NAME = "ws_bench_lambda"
 
 COLD_START = """
 import json, sys, time
@@ -43,9 +48,25 @@ print(json.dumps({"ms": elapsed * 1000, "status": answer["statusCode"]}))
 """
 
 
+def fresh_pg_database():
+    import psycopg
+
+    params = {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": os.environ.get("PGPORT", "5432"),
+        "user": os.environ.get("PGUSER", "postgres"),
+    }
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
+        conn.execute(f"CREATE DATABASE {PG_NAME}")
+
+
 def setup(db_path):
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
     os.environ["BENCH_DB"] = db_path
+    os.environ["BENCH_PG_NAME"] = PG_NAME
+    if DATABASE == "postgres":
+        fresh_pg_database()
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -188,8 +209,9 @@ def main():
     # Cold start: a fresh interpreter per run, the record and a token already in the database.
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DJANGO_SETTINGS_MODULE": SETTINGS,
         "BENCH_DB": db_path,
+        "BENCH_PG_NAME": PG_NAME,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     # (Its settings are bench/settings.py's, with the default rate limit: a user and an IP of its own.)
@@ -217,7 +239,7 @@ def main():
     results["lambda_cold_start_ms_min"] = round(min(cold), 1)
     results["lambda_cold_start_ms_max"] = round(max(cold), 1)
     results["lambda_requests_per_phase"] = N
-    results["lambda_database"] = "sqlite"
+    results["lambda_database"] = DATABASE
 
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
