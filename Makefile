@@ -11,7 +11,7 @@ export PGPORT ?= 5432
 export PGUSER ?= postgres
 DEMO_VENV ?= .venv-demo
 
-.PHONY: venv lint lint-mypy docs test test-sqlite test-postgres test-matrix demo bench bench-connect
+.PHONY: venv lint lint-mypy docs test test-sqlite test-postgres test-matrix demo bench bench-connect bench-lambda
 ## make venv: the package (editable, with the local gateway and Celery) and the dev and bench
 ## dependency groups (pip >= 25.1 reads them); redone when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -78,11 +78,17 @@ demo:
 
 ## make bench: broadcast, serial baseline, gateway relay, query counts, subscriptions -> bench/results/latest.json;
 ## then $connect/message/$disconnect through gunicorn + PostgreSQL, this package against the 4.1.0
-## wheel in the same run -> bench/results/connect-latest.json
+## wheel in the same run -> bench/results/connect-latest.json; the Lambda handler against the WSGI
+## handler and its cold start -> bench/results/lambda-latest.json
 bench: venv
 	$(VENV_PYTHON) bench/run.py
 	$(VENV_PYTHON) bench/connect.py
 	$(VENV_PYTHON) bench/history.py
+	$(VENV_PYTHON) bench/lambda.py
+
+## make bench-lambda: only the Lambda handler's CPU against WSGI's, and its cold start
+bench-lambda: venv
+	$(VENV_PYTHON) bench/lambda.py
 
 ## make bench-connect: only the $connect/message/$disconnect comparison
 bench-connect: venv

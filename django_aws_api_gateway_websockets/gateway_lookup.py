@@ -16,7 +16,7 @@ from django.dispatch import receiver
 
 from . import protocol
 from .conf import get_setting
-from .models import ApiGateway
+from .models import ApiGateway, ApiGatewayAdditionalRoute
 from .process_cache import ProcessCache
 
 _cache = ProcessCache()
@@ -36,9 +36,37 @@ def get_gateway(api_id, *, fresh=False):
 
 def clear_gateway_cache() -> None:
     _cache.clear()
+    _routes.clear()
 
 
 @receiver(post_save, sender=ApiGateway)
 @receiver(post_delete, sender=ApiGateway)
 def _forget_gateway(**kwargs):
     clear_gateway_cache()
+
+
+_routes = ProcessCache()
+
+
+def additional_route_url(api_id, route_key):
+    """The ``integration_url`` of the API's additional route ``route_key`` (``""``: none): where
+    the Lambda handler runs a custom route's event, as the HTTP integration would post it."""
+    if not protocol.is_valid_api_id(api_id) or not isinstance(route_key, str) or len(route_key) > 64:
+        return ""
+    ttl = get_setting("gateway_cache_seconds")
+
+    def load():
+        url = (
+            ApiGatewayAdditionalRoute.objects.filter(api_gateway__api_id=api_id, route_key=route_key)
+            .values_list("integration_url", flat=True)
+            .first()
+        )
+        return url or ""
+
+    return _routes.get((api_id, route_key), load, ttl)
+
+
+@receiver(post_save, sender=ApiGatewayAdditionalRoute)
+@receiver(post_delete, sender=ApiGatewayAdditionalRoute)
+def _forget_routes(**kwargs):
+    _routes.clear()

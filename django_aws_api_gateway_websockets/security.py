@@ -7,6 +7,7 @@ Nothing here trusts a header a client can forge: the proof of origin is the reco
 
 import hmac
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
@@ -20,6 +21,49 @@ from .conf import get_setting
 
 if TYPE_CHECKING:
     from .models import ApiGateway
+
+
+@dataclass(frozen=True)
+class LambdaInvocation:
+    """What the Lambda handler (``aws_lambda``) knows of the API Gateway event it turned into a
+    request: API Gateway invoked the function (IAM authorised it), so the event is genuine.
+
+    Put in ``request.META[LAMBDA_META_KEY]`` by the handler only. No HTTP request can carry it:
+    a WSGI server puts a header under an ``HTTP_*`` key and only ever a ``str`` value, and this
+    is an instance of this class, made in the process (docs/lambda.md#trust).
+    """
+
+    api_id: str
+    connection_id: str
+    source_ip: str
+    domain_name: str = ""
+    stage: str = ""
+
+
+#: The ``request.META`` key of a ``LambdaInvocation``: not an ``HTTP_*`` key, never a header's.
+LAMBDA_META_KEY = "django_aws_api_gateway_websockets.lambda_invocation"
+#: ``ApiGateway.integration_type`` of the Lambda proxy integration (models.IntegrationType).
+AWS_PROXY = "AWS_PROXY"
+
+
+def lambda_invocation(request: HttpRequest) -> LambdaInvocation | None:
+    """The Lambda event behind ``request``, or ``None`` for any other request (one over HTTP)."""
+    invocation = request.META.get(LAMBDA_META_KEY)
+    return invocation if isinstance(invocation, LambdaInvocation) else None
+
+
+def integration_trusted(gateway: "ApiGateway", request: HttpRequest) -> bool:
+    """Whether ``request`` proves it comes from ``gateway``'s API Gateway integration.
+
+    A record with the Lambda proxy integration (``AWS_PROXY``) accepts only requests the Lambda
+    handler made from an event of its API; an HTTP record only requests over HTTP carrying its
+    secret. Neither path's proof opens the other: an HTTP request never has the Lambda trust,
+    an event never stands in for the secret of an HTTP record.
+    """
+    invocation = lambda_invocation(request)
+    if gateway.integration_type == AWS_PROXY or invocation is not None:
+        return invocation is not None and gateway.integration_type == AWS_PROXY and invocation.api_id == gateway.api_id
+    return secret_matches(gateway, presented_secret(request, gateway))
 
 
 def accepted_secrets(gateway: "ApiGateway", now: datetime | None = None) -> list[str]:
@@ -65,6 +109,21 @@ def source_ip(request: HttpRequest, gateway: "ApiGateway | None" = None) -> str:
     using the 4.1.0 integrations (authenticated by the old header), which do not map it, so
     that the client's own handshake header would pass through.
     """
+    invocation = lambda_invocation(request)
+    if invocation is not None:  # requestContext.identity.sourceIp, as API Gateway saw it
+        candidates: tuple[str | None, ...] = (invocation.source_ip,)
+    else:
+        candidates = (_mapped_source_ip(request, gateway), request.META.get("REMOTE_ADDR"))
+    for candidate in candidates:
+        if candidate:
+            try:
+                return str(ipaddress.ip_address(candidate.strip()))
+            except ValueError:
+                continue
+    return "0.0.0.0"
+
+
+def _mapped_source_ip(request: HttpRequest, gateway: "ApiGateway | None") -> str | None:
     mapped = request.headers.get(protocol.HEADER_SOURCE_IP)
     if (
         gateway is not None
@@ -72,13 +131,7 @@ def source_ip(request: HttpRequest, gateway: "ApiGateway | None" = None) -> str:
         and request.headers.get(protocol.HEADER_SECRET) is None
     ):
         mapped = None
-    for candidate in (mapped, request.META.get("REMOTE_ADDR")):
-        if candidate:
-            try:
-                return str(ipaddress.ip_address(candidate.strip()))
-            except ValueError:
-                continue
-    return "0.0.0.0"
+    return mapped
 
 
 class Origin(NamedTuple):

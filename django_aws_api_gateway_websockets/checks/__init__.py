@@ -11,6 +11,7 @@ constant in the module of its topic, and listed with its fix in docs/checks.md:
 - ``rate_limits``: the connect rate limit and its cache (W049, W053, E054);
 - ``sending``: the send backend settings (W070, E071);
 - ``local_development``: the local origin trap under ``DEBUG`` (W080);
+- ``lambda_integration``: the view the Lambda handler runs events through (E095);
 - ``migrations``: the old package's migration history (E038);
 - ``database`` and ``records``: what ``check --deploy`` reads from the database (I039, W030-W037,
   W040, W041, W045, W046, W051, I052).
@@ -27,6 +28,7 @@ Importing this package registers every check (``apps.ready`` does).
 from . import (  # noqa: F401  (each module registers its checks)
     connect_plans,
     database,
+    lambda_integration,
     legacy_views,
     local_development,
     migrations,

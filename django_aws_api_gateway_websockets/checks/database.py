@@ -7,6 +7,7 @@ from django.db import DatabaseError, router, transaction
 from django.utils import timezone
 
 from .. import protocol
+from .lambda_integration import lambda_record_messages
 from .messages import NAMESPACE, Template
 from .records import _record_messages
 
@@ -48,6 +49,7 @@ def check_database(app_configs, databases=None, **kwargs):
                 messages += _record_messages(alias)
                 messages += _cleanup_messages(alias)
                 messages += _stale_messages(alias)
+                messages += lambda_record_messages(alias)
         except DatabaseError as exc:
             messages.append(I039(alias=alias, exc=exc))
     return messages

@@ -1,4 +1,5 @@
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -37,6 +38,9 @@ class GatewayConfig:
     # 0 turns it off.
     management_rate_limit: float = 10_000
     management_burst_limit: int = 5_000
+    # --lambda: each route's integration is this handler (handler(event, context)), called
+    # in-process with the proxy events of an AWS_PROXY integration, instead of an HTTP POST.
+    lambda_handler: Callable[[dict[str, Any], Any], Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.target_base_endpoint.startswith(("http://", "https://")):

@@ -78,6 +78,7 @@ class LocalGateway:
         self.http: aiohttp.ClientSession | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.host = "127.0.0.1"
         # Futures, done once a socket's $disconnect has been sent.
         self._finishing: set[asyncio.Future[None]] = set()
         # In-flight message integrations (kept: the loop holds weak refs).
@@ -111,6 +112,7 @@ class LocalGateway:
             await self.http.close()
             raise
         self.port = port = cast(asyncio.Server, site._server).sockets[0].getsockname()[1]
+        self.host = host  # the events' domainName in --lambda mode (the Host Django checks)
         if not is_loopback_host(host):
             logger.warning(
                 "The local gateway listens on %s: its Management API has no authentication, anyone who can "
@@ -258,11 +260,46 @@ class LocalGateway:
     ) -> integration.IntegrationResult:
         assert self.http is not None  # started
         request_id = integration.new_request_id()
+        if self.config.lambda_handler is not None:
+            async with self._integration_slots:
+                result = await self._invoke_lambda(conn, route_key, url, body, browser_headers, request_id)
+            result.request_id = request_id
+            return result
         headers = integration.build_headers(self.config, conn, route_key, request_id, browser_headers)
         async with self._integration_slots:
             result = await integration.post(self.http, url, headers, body, self.config.integration_timeout)
         result.request_id = request_id
         return result
+
+    async def _invoke_lambda(
+        self,
+        conn: Connection,
+        route_key: str,
+        url: str,
+        body: bytes,
+        browser_headers: Mapping[str, str] | None,
+        request_id: str,
+    ) -> integration.IntegrationResult:
+        """``--lambda``: the route's event to the handler, in-process, as an AWS_PROXY integration."""
+        from . import lambda_invoke
+
+        assert self.config.lambda_handler is not None
+        return await lambda_invoke.invoke(
+            self.config.lambda_handler,
+            route_key,
+            api_id=self.config.api_id,
+            connection_id=conn.connection_id,
+            stage=self.config.stage,
+            domain_name=self.host,
+            source_ip=conn.source_ip,
+            user_agent=conn.user_agent,
+            connected_at_ms=int(conn.connected_at * 1000),
+            timeout=self.config.integration_timeout,
+            browser_headers=browser_headers,
+            query_string=url.partition("?")[2],
+            body=body,
+            request_id=request_id,
+        )
 
     async def send(self, conn: Connection, data: str | bytes | bytearray) -> None:
         """One frame to the client: text when it is UTF-8 (as API Gateway relays JSON), else binary."""

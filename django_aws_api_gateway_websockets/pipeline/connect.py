@@ -67,12 +67,9 @@ class ConnectRequest:
         secret does not match, so a rotation made by another process is seen at once (a query
         only on that rare path, never on the hot one)."""
         gateway = get_gateway(self.api_id)
-        if gateway is not None and not security.secret_matches(gateway, self.presented_secret(gateway)):
+        if gateway is not None and not security.integration_trusted(gateway, self.http):
             gateway = get_gateway(self.api_id, fresh=True)
         return gateway
-
-    def presented_secret(self, gateway: "ApiGateway") -> str | None:
-        return security.presented_secret(self.http, gateway)
 
     @cached_property
     def source_ip(self) -> str:

@@ -10,13 +10,17 @@ from .refusal import refuse
 
 
 def authenticate_gateway(view, request, gateway) -> None:
-    """The request comes from a registered API and carries its secret; sets ``view.api_gateway``."""
+    """The request comes from a registered API and carries its proof: the secret over HTTP, or
+    (a record with the Lambda proxy integration) the Lambda handler's invocation, which no
+    HTTP request can carry (security.integration_trusted). Sets ``view.api_gateway``."""
     api_id = request.headers.get(protocol.HEADER_API_ID, "")
     if gateway is None or not api_id or gateway.api_id != api_id:
         refuse(403, "Unknown API.", signals.REASON_SECRET)
     if view.aws_api_gateway_id and api_id != view.aws_api_gateway_id:
         refuse(403, "Unknown API.", signals.REASON_SECRET)
-    if not security.secret_matches(gateway, security.presented_secret(request, gateway)):
+    if not security.integration_trusted(gateway, request):
+        if gateway.integration_type == security.AWS_PROXY or security.lambda_invocation(request) is not None:
+            refuse(403, "Not an event of this API's Lambda integration.", signals.REASON_SECRET)
         refuse(403, "Invalid gateway secret.", signals.REASON_SECRET)
     view.api_gateway = gateway
 

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from .. import protocol
 from .base import Plan, ProvisioningError, advance, aws_tags, call, client_for, describe, find, items, recording, save
 from .claim import CREATING, RECORD_TAG, TAKEN_OVER, claim, find_in_aws, record_tag_value, release
+from .lambda_permission import grant_invoke, invocation_uri
 
 INTEGRATION_TIMEOUT_MS = protocol.INTEGRATION_TIMEOUT_SECONDS * 1000
 TWO_WAY_RESPONSE_KEY = "$default"
@@ -49,8 +50,29 @@ DEFAULT_ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
+#: ``ApiGateway.integration_type`` of the Lambda proxy integration (models.IntegrationType).
+AWS_PROXY = "AWS_PROXY"
+
+
+def uses_lambda(record):
+    return record.integration_type == AWS_PROXY
+
+
+def integration_type(record):
+    """The ``IntegrationType`` of the record's integrations: the function's, or HTTP's."""
+    return AWS_PROXY if uses_lambda(record) else "HTTP_PROXY"
+
+
 def desired_routes(record):
-    """Route key -> (integration URL, two-way) that the record asks for."""
+    """Route key -> (integration URL, two-way) that the record asks for. With the Lambda proxy
+    integration every route invokes the record's function (the handler runs a custom route's
+    event through its ``integration_url``'s view, docs/lambda.md)."""
+    if uses_lambda(record):
+        uri = invocation_uri(record.lambda_function_arn)
+        routes = {key: (uri, key == "$default" and record.default_route_two_way) for key in protocol.ROUTE_KEYS}
+        for route in record.additional_routes.all():
+            routes[route.route_key] = (uri, route.two_way)
+        return routes
     base = record.target_base_endpoint
     if not base:
         raise ProvisioningError("set target_base_endpoint (e.g. https://www.example.com/ws/) first.")
@@ -66,7 +88,15 @@ def desired_routes(record):
 def integration_params(record, uri, secret=None):
     """Everything an integration must have, except ``IntegrationType`` (fixed at creation).
     ``secret``: what to map into the secret header instead of the record's (the template
-    export passes a parameter placeholder, so the value never leaves the database)."""
+    export passes a parameter placeholder, so the value never leaves the database). A Lambda
+    proxy integration maps nothing: the function gets the whole request context."""
+    if uses_lambda(record):
+        return {
+            "IntegrationMethod": "POST",
+            "IntegrationUri": uri,
+            "ConnectionType": "INTERNET",
+            "TimeoutInMillis": INTEGRATION_TIMEOUT_MS,
+        }
     return {
         "IntegrationMethod": "POST",
         "IntegrationUri": uri,
@@ -86,9 +116,10 @@ def update_params(current, wanted):
     not sent stays. A key is removed by sending it with an empty value (how Terraform's
     aws_apigatewayv2_integration removes one; the service model gives no other way)."""
     params = dict(wanted)
-    stale = [key for key in (current.get("RequestParameters") or {}) if key not in wanted["RequestParameters"]]
+    mapped = wanted.get("RequestParameters") or {}
+    stale = [key for key in (current.get("RequestParameters") or {}) if key not in mapped]
     if stale:
-        params["RequestParameters"] = {**dict.fromkeys(stale, ""), **wanted["RequestParameters"]}
+        params["RequestParameters"] = {**dict.fromkeys(stale, ""), **mapped}
     return params
 
 
@@ -97,13 +128,21 @@ def _shown(value):
     return "(a static value)" if str(value).startswith("'") else repr(value)
 
 
+#: What AWS takes for an integration property left out (a template may leave it out).
+INTEGRATION_DEFAULTS = {"ConnectionType": "INTERNET"}
+
+
+def _current(integration, name):
+    return integration.get(name, INTEGRATION_DEFAULTS.get(name))
+
+
 def integration_drift(integration, wanted):
     """What differs between an integration in AWS and what the record wants, in words."""
     parts = []
     for name in ("IntegrationUri", "IntegrationMethod", "ConnectionType", "TimeoutInMillis"):
-        if integration.get(name) != wanted[name]:
+        if _current(integration, name) != wanted[name]:
             parts.append(f"{name} {integration.get(name)!r} in AWS, {wanted[name]!r} in the record")
-    current, want = integration.get("RequestParameters") or {}, wanted["RequestParameters"]
+    current, want = integration.get("RequestParameters") or {}, wanted.get("RequestParameters") or {}
     for key in sorted(set(current) | set(want)):
         header = key.removeprefix(HEADER_PARAM)
         if key not in want:
@@ -118,10 +157,18 @@ def integration_drift(integration, wanted):
     return "; ".join(parts)
 
 
-def _made_by_this_package(integration):
-    """An integration carrying our mapping (or the 4.1.0 release's secret header)."""
+def _made_by_this_package(integration, record=None):
+    """An integration carrying our mapping (or the 4.1.0 release's secret header), or invoking
+    the record's function."""
     params = integration.get("RequestParameters") or {}
-    return HEADER_PARAM + protocol.HEADER_SOURCE_IP in params or LEGACY_SECRET_PARAM in params
+    if HEADER_PARAM + protocol.HEADER_SOURCE_IP in params or LEGACY_SECRET_PARAM in params:
+        return True
+    return (
+        record is not None
+        and uses_lambda(record)
+        and integration.get("IntegrationType") == AWS_PROXY
+        and integration.get("IntegrationUri") == invocation_uri(record.lambda_function_arn)
+    )
 
 
 def stage_settings(record):
@@ -354,7 +401,7 @@ class _ApiSync:
                 self._aws_only_route(route, integrations, kept_targets)
         for integration_id, integration in orphans.items():
             label = f"integration {integration_id} ({integration.get('IntegrationMethod', '?')} {integration.get('IntegrationUri', '')}), used by no route"
-            if _made_by_this_package(integration) or self.aws_only_routes == DELETE:
+            if _made_by_this_package(integration, self.record) or self.aws_only_routes == DELETE:
                 self.differs("only in AWS", f"{label}: deleted")
                 if self.change(
                     f"delete unused integration {integration_id} (POST {integration.get('IntegrationUri')})"
@@ -429,26 +476,46 @@ class _ApiSync:
 
     def _integration(self, key, uri, integrations, route, orphans, route_key):
         wanted = integration_params(self.record, uri)
+        kind = integration_type(self.record)
         integration_id = _target_id(route)
         integration = integrations.get(integration_id)
+        if integration is not None and integration.get("IntegrationType", kind) != kind:
+            # The record changed integration type (HTTP <-> Lambda): AWS cannot change an
+            # integration's type, so the route gets a new one; the old one is deleted if ours.
+            self.differs(
+                "different",
+                f"route {key}: its integration {integration_id} is {integration.get('IntegrationType')} in AWS, "
+                f"{kind} in the record",
+            )
+            if _made_by_this_package(integration, self.record):
+                orphans[integration_id] = integration
+            integration = None
         if integration is None:
-            reusable = next((i_id for i_id, i in orphans.items() if i.get("IntegrationUri") == uri), None)
+            reusable = next(
+                (
+                    i_id
+                    for i_id, i in orphans.items()
+                    if i.get("IntegrationUri") == uri and i.get("IntegrationType", kind) == kind
+                ),
+                None,
+            )
             if reusable:
                 integration_id, integration = reusable, orphans.pop(reusable)
         if integration is None:
-            if route is not None:
+            if route is not None and integration_id not in integrations:
                 self.differs("different", f"route {key}: its integration {integration_id or '(none)'} is not in AWS")
-            if not self.change(f"create integration POST {uri} for route {key}", route_key):
+            label = f"{kind} POST" if kind == AWS_PROXY else "POST"
+            if not self.change(f"create integration {label} {uri} for route {key}", route_key):
                 return "(new)"
             created = call(
                 "create_integration",
                 self.client.create_integration,
                 ApiId=self.api_id,
-                IntegrationType="HTTP_PROXY",
+                IntegrationType=kind,
                 **wanted,
             )
             return created["IntegrationId"]
-        if any(integration.get(k) != v for k, v in wanted.items()):
+        if any(_current(integration, k) != v for k, v in wanted.items()):
             self.differs(
                 "different", f"integration {integration_id} of route {key}: {integration_drift(integration, wanted)}"
             )
@@ -456,7 +523,7 @@ class _ApiSync:
             detail = (
                 f"mapped headers: {protocol.HEADER_SECRET} replaces the 4.1.0 header {LEGACY_SECRET_HEADER}"
                 if legacy
-                else "mapped headers"
+                else ("its settings" if uses_lambda(self.record) else "mapped headers")
             )
             if self.change(f"update integration of route {key} (POST {uri}, {detail})", route_key):
                 call(
@@ -655,14 +722,18 @@ class _ApiSync:
             save(record, accepts_legacy_secret_header=False)
 
 
-def sync_api(record, *, dry_run=False, client=None, aws_only_routes=KEEP, adopt=None, force_create=False):
+def sync_api(
+    record, *, dry_run=False, client=None, aws_only_routes=KEEP, adopt=None, force_create=False, lambda_client=None
+):
     """Create or reconcile the API of ``record`` and deploy it. Returns the ``Plan``.
 
     ``aws_only_routes``: what to do with routes that exist only in AWS: ``"keep"`` (report
     them as drift), ``"import"`` (add them to the record as additional routes) or
     ``"delete"``. ``adopt``: the id of an existing API to record (a record without one).
     ``force_create``: create even if an untagged API of the record's name exists, and take
-    over the record's claim even if it is recent (see ``claim.py``).
+    over the record's claim even if it is recent (see ``claim.py``). ``lambda_client``: the
+    ``lambda`` client granting API Gateway the right to invoke a Lambda record's function
+    (``integration_type = AWS_PROXY``; default: the record region's).
     """
     if aws_only_routes not in AWS_ONLY_ROUTE_MODES:
         raise ValueError(f"aws_only_routes must be one of {', '.join(AWS_ONLY_ROUTE_MODES)}")
@@ -672,6 +743,13 @@ def sync_api(record, *, dry_run=False, client=None, aws_only_routes=KEEP, adopt=
         run = _ApiSync(record, client_for(record, "apigatewayv2", client), plan, aws_only_routes)
         exists = run.api(adopt=adopt, force_create=force_create)
         run.routes(exists)
+        if uses_lambda(record):
+            if exists:
+                grant_invoke(record, run.api_id, plan, client_for(record, "lambda", lambda_client))
+            else:  # a dry run that would create the API
+                plan.add(
+                    f"add permission for API Gateway to invoke {record.lambda_function_arn} (lambda:AddPermission)"
+                )
         if exists:
             advance(record, "routes_created", plan)
         undeployed = run.stage(exists)

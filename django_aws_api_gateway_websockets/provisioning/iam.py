@@ -1,5 +1,6 @@
-"""Least-privilege IAM policies for one record: what the web servers need to send, and what
-the deploying identity needs to run the provisioning commands."""
+"""Least-privilege IAM policies for one record: what the web servers (or, with the Lambda proxy
+integration, the function's execution role) need to send, and what the deploying identity needs
+to run the provisioning commands."""
 
 import re
 
@@ -59,6 +60,16 @@ def deploy_statements(record, region):
                 "Effect": "Allow",
                 "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
                 "Resource": f"arn:aws:route53:::hostedzone/{record.hosted_zone_id}",
+            }
+        )
+    if record.integration_type == "AWS_PROXY" and record.lambda_function_arn:
+        statements.append(
+            {
+                # The Lambda proxy integration: let API Gateway invoke the function (lambda_permission.py).
+                "Sid": "LetApiGatewayInvokeTheFunction",
+                "Effect": "Allow",
+                "Action": ["lambda:GetPolicy", "lambda:AddPermission", "lambda:RemovePermission"],
+                "Resource": record.lambda_function_arn,
             }
         )
     return statements

@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what __getattr__ below imports on first use
     from .capture import InMemoryBackend, ManagementAPICapture, default_capture
     from .client import WebSocketTestClient, integration_headers
+    from .lambda_events import keep_database_connections, lambda_event
 
-__all__ = ["InMemoryBackend", "ManagementAPICapture", "WebSocketTestClient", "default_capture", "integration_headers"]
+__all__ = [
+    "InMemoryBackend",
+    "ManagementAPICapture",
+    "WebSocketTestClient",
+    "default_capture",
+    "integration_headers",
+    "keep_database_connections",
+    "lambda_event",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name in ("lambda_event", "keep_database_connections"):
+        from . import lambda_events
+
+        return getattr(lambda_events, name)
     raise AttributeError(name)

@@ -11,6 +11,15 @@ DJANGO_PORT = os.environ.get("DEMO_DJANGO_PORT", "8000")
 CSRF_TRUSTED_ORIGINS = [f"http://127.0.0.1:{DJANGO_PORT}", f"http://localhost:{DJANGO_PORT}"]
 if "DEMO_TRUSTED_ORIGINS" in os.environ:  # the browser tests replay the newcomer's "Origin not allowed" trap
     CSRF_TRUSTED_ORIGINS = os.environ["DEMO_TRUSTED_ORIGINS"].split()
+if "DEMO_CACHE_DIR" in os.environ:
+    # `runwsgateway --lambda` answers $connect in its own process: why a connect was refused must
+    # be in a cache the site's process reads too (refusals.py).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": os.environ["DEMO_CACHE_DIR"],
+        }
+    }
 
 INSTALLED_APPS = [
     "django.contrib.admin",

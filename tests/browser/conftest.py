@@ -1,4 +1,7 @@
-"""The demo project as a user runs it (runserver + runwsgateway subprocesses) and headless Chromium."""
+"""The demo project as a user runs it (runserver + runwsgateway subprocesses) and headless Chromium.
+
+``BROWSER_INTEGRATION=lambda`` starts the gateway with ``--lambda`` (the package's Lambda handler,
+called in-process with API Gateway's events): the same pages through the Lambda proxy integration."""
 
 import os
 import shutil
@@ -16,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MANAGE = [sys.executable, str(ROOT / "example" / "manage.py")]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+LAMBDA_HANDLER = "django_aws_api_gateway_websockets.aws_lambda.handler"
 
 
 def free_port():
@@ -52,6 +56,8 @@ class Demo:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        if os.environ.get("BROWSER_INTEGRATION") == "lambda":  # $connect runs in the gateway's process
+            self.env["DEMO_CACHE_DIR"] = str(tmp_path / "cache")
         self.logs = tmp_path
         self.django = self.gateway = None
 
@@ -109,7 +115,10 @@ class Demo:
         wait_for_port(self.django_port, self.django, self.logs / "django.log")
 
     def start_gateway(self):
-        self.gateway = self._spawn("gateway", "runwsgateway", f"127.0.0.1:{self.gateway_port}", "--api", "demo")
+        lambda_mode = ["--lambda", LAMBDA_HANDLER] if os.environ.get("BROWSER_INTEGRATION") == "lambda" else []
+        self.gateway = self._spawn(
+            "gateway", "runwsgateway", f"127.0.0.1:{self.gateway_port}", "--api", "demo", *lambda_mode
+        )
         wait_for_port(self.gateway_port, self.gateway, self.logs / "gateway.log")
 
     def stop_gateway(self):

@@ -111,3 +111,31 @@ def test_the_test_client_subscribes_whispers_and_unsubscribes(
     assert bob.messages[-1]["type"] == "whisper" and bob.messages[-1]["user"]["username"] == "alice"
     assert alice.unsubscribe("doc").json() == {"type": "unsubscribed", "channel": "doc"}
     assert alice.whisper("doc", "typing").status_code == 409
+
+
+# --- lambda_event: the events of a record's Lambda proxy integration (issue #27) -----------
+
+
+class LambdaEventTests(TestCase):
+    def test_lambda_event_is_the_records_event(self):
+        from django_aws_api_gateway_websockets.testing import lambda_event
+
+        gateway = ApiGateway.objects.create(api_name="fn", api_id="fn00000001", region="eu-west-1", stage_name="live")
+        event = lambda_event(gateway, "$default", "c1=", body={"handler": "ping"}, source_ip="198.51.100.1")
+        context = event["requestContext"]
+        assert (context["apiId"], context["stage"], context["connectionId"], context["eventType"]) == (
+            "fn00000001",
+            "live",
+            "c1=",
+            "MESSAGE",
+        )
+        assert context["domainName"] == "fn00000001.execute-api.eu-west-1.amazonaws.com"
+        assert context["identity"]["sourceIp"] == "198.51.100.1"
+        assert event["body"] == '{"handler": "ping"}'
+        connect = lambda_event(
+            gateway, "$connect", "c1=", query={"ws_token": "t"}, headers={"Origin": "https://a.example"}
+        )
+        assert (
+            connect["queryStringParameters"] == {"ws_token": "t"}
+            and connect["headers"]["Origin"] == "https://a.example"
+        )

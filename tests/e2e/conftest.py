@@ -1,7 +1,13 @@
-"""Django on a live server + the local gateway in-process + real WebSocket clients."""
+"""Django on a live server + the local gateway in-process + real WebSocket clients.
 
+``E2E_INTEGRATION=lambda`` runs every test that starts the in-process gateway through the Lambda
+proxy integration instead (the record is ``AWS_PROXY``, the gateway calls the Lambda handler with
+API Gateway's events for the view at the record's target path): the same tests, the same answers."""
+
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -29,7 +35,23 @@ def start_gateway(e2e_gateway):
     running = []
 
     def start(**overrides):
-        thread = GatewayThread(GatewayConfig.from_record(e2e_gateway, **overrides))
+        if os.environ.get("E2E_INTEGRATION") == "lambda" and "lambda_handler" not in overrides:
+            from django_aws_api_gateway_websockets.aws_lambda import make_handler
+            from django_aws_api_gateway_websockets.models import IntegrationType
+
+            ApiGateway.objects.filter(pk=e2e_gateway.pk).update(integration_type=IntegrationType.AWS_PROXY)
+            e2e_gateway.refresh_from_db()
+            handler = make_handler()
+            config = None
+
+            def lambda_handler(event, context):
+                # The view of the config's target, read at each event (a test may point it elsewhere).
+                handler.view_path = urlsplit(config.target_base_endpoint).path
+                return handler(event, context)
+
+            overrides["lambda_handler"] = lambda_handler
+        config = GatewayConfig.from_record(e2e_gateway, **overrides)
+        thread = GatewayThread(config)
         thread.start()
         running.append(thread)
         ApiGateway.objects.filter(pk=e2e_gateway.pk).update(management_endpoint_url=thread.management_url)

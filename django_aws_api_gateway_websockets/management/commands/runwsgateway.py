@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
+from django.utils.module_loading import import_string
 
 from ... import protocol
 from ...eventloop import new_event_loop
-from ...models import ApiGateway
+from ...models import ApiGateway, IntegrationType
 
 DEFAULT_ADDRPORT = "127.0.0.1:8001"
 DEFAULT_TARGET = "http://127.0.0.1:8000/ws/"
@@ -76,6 +77,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--two-way", action="store_true", help="Send Django's response to every message back to the sender."
         )
+        parser.add_argument(
+            "--lambda",
+            dest="lambda_handler",
+            metavar="DOTTED.PATH",
+            help="Play the Lambda proxy integration (AWS_PROXY): call this handler (e.g. "
+            "django_aws_api_gateway_websockets.aws_lambda.handler) in-process with the events AWS builds, "
+            "instead of POSTing to --target.",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -91,6 +100,7 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read the ApiGateway records ({exc}). Run `manage.py migrate` first.") from exc
         if not records.is_local_record(record):  # _resolve_record never returns one: never write it
             raise CommandError(f"ApiGateway '{record.api_name}' exists in AWS: runwsgateway does not write to it.")
+        handler = self._lambda_handler(options["lambda_handler"])
         try:
             config = GatewayConfig.from_record(
                 record,
@@ -104,6 +114,7 @@ class Command(BaseCommand):
                 max_lifetime=options["max_lifetime"],
                 integration_timeout=options["integration_timeout"],
                 two_way=options["two_way"],
+                lambda_handler=handler,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
@@ -131,14 +142,21 @@ class Command(BaseCommand):
             try:
                 # Project code sends through the record's endpoint: point it here while we run.
                 # (Always a local record: an AWS record is played by its companion, never written.)
-                ApiGateway.objects.filter(pk=record.pk).update(management_endpoint_url=endpoint)
+                # --lambda: the record integrates through Lambda while we run (the events' trust
+                # is only an AWS_PROXY record's; local records only, restored below).
+                ApiGateway.objects.filter(pk=record.pk).update(
+                    management_endpoint_url=endpoint,
+                    integration_type=IntegrationType.AWS_PROXY if handler else record.integration_type,
+                )
                 self.stdout.write(self._banner(record, chosen, config, host, port, endpoint))
                 runner.run(self._serve(gateway, stop))
             finally:
                 try:
                     runner.run(gateway.stop())  # closes the sockets and sends their $disconnect
                 finally:
-                    ApiGateway.objects.filter(pk=record.pk).update(management_endpoint_url=previous_endpoint)
+                    ApiGateway.objects.filter(pk=record.pk).update(
+                        management_endpoint_url=previous_endpoint, integration_type=record.integration_type
+                    )
                     self.stdout.write("Local gateway stopped; disconnect events sent.")
 
     @staticmethod
@@ -220,11 +238,26 @@ class Command(BaseCommand):
         lines += [
             f"  WebSocket:      ws://{Command._reachable(host)}:{port}/{config.stage}",
             f"  Management API: {endpoint}/@connections/{{id}}",
-            f"  Integrations:   {config.target_base_endpoint}{{connect,disconnect,default}}",
+            f"  Integrations:   {config.target_base_endpoint}{{connect,disconnect,default}}"
+            if config.lambda_handler is None
+            else "  Integrations:   AWS_PROXY: the Lambda handler, called in-process with API Gateway's events",
         ]
         lines += [f"  Route {key}: {route.integration_url}" for key, route in sorted(config.routes.items())]
         lines.append("Quit with CONTROL-C.")
         return "\n".join(lines)
+
+    @staticmethod
+    def _lambda_handler(path):
+        """``--lambda``'s handler, imported (``None`` without the option)."""
+        if not path:
+            return None
+        try:
+            handler = import_string(path)
+        except ImportError as exc:
+            raise CommandError(f"--lambda {path}: cannot import it ({exc}).") from exc
+        if not callable(handler):
+            raise CommandError(f"--lambda {path} is not callable: point it at handler(event, context).")
+        return handler
 
     @staticmethod
     def _parse_addrport(addrport):
