@@ -66,7 +66,6 @@ DEFAULTS: dict[str, int | float | str | bool | tuple[str, ...]] = {
     # clear_websocket_sessions --stale announces the stale connections it closes as presence
     # "leave" events to their channels (for views with BROADCAST_PRESENCE; presence.py).
     "presence_cleanup_broadcast": False,
-<<<<<<< HEAD
     # Channels and subscriptions (subscriptions.py, docs/channels.md): how many channels one
     # connection may hold; the member info presence sends ("" : id and username; else the dotted
     # path of a function(user) -> dict; a view's presence_info method wins); the channels where
@@ -74,11 +73,9 @@ DEFAULTS: dict[str, int | float | str | bool | tuple[str, ...]] = {
     "max_subscriptions": 32,
     "presence_info": "",
     "client_events_channels": (),
-=======
     # The Lambda handler (aws_lambda, docs/lambda.md): the URL path of the WebSocketView the events
     # of the Lambda proxy integration run through, as the HTTP integration's target_base_endpoint.
     "lambda_view_path": "/ws/",
->>>>>>> wip/lambda
 }
 
 # The smallest value a number setting accepts (numbers not listed: any).
