@@ -27,6 +27,7 @@ from .api import (
 from .base import ProvisioningError, aws_tags, call, client_for, find
 from .domain import DOMAIN_CONFIG
 from .iam import runtime_statements
+from .lambda_permission import invocation_uri, parse_function_arn
 
 CLOUDFORMATION, SAM = "cloudformation", "sam"
 FORMATS = (CLOUDFORMATION, SAM)
@@ -43,11 +44,9 @@ SECRET_ID_PARAMETER = "IntegrationSecretId"
 
 AWS_PROXY = "AWS_PROXY"
 LAMBDA_INTEGRATION = "LambdaIntegration"
-LAMBDA_INVOKE_PATH = "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
 STAGE_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 #: CloudFormation's limit of resources in one template.
 MAX_RESOURCES = 500
-LAMBDA_ARN_RE = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?")
 
 # Logical ids of the fixed resources (the adopt workflow and the docs name them).
 API, STAGE, DOMAIN, MAPPING, ALIAS, POLICY, PERMISSION = (
@@ -59,11 +58,6 @@ API, STAGE, DOMAIN, MAPPING, ALIAS, POLICY, PERMISSION = (
     "RuntimePolicy",
     "LambdaInvokePermission",
 )
-
-
-def lambda_integration_uri(region, function_arn):
-    """The ``IntegrationUri`` of an ``AWS_PROXY`` integration that invokes ``function_arn``."""
-    return LAMBDA_INVOKE_PATH.format(region=region, arn=function_arn)
 
 
 def _placeholder(name):
@@ -179,7 +173,8 @@ def _lambda_integration(record):
             "ApiId": _ref(API),
             "IntegrationType": AWS_PROXY,
             "IntegrationMethod": "POST",
-            "IntegrationUri": _sub(lambda_integration_uri("${AWS::Region}", record.lambda_function_arn)),
+            # The function's own region and partition, as sync_api_gateway writes it.
+            "IntegrationUri": invocation_uri(record.lambda_function_arn),
             "TimeoutInMillis": INTEGRATION_TIMEOUT_MS,
         },
     }
@@ -190,11 +185,8 @@ def _check(record, secret_source, template_format):
         raise ProvisioningError(f"unknown template format {template_format!r}; use {' or '.join(FORMATS)}.")
     if secret_source not in SECRET_SOURCES:
         raise ProvisioningError(f"unknown secret source {secret_source!r}; use {' or '.join(SECRET_SOURCES)}.")
-    if record.integration_type == AWS_PROXY and not LAMBDA_ARN_RE.fullmatch(record.lambda_function_arn or ""):
-        raise ProvisioningError(
-            f"integration_type is AWS_PROXY but lambda_function_arn {record.lambda_function_arn!r} is not a "
-            "Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)."
-        )
+    if record.integration_type == AWS_PROXY:
+        parse_function_arn(record.lambda_function_arn)  # a ProvisioningError that says what is wrong
     if bool(record.domain_name) != bool(record.certificate_arn):
         raise ProvisioningError("a custom domain needs both domain_name and certificate_arn.")
     # The stage name goes into Fn::Sub strings (the runtime policy, the URL output): a value

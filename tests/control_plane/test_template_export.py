@@ -169,9 +169,10 @@ def test_a_lambda_record_has_one_proxy_integration_and_a_permission():
     assert "Parameters" not in template and template["Transform"] == "AWS::Serverless-2016-10-31"
     integrations = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Integration"]
     assert integrations == [resources["LambdaIntegration"]]
-    assert resources["LambdaIntegration"]["Properties"]["IntegrationUri"] == {
-        "Fn::Sub": f"arn:aws:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/{FUNCTION}/invocations"
-    }
+    # The function's region and partition (from its ARN), as sync_api_gateway writes the URI.
+    assert resources["LambdaIntegration"]["Properties"]["IntegrationUri"] == (
+        f"arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/{FUNCTION}/invocations"
+    )
     assert resources["LambdaInvokePermission"]["Properties"]["FunctionName"] == FUNCTION
     targets = {json.dumps(r["Properties"]["Target"]) for r in resources.values() if r["Type"].endswith("::Route")}
     assert targets == {json.dumps({"Fn::Join": ["/", ["integrations", {"Ref": "LambdaIntegration"}]]})}
