@@ -287,7 +287,11 @@ class WebSocketSessionQuerySet(WebSocketSessionQuerySetMethods, models.QuerySet[
 
     def in_channel(self, name: str) -> Self:
         """The connections subscribed to ``name`` (one JOIN on the indexed subscription rows;
-        unique per connection and channel, so no row comes twice)."""
+        unique per connection and channel, so no row comes twice). ``""``, the channel of a
+        connect without one (4.x: ``in_channel(session.channel_name)``), is the connections that
+        hold no channel."""
+        if not name:
+            return self.filter(subscriptions__isnull=True)
         return self.filter(subscriptions__channel=name)
 
 

@@ -422,3 +422,17 @@ def test_a_4x_token_admin_listing_token_preview_still_loads(user):
     with pytest.warns(DeprecationWarning, match=rf"token_preview is deprecated .*{REMOVAL}"):
         preview = admin.token_preview(row)
     assert preview == row.token[:16] + "..." and str(raw)[:16] not in preview  # the hash, never the token
+
+
+def test_in_channel_of_a_connect_without_channel_finds_the_connections_without_one(ws_client, user, other_user):
+    """4.x code sends to ``in_channel(session.channel_name)``; a connect without ``channel``
+    (and no default) has ``channel_name == ""`` and no subscription: ``in_channel("")`` is the
+    connections holding no channel (the tutorial's chat found nobody after subscriptions came)."""
+    lobby, room = ws_client("/ws/", user=user), ws_client("/ws/", user=other_user)
+    lobby.connect()
+    room.connect(channel="room")
+    lobby_row = WebSocketSession.objects.get(connection_id=lobby.connection_id)
+    assert lobby_row.channel_name == ""
+    assert list(WebSocketSession.objects.in_channel(lobby_row.channel_name)) == [lobby_row]
+    room.unsubscribe("room")  # a connection that left every channel holds none either
+    assert WebSocketSession.objects.in_channel("").count() == 2
