@@ -2,6 +2,7 @@
 
 import contextlib
 import tempfile
+import time
 
 from django.contrib.auth.models import Permission
 
@@ -102,3 +103,13 @@ def statements_on_the_wire(connection):
                 fields = line.rstrip("\n").split("\t")
                 if len(fields) > 4 and fields[1] == "F" and fields[3] in ("Query", "Parse"):
                     sent.append(fields[4].strip().strip('"'))
+
+
+def wait_for(predicate, timeout=5.0):
+    """Whether ``predicate()`` came true within ``timeout`` seconds (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -13,18 +13,10 @@ from websockets.sync.client import connect
 from django_aws_api_gateway_websockets.models import ApiGatewayAdditionalRoute, WebSocketSession
 from django_aws_api_gateway_websockets.sending import management_client
 
+from ..helpers import wait_for
 from .conftest import ORIGIN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def only_session():

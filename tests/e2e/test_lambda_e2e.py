@@ -13,19 +13,11 @@ from websockets.sync.client import connect
 from django_aws_api_gateway_websockets.aws_lambda import make_handler
 from django_aws_api_gateway_websockets.models import ApiGateway, IntegrationType, WebSocketSession
 
+from ..helpers import wait_for
 from .conftest import ORIGIN
 from .test_runwsgateway_command import interrupt, run_gateway  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
