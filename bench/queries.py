@@ -12,6 +12,7 @@ come from API Gateway without the browser's cookie, as on AWS. The process is wa
     python bench/queries.py        # prints JSON; `make bench` records the queries_* keys
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -34,8 +35,11 @@ def _admin_connection():
     )
 
 
-def main():
-    name = f"ws_bench_queries_{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def scratch_database(prefix):
+    """A fresh PostgreSQL database, migrated, with Django set up on it (bench.settings_pg);
+    dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with _admin_connection() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     os.environ["BENCH_PG_NAME"] = name
@@ -48,13 +52,18 @@ def main():
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        print(json.dumps(count()), flush=True)
+        yield name
     finally:
         from django.db import connections
 
         connections.close_all()
         with _admin_connection() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main():
+    with scratch_database("ws_bench_queries"):
+        print(json.dumps(count()), flush=True)
 
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")

@@ -20,9 +20,7 @@ broadcast, and the CPU of one relayed client event (whisper), all measured in th
 import json
 import os
 import statistics
-import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,32 +33,14 @@ WHISPER_AUDIENCE = 10
 
 
 def main():
-    from bench.queries import _admin_connection
+    from bench.queries import scratch_database
 
-    name = f"ws_bench_subs_{uuid.uuid4().hex[:8]}"
-    with _admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    os.environ["BENCH_PG_NAME"] = name
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings_pg"
-    sys.path.insert(0, str(ROOT))
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with scratch_database("ws_bench_subs"):
         results = {}
         results.update(statement_counts())
         results.update(broadcast_ratio())
         results.update(client_event_cpu())
         print(json.dumps(results), flush=True)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with _admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _gateway():
