@@ -85,6 +85,7 @@ bench: venv
 	$(VENV_PYTHON) bench/connect.py
 	$(VENV_PYTHON) bench/history.py
 	$(VENV_PYTHON) bench/lambda.py
+	$(VENV_PYTHON) bench/large_messages.py
 
 ## make bench-lambda: only the Lambda handler's CPU against WSGI's, and its cold start
 bench-lambda: venv
