@@ -79,7 +79,8 @@ demo:
 ## make bench: broadcast, serial baseline, gateway relay, query counts, subscriptions -> bench/results/latest.json;
 ## then $connect/message/$disconnect through gunicorn + PostgreSQL, this package against the 4.1.0
 ## wheel in the same run -> bench/results/connect-latest.json; the Lambda handler against the WSGI
-## handler and its cold start -> bench/results/lambda-latest.json
+## handler and its cold start -> bench/results/lambda-latest.json; a 1 MB message to 1,000 sockets
+## (bench/large_messages.py)
 bench: venv
 	$(VENV_PYTHON) bench/run.py
 	$(VENV_PYTHON) bench/connect.py
