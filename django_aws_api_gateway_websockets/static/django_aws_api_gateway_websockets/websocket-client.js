@@ -126,6 +126,10 @@ export class WebSocketClient extends EventTarget {
     this.refusalUrl = this._defaultRefusalUrl();
     this.streams = new Map(); // stream -> {last: seq delivered last, pending: Map(seq -> message)}
     this.channels = new Map(); // channel -> Channel: what subscribe() asked for, and where it stands
+    this.incoming = new Map(); // message id -> the server's parts held so far (this socket's)
+    this.droppedIds = new Set(); // ids of this socket's dropped messages: their late parts are ignored
+    this.partCounter = 0; // numbers this client's messages in parts
+    this.partPrefix = ""; // random, per client: ids stay unique across reloads and tabs
     this.storage = this.options.persistSeq && this.options.resume ? openStorage() : null;
     this.storageKey = this.storage ? storageKey(this.options.url) : null;
     if (!this.storageKey) this.storage = null;
@@ -386,7 +390,7 @@ export class WebSocketClient extends EventTarget {
   }
 
   _partId() {
-    this.partCounter = (this.partCounter || 0) + 1;
+    this.partCounter += 1;
     if (!this.partPrefix) {
       const random = new Uint8Array(6);
       if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(random);
@@ -420,8 +424,8 @@ export class WebSocketClient extends EventTarget {
       return null;
     }
     const { i: index, n: count, b: bytes } = header;
-    if (this.droppedIds?.has(id)) return null; // the rest of a message already dropped: said once
-    const incoming = (this.incoming ||= new Map());
+    if (this.droppedIds.has(id)) return null; // the rest of a message already dropped: said once
+    const incoming = this.incoming;
     let message = incoming.get(id);
     const refuse = (reason) => {
       if (message) this._dropIncoming(id, reason);
@@ -455,7 +459,7 @@ export class WebSocketClient extends EventTarget {
 
   // Forget a message in parts: never delivered in part.
   _dropIncoming(id, reason) {
-    const message = this.incoming?.get(id);
+    const message = this.incoming.get(id);
     if (!message) return;
     clearTimeout(message.timer);
     this.incoming.delete(id);
@@ -464,7 +468,7 @@ export class WebSocketClient extends EventTarget {
 
   // Report a dropped message once: its later parts (on this socket) are ignored.
   _droppedPart(id, reason, parts, bytes, received = 0) {
-    const dropped = (this.droppedIds ||= new Set());
+    const dropped = this.droppedIds;
     dropped.add(id);
     if (dropped.size > DROPPED_IDS_MAX) dropped.delete(dropped.values().next().value);
     this._emit("messagedropped", { id, reason, received, parts, bytes });
@@ -472,8 +476,8 @@ export class WebSocketClient extends EventTarget {
 
   // The socket is gone: its messages in parts cannot complete (a resume replays sequenced ones whole).
   _dropAllIncoming(reason) {
-    for (const id of [...(this.incoming?.keys() || [])]) this._dropIncoming(id, reason);
-    this.droppedIds = null; // ids are per connection
+    for (const id of [...this.incoming.keys()]) this._dropIncoming(id, reason);
+    this.droppedIds.clear(); // ids are per connection
   }
 
   _handleText(text) {
