@@ -73,7 +73,17 @@ DEFAULTS: dict[str, int | float | str | bool | tuple[str, ...]] = {
     "max_subscriptions": 32,
     "presence_info": "",
     "client_events_channels": (),
+    # Messages of any size (docs/large-messages.md): the largest message either way; one larger
+    # than a post (128 KB) travels as parts. A client's parts are held in the database for at
+    # most message_parts_timeout_seconds, at most message_parts_max_pending_bytes a connection.
+    "max_message_bytes": 1024 * 1024,
+    "message_parts_timeout_seconds": 60,
+    "message_parts_max_pending_bytes": 2 * 1024 * 1024,
 }
+
+# The largest max_message_bytes accepted: a message is held whole in memory (encoded once,
+# stored once in the history, reassembled in one request), so keep it to tens of MB.
+MAX_MESSAGE_BYTES_CEILING = 64 * 1024 * 1024
 
 # The smallest value a number setting accepts (numbers not listed: any).
 MINIMUMS: dict[str, int | float] = {
@@ -98,6 +108,9 @@ MINIMUMS: dict[str, int | float] = {
     "message_rate_limit": 0,
     "message_rate_burst": 1,
     "max_subscriptions": 1,
+    "max_message_bytes": 32 * 1024,  # at least one client frame: a message never smaller than one
+    "message_parts_timeout_seconds": 1,
+    "message_parts_max_pending_bytes": 32 * 1024,
 }
 
 # The deprecated WEBSOCKETS["send_transport"] names (5.0 pre-releases) and the send backend each
@@ -150,6 +163,8 @@ def value_problem(name: str, value: Any) -> str | None:
     if minimum is not None and value < minimum:
         least = "a positive number" if minimum == 1 else f"at least {minimum}"
         return f'WEBSOCKETS["{name}"] must be {least}, not {value!r}.'
+    if name == "max_message_bytes" and value > MAX_MESSAGE_BYTES_CEILING:
+        return f'WEBSOCKETS["{name}"] must be at most {MAX_MESSAGE_BYTES_CEILING}, not {value!r}.'
     allowed = choices(name)
     if allowed is not None and value not in allowed:
         return f'WEBSOCKETS["{name}"] must be one of {", ".join(map(repr, allowed))}, not {value!r}.'

@@ -33,7 +33,6 @@ from django.db import connections, router, transaction
 from django.db.models import BigIntegerField, Func, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
-from . import protocol
 from .conf import get_setting
 from .db import sequences as sequence_sql
 from .history_models import ChannelMessage, ChannelSequence
@@ -103,10 +102,10 @@ def record(stream, data, wire_stream=None):
     """Store ``data`` as ``stream``'s next message: one INSERT and the counter's bump, whatever
     the audience. Returns ``(seq, payload text)``."""
     head = _envelope_head(data, wire_stream or stream)
-    if 4 * len(head) + 20 > protocol.MAX_PAYLOAD_BYTES:  # may be too large (UTF-8: <= 4 bytes a character)
-        from .sending import encode_message  # refuses it over 128 KB before anything is stored
+    if 4 * len(head) + 20 > get_setting("max_message_bytes"):  # may be too large (UTF-8: <= 4 bytes a character)
+        from .sending import check_size  # refuses it over max_message_bytes before anything is stored
 
-        encode_message(head + "9" * 19 + "}")  # with the largest number a BigIntegerField holds
+        check_size(len(head.encode("utf-8")) + 20)  # with the largest number a BigIntegerField holds
     db = router.db_for_write(ChannelMessage)
     connection = connections[db]
     sql = sequence_sql.record_sql(connection)  # built once per database alias
@@ -278,9 +277,10 @@ def replay_frames(replay_result):
     """The frames that carry a replay to a connection, each at most ``REPLAY_FRAME_BYTES``
     (UTF-8 bytes): ``{"type": "replay", "stream": ..., "messages": [...]}`` (the stored
     payloads verbatim). A payload too large to be wrapped goes alone, exactly as it was first
-    delivered (it carries ``stream`` and ``seq``: the client takes it as a live message), so
-    whatever ``send_to_channel`` accepted replays; one larger than API Gateway takes (stored
-    by other means) is a ``resume_gap`` with ``"reason": "too_large"``, never an error."""
+    delivered (it carries ``stream`` and ``seq``: the client takes it as a live message; one
+    larger than a post goes as parts, docs/large-messages.md), so whatever ``send_to_channel``
+    accepted replays; one larger than ``max_message_bytes`` (stored by other means, or before
+    the setting was lowered) is a ``resume_gap`` with ``"reason": "too_large"``, never an error."""
     wire = _wire(replay_result.stream)
     head = '{"type":"replay","stream":' + json.dumps(wire) + ',"messages":['
     empty = len(head.encode()) + 2
@@ -298,7 +298,7 @@ def replay_frames(replay_result):
         n = len(payload.encode("utf-8"))
         if empty + n > REPLAY_FRAME_BYTES:
             flush()
-            if n <= protocol.MAX_PAYLOAD_BYTES:
+            if n <= get_setting("max_message_bytes"):
                 frames.append(payload)
             else:
                 seq = replay_result.after + 1 + i

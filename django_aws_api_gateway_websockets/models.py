@@ -389,6 +389,31 @@ class Subscription(models.Model):
         return f"{self.connection_id}: {self.channel}"
 
 
+class MessagePart(models.Model):
+    """One part of a client's message larger than a frame, held until the message is whole
+    (pipeline/reassembly.py, docs/large-messages.md): at most
+    ``WEBSOCKETS["message_parts_timeout_seconds"]``, at most ``message_parts_max_pending_bytes``
+    a connection. ``chunk`` is bytes as received: the message is decoded once, whole."""
+
+    connection = models.ForeignKey(WebSocketSession, on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=64)
+    index = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+    total = models.BigIntegerField()
+    size = models.PositiveIntegerField()  # len(chunk): the connection's held bytes are a SUM of it
+    chunk = models.BinaryField()
+    created_on = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("message part")
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "message_id", "index"], name="wsp_message_part_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.connection_id}: {self.message_id} {self.index + 1}/{self.count}"
+
+
 class WebSocketToken(WebSocketTokenMethods, models.Model):
     """A single-use connect token. ``token`` holds the SHA-256 of the raw value, never the raw value."""
 

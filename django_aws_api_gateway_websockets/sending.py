@@ -4,7 +4,9 @@
 ``WebSocketSession.objects....send_message``:
 
 * the payload is encoded once (JSON via ``DjangoJSONEncoder``) and refused before any HTTP
-  call when it exceeds API Gateway's 128 KB;
+  call when it exceeds ``WEBSOCKETS["max_message_bytes"]``; one larger than a post (128 KB)
+  is split once into parts (``parts``, docs/large-messages.md) posted in order to each
+  connection, which counts as delivered only when every part was;
 * each connection is posted to through its own gateway's endpoint by the configured send
   backend (``WEBSOCKETS["send_backend"]``, see ``backends``): one pool per endpoint per
   process, reused across sends;
@@ -24,8 +26,9 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
-from . import aws, backends, protocol, signals
+from . import aws, backends, parts, protocol, signals
 from .backends.base import Outcome, throttled_retries
+from .conf import get_setting
 from .exceptions import WebSocketsError
 from .log_context import log_context
 from .models import ApiGateway, WebSocketSession
@@ -37,7 +40,7 @@ UPDATE_BATCH = 500  # ids per UPDATE ... WHERE id IN (...), below SQLite's varia
 
 
 class MessageTooLarge(WebSocketsError, ValueError):
-    """The encoded message is larger than API Gateway accepts (128 KB)."""
+    """The encoded message is larger than ``WEBSOCKETS["max_message_bytes"]`` (1 MB by default)."""
 
 
 @dataclass
@@ -70,11 +73,34 @@ def encode_message(data: object) -> bytes:
         payload = data.encode("utf-8")
     else:
         payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":")).encode("utf-8")
-    if len(payload) > protocol.MAX_PAYLOAD_BYTES:
-        raise MessageTooLarge(
-            f"Message is {len(payload)} bytes; API Gateway accepts at most {protocol.MAX_PAYLOAD_BYTES} bytes."
-        )
+    check_size(len(payload))
     return payload
+
+
+def check_size(size: int) -> None:
+    """``MessageTooLarge`` for a message of ``size`` bytes over ``max_message_bytes``."""
+    limit = get_setting("max_message_bytes")
+    if size > limit:
+        raise MessageTooLarge(
+            f"Message is {size} bytes; WEBSOCKETS['max_message_bytes'] allows at most {limit} bytes "
+            f"(API Gateway takes {protocol.MAX_PAYLOAD_BYTES} in one post: larger messages go as parts)."
+        )
+
+
+def wire_frames(payload: bytes) -> list[bytes]:
+    """What is posted for ``payload``: itself when it fits one post (exactly as before parts
+    existed), else its parts (docs/large-messages.md). A payload starting with the parts mark
+    is always enveloped, so that a frame starting with it is always a part."""
+    if len(payload) <= protocol.MAX_PAYLOAD_BYTES and not parts.is_part(payload):
+        return [payload]
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageTooLarge(
+            f"Message is {len(payload)} bytes of binary data; only text (UTF-8) goes as parts, "
+            f"binary messages must fit one post ({protocol.MAX_PAYLOAD_BYTES} bytes)."
+        ) from None
+    return parts.split(payload, parts.SERVER_PART_BYTES)
 
 
 def management_client(gateway: ApiGateway, max_pool_connections: int | None = None) -> Any:
@@ -106,7 +132,7 @@ def send_to_sessions(
     """Post ``data`` to every session in ``sessions`` (a queryset or an iterable of rows).
     ``known_gateways``: records the caller has at hand (a handler's ``view.api_gateway``), not
     read again."""
-    payload = encode_message(data)
+    frames = wire_frames(encode_message(data))
     targets = _targets(sessions)
     result = SendResult()
     if not targets:
@@ -139,7 +165,7 @@ def send_to_sessions(
         pks[connection_id] = pk
         jobs.append((connection_id, endpoint))
     retries_before = throttled_retries()
-    codes = backend.post_many(jobs, payload, options) if jobs else {}
+    codes = _post_frames(backend, jobs, frames, options) if jobs else {}
     result.throttled_retries = throttled_retries() - retries_before
     for connection_id, code in codes.items():
         if code is None:
@@ -158,6 +184,36 @@ def send_to_sessions(
         signals.send_failed.send(sender=send_to_sessions, connection_id=connection_id, error=error)
     signals.send_completed.send(sender=send_to_sessions, result=result)
     return result
+
+
+def _post_frames(backend, jobs, frames, options):
+    """Post ``frames`` in order to every job: frame ``i + 1`` only to the connections that took
+    frame ``i`` (a connection that missed a part gets no more of them, and its code is the
+    failed part's). Parts are posted to all connections at once, so a message of ``n`` parts
+    costs ``n`` fan-outs, not ``n`` times the connections' round trips in a row."""
+    if len(frames) == 1:
+        return backend.post_many(jobs, frames[0], options)
+    codes: dict[str, Any] = {}
+    for index, frame in enumerate(frames):
+        answered = backend.post_many(jobs, frame, options)
+        still, aborted = [], []
+        for connection_id, endpoint in jobs:
+            code = answered.get(connection_id)
+            if code is None:
+                still.append((connection_id, endpoint))
+                continue
+            codes[connection_id] = code
+            if code != Outcome.GONE:
+                aborted.append((connection_id, endpoint))
+        if aborted:
+            # Best-effort: tell a client still there that this message will not complete.
+            head = parts.parse(frame)
+            backend.post_many(aborted, parts.abort_frame(head.message_id, index, head.count, head.total), options)
+        jobs = still
+        if not jobs:
+            break
+    codes.update({connection_id: None for connection_id, _ in jobs})
+    return codes
 
 
 def _mark_gone(pks: list[int], connection_ids: list[str]) -> None:

@@ -13,4 +13,5 @@ urlpatterns = [
     path("staff/<slug:route>", views.StaffView.as_view(), name="ws_staff"),
     path("explicit/<slug:route>", views.ExplicitView.as_view(), name="ws_explicit"),
     path("history/<slug:route>", views.HistoryView.as_view(), name="ws_history"),
+    path("large/<slug:route>", views.LargeView.as_view(), name="ws_large"),
 ]

@@ -99,3 +99,21 @@ class HistoryView(WebSocketView):
 
         sent = send_to_channel(self.websocket_session.channel_name, {"type": "note", "n": self.body.get("n")})
         return {"type": "broadcast", "seq": sent.seq}
+
+
+class LargeView(WebSocketView):
+    """Messages of any size (docs/large-messages.md): no token; ``upload`` answers with a
+    message of ``reply_bytes`` encoded bytes, posted to the sender (split when large)."""
+
+    USE_WS_TOKEN = False
+
+    @handler
+    def upload(self, request, *args, **kwargs):
+        import json
+
+        blob = self.body.get("blob", "")
+        reply = {"type": "echo", "received": len(request.body), "blob": ""}
+        size = int(self.body.get("reply_bytes") or 0)
+        reply["blob"] = "y" * max(0, size - len(json.dumps(reply, separators=(",", ":"))))
+        WebSocketSession.objects.filter(pk=self.websocket_session.pk).send_message(reply)
+        return {"type": "uploaded", "bytes": len(blob)}

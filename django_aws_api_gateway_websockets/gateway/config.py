@@ -31,7 +31,8 @@ class GatewayConfig:
     idle_timeout: float = protocol.IDLE_TIMEOUT_SECONDS
     max_lifetime: float = protocol.MAX_CONNECTION_SECONDS
     integration_timeout: float = protocol.INTEGRATION_TIMEOUT_SECONDS
-    max_payload: int = protocol.MAX_PAYLOAD_BYTES
+    max_payload: int = protocol.MAX_PAYLOAD_BYTES  # a client message, a @connections POST
+    max_frame: int = protocol.MAX_FRAME_BYTES  # one client frame
     management_latency_ms: float = 0
     # The account-level throttle @connections calls share on AWS (429 LimitExceededException).
     # 0 turns it off.

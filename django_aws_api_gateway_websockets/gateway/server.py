@@ -17,6 +17,7 @@ from ..eventloop import new_event_loop
 from . import integration
 from .config import GatewayConfig, is_loopback_host
 from .connections import Connection
+from .limits import MESSAGE_TOO_BIG_REASON, LimitedWebSocketResponse
 from .management_api import ManagementApi, forbidden
 
 logger = logging.getLogger("django_aws_api_gateway_websockets.gateway")
@@ -169,8 +170,12 @@ class LocalGateway:
             return web.Response(status=status, text=f"WebSocket connection rejected ({status})")
         # Django picks a subprotocol the way API Gateway expects: the header on its $connect answer.
         subprotocol = result.headers.get("Sec-WebSocket-Protocol")
-        conn.ws = web.WebSocketResponse(
-            max_msg_size=self.config.max_payload, protocols=(subprotocol,) if subprotocol else ()
+        conn.ws = LimitedWebSocketResponse(
+            # aiohttp refuses a fragmented message that reaches max_msg_size: one more byte
+            # makes the limit AWS's (at most max_payload bytes taken).
+            max_msg_size=self.config.max_payload + 1,
+            frame_limit=self.config.max_frame,
+            protocols=(subprotocol,) if subprotocol else (),
         )
         await conn.ws.prepare(request)
         self.connections[conn.connection_id] = conn
@@ -205,6 +210,10 @@ class LocalGateway:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 conn.touch()
                 data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
+                if len(data) > self.config.max_payload:  # aiohttp's own check lets one more byte by
+                    await self.close(conn, WSCloseCode.MESSAGE_TOO_BIG, MESSAGE_TOO_BIG_REASON)
+                    conn.close_reason = "message over the payload limit (1009)"
+                    return
                 # One task per frame: a slow handler must not hold up the sender's next frame.
                 task = asyncio.ensure_future(self._route_message(conn, data))
                 self._messages.add(task)
@@ -286,7 +295,8 @@ class LocalGateway:
         self.connections.pop(conn.connection_id, None)
         assert conn.ws is not None  # accepted: the handshake is done
         if conn.ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
-            conn.close_reason = "frame over the payload limit (1009)"
+            too_big = "frame over the frame" if getattr(conn.ws, "frame_too_big", False) else "message over the payload"
+            conn.close_reason = f"{too_big} limit (1009)"
         url = self.config.integration_for("$disconnect")[0]
         result = await self._integrate(conn, "$disconnect", url, b"")
         logger.info(

@@ -4,7 +4,8 @@ connection's row (docs/architecture.md#message).
 1. the row, its gateway and user (one ``SELECT``), the gateway's secret;
 2. the connection is open and its login has not ended (410);
 3. the per-connection message rate (429, before any work on the body);
-4. the body (400/413) and the handler it names;
+4. a part of a larger message (docs/large-messages.md) is held until the message is whole
+   (``message_parts``: ``part_received`` until then); the body (400/413) and the handler it names;
 5. the view's permissions (403);
 6. the receivers and the handler, in a transaction of their own (nothing on the wire when
    they touch no database);
@@ -15,8 +16,9 @@ Two statements for a handler that touches no database, BEGIN and COMMIT included
 """
 
 from django.db import DatabaseError, connections, router, transaction
+from django.http import JsonResponse
 
-from .. import login, ratelimit, signals
+from .. import login, message_parts, parts, ratelimit, signals
 from ..conf import get_setting
 from ..db import sessions as session_sql
 from ..log_context import log_context
@@ -31,7 +33,9 @@ def run_message(view, request, args, kwargs):
     check_open(session)
     rated = message_rate(view, session)
     try:
-        response = handle(view, request, session, args, kwargs)
+        response = whole_message(view, request, session)
+        if response is None:
+            response = handle(view, request, session, args, kwargs)
     except Exception:
         if rated is not None:  # refused after the rate check (400, 403, a handler's Rejection)
             count(view, session, rated, handled=False)
@@ -41,6 +45,25 @@ def run_message(view, request, args, kwargs):
     elif rated is not None:  # the handler failed or answered 4xx/5xx: its work rolled back
         count(view, session, rated, handled=False)
     return response
+
+
+def whole_message(view, request, session):
+    """A part: held, answered ``part_received``; the part that completes its message becomes
+    the request's body (``request.body`` and ``view.body`` are the whole message), and the
+    handler runs on it. ``None``: the request goes on to the handler."""
+    body = request.body
+    if not parts.is_part(body):
+        return None
+    try:
+        whole = message_parts.receive(session, body)
+    except message_parts.PartRefused as refused:
+        refuse(refused.status, str(refused), data=refused.frame)
+    if whole is None:
+        head = parts.parse(body)
+        return JsonResponse({"type": "part_received", "p": head.message_id, "i": head.index})
+    request._body = whole  # Django's cached body: what every reader of the request sees
+    view._body, view._body_error = None, None  # parsed again, from the whole message
+    return None
 
 
 def handle(view, request, session, args, kwargs):

@@ -12,6 +12,7 @@ import threading
 from collections import defaultdict
 from typing import Any, ClassVar, Self
 
+from .. import parts
 from ..backends.base import GONE, Code, Endpoint, use_backend
 from ..backends.memory import InMemoryBackend
 
@@ -29,7 +30,8 @@ class ManagementAPICapture:
     """Records every ``@connections`` call; use as a context manager.
 
     ``messages[connection_id]`` lists the decoded messages posted to a connection (JSON
-    decoded when possible). Connections marked gone (``mark_gone``, or closed with DELETE)
+    decoded when possible); a message sent as parts (docs/large-messages.md) is listed once,
+    whole, when its last part was posted (``raw`` has the parts as posted). Connections marked gone (``mark_gone``, or closed with DELETE)
     answer 410 (``GoneException``) like AWS; ``fail(connection_id, code)`` makes its calls fail
     with ``code`` (``"LimitExceededException"``, ``"ForbiddenException"``...).
     """
@@ -43,7 +45,9 @@ class ManagementAPICapture:
         self.endpoints: defaultdict[str, list[str]] = defaultdict(list)  # connection id -> endpoint URLs posted through
         self.gone: set[str] = set()
         self.failures: dict[str, str] = {}
+        self._fail_after: dict[str, tuple[int, str]] = {}
         self.deleted: list[str] = []
+        self.assemblers: defaultdict[str, parts.Assembler] = defaultdict(parts.Assembler)
         self.lock = threading.Lock()
         self._previous: ManagementAPICapture | None = None
         self._installed: use_backend[InMemoryBackend] | None = None
@@ -66,6 +70,11 @@ class ManagementAPICapture:
     def fail(self, connection_id: str, code: str) -> None:
         self.failures[connection_id] = code
 
+    def fail_after(self, connection_id: str, posts: int, code: str = GONE) -> None:
+        """Accept ``posts`` more posts to ``connection_id``, then answer ``code`` (a connection
+        dropped mid-message: ``GONE`` marks it gone as AWS would)."""
+        self._fail_after[connection_id] = (posts, code)
+
     def sent_to(self, connection_id: str) -> list[Any]:
         return list(self.messages.get(connection_id, []))
 
@@ -75,6 +84,7 @@ class ManagementAPICapture:
             self.raw.clear()
             self.endpoints.clear()
             self.deleted.clear()
+            self.assemblers.clear()
 
     # What InMemoryBackend calls.
     def post(self, endpoint: Endpoint, connection_id: str, payload: bytes) -> Code:
@@ -83,9 +93,24 @@ class ManagementAPICapture:
                 return GONE
             if connection_id in self.failures:
                 return self.failures[connection_id]
+            if connection_id in self._fail_after:
+                left, code = self._fail_after[connection_id]
+                if left <= 0:
+                    del self._fail_after[connection_id]
+                    if code == GONE:
+                        self.gone.add(connection_id)
+                    else:
+                        self.failures[connection_id] = code
+                    return code
+                self._fail_after[connection_id] = (left - 1, code)
             self.raw[connection_id].append(payload)
             self.endpoints[connection_id].append(endpoint.url)
-            self.messages[connection_id].append(_decoded(payload))
+            if parts.is_part(payload):
+                whole = self.assemblers[connection_id].add(payload)
+                if whole is not None:
+                    self.messages[connection_id].append(_decoded(whole))
+            else:
+                self.messages[connection_id].append(_decoded(payload))
             return None
 
     def delete(self, endpoint: Endpoint, connection_id: str) -> Code:

@@ -5,11 +5,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from django.core.servers.basehttp import ThreadedWSGIServer
 
 from django_aws_api_gateway_websockets.gateway import GatewayConfig, GatewayThread
 from django_aws_api_gateway_websockets.models import ApiGateway
 
 ORIGIN = "https://www.example.com"
+
+# Django's development server listens with a backlog of 10: a client sending a large message's
+# 33 parts back to back (API Gateway calls the integration for each at once) would meet
+# connection resets, which a production server's backlog does not give.
+ThreadedWSGIServer.request_queue_size = 256
 
 
 @pytest.fixture

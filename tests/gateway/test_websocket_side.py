@@ -251,17 +251,71 @@ async def test_activity_postpones_the_idle_timeout_but_not_the_max_lifetime(back
         assert 1.0 < loop.time() - opened < 3
 
 
-async def test_oversize_frame_closes_with_1009(backend, make_gateway):
+def fragments(text, size=protocol.MAX_FRAME_BYTES):
+    """``text`` as one message in frames of ``size`` bytes (websockets sends an iterable so)."""
+    return (text[i : i + size] for i in range(0, len(text), size))
+
+
+async def test_a_message_of_128_kb_in_32_kb_frames_is_taken(backend, make_gateway):
     gateway = await make_gateway()
-    async with connect(gateway.ws_url, max_size=None) as ws:
-        await ws.send("x" * protocol.MAX_PAYLOAD_BYTES)  # at the limit: fine
+    async with connect(gateway.ws_url, max_size=None, compression=None) as ws:
+        await ws.send(fragments("x" * protocol.MAX_PAYLOAD_BYTES))  # both limits, exactly
+        await ws.send("y" * protocol.MAX_FRAME_BYTES)  # one frame at the frame limit
+        (first, second) = await backend.wait_for("/ws/default", count=2)
+        assert {len(first.body), len(second.body)} == {protocol.MAX_PAYLOAD_BYTES, protocol.MAX_FRAME_BYTES}
+
+
+async def test_a_frame_over_32_kb_closes_with_1009_and_is_not_forwarded(backend, make_gateway):
+    """API Gateway's frame quota: a larger frame closes the socket with 1009, even inside a
+    message that is within the 128 KB message limit."""
+    gateway = await make_gateway()
+    async with connect(gateway.ws_url, max_size=None, compression=None) as ws:
+        await ws.send("ok")
         await backend.wait_for("/ws/default")
-        await ws.send("x" * (protocol.MAX_PAYLOAD_BYTES + 1))
+        await ws.send("x" * (protocol.MAX_FRAME_BYTES + 1))
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 1009
+        assert ws.close_reason == "Frame size limit exceeded"
     await backend.wait_for("/ws/disconnect")
     assert len(await backend.wait_for("/ws/default")) == 1
+
+
+async def test_a_message_over_128_kb_in_small_frames_closes_with_1009(backend, make_gateway):
+    gateway = await make_gateway()
+    async with connect(gateway.ws_url, max_size=None, compression=None) as ws:
+        await ws.send(fragments("x" * (protocol.MAX_PAYLOAD_BYTES + 1)))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1009
+        assert ws.close_reason == "Message size limit exceeded"
+    await backend.wait_for("/ws/disconnect")
+    assert [r for r in backend.requests if r.path == "/ws/default"] == []
+
+
+def test_the_frame_guard_reads_headers_split_across_reads():
+    from django_aws_api_gateway_websockets.gateway.limits import FrameGuard
+
+    class Parser:
+        fed = b""
+
+        def feed_data(self, data):
+            self.fed += data
+            return False, b""
+
+    def frame(length):  # a masked text frame with a 16-bit length
+        return bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big") + b"mask" + b"x" * length
+
+    tripped = []
+    parser = Parser()
+    guard = FrameGuard(parser, 1000, lambda: tripped.append(True))
+    stream = frame(1000) + frame(10) + frame(1001) + frame(5)
+    for i in range(0, len(stream), 3):  # three bytes a read: headers cut everywhere
+        guard.feed_data(stream[i : i + 3])
+    assert tripped == [True]
+    assert (
+        parser.fed.startswith(frame(1000) + frame(10)) and len(parser.fed) < len(frame(1000) + frame(10)) + 8
+    )  # the bad header, at most
 
 
 async def test_stop_closes_every_socket_and_sends_each_disconnect(backend, make_gateway):

@@ -157,10 +157,10 @@ def test_json_encoding_handles_django_types(server, local_gateway):
 
 def test_oversized_payload_raises_before_any_http_call(server, local_gateway):
     rows(local_gateway, "c1")
-    with pytest.raises(MessageTooLarge, match="at most 131072 bytes"):
-        WebSocketSession.objects.send_message({"x": "a" * 131072})
+    with pytest.raises(MessageTooLarge, match="at most 1048576 bytes"):
+        WebSocketSession.objects.send_message({"x": "a" * 1048576})
     assert server.calls == {}
-    assert len(encode_message("a" * 131072)) == 131072
+    assert len(encode_message("a" * 1048576)) == 1048576
 
 
 def test_close_deletes_connection(server, local_gateway):

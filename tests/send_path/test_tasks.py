@@ -76,7 +76,7 @@ def test_message_is_encoded_once_by_the_caller(eager_app, server):
 def test_bad_input_enqueues_nothing(eager_app, server):
     connected_rows(server, 2)
     with pytest.raises(MessageTooLarge):
-        broadcast_in_chunks(WebSocketSession.objects.all(), "a" * 131073)
+        broadcast_in_chunks(WebSocketSession.objects.all(), "a" * (1024 * 1024 + 1))
     with pytest.raises(ValueError, match="chunk_size"):
         broadcast_in_chunks(WebSocketSession.objects.all(), "hi", chunk_size=0)
     with pytest.raises(ValueError, match="UTF-8"):

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from ... import history, presence, protocol, signals
+from ... import history, message_parts, presence, protocol, signals
 from ...conf import get_setting
 from ...models import Subscription, WebSocketSession
 
@@ -47,6 +47,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Marked {removed['stale_marked']} stale session(s) disconnected.")
             for channel in sorted(channels):  # the channels' presence, reconciled
                 presence.announce(channel, "sync")
+        # Client messages whose parts did not all arrive in time: dropped, the client told.
+        removed["message_parts"] = message_parts.expire(now=now)
         sessions = WebSocketSession.objects.filter(connected=False)
         if older_than:
             sessions = sessions.filter(updated_on__lt=now - timedelta(days=older_than))
