@@ -443,3 +443,17 @@ test("the server's part_received answers and message_error refusals: the first i
     ["message_error", refusal],
   ]);
 });
+
+test("a whisper over one frame goes as parts too, never as a frame API Gateway would close the socket for", () => {
+  const ws = client();
+  const socket = opened(ws);
+  const room = ws.subscribe("room-1", {});
+  socket.take();
+  socket.receive({ type: "subscribed", channel: "room-1", seq: 0 });
+  assert.equal(room.whisper("drawing", { points: "p".repeat(40_000) }), true);
+  const frames = socket.take();
+  assert.equal(frames.length, 2);
+  assert.ok(frames.every((frame) => bytesOf(frame) <= FRAME_BYTES));
+  const whole = JSON.parse(frames.map((frame) => parsePart(frame).chunk).join(""));
+  assert.deepEqual(whole, { handler: "whisper", channel: "room-1", event: "drawing", data: { points: "p".repeat(40_000) } });
+});

@@ -790,7 +790,9 @@ export class WebSocketClient extends EventTarget {
     }
     // Ephemeral: never queued (a typing indicator delivered a minute late is wrong).
     if (!this.isOpen || state.state !== "subscribed" || this.channels.get(state.name) !== state) return false;
-    this.socket.send(JSON.stringify({ handler: "whisper", channel: state.name, event, data: data ?? null }));
+    // Through _transmit: a whisper over one frame goes as parts (the server answers whisper_error
+    // too_large) instead of a frame API Gateway would close the socket for.
+    this._transmit(this.socket, JSON.stringify({ handler: "whisper", channel: state.name, event, data: data ?? null }));
     return true;
   }
 
