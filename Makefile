@@ -83,6 +83,7 @@ bench: venv
 	$(VENV_PYTHON) bench/run.py
 	$(VENV_PYTHON) bench/connect.py
 	$(VENV_PYTHON) bench/history.py
+	$(VENV_PYTHON) bench/large_messages.py
 
 ## make bench-connect: only the $connect/message/$disconnect comparison
 bench-connect: venv

@@ -8,6 +8,11 @@ Commands on stdin, one per line; answers on stdout:
   sockets SHA1         -> "sockets EXACT MISSING DUPLICATED WRONG": per socket, frames since the last
                           `sockets`/`connect`: exactly one whose SHA-1 is SHA1, none, more than one,
                           or one with other content
+  bytes                -> "bytes B P": bytes of the text frames received and how many were parts
+                          (docs/large-messages.md), since the last `bytes`
+
+A message sent as parts counts as one frame (for `expect` and `sockets`) once its last part is
+in: its SHA-1 is the whole message's, hashed part by part as they arrive in order.
   close                -> "closed"
 """
 
@@ -31,6 +36,9 @@ class Clients:
         self.expected = None
         self.replies = {}
         self.frames = {}  # socket index -> SHA-1 of every frame it received (not the relay's)
+        self.partial = {}  # (socket index, message id) -> SHA-1 of the parts so far
+        self.bytes = 0
+        self.parts = 0
 
     async def backend(self, request):
         if request.path.endswith("/connect"):
@@ -56,8 +64,21 @@ class Clients:
                 if queue is not None:
                     queue.put_nowait(time.perf_counter())
                     continue
+                data = msg.data.encode()
+                self.bytes += len(data)
+                if data.startswith(b"\x1e"):  # a part: hashed into its message's digest
+                    self.parts += 1
+                    newline = data.index(b"\n")
+                    head = json.loads(data[1:newline])
+                    digest = self.partial.setdefault((index, head["p"]), hashlib.sha1())
+                    digest.update(data[newline + 1 :])
+                    if head["i"] < head["n"] - 1:
+                        continue
+                    sha1 = self.partial.pop((index, head["p"])).hexdigest()
+                else:
+                    sha1 = hashlib.sha1(data).hexdigest()
                 self.received += 1
-                self.frames.setdefault(index, []).append(hashlib.sha1(msg.data.encode()).hexdigest())
+                self.frames.setdefault(index, []).append(sha1)
                 if self.expected is not None and self.received >= self.expected:
                     self.event.set()
 
@@ -153,6 +174,9 @@ async def main():
             print("relay", f"{rate:.1f}", f"{p99:.2f}", flush=True)
         elif command == "sockets":
             print("sockets", *clients.check_sockets(args[0]), flush=True)
+        elif command == "bytes":
+            print("bytes", clients.bytes, clients.parts, flush=True)
+            clients.bytes = clients.parts = 0
         elif command == "close":
             await clients.close()
             print("closed", flush=True)

@@ -7,7 +7,7 @@ against either keeps catching it. The classes:
 * ``aws.RegionNotConfigured`` (also ``ImproperlyConfigured``, ``RuntimeError``): no AWS region;
 * ``backends.InvalidSendBackend`` (also ``ImproperlyConfigured``, ``ValueError``): an unknown
   ``WEBSOCKETS["send_transport"]`` name;
-* ``sending.MessageTooLarge`` (also ``ValueError``): over API Gateway's 128 KB, before any call;
+* ``sending.MessageTooLarge`` (also ``ValueError``): over ``WEBSOCKETS["max_message_bytes"]``, before any call;
 * ``sending.CloseFailed``: API Gateway did not close a connection (``.code``);
 * ``provisioning.ProvisioningError``: a provisioning step failed;
 * ``upgrade.UpgradeError``, ``upgrade.UpgradeStopped``: ``upgrade_from_old_package`` could not

@@ -46,7 +46,7 @@ def broadcast_in_chunks(queryset, data, chunk_size=DEFAULT_CHUNK_SIZE, **apply_o
 
     ``apply_options`` go to ``apply_async`` (``queue=``, ``priority=``, ...). Returns the tasks'
     ``AsyncResult`` objects. Raises ``MessageTooLarge`` (nothing enqueued) for a message over
-    128 KB, ``ValueError`` for a ``chunk_size`` below 1 or bytes that are not UTF-8 text.
+    ``max_message_bytes``, ``ValueError`` for a ``chunk_size`` below 1 or bytes that are not UTF-8 text.
     """
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")

@@ -126,10 +126,20 @@ class WebSocketTestClient:
         return response
 
     def send(self, data: object) -> "TestResponse":
-        """Send a frame: routed like API Gateway (custom route key, else ``$default``)."""
+        """Send a frame: routed like API Gateway (custom route key, else ``$default``). A message
+        over one 32 KB frame goes as parts, as the browser client sends it (docs/large-messages.md):
+        the answer is the last part's (the handler's, once the message is whole)."""
+        from .parts import client_frames
+
         self._require_connection()
         text = data if isinstance(data, str) else json.dumps(data)
-        return self.client.post(self._message_url(text), text, content_type="application/json", headers=self._headers())
+        response = None
+        for frame in client_frames(text):
+            response = self.client.post(
+                self._message_url(frame), frame, content_type="application/json", headers=self._headers()
+            )
+        assert response is not None  # client_frames gives at least one frame
+        return response
 
     def subscribe(self, channel: str, after: int | None = None) -> "TestResponse":
         """``{"handler": "subscribe", "channel", "after"}`` (docs/channels.md); the answer is the

@@ -18,6 +18,7 @@ from ..models import (
     CleanupRun,
     ConnectionRateCounter,
     ConnectionRateLimit,
+    MessagePart,
     Subscription,
     WebSocketSession,
     WebSocketToken,
@@ -113,6 +114,7 @@ RULE_PERMISSION_COLUMNS = {"channelpermissionrule_id", "permission_id"}
 DROP_ORDER = (
     ChannelMessage,
     ChannelSequence,
+    MessagePart,
     Subscription,
     WebSocketSession,
     ApiGatewayAdditionalRoute,

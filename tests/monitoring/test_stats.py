@@ -128,7 +128,10 @@ def test_negative_channel_cap_is_refused():
 def test_cleanup_runs_are_recorded_and_pruned_after_30_days():
     call_command("clearWebSocketSessions", stdout=StringIO())
     first = CleanupRun.objects.get()
-    assert (first.command, first.removed) == ("clear_websocket_sessions", {"sessions": 0, "history_messages": 0})
+    assert (first.command, first.removed) == (
+        "clear_websocket_sessions",
+        {"sessions": 0, "history_messages": 0, "expired_message_parts": 0},
+    )
     CleanupRun.objects.filter(pk=first.pk).update(ran_at=timezone.now() - timedelta(days=31))
     call_command("cleanupWebSocketTokens", stdout=StringIO())
     assert list(CleanupRun.objects.values_list("command", flat=True)) == ["cleanup_websocket_tokens"]

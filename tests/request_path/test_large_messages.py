@@ -179,3 +179,14 @@ def test_the_last_parts_arriving_at_once_run_the_handler_exactly_once(gateway, u
     wholes = [r for r in results if r is not None]
     assert len(wholes) == 1
     assert json.loads(wholes[0])["x"] == "z" * 100_000
+
+
+@pytest.mark.django_db
+def test_the_test_client_sends_a_large_message_as_parts_and_gets_the_handler_s_answer(gateway, settings):
+    from django_aws_api_gateway_websockets.testing import WebSocketTestClient
+
+    with WebSocketTestClient("/open/") as ws:
+        assert ws.connect().status_code == 200
+        response = ws.send({"handler": "echo", "blob": "b" * 300_000})
+        assert response.status_code == 200
+        assert response.json()["body"]["blob"] == "b" * 300_000

@@ -48,7 +48,7 @@ class Command(BaseCommand):
             for channel in sorted(channels):  # the channels' presence, reconciled
                 presence.announce(channel, "sync")
         # Client messages whose parts did not all arrive in time: dropped, the client told.
-        removed["message_parts"] = message_parts.expire(now=now)
+        expired_messages = message_parts.expire(now=now)  # before their rows go with the sessions
         sessions = WebSocketSession.objects.filter(connected=False)
         if older_than:
             sessions = sessions.filter(updated_on__lt=now - timedelta(days=older_than))
@@ -58,4 +58,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Deleted {removed['sessions']} disconnected session(s)."))
         removed["history_messages"] = history.prune(now)
         self.stdout.write(f"Pruned {removed['history_messages']} channel history message(s).")
+        removed["expired_message_parts"] = expired_messages
+        self.stdout.write(f"Dropped {expired_messages} client message(s) whose parts did not all arrive in time.")
         signals.cleanup_run.send(sender=type(self), command="clear_websocket_sessions", removed=removed)
