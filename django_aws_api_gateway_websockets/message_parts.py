@@ -13,7 +13,7 @@ answers its status); nothing runs.
 from datetime import timedelta
 from typing import NoReturn
 
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -90,6 +90,12 @@ def receive(session: WebSocketSession, body: bytes) -> bytes | None:
         fail(session, part.message_id, TOO_LARGE, f"Message too large: {part.total} bytes; the limit is {limit}.")
     if part.count > part.total + 1:  # every part but an empty message's carries at least one byte
         fail(session, part.message_id, BAD_PART, "More parts than the message has bytes.")
+    db = router.db_for_write(MessagePart)
+    if connections[db].in_atomic_block:
+        # Inside the request's transaction (ATOMIC_REQUESTS) the parts stored by concurrent
+        # requests are not visible until they commit, and two last parts could each miss the
+        # other's: the connection's row lock (held to the commit) takes its parts one at a time.
+        list(WebSocketSession.objects.using(db).select_for_update().filter(pk=session.pk).values_list("pk"))
     expire([session.pk])
     held = MessagePart.objects.filter(connection=session, message_id=part.message_id)
     first = held.values_list("count", "total", "created_on").first()
@@ -104,7 +110,6 @@ def receive(session: WebSocketSession, body: bytes) -> bytes | None:
             TOO_MANY_PENDING,
             f"This connection holds {pending} bytes of unfinished messages; at most {cap}.",
         )
-    db = router.db_for_write(MessagePart)
     try:
         with transaction.atomic(using=db):  # a savepoint when inside one: the duplicate rolls back alone
             MessagePart.objects.using(db).create(

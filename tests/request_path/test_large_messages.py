@@ -190,3 +190,43 @@ def test_the_test_client_sends_a_large_message_as_parts_and_gets_the_handler_s_a
         response = ws.send({"handler": "echo", "blob": "b" * 300_000})
         assert response.status_code == 200
         assert response.json()["body"]["blob"] == "b" * 300_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_atomic_requests_the_last_parts_at_once_still_complete_exactly_once(gateway, monkeypatch):
+    """Each part inside its request's transaction (ATOMIC_REQUESTS): uncommitted parts are
+    invisible to the other request, so the connection's row lock takes them one at a time.
+    Both requests are made to count the held parts only once both stored theirs (or after 2 s:
+    with the lock, the second waits for the first's commit)."""
+    import threading
+
+    from django.db import connection, transaction
+    from django.db.models import QuerySet
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time anyway (the test database is in memory)")
+    session = WebSocketSession.objects.create(connection_id="Atomic1", channel_name="room-1", api_gateway=gateway)
+    frames = client_parts({"handler": "echo", "x": "z" * 100_000}, "tx")
+    for frame in frames[:-2]:
+        message_parts.receive(session, frame)
+    last = frames[-2:]
+    both_stored = threading.Barrier(2, timeout=2)
+    count = QuerySet.count
+
+    def count_after_both(self):
+        if self.model is MessagePart:
+            try:
+                both_stored.wait()
+            except threading.BrokenBarrierError:
+                pass
+        return count(self)
+
+    monkeypatch.setattr(QuerySet, "count", count_after_both)
+
+    def in_request(i):
+        with transaction.atomic():
+            return message_parts.receive(session, last[i])
+
+    results = in_threads(2, in_request)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len([r for r in results if r is not None]) == 1
