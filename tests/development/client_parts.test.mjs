@@ -70,6 +70,7 @@ function client(options = {}) {
     heartbeatMs: 3600 * 1000,
     backoffBaseMs: 1,
     backoffCapMs: 1,
+    partsPerSecond: 0, // back to back (the pacing has its own tests)
     ...options,
   });
   clients.push(ws);
@@ -456,4 +457,65 @@ test("a whisper over one frame goes as parts too, never as a frame API Gateway w
   assert.ok(frames.every((frame) => bytesOf(frame) <= FRAME_BYTES));
   const whole = JSON.parse(frames.map((frame) => parsePart(frame).chunk).join(""));
   assert.deepEqual(whole, { handler: "whisper", channel: "room-1", event: "drawing", data: { points: "p".repeat(40_000) } });
+});
+
+// --- the pace of the page's parts --------------------------------------------------------------
+
+async function until(condition, what) {
+  for (let waited = 0; !condition() && waited < 10_000; waited += 5) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.ok(condition(), what);
+}
+
+test("parts leave paced: partsBurst at once, the rest at partsPerSecond, in order; a small message does not wait", async () => {
+  const ws = client({ partsPerSecond: 500, partsBurst: 5 });
+  const socket = opened(ws);
+  const text = "z".repeat(10 * PART_CHUNK_BYTES);
+  ws.send(text);
+  assert.equal(socket.sent.length, 5, "the burst leaves at once");
+  ws.send({ handler: "ping" });
+  assert.equal(socket.sent.at(-1), JSON.stringify({ handler: "ping" }), "a message in one frame leaves at once");
+  await until(() => socket.sent.length === 11, "every part left");
+  const frames = socket.take().filter((frame) => frame.startsWith("\u001e"));
+  const parts = frames.map(parsePart);
+  assert.deepEqual(
+    parts.map((p) => p.header.i),
+    [...Array(10).keys()],
+  );
+  assert.equal(parts.map((p) => p.chunk).join(""), text);
+});
+
+test("a socket closed before a message's parts all left: the message goes again, whole, under a new id", async () => {
+  const ws = client({ partsPerSecond: 50, partsBurst: 2 });
+  const first = opened(ws);
+  const text = "w".repeat(4 * PART_CHUNK_BYTES);
+  ws.send(text);
+  const cut = first.take().map(parsePart);
+  assert.equal(cut.length, 2);
+  first.drop();
+  assert.deepEqual(ws.queue, [text], "the whole message waits for the next socket");
+  await until(() => ScriptedSocket.all.at(-1) !== first, "a new socket");
+  const second = ScriptedSocket.all.at(-1);
+  second.open();
+  await until(() => second.sent.length === 4, "the message sent again");
+  const again = second.take().map(parsePart);
+  assert.equal(again.length, 4);
+  assert.notEqual(again[0].header.p, cut[0].header.p);
+  assert.deepEqual(
+    again.map((p) => p.header.i),
+    [0, 1, 2, 3],
+  );
+  assert.equal(again.map((p) => p.chunk).join(""), text);
+});
+
+test("close() with parts still to leave sends nothing more and keeps nothing", async () => {
+  const ws = client({ partsPerSecond: 200, partsBurst: 1 });
+  const socket = opened(ws);
+  ws.send("v".repeat(3 * PART_CHUNK_BYTES));
+  assert.equal(socket.take().length, 1);
+  ws.close();
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.deepEqual(socket.sent, []);
+  assert.deepEqual(ws.queue, []);
 });

@@ -53,6 +53,10 @@ export interface WebSocketClientOptions {
   maxMessageBytes?: number;
   /** A message in parts not complete this long after its first part is dropped (messagedropped). */
   partTimeoutMs?: number;
+  /** Parts leave at most this fast once partsBurst left at once (the server's message rate limit
+   * counts every part); 0: back to back. */
+  partsPerSecond?: number;
+  partsBurst?: number;
 }
 
 export declare const DEFAULTS: Readonly<Required<Omit<WebSocketClientOptions, "url" | "tokenUrl" | "csrfToken" | "refusalUrl">>>;
@@ -291,7 +295,8 @@ export declare class WebSocketClient extends EventTarget {
   /** Start connecting; a no-op while running. */
   connect(): this;
   /** Send an object (as JSON) or a string; queued while not connected; false when the queue overflowed.
-   * Over one 32 KB frame it goes as parts; over maxMessageBytes (UTF-8) it throws a RangeError. */
+   * Over one 32 KB frame it goes as parts (paced: partsPerSecond, partsBurst); over maxMessageBytes
+   * (UTF-8) it throws a RangeError. */
   send(message: object | string): boolean;
   /** Leave every channel for `name` (the built-in change_channel), now and on every reconnect;
    * the other subscriptions end (onClose, reason "channel_changed"). */

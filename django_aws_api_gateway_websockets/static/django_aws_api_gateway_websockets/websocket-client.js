@@ -56,7 +56,9 @@
 // first, that the server aborts, whose parts contradict each other, or whose socket closes
 // midway (a resume replays it whole) is dropped whole with a "messagedropped" event. send()
 // splits a message over one 32 KB frame into parts of 32,000 bytes of text each, up to
-// maxMessageBytes (the server's WEBSOCKETS["max_message_bytes"]); a larger one throws.
+// maxMessageBytes (the server's WEBSOCKETS["max_message_bytes"]); a larger one throws. Parts
+// leave paced (partsPerSecond after partsBurst: the server's rate limit counts each); a message
+// whose parts had not all left when the socket closed is sent again, whole, after the reconnect.
 
 const MINUTE = 60 * 1000;
 
@@ -77,6 +79,11 @@ export const DEFAULTS = {
   channelRetryMs: 5000, // a subscribe/unsubscribe left unanswered this long is sent again (5 times at most)
   maxMessageBytes: 1024 * 1024, // the server's WEBSOCKETS["max_message_bytes"]: larger sends throw
   partTimeoutMs: 30 * 1000, // a message in parts not complete this long after its first part is dropped
+  // Parts leave at most this fast once partsBurst were sent at once (the page's messages count
+  // too): the server's message rate limit (20/s, burst 40) counts every part, and a part it
+  // refuses loses the whole message. 0: back to back.
+  partsPerSecond: 20,
+  partsBurst: 30,
   // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
 };
 
@@ -130,6 +137,9 @@ export class WebSocketClient extends EventTarget {
     this.droppedIds = new Set(); // ids of this socket's dropped messages: their late parts are ignored
     this.partCounter = 0; // numbers this client's messages in parts
     this.partPrefix = ""; // random, per client: ids stay unique across reloads and tabs
+    this.outbox = []; // the page's messages in parts still leaving: {text, frames, sent}
+    this.tokens = this.options.partsBurst; // frames that may leave now (refilled at partsPerSecond)
+    this.tokensAt = 0;
     this.storage = this.options.persistSeq && this.options.resume ? openStorage() : null;
     this.storageKey = this.storage ? storageKey(this.options.url) : null;
     if (!this.storageKey) this.storage = null;
@@ -373,20 +383,66 @@ export class WebSocketClient extends EventTarget {
   // socket buffers them in order; a socket that closes midway loses the rest with it).
   _transmit(socket, frame) {
     if (frame.length * 3 <= FRAME_BYTES && !frame.startsWith(PART_MARK)) {
-      socket.send(frame); // fits for sure (3 bytes per UTF-16 unit at most): no encoding
+      this._sendOne(socket, frame); // fits for sure (3 bytes per UTF-16 unit at most): no encoding
       return;
     }
     const bytes = utf8.encode(frame);
     if (bytes.length <= FRAME_BYTES && !frame.startsWith(PART_MARK)) {
-      socket.send(frame);
+      this._sendOne(socket, frame);
       return;
     }
     const chunks = splitUtf8(bytes, PART_CHUNK_BYTES);
     const id = this._partId();
-    chunks.forEach((chunk, index) => {
+    const frames = chunks.map((chunk, index) => {
       const header = JSON.stringify({ p: id, i: index, n: chunks.length, b: bytes.length });
-      socket.send(`${PART_MARK}${header}\n${chunk}`);
+      return `${PART_MARK}${header}\n${chunk}`;
     });
+    this.outbox.push({ text: frame, frames, sent: 0 });
+    this._pump(socket);
+  }
+
+  // A message in one frame leaves at once; it counts against the pace of the parts.
+  _sendOne(socket, frame) {
+    socket.send(frame);
+    if (this.options.partsPerSecond > 0) {
+      this._refill();
+      this.tokens = Math.max(0, this.tokens - 1);
+    }
+  }
+
+  // Frames allowed to leave now: partsBurst at once, then partsPerSecond.
+  _refill() {
+    const now = Date.now();
+    const rate = this.options.partsPerSecond;
+    if (this.tokensAt) this.tokens = Math.min(this.options.partsBurst, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+    this.tokensAt = now;
+  }
+
+  // Send what the pace allows of the outbox, in order; come back when the next part may leave.
+  _pump(socket) {
+    clearTimeout(this.timers.pump);
+    this.timers.pump = null;
+    const paced = this.options.partsPerSecond > 0;
+    if (paced) this._refill();
+    while (this.outbox.length && socket === this.socket && this.isOpen && (!paced || this.tokens >= 1)) {
+      const entry = this.outbox[0];
+      socket.send(entry.frames[entry.sent]);
+      entry.sent += 1;
+      if (paced) this.tokens -= 1;
+      if (entry.sent === entry.frames.length) this.outbox.shift();
+    }
+    if (this.outbox.length && socket === this.socket && this.isOpen) {
+      const wait = Math.ceil(((1 - this.tokens) * 1000) / this.options.partsPerSecond);
+      this.timers.pump = setTimeout(() => this._pump(socket), Math.max(1, wait));
+    }
+  }
+
+  // The socket closed with parts still to leave: those messages go again, whole, on the next one
+  // (the server forgets the parts of a connection that went away).
+  _requeueOutbox() {
+    const unsent = this.outbox.map((entry) => entry.text);
+    this.outbox = [];
+    if (!this.stopped) this.queue.unshift(...unsent);
   }
 
   _partId() {
@@ -630,6 +686,7 @@ export class WebSocketClient extends EventTarget {
     this._clearTimers();
     this._channelsLost();
     this._dropAllIncoming("closed");
+    this._requeueOutbox();
     this._emit("close", { code: event.code, reason: event.reason });
     if (this.stopped) return;
     if (!socket._opened) this._handshakeFailed(socket._wsToken, event);
@@ -643,6 +700,7 @@ export class WebSocketClient extends EventTarget {
     this._clearTimers();
     this._channelsLost();
     this._dropAllIncoming("closed");
+    this._requeueOutbox();
     if (socket) {
       socket.close(1000, reason);
       this._emit("close", { code: 1000, reason });
@@ -669,6 +727,7 @@ export class WebSocketClient extends EventTarget {
     clearTimeout(this.timers.lifetime);
     clearTimeout(this.timers.reconnect);
     clearTimeout(this.timers.resume);
+    clearTimeout(this.timers.pump);
     this.timers = {};
   }
 

@@ -73,6 +73,7 @@ try {
   if (error instanceof RangeError) console.log("over maxMessageBytes", DEFAULTS.maxMessageBytes, DEFAULTS.partTimeoutMs);
 }
 new WebSocketClient({ url: "ws://127.0.0.1:8000/", maxMessageBytes: 4 * 1024 * 1024, partTimeoutMs: 60_000 });
+new WebSocketClient({ url: "ws://127.0.0.1:8000/", partsPerSecond: 100, partsBurst: DEFAULTS.partsBurst * 2 });
 // @ts-expect-error: a dropped message's reason is one of five
 ws.addEventListener("messagedropped", (event) => event.detail.reason === "lost");
 
