@@ -48,12 +48,30 @@ export interface WebSocketClientOptions {
   userKey?: string;
   /** A subscribe or unsubscribe left unanswered this long is sent again (5 times at most). */
   channelRetryMs?: number;
+  /** The largest message send() takes, in UTF-8 bytes (the server's WEBSOCKETS["max_message_bytes"],
+   * default 1 MB); the largest message in parts accepted from the server. */
+  maxMessageBytes?: number;
+  /** A message in parts not complete this long after its first part is dropped (messagedropped). */
+  partTimeoutMs?: number;
+  /** Parts leave at most this fast once partsBurst left at once (the server's message rate limit
+   * counts every part); 0: back to back. */
+  partsPerSecond?: number;
+  partsBurst?: number;
 }
 
 export declare const DEFAULTS: Readonly<Required<Omit<WebSocketClientOptions, "url" | "tokenUrl" | "csrfToken" | "refusalUrl">>>;
 
 /** Streams remembered per socket URL in sessionStorage (the least recently updated dropped). */
 export declare const STORED_STREAMS_MAX: number;
+
+/** The largest client frame API Gateway takes (32,768 bytes); a larger message is sent as parts. */
+export declare const FRAME_BYTES: number;
+
+/** The UTF-8 bytes of text in each part the client sends (32,000). */
+export declare const PART_CHUNK_BYTES: number;
+
+/** The UTF-8 length of a string (what the socket sends), without encoding it. */
+export declare function utf8Length(text: string): number;
 
 /** The value of a cookie (default `csrftoken`), "" when there is none. */
 export declare function csrfTokenFromCookie(name?: string): string;
@@ -111,6 +129,33 @@ export interface GapDetail {
   reason: string;
 }
 
+/** A message of the server's in parts that was dropped whole (docs/large-messages.md). */
+export interface MessageDroppedDetail {
+  /** The message id (the parts' `p`); null when a part's header could not be read. */
+  id: string | null;
+  /** timeout: not complete within partTimeoutMs; aborted: the server gave up on it; closed: the
+   * socket closed midway (a resume replays sequenced messages whole); bad_part: parts that
+   * contradict each other or a malformed header; too_large: over maxMessageBytes. */
+  reason: "timeout" | "aborted" | "closed" | "bad_part" | "too_large";
+  /** Parts held when it was dropped. */
+  received: number;
+  /** Its part count and size in UTF-8 bytes, as the parts said (null when unreadable). */
+  parts: number | null;
+  bytes: number | null;
+}
+
+/** The server refused a message the client sent in parts; nothing ran for it. Emitted as the
+ * `message_error` event (its `type`). */
+export interface MessageErrorEvent {
+  type: "message_error";
+  /** The id of the message in parts. */
+  p: string;
+  status: number;
+  /** bad_part, too_large, too_many_pending, expired. */
+  error: string;
+  message: string;
+}
+
 /** The events the client emits itself, with their `detail`. */
 export interface WebSocketClientEventMap {
   open: CustomEvent<OpenDetail>;
@@ -125,6 +170,10 @@ export interface WebSocketClientEventMap {
   gap: CustomEvent<GapDetail>;
   /** Where each stream stands after a resume: {stream: seq}. */
   resumed: CustomEvent<Record<string, number>>;
+  /** A message in parts dropped whole: never delivered in part. */
+  messagedropped: CustomEvent<MessageDroppedDetail>;
+  /** The server refused a message sent in parts. */
+  message_error: CustomEvent<MessageErrorEvent>;
 }
 
 type Listener<E> = ((event: E) => void) | { handleEvent(event: E): void };
@@ -245,7 +294,9 @@ export declare class WebSocketClient extends EventTarget {
 
   /** Start connecting; a no-op while running. */
   connect(): this;
-  /** Send an object (as JSON) or a string; queued while not connected; false when the queue overflowed. */
+  /** Send an object (as JSON) or a string; queued while not connected; false when the queue overflowed.
+   * Over one 32 KB frame it goes as parts (paced: partsPerSecond, partsBurst); over maxMessageBytes
+   * (UTF-8) it throws a RangeError. */
   send(message: object | string): boolean;
   /** Leave every channel for `name` (the built-in change_channel), now and on every reconnect;
    * the other subscriptions end (onClose, reason "channel_changed"). */

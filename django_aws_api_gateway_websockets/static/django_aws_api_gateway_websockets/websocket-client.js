@@ -46,6 +46,19 @@
 // Gateway may run a socket's frames concurrently: a subscribe and an unsubscribe racing could
 // end in the wrong state), and an unsubscribe waits a tick, so a component that unmounts and
 // mounts again at once (React's StrictMode) keeps its subscription without a round trip.
+//
+// Large messages (docs/large-messages.md): API Gateway takes at most 32 KB in a frame from the
+// client and 128 KB in a message to it. A message larger than that travels as numbered parts,
+// frames that start with U+001E, a one-line JSON header {"p": id, "i": index, "n": count, "b":
+// UTF-8 bytes of the whole} and a piece of the message's text. The client puts the server's parts
+// back together before anything else sees them: only whole messages reach the page (events and
+// channel handlers alike); a message whose parts do not all arrive within partTimeoutMs of its
+// first, that the server aborts, whose parts contradict each other, or whose socket closes
+// midway (a resume replays it whole) is dropped whole with a "messagedropped" event. send()
+// splits a message over one 32 KB frame into parts of 32,000 bytes of text each, up to
+// maxMessageBytes (the server's WEBSOCKETS["max_message_bytes"]); a larger one throws. Parts
+// leave paced (partsPerSecond after partsBurst: the server's rate limit counts each); a message
+// whose parts had not all left when the socket closed is sent again, whole, after the reconnect.
 
 const MINUTE = 60 * 1000;
 
@@ -64,6 +77,13 @@ export const DEFAULTS = {
   persistSeq: true, // keep the last number per channel in sessionStorage: a reload resumes from it
   userKey: "", // identifies the user (e.g. their id): the user stream's number is kept too
   channelRetryMs: 5000, // a subscribe/unsubscribe left unanswered this long is sent again (5 times at most)
+  maxMessageBytes: 1024 * 1024, // the server's WEBSOCKETS["max_message_bytes"]: larger sends throw
+  partTimeoutMs: 30 * 1000, // a message in parts not complete this long after its first part is dropped
+  // Parts leave at most this fast once partsBurst were sent at once (the page's messages count
+  // too): the server's message rate limit (20/s, burst 40) counts every part, and a part it
+  // refuses loses the whole message. 0: back to back.
+  partsPerSecond: 20,
+  partsBurst: 30,
   // refusalUrl: where to ask why a handshake failed; undefined: `<tokenUrl>refusal/`; null: never ask
 };
 
@@ -73,7 +93,7 @@ const HANDSHAKE_FAILED =
 // Events the client itself emits; a message whose "type" is one of these is only a "message" event.
 const LIFECYCLE = new Set([
   "open", "close", "message", "error", "unauthorized", "reconnecting", "dropped", "refused", "gap", "replay", "resume_gap",
-  "resumed",
+  "resumed", "messagedropped",
 ]);
 const USER_STREAM = "@user"; // the wire name of the user's direct-message stream
 const STORAGE_PREFIX = "django_aws_api_gateway_websockets:seq:";
@@ -81,6 +101,14 @@ export const STORED_STREAMS_MAX = 50; // streams remembered per socket URL (the 
 const CHANNEL_NAME = /^[A-Za-z0-9_.-]{1,128}$/; // protocol.is_valid_channel_name
 const CLIENT_EVENT = /^[A-Za-z0-9_.:-]{1,64}$/; // a whisper's event name (docs/channels.md)
 const CHANNEL_RETRIES = 5;
+// Large messages in parts (docs/large-messages.md#protocol).
+export const FRAME_BYTES = 32 * 1024; // API Gateway closes the socket (1009) on a larger client frame
+export const PART_CHUNK_BYTES = 32000; // text per client part: with its header (< 768 bytes) within FRAME_BYTES
+const PART_MARK = "\u001e"; // a frame is a part when, and only when, it starts with this
+const PART_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const DROPPED_IDS_MAX = 256; // dropped message ids remembered per socket, so each is reported once
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 export function csrfTokenFromCookie(name = "csrftoken") {
   const match = document.cookie.split("; ").find((part) => part.startsWith(`${name}=`));
@@ -105,6 +133,13 @@ export class WebSocketClient extends EventTarget {
     this.refusalUrl = this._defaultRefusalUrl();
     this.streams = new Map(); // stream -> {last: seq delivered last, pending: Map(seq -> message)}
     this.channels = new Map(); // channel -> Channel: what subscribe() asked for, and where it stands
+    this.incoming = new Map(); // message id -> the server's parts held so far (this socket's)
+    this.droppedIds = new Set(); // ids of this socket's dropped messages: their late parts are ignored
+    this.partCounter = 0; // numbers this client's messages in parts
+    this.partPrefix = ""; // random, per client: ids stay unique across reloads and tabs
+    this.outbox = []; // the page's messages in parts still leaving: {text, frames, sent}
+    this.tokens = this.options.partsBurst; // frames that may leave now (refilled at partsPerSecond)
+    this.tokensAt = 0;
     this.storage = this.options.persistSeq && this.options.resume ? openStorage() : null;
     this.storageKey = this.storage ? storageKey(this.options.url) : null;
     if (!this.storageKey) this.storage = null;
@@ -143,11 +178,19 @@ export class WebSocketClient extends EventTarget {
   }
 
   // Send an object (JSON) or a string; queued (bounded) while not connected. Returns false when
-  // the queue is full and the oldest queued message had to be dropped.
+  // the queue is full and the oldest queued message had to be dropped. A message over one frame
+  // goes as parts; one over maxMessageBytes (UTF-8) throws a RangeError and nothing is sent.
   send(message) {
     const frame = typeof message === "string" ? message : JSON.stringify(message);
+    if (typeof frame !== "string") throw new TypeError("send() takes an object (sent as JSON) or a string");
+    const bytes = utf8Length(frame);
+    if (bytes > this.options.maxMessageBytes) {
+      throw new RangeError(
+        `Message too large: ${bytes} bytes (UTF-8); the limit is ${this.options.maxMessageBytes} (maxMessageBytes, the server's WEBSOCKETS["max_message_bytes"]).`,
+      );
+    }
     if (this.isOpen) {
-      this.socket.send(frame);
+      this._transmit(this.socket, frame);
       return true;
     }
     this.queue.push(frame);
@@ -324,7 +367,7 @@ export class WebSocketClient extends EventTarget {
     this.handshakeFailures = 0;
     this._sendResume(socket);
     for (const state of [...this.channels.values()]) this._syncChannel(state);
-    while (this.queue.length && this.isOpen) socket.send(this.queue.shift());
+    while (this.queue.length && this.isOpen) this._transmit(socket, this.queue.shift());
     this.timers.heartbeat = setInterval(() => {
       if (this.isOpen) socket.send(JSON.stringify(this.options.heartbeat));
     }, this.options.heartbeatMs);
@@ -336,10 +379,167 @@ export class WebSocketClient extends EventTarget {
     this._emit("open", { channel: this.channel });
   }
 
+  // One message of the page's: one frame when it fits, else its parts, back to back (the
+  // socket buffers them in order; a socket that closes midway loses the rest with it).
+  _transmit(socket, frame) {
+    if (frame.length * 3 <= FRAME_BYTES && !frame.startsWith(PART_MARK)) {
+      this._sendOne(socket, frame); // fits for sure (3 bytes per UTF-16 unit at most): no encoding
+      return;
+    }
+    const bytes = utf8.encode(frame);
+    if (bytes.length <= FRAME_BYTES && !frame.startsWith(PART_MARK)) {
+      this._sendOne(socket, frame);
+      return;
+    }
+    const chunks = splitUtf8(bytes, PART_CHUNK_BYTES);
+    const id = this._partId();
+    const frames = chunks.map((chunk, index) => {
+      const header = JSON.stringify({ p: id, i: index, n: chunks.length, b: bytes.length });
+      return `${PART_MARK}${header}\n${chunk}`;
+    });
+    this.outbox.push({ text: frame, frames, sent: 0 });
+    this._pump(socket);
+  }
+
+  // A message in one frame leaves at once; it counts against the pace of the parts.
+  _sendOne(socket, frame) {
+    socket.send(frame);
+    if (this.options.partsPerSecond > 0) {
+      this._refill();
+      this.tokens = Math.max(0, this.tokens - 1);
+    }
+  }
+
+  // Frames allowed to leave now: partsBurst at once, then partsPerSecond.
+  _refill() {
+    const now = Date.now();
+    const rate = this.options.partsPerSecond;
+    if (this.tokensAt) this.tokens = Math.min(this.options.partsBurst, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+    this.tokensAt = now;
+  }
+
+  // Send what the pace allows of the outbox, in order; come back when the next part may leave.
+  _pump(socket) {
+    clearTimeout(this.timers.pump);
+    this.timers.pump = null;
+    const paced = this.options.partsPerSecond > 0;
+    if (paced) this._refill();
+    while (this.outbox.length && socket === this.socket && this.isOpen && (!paced || this.tokens >= 1)) {
+      const entry = this.outbox[0];
+      socket.send(entry.frames[entry.sent]);
+      entry.sent += 1;
+      if (paced) this.tokens -= 1;
+      if (entry.sent === entry.frames.length) this.outbox.shift();
+    }
+    if (this.outbox.length && socket === this.socket && this.isOpen) {
+      const wait = Math.ceil(((1 - this.tokens) * 1000) / this.options.partsPerSecond);
+      this.timers.pump = setTimeout(() => this._pump(socket), Math.max(1, wait));
+    }
+  }
+
+  // The socket closed with parts still to leave: those messages go again, whole, on the next one
+  // (the server forgets the parts of a connection that went away).
+  _requeueOutbox() {
+    const unsent = this.outbox.map((entry) => entry.text);
+    this.outbox = [];
+    if (!this.stopped) this.queue.unshift(...unsent);
+  }
+
+  _partId() {
+    this.partCounter += 1;
+    if (!this.partPrefix) {
+      const random = new Uint8Array(6);
+      if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(random);
+      else for (let i = 0; i < random.length; i += 1) random[i] = Math.floor(Math.random() * 256);
+      this.partPrefix = `c${[...random].map((n) => n.toString(36).padStart(2, "0")).join("")}`;
+    }
+    return `${this.partPrefix}-${this.partCounter.toString(36)}`;
+  }
+
   _onMessage(event) {
-    let data = event.data;
+    if (typeof event.data === "string" && event.data.startsWith(PART_MARK)) {
+      const whole = this._part(event.data);
+      if (whole !== null) this._handleText(whole);
+      return;
+    }
+    this._handleText(event.data);
+  }
+
+  // A server part: held until its message is whole (then returns the text), else null.
+  _part(frame) {
+    const newline = frame.indexOf("\n");
+    let header = null;
     try {
-      data = JSON.parse(event.data);
+      header = JSON.parse(newline < 0 ? frame.slice(1) : frame.slice(1, newline));
+    } catch (_error) {
+      // reported below
+    }
+    const id = header && typeof header.p === "string" && PART_ID.test(header.p) ? header.p : null;
+    if (!id) {
+      this._emit("messagedropped", { id: null, reason: "bad_part", received: 0, parts: null, bytes: null });
+      return null;
+    }
+    const { i: index, n: count, b: bytes } = header;
+    if (this.droppedIds.has(id)) return null; // the rest of a message already dropped: said once
+    const incoming = this.incoming;
+    let message = incoming.get(id);
+    const refuse = (reason) => {
+      if (message) this._dropIncoming(id, reason);
+      else this._droppedPart(id, reason, Number.isInteger(count) ? count : null, Number.isInteger(bytes) ? bytes : null);
+      return null;
+    };
+    if (header.x) return refuse("aborted");
+    const valid =
+      newline >= 0 && Number.isInteger(count) && Number.isInteger(bytes) && Number.isInteger(index) &&
+      bytes >= 0 && count >= 1 && count <= Math.max(1, bytes) && index >= 0 && index < count;
+    if (!valid || (message && (message.parts !== count || message.bytes !== bytes))) return refuse("bad_part");
+    if (bytes > this.options.maxMessageBytes) return refuse("too_large");
+    if (!message) {
+      message = { parts: count, bytes, chunks: new Map(), received: 0, timer: null };
+      message.timer = setTimeout(() => this._dropIncoming(id, "timeout"), this.options.partTimeoutMs);
+      incoming.set(id, message);
+    }
+    if (message.chunks.has(index)) return null; // a repeated part
+    const chunk = frame.slice(newline + 1);
+    message.chunks.set(index, chunk);
+    message.received += utf8Length(chunk);
+    if (message.received > message.bytes) return refuse("bad_part");
+    if (message.chunks.size < message.parts) return null;
+    if (message.received !== message.bytes) return refuse("bad_part");
+    clearTimeout(message.timer);
+    incoming.delete(id);
+    let text = "";
+    for (let i = 0; i < message.parts; i += 1) text += message.chunks.get(i);
+    return text;
+  }
+
+  // Forget a message in parts: never delivered in part.
+  _dropIncoming(id, reason) {
+    const message = this.incoming.get(id);
+    if (!message) return;
+    clearTimeout(message.timer);
+    this.incoming.delete(id);
+    this._droppedPart(id, reason, message.parts, message.bytes, message.chunks.size);
+  }
+
+  // Report a dropped message once: its later parts (on this socket) are ignored.
+  _droppedPart(id, reason, parts, bytes, received = 0) {
+    const dropped = this.droppedIds;
+    dropped.add(id);
+    if (dropped.size > DROPPED_IDS_MAX) dropped.delete(dropped.values().next().value);
+    this._emit("messagedropped", { id, reason, received, parts, bytes });
+  }
+
+  // The socket is gone: its messages in parts cannot complete (a resume replays sequenced ones whole).
+  _dropAllIncoming(reason) {
+    for (const id of [...this.incoming.keys()]) this._dropIncoming(id, reason);
+    this.droppedIds.clear(); // ids are per connection
+  }
+
+  _handleText(text) {
+    let data = text;
+    try {
+      data = JSON.parse(text);
     } catch (_error) {
       // Not JSON: delivered as the raw string.
     }
@@ -359,6 +559,8 @@ export class WebSocketClient extends EventTarget {
       this._continueResume(data.more);
     } else if (data && typeof data.stream === "string" && Number.isInteger(data.seq)) {
       this._sequenced(data);
+    } else if (data && data.type === "part_received" && typeof data.p === "string") {
+      // A two-way route's answer to one of our parts: nothing for the page.
     } else {
       if (data && typeof data.type === "string" && typeof data.channel === "string") this._channelFrame(data);
       this._deliver(data);
@@ -483,6 +685,8 @@ export class WebSocketClient extends EventTarget {
     this.socket = null;
     this._clearTimers();
     this._channelsLost();
+    this._dropAllIncoming("closed");
+    this._requeueOutbox();
     this._emit("close", { code: event.code, reason: event.reason });
     if (this.stopped) return;
     if (!socket._opened) this._handshakeFailed(socket._wsToken, event);
@@ -495,6 +699,8 @@ export class WebSocketClient extends EventTarget {
     this.socket = null;
     this._clearTimers();
     this._channelsLost();
+    this._dropAllIncoming("closed");
+    this._requeueOutbox();
     if (socket) {
       socket.close(1000, reason);
       this._emit("close", { code: 1000, reason });
@@ -521,6 +727,7 @@ export class WebSocketClient extends EventTarget {
     clearTimeout(this.timers.lifetime);
     clearTimeout(this.timers.reconnect);
     clearTimeout(this.timers.resume);
+    clearTimeout(this.timers.pump);
     this.timers = {};
   }
 
@@ -642,7 +849,9 @@ export class WebSocketClient extends EventTarget {
     }
     // Ephemeral: never queued (a typing indicator delivered a minute late is wrong).
     if (!this.isOpen || state.state !== "subscribed" || this.channels.get(state.name) !== state) return false;
-    this.socket.send(JSON.stringify({ handler: "whisper", channel: state.name, event, data: data ?? null }));
+    // Through _transmit: a whisper over one frame goes as parts (the server answers whisper_error
+    // too_large) instead of a frame API Gateway would close the socket for.
+    this._transmit(this.socket, JSON.stringify({ handler: "whisper", channel: state.name, event, data: data ?? null }));
     return true;
   }
 
@@ -880,6 +1089,38 @@ class Channel {
   notify(name, detail) {
     for (const handle of [...this.handles]) handle._call(name, detail);
   }
+}
+
+// UTF-8 bytes of a string without encoding it (a lone surrogate counts as U+FFFD, 3 bytes, as
+// TextEncoder and WebSocket.send encode it).
+export function utf8Length(text) {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i += 1;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+// Cut UTF-8 bytes into strings of at most `size` bytes each, never inside a character.
+function splitUtf8(bytes, size) {
+  const chunks = [];
+  let start = 0;
+  while (start < bytes.length) {
+    let end = Math.min(start + size, bytes.length);
+    while (end < bytes.length && (bytes[end] & 0xc0) === 0x80) end -= 1; // back to a character's first byte
+    chunks.push(utf8Decoder.decode(bytes.subarray(start, end)));
+    start = end;
+  }
+  return chunks.length ? chunks : [""];
 }
 
 function errorDetail(data) {

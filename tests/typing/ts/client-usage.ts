@@ -11,11 +11,16 @@ import {
   csrfTokenFromCookie,
   DEFAULTS,
   type ErrorDetail,
+  FRAME_BYTES,
   type GapDetail,
   type Member,
+  type MessageDroppedDetail,
+  type MessageErrorEvent,
+  PART_CHUNK_BYTES,
   type PresenceEvent,
   type ServerMessage,
   STORED_STREAMS_MAX,
+  utf8Length,
   WebSocketClient,
   type WhisperEvent,
 } from "../../../django_aws_api_gateway_websockets/static/django_aws_api_gateway_websockets/websocket-client.js";
@@ -51,6 +56,27 @@ ws.addEventListener("gap", (event) => {
 ws.addEventListener("resumed", (event) => {
   for (const [stream, seq] of Object.entries(event.detail)) console.log(stream, seq.toFixed());
 });
+// Large messages (docs/large-messages.md): a message in parts dropped whole, a refused send.
+ws.addEventListener("messagedropped", (event) => {
+  const dropped: MessageDroppedDetail = event.detail;
+  if (dropped.reason === "timeout") console.log(dropped.id ?? "unreadable", dropped.received, dropped.parts, dropped.bytes);
+});
+ws.addEventListener("message_error", (event) => {
+  const refusal: MessageErrorEvent = event.detail;
+  console.log(refusal.p, refusal.status.toFixed(), refusal.error, refusal.message);
+});
+const big = "x".repeat(2 * 1024 * 1024);
+if (utf8Length(big) > FRAME_BYTES) console.log(Math.ceil(utf8Length(big) / PART_CHUNK_BYTES), "parts");
+try {
+  ws.send(big);
+} catch (error) {
+  if (error instanceof RangeError) console.log("over maxMessageBytes", DEFAULTS.maxMessageBytes, DEFAULTS.partTimeoutMs);
+}
+new WebSocketClient({ url: "ws://127.0.0.1:8000/", maxMessageBytes: 4 * 1024 * 1024, partTimeoutMs: 60_000 });
+new WebSocketClient({ url: "ws://127.0.0.1:8000/", partsPerSecond: 100, partsBurst: DEFAULTS.partsBurst * 2 });
+// @ts-expect-error: a dropped message's reason is one of five
+ws.addEventListener("messagedropped", (event) => event.detail.reason === "lost");
+
 ws.addEventListener("error", (event) => {
   const detail: ErrorDetail = event.detail;
   if (detail.kind === "refused" && detail.final) console.log(detail.status, detail.reason, detail.refusals);
