@@ -178,6 +178,9 @@ class LocalGateway:
             max_msg_size=self.config.max_payload + 1,
             frame_limit=self.config.max_frame,
             protocols=(subprotocol,) if subprotocol else (),
+            # API Gateway negotiates no permessage-deflate: with it, the 32 KB frame limit would
+            # measure compressed bytes and pass frames AWS refuses.
+            compress=False,
         )
         await conn.ws.prepare(request)
         self.connections[conn.connection_id] = conn

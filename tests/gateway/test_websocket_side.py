@@ -281,6 +281,18 @@ async def test_a_frame_over_32_kb_closes_with_1009_and_is_not_forwarded(backend,
     assert len(await backend.wait_for("/ws/default")) == 1
 
 
+async def test_no_compression_is_negotiated_so_the_frame_limit_counts_what_was_sent(backend, make_gateway):
+    """A browser offers permessage-deflate; API Gateway accepts no extension. Negotiated, the
+    32 KB check would see a compressible 40 KB frame as a few hundred bytes and pass it."""
+    gateway = await make_gateway()
+    async with connect(gateway.ws_url, max_size=None) as ws:  # websockets offers permessage-deflate
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        await ws.send("x" * 40_000)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1009
+
+
 async def test_a_message_over_128_kb_in_small_frames_closes_with_1009(backend, make_gateway):
     gateway = await make_gateway()
     async with connect(gateway.ws_url, max_size=None, compression=None) as ws:
