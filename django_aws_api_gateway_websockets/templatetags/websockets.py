@@ -13,7 +13,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import json_script
 
-from ..conf import get_setting
+from ..conf import DEFAULTS, get_setting
 from ..models import ApiGateway, ApiGatewayAdditionalRoute
 
 register = template.Library()
@@ -37,5 +37,9 @@ def websocket_config(api_gateway=None, channel="", element_id="ws-config", **opt
         token_url = reverse(get_setting("token_url_name"))
     except NoReverseMatch:
         token_url = ""  # views with USE_WS_TOKEN = False need none
-    config = {"url": api_gateway.websocket_url, "tokenUrl": token_url, "channel": channel or "", **options}
+    config = {"url": api_gateway.websocket_url, "tokenUrl": token_url, "channel": channel or ""}
+    max_message_bytes = get_setting("max_message_bytes")
+    if max_message_bytes != DEFAULTS["max_message_bytes"]:  # the client's default is the setting's
+        config["maxMessageBytes"] = max_message_bytes
+    config.update(options)
     return json_script(config, element_id)

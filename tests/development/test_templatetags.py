@@ -60,3 +60,13 @@ def test_config_escapes_for_html():
 def test_config_without_any_record_is_a_clear_error():
     with pytest.raises(TemplateSyntaxError, match="no ApiGateway record"):
         render("{% websocket_config %}")
+
+
+def test_config_carries_a_changed_max_message_bytes_so_the_client_splits_to_the_servers_limit(settings):
+    gateway = ApiGateway.objects.create(api_name="m", management_endpoint_url="http://127.0.0.1:8001/local")
+    assert "maxMessageBytes" not in config_of(render("{% websocket_config gateway %}", gateway=gateway))
+    settings.WEBSOCKETS = {"max_message_bytes": 256 * 1024}
+    assert config_of(render("{% websocket_config gateway %}", gateway=gateway))["maxMessageBytes"] == 256 * 1024
+    # an option given in the template wins
+    html = render("{% websocket_config gateway maxMessageBytes=65536 %}", gateway=gateway)
+    assert config_of(html)["maxMessageBytes"] == 65536
