@@ -399,7 +399,10 @@ class MessagePart(models.Model):
     ``WEBSOCKETS["message_parts_timeout_seconds"]``, at most ``message_parts_max_pending_bytes``
     a connection. ``chunk`` is bytes as received: the message is decoded once, whole."""
 
-    connection = models.ForeignKey(WebSocketSession, on_delete=models.CASCADE, related_name="+")
+    # No database constraint: a part may be stored while a cleanup deletes its connection (the
+    # cleanup's commit would fail on it). Such a part is an orphan until it expires, and
+    # clear_websocket_sessions deletes expired parts; Django still cascades on delete.
+    connection = models.ForeignKey(WebSocketSession, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     message_id = models.CharField(max_length=64)
     index = models.PositiveIntegerField()
     count = models.PositiveIntegerField()

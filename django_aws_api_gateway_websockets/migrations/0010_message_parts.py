@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('size', models.PositiveIntegerField()),
                 ('chunk', models.BinaryField()),
                 ('created_on', models.DateTimeField(db_index=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='django_aws_api_gateway_websockets.websocketsession')),
+                ('connection', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='django_aws_api_gateway_websockets.websocketsession')),
             ],
             options={
                 'verbose_name': 'message part',

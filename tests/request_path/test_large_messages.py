@@ -230,3 +230,27 @@ def test_under_atomic_requests_the_last_parts_at_once_still_complete_exactly_onc
     results = in_threads(2, in_request)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len([r for r in results if r is not None]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_part_stored_as_its_connection_is_deleted_fails_no_cleanup_and_expires(session_row):
+    """A part may be stored while a cleanup deletes its connection's row (CI caught it: the
+    cleanup's COMMIT failed on the foreign key). The part holds no database constraint: the
+    delete commits, the orphan part goes when it expires."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        WebSocketSession.objects.filter(pk=session_row.pk).delete()  # collects its parts: none yet
+        # What a concurrent request commits meanwhile: a part of that connection.
+        MessagePart.objects.create(
+            connection_id=session_row.pk,
+            message_id="late",
+            index=0,
+            count=2,
+            total=10,
+            size=5,
+            chunk=b"hello",
+            created_on=timezone.now() - timedelta(days=1),
+        )
+    assert not WebSocketSession.objects.filter(pk=session_row.pk).exists()
+    assert message_parts.expire() == 1 and not MessagePart.objects.exists()
