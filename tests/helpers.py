@@ -113,3 +113,33 @@ def wait_for(predicate, timeout=5.0):
             return True
         time.sleep(0.02)
     return False
+
+
+def run_node_tests(test_file, at_least):
+    """Run ``test_file`` (``node --test``) against the installed package's websocket-client.js
+    (nox tests the wheel, without a source tree); assert it passed ``at_least`` tests, none failed."""
+    import os
+    import re
+    import subprocess
+    from pathlib import Path
+
+    import django_aws_api_gateway_websockets
+
+    client_js = (
+        Path(django_aws_api_gateway_websockets.__file__).parent
+        / "static"
+        / "django_aws_api_gateway_websockets"
+        / "websocket-client.js"
+    )
+    done = subprocess.run(
+        ["node", "--disable-warning=MODULE_TYPELESS_PACKAGE_JSON", "--test", "--test-reporter=spec", str(test_file)],
+        env={**os.environ, "CLIENT_JS": client_js.as_uri(), "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report
+    passed = re.search(r"\bpass (\d+)", report)
+    assert passed and int(passed.group(1)) >= at_least, report
+    assert re.search(r"\bfail 0\b", report), report
